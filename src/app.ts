@@ -1,0 +1,206 @@
+/**
+ * The composition root: every long-lived object (key sets, verifier, policy engine, upstream
+ * agent, logger, audit stream) is built here once; the request path only calls them
+ * (conventions §3). `start` listens, `stop` drains.
+ */
+import { createServer, type Server, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo, Socket } from 'node:net';
+import { resolve } from 'node:path';
+import type { Dispatcher } from 'undici';
+import type { LoadedConfig } from './config/load.ts';
+import { durationMs } from './config/duration.ts';
+import { AgentwardError } from './errors.ts';
+import { AccessTokenVerifier } from './credentials/access-token.ts';
+import { IssuerKeys } from './keys/issuer-keys.ts';
+import { PolicyEngine } from './policy/engine.ts';
+import { opaBinary } from './policy/compile.ts';
+import { Forwarder } from './proxy/forward.ts';
+import { handleRequest, type PipelineDeps } from './proxy/pipeline.ts';
+import { protectedResource } from './proxy/protected-resource.ts';
+import { problemFor } from './proxy/reject.ts';
+import { createLogger, type Logger } from './observability/logger.ts';
+import { AuditLog, NO_AUDIT, type AuditSink } from './observability/audit.ts';
+import { createAdminServer } from './observability/health.ts';
+
+export interface AppOptions {
+  logger?: Logger;
+  /** Outbound connection pool for key fetches (tests inject one). */
+  dispatcher?: Dispatcher;
+  now?: () => number;
+  env?: NodeJS.ProcessEnv;
+}
+
+export interface App {
+  /** Loads policy and keys, then listens on both addresses. */
+  start(): Promise<{ address: AddressInfo; admin: AddressInfo }>;
+  /** Stops accepting, lets in-flight requests finish up to listen.shutdownTimeout, then closes. */
+  stop(): Promise<void>;
+  readonly logger: Logger;
+  readonly policy: PolicyEngine;
+  ready(): boolean;
+}
+
+export function createApp(loaded: LoadedConfig, options: AppOptions = {}): App {
+  const { config, baseDir } = loaded;
+  const logger = options.logger ?? createLogger(config.log.level);
+  const now = options.now ?? Date.now;
+
+  const issuers = config.oauth.issuers.map((issuer) => ({
+    config: issuer,
+    keys: new IssuerKeys(issuer, {
+      maxAgeMs: durationMs(config.oauth.keys.maxAge),
+      cooldownMs: durationMs(config.oauth.keys.cooldown),
+      timeoutMs: durationMs(config.oauth.keys.timeout),
+      logger,
+      now,
+      ...(options.dispatcher ? { dispatcher: options.dispatcher } : {}),
+    }),
+  }));
+  if (issuers.length === 0) logger.warn('no OAuth issuers are configured: every request with a token will be refused');
+
+  const verifier = new AccessTokenVerifier({
+    issuers,
+    resourceId: config.resource.id,
+    clockSkewSeconds: durationMs(config.oauth.clockSkew) / 1000,
+    maxDelegationDepth: config.oauth.maxDelegationDepth,
+    cacheSize: config.oauth.tokenCacheSize,
+    now,
+  });
+
+  const policy = createPolicyEngine(loaded, logger, options.env);
+
+  const forwarder = new Forwarder({
+    url: config.upstream.url,
+    timeoutMs: durationMs(config.upstream.timeout),
+    connectTimeoutMs: durationMs(config.upstream.connectTimeout),
+    maxSockets: config.upstream.maxSockets,
+  });
+
+  const audit: AuditSink =
+    config.audit.sink === 'off'
+      ? NO_AUDIT
+      : new AuditLog({
+          dest: config.audit.sink === 'stdout' ? 1 : config.audit.sink === 'stderr' ? 2 : resolve(baseDir, config.audit.file!),
+          hashChain: config.audit.hashChain,
+          hashKey: loaded.secrets.get('audit.hashKey'),
+        });
+
+  const resource = protectedResource(config);
+  const deps: PipelineDeps = {
+    resource,
+    verifier,
+    policy,
+    forwarder,
+    headerPlan: {
+      stripCredentials: config.forward.stripCredentials,
+      identityHeaders: new Map(Object.entries(config.forward.identityHeaders).map(([k, v]) => [k.toLowerCase(), v])),
+      requestIdHeader: config.forward.requestIdHeader.toLowerCase(),
+    },
+    audit,
+    logger,
+    maxBodyBytes: config.listen.maxBodyBytes,
+    exposeReason: config.policy.exposeReason,
+    listenerProto: 'http',
+    now,
+  };
+
+  let draining = false;
+  const ready = () => !draining && policy.status().loaded && issuers.every((i) => i.keys.ready);
+
+  const server: Server = createServer(
+    {
+      maxHeaderSize: config.listen.maxHeaderBytes,
+      requestTimeout: durationMs(config.listen.requestTimeout),
+      keepAliveTimeout: 65_000,
+    },
+    (req: IncomingMessage, res: ServerResponse) => {
+      if (draining) res.setHeader('connection', 'close');
+      void handleRequest(req, res, deps);
+    },
+  );
+  // Malformed requests and oversized heads never reach the pipeline; answer them with our
+  // problem format too (no request id exists yet, so one is made).
+  server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
+    if (!socket.writable) {
+      socket.destroy();
+      return;
+    }
+    const code = err.code === 'HPE_HEADER_OVERFLOW' ? 'ERR_HEADERS_TOO_LARGE' : 'ERR_BAD_REQUEST';
+    const problem = problemFor(new AgentwardError(code), { requestId: crypto.randomUUID(), resourceMetadataUrl: resource.metadataUrl });
+    socket.end(
+      `HTTP/1.1 ${problem.status} ${code === 'ERR_HEADERS_TOO_LARGE' ? 'Request Header Fields Too Large' : 'Bad Request'}\r\n` +
+        Object.entries({ ...problem.headers, 'content-length': String(Buffer.byteLength(problem.body)), connection: 'close' })
+          .map(([k, v]) => `${k}: ${v}\r\n`)
+          .join('') +
+        `\r\n${problem.body}`,
+    );
+  });
+
+  const admin = createAdminServer({
+    ready,
+    detail: () => ({ draining, policy: policy.status(), issuers: issuers.map((i) => i.keys.status()) }),
+  });
+
+  return {
+    logger,
+    policy,
+    ready,
+    async start() {
+      if (config.policy.mode !== 'enforce') logger.warn({ mode: config.policy.mode }, 'policy is not enforced');
+      await Promise.all([
+        policy.load().catch((err: unknown) => logger.error({ err: (err as Error).message }, 'policy could not be loaded; requests are refused until it is')),
+        ...issuers.map((i) => i.keys.start()),
+      ]);
+      if (config.policy.watch) policy.watch();
+      const address = await listen(server, config.listen.address);
+      const adminAddress = await listen(admin, config.admin.address);
+      logger.info({ address: `${address.address}:${address.port}`, admin: `${adminAddress.address}:${adminAddress.port}`, upstream: config.upstream.url, resource: resource.id }, 'agentward listening');
+      return { address, admin: adminAddress };
+    },
+    async stop() {
+      draining = true;
+      const timeoutMs = durationMs(config.listen.shutdownTimeout);
+      const closed = new Promise<void>((done) => server.close(() => done()));
+      server.closeIdleConnections();
+      const timer = setTimeout(() => {
+        logger.warn({ timeoutMs }, 'shutdown timeout reached; closing remaining connections');
+        server.closeAllConnections();
+      }, timeoutMs);
+      await closed;
+      clearTimeout(timer);
+      await new Promise<void>((done) => admin.close(() => done()));
+      admin.closeAllConnections();
+      policy.close();
+      for (const i of issuers) i.keys.close();
+      forwarder.close();
+      await audit.flush();
+      logger.info('agentward stopped');
+    },
+  };
+}
+
+/** The policy engine for a config; `agentward check` uses it alone. */
+export function createPolicyEngine(loaded: LoadedConfig, logger: Logger, env?: NodeJS.ProcessEnv): PolicyEngine {
+  const { config, baseDir } = loaded;
+  return new PolicyEngine({
+    source: resolve(baseDir, config.policy.source),
+    entrypoint: config.policy.entrypoint,
+    dataFile: config.policy.data === undefined ? undefined : resolve(baseDir, config.policy.data),
+    opa: opaBinary(config.policy.opa, env),
+    maxMemoryBytes: config.policy.maxMemoryBytes,
+    logger,
+  });
+}
+
+function listen(server: Server, address: string): Promise<AddressInfo> {
+  const i = address.lastIndexOf(':');
+  const host = address.slice(0, i).replace(/^\[|\]$/g, '');
+  const port = Number(address.slice(i + 1));
+  return new Promise((done, fail) => {
+    server.once('error', fail);
+    server.listen(port, host, () => {
+      server.off('error', fail);
+      done(server.address() as AddressInfo);
+    });
+  });
+}

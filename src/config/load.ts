@@ -1,0 +1,339 @@
+/**
+ * Loads a configuration file in one pass: YAML syntax, the schema (types, unknown keys, defaults)
+ * and the checks a schema cannot express (URLs, file paths, input fields), every problem reported
+ * together with its YAML path, line and a fix (conventions §7). Checking touches no network.
+ */
+import { readFileSync, existsSync, statSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import { Ajv, type ErrorObject } from 'ajv';
+import { LineCounter, parseDocument, isMap, isPair, isScalar, type Document } from 'yaml';
+import { ConfigSchema, type Config, type Secret, DURATION_PATTERN } from './schema.ts';
+import { CREDENTIAL_HEADERS } from '../credentials/headers.ts';
+import { IDENTITY_HEADER_SOURCES } from '../policy/input.ts';
+
+export interface ConfigProblem {
+  /** YAML path such as `oauth.issuers[0].audiences`; empty for the whole file. */
+  path: string;
+  line?: number;
+  message: string;
+  fix: string;
+}
+
+export class ConfigError extends Error {
+  readonly code = 'ERR_CONFIG_INVALID';
+  readonly file: string;
+  readonly problems: readonly ConfigProblem[];
+  constructor(file: string, problems: ConfigProblem[]) {
+    super(formatProblems(file, problems));
+    this.name = 'ConfigError';
+    this.file = file;
+    this.problems = problems;
+  }
+}
+
+export function formatProblems(file: string, problems: readonly ConfigProblem[]): string {
+  const head = `${file}: ${problems.length} problem${problems.length === 1 ? '' : 's'}`;
+  const lines = problems.map((p) => `  ${file}${p.line ? `:${p.line}` : ''}  ${p.path || '(file)'}: ${p.message}\n      fix: ${p.fix}`);
+  return [head, ...lines].join('\n');
+}
+
+/** A loaded configuration: frozen, with defaults applied and secrets resolved. */
+export interface LoadedConfig {
+  readonly file: string;
+  /** Folder of the file; relative paths in the config are resolved against it. */
+  readonly baseDir: string;
+  readonly config: Readonly<Config>;
+  /** Secrets by their YAML path, resolved at load time. */
+  readonly secrets: ReadonlyMap<string, string>;
+}
+
+const ajv = new Ajv({ allErrors: true, useDefaults: true, strict: true, strictTypes: false, allowUnionTypes: true });
+const validateSchema = ajv.compile<Config>(ConfigSchema);
+
+/** Default path when no --config is given: $AGENTWARD_CONFIG, then ./agentward.yaml. */
+export function defaultConfigPath(env: NodeJS.ProcessEnv = process.env): string {
+  return env.AGENTWARD_CONFIG || 'agentward.yaml';
+}
+
+/** Reads, validates and freezes a config file. Throws ConfigError listing every problem. */
+export function loadConfig(file: string, env: NodeJS.ProcessEnv = process.env): LoadedConfig {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    const reason = (err as NodeJS.ErrnoException).code === 'ENOENT' ? 'the file does not exist' : `the file cannot be read (${(err as Error).message})`;
+    throw new ConfigError(file, [{ path: '', message: reason, fix: 'pass an existing file with --config or $AGENTWARD_CONFIG' }]);
+  }
+  return parseConfig(text, file, env);
+}
+
+/** Validates config text; `file` names it in messages and anchors relative paths. */
+export function parseConfig(text: string, file: string, env: NodeJS.ProcessEnv = process.env): LoadedConfig {
+  const lineCounter = new LineCounter();
+  const doc = parseDocument(text, { lineCounter, uniqueKeys: true, prettyErrors: false });
+  const lineOf = (offset: number | undefined) => (offset === undefined ? undefined : lineCounter.linePos(offset).line);
+  if (doc.errors.length > 0) {
+    throw new ConfigError(
+      file,
+      doc.errors.map((e) => ({ path: '', line: lineOf(e.pos[0]), message: `YAML syntax: ${e.message.split('\n')[0]}`, fix: 'correct the YAML syntax at that line' })),
+    );
+  }
+  const data: unknown = doc.toJS() ?? {};
+  const problems: ConfigProblem[] = [];
+  if (typeof data !== 'object' || data === null || Array.isArray(data)) {
+    throw new ConfigError(file, [{ path: '', line: 1, message: 'the file is not a YAML mapping', fix: 'start from config/agentward.example.yaml' }]);
+  }
+
+  if (!validateSchema(data)) {
+    for (const e of dedupe(validateSchema.errors ?? [])) problems.push(schemaProblem(e, doc, lineOf));
+  }
+  const config = data as Config;
+  const baseDir = dirname(resolve(file));
+  const secrets = new Map<string, string>();
+  if (problems.length === 0) {
+    semanticChecks(config, baseDir, env, secrets, (path, message, fix) => {
+      problems.push({ path: formatPath(path), line: lineOf(nodeAt(doc, path)?.range?.[0]), message, fix });
+    });
+  }
+  if (problems.length > 0) {
+    problems.sort((a, b) => (a.line ?? 0) - (b.line ?? 0));
+    throw new ConfigError(file, problems);
+  }
+  return Object.freeze({ file, baseDir, config: deepFreeze(config), secrets });
+}
+
+type Path = (string | number)[];
+
+function formatPath(path: Path): string {
+  return path.map((p, i) => (typeof p === 'number' ? `[${p}]` : i === 0 ? p : `.${p}`)).join('');
+}
+
+function pointerToPath(pointer: string): Path {
+  if (pointer === '') return [];
+  return pointer
+    .slice(1)
+    .split('/')
+    .map((s) => s.replace(/~1/g, '/').replace(/~0/g, '~'))
+    .map((s) => (/^\d+$/.test(s) ? Number(s) : s));
+}
+
+function nodeAt(doc: Document, path: Path): { range?: [number, number, number] | null } | undefined {
+  return doc.getIn(path, true) as { range?: [number, number, number] | null } | undefined;
+}
+
+/** The key node of `key` in the mapping at `path`, so an unknown key's line is its own. */
+function keyNodeAt(doc: Document, path: Path, key: string) {
+  const map = path.length === 0 ? doc.contents : doc.getIn(path, true);
+  if (!isMap(map)) return undefined;
+  for (const item of map.items) {
+    if (isPair(item) && isScalar(item.key) && item.key.value === key) return item.key;
+  }
+  return undefined;
+}
+
+/** ajv reports a failing `anyOf` and each failing branch; the branches are enough. */
+function dedupe(errors: ErrorObject[]): ErrorObject[] {
+  const seen = new Set<string>();
+  return errors.filter((e) => {
+    if (e.keyword === 'anyOf' || e.keyword === 'if') return false;
+    const key = `${e.instancePath}|${e.keyword}|${JSON.stringify(e.params)}`;
+    if (seen.has(key)) return false;
+    seen.add(key);
+    return true;
+  });
+}
+
+function schemaAt(path: Path): Record<string, unknown> | undefined {
+  let node: Record<string, unknown> | undefined = ConfigSchema as unknown as Record<string, unknown>;
+  for (const segment of path) {
+    if (!node) return undefined;
+    if (typeof segment === 'number') node = node.items as Record<string, unknown> | undefined;
+    else node = (node.properties as Record<string, Record<string, unknown>> | undefined)?.[segment];
+  }
+  return node;
+}
+
+function schemaProblem(e: ErrorObject, doc: Document, lineOf: (o: number | undefined) => number | undefined): ConfigProblem {
+  const path = pointerToPath(e.instancePath);
+  const at = (p: Path, keyOffset?: number) => ({ path: formatPath(p), line: lineOf(keyOffset ?? nodeAt(doc, p)?.range?.[0]) });
+  const p = e.params as Record<string, unknown>;
+  switch (e.keyword) {
+    case 'additionalProperties': {
+      const key = String(p.additionalProperty);
+      const known = Object.keys((schemaAt(path)?.properties as object | undefined) ?? {});
+      const guess = closest(key, known);
+      return {
+        ...at([...path, key], keyNodeAt(doc, path, key)?.range?.[0]),
+        message: `unknown key "${key}"`,
+        fix: guess ? `did you mean "${guess}"? Known keys here: ${known.join(', ')}` : known.length ? `remove it; known keys here: ${known.join(', ')}` : 'remove it',
+      };
+    }
+    case 'required': {
+      const key = String(p.missingProperty);
+      const description = (schemaAt([...path, key])?.description as string | undefined) ?? '';
+      return { ...at(path), path: formatPath([...path, key]), message: 'is required', fix: `add "${key}"${description ? `: ${description}` : ''}` };
+    }
+    case 'type':
+      return { ...at(path), message: `must be ${article(String(p.type))}`, fix: `write ${article(String(p.type))} here` };
+    case 'enum':
+      return { ...at(path), message: `"${String(getIn(doc, path))}" is not an allowed value`, fix: `use one of: ${(p.allowedValues as unknown[]).join(', ')}` };
+    case 'pattern': {
+      const pattern = String(p.pattern);
+      if (pattern === DURATION_PATTERN) return { ...at(path), message: 'is not a duration', fix: 'write a number with a unit: "250ms", "30s", "5m" or "1h"' };
+      if (pattern.includes(':[0-9]{1,5}')) return { ...at(path), message: 'is not a host:port address', fix: 'write it as "127.0.0.1:8080" or "[::1]:8080"' };
+      return { ...at(path), message: `does not match ${pattern}`, fix: 'use only the characters allowed there (header names are RFC 9110 tokens)' };
+    }
+    case 'minProperties':
+    case 'maxProperties':
+      return { ...at(path), message: 'must name exactly one source', fix: 'use exactly one of value, fromEnv or fromFile' };
+    case 'minItems':
+      return { ...at(path), message: `needs at least ${String(p.limit)} item(s)`, fix: 'add an entry or remove the key to take the default' };
+    case 'uniqueItems':
+      return { ...at(path), message: 'has duplicate items', fix: `remove the duplicate at positions ${String(p.i)} and ${String(p.j)}` };
+    case 'minimum':
+    case 'maximum':
+      return { ...at(path), message: `must be ${e.keyword === 'minimum' ? 'at least' : 'at most'} ${String(p.limit)}`, fix: `use a number ${e.keyword === 'minimum' ? '>=' : '<='} ${String(p.limit)}` };
+    case 'minLength':
+      return { ...at(path), message: 'must not be empty', fix: 'write a value or remove the key' };
+    default:
+      return { ...at(path), message: e.message ?? 'is invalid', fix: 'see config/agentward.schema.json' };
+  }
+}
+
+function getIn(doc: Document, path: Path): unknown {
+  return doc.getIn(path);
+}
+
+function article(type: string): string {
+  return /^[aeiou]/.test(type) ? `an ${type}` : `a ${type}`;
+}
+
+function closest(word: string, candidates: string[]): string | undefined {
+  let best: string | undefined;
+  let bestDistance = Math.max(2, Math.floor(word.length / 3)) + 1;
+  for (const c of candidates) {
+    const d = editDistance(word.toLowerCase(), c.toLowerCase());
+    if (d < bestDistance) {
+      best = c;
+      bestDistance = d;
+    }
+  }
+  return best;
+}
+
+function editDistance(a: string, b: string): number {
+  const row = Array.from({ length: b.length + 1 }, (_, i) => i);
+  for (let i = 1; i <= a.length; i++) {
+    let prev = row[0]!;
+    row[0] = i;
+    for (let j = 1; j <= b.length; j++) {
+      const tmp = row[j]!;
+      row[j] = Math.min(row[j]! + 1, row[j - 1]! + 1, prev + (a[i - 1] === b[j - 1] ? 0 : 1));
+      prev = tmp;
+    }
+  }
+  return row[b.length]!;
+}
+
+type Report = (path: Path, message: string, fix: string) => void;
+
+/** Checks the schema cannot express. Runs only on a schema-valid document. */
+function semanticChecks(config: Config, baseDir: string, env: NodeJS.ProcessEnv, secrets: Map<string, string>, report: Report): void {
+  checkHttpUrl(config.upstream.url, ['upstream', 'url'], report, { allowPath: false });
+  checkResourceId(config.resource.id, report);
+  config.resource.authorizationServers.forEach((u, i) => checkHttpUrl(u, ['resource', 'authorizationServers', i], report, { allowPath: true }));
+
+  const issuers = new Set<string>();
+  config.oauth.issuers.forEach((issuer, i) => {
+    const path: Path = ['oauth', 'issuers', i];
+    if (issuers.has(issuer.issuer)) report([...path, 'issuer'], `issuer "${issuer.issuer}" is listed twice`, 'merge the two entries');
+    issuers.add(issuer.issuer);
+    checkHttpUrl(issuer.issuer, [...path, 'issuer'], report, { allowPath: true });
+    if (issuer.jwksUri !== undefined) checkHttpUrl(issuer.jwksUri, [...path, 'jwksUri'], report, { allowPath: true });
+  });
+
+  const source = resolve(baseDir, config.policy.source);
+  if (!existsSync(source)) {
+    report(['policy', 'source'], `"${config.policy.source}" does not exist (resolved to ${source})`, 'point it at a folder of .rego files, an OPA bundle (.tar.gz) or a .wasm file');
+  } else if (!statSync(source).isDirectory() && !/\.(tar\.gz|tgz|wasm)$/.test(source)) {
+    report(['policy', 'source'], `"${config.policy.source}" is neither a folder nor a .tar.gz bundle nor a .wasm file`, 'point it at a folder of .rego files, an OPA bundle (.tar.gz) or a .wasm file');
+  }
+  if (config.policy.data !== undefined && !existsSync(resolve(baseDir, config.policy.data))) {
+    report(['policy', 'data'], `"${config.policy.data}" does not exist`, 'point it at a JSON file or remove the key');
+  }
+
+  const seen = new Set<string>();
+  for (const [name, field] of Object.entries(config.forward.identityHeaders)) {
+    const path: Path = ['forward', 'identityHeaders', name];
+    const lower = name.toLowerCase();
+    if (seen.has(lower)) report(path, `header "${name}" is listed twice (header names are case-insensitive)`, 'keep one entry');
+    seen.add(lower);
+    if (CREDENTIAL_HEADERS.includes(lower) || lower === 'host' || lower === 'content-length' || lower === 'transfer-encoding' || lower === 'connection') {
+      report(path, `"${name}" cannot be an identity header`, 'choose a header name of your own, such as X-Agent-Id');
+    }
+    if (!IDENTITY_HEADER_SOURCES.includes(field)) {
+      report(path, `"${field}" is not a policy input field that can be forwarded`, `use one of: ${IDENTITY_HEADER_SOURCES.join(', ')}`);
+    }
+  }
+
+  if (config.audit.sink === 'file' && config.audit.file === undefined) {
+    report(['audit', 'file'], 'is required when audit.sink is "file"', 'add audit.file: /var/log/agentward/audit.jsonl');
+  }
+  if (config.audit.hashKey !== undefined) {
+    const value = resolveSecret(config.audit.hashKey, ['audit', 'hashKey'], baseDir, env, report);
+    if (value !== undefined) secrets.set('audit.hashKey', value);
+  }
+}
+
+function resolveSecret(secret: Secret, path: Path, baseDir: string, env: NodeJS.ProcessEnv, report: Report): string | undefined {
+  if (secret.value !== undefined) return secret.value;
+  if (secret.fromEnv !== undefined) {
+    const value = env[secret.fromEnv];
+    if (value === undefined || value === '') report([...path, 'fromEnv'], `environment variable ${secret.fromEnv} is not set`, `set ${secret.fromEnv} or use fromFile`);
+    return value;
+  }
+  const file = resolve(baseDir, secret.fromFile!);
+  try {
+    const value = readFileSync(file, 'utf8').replace(/\r?\n$/, '');
+    if (value === '') report([...path, 'fromFile'], `${file} is empty`, 'write the secret into the file');
+    return value;
+  } catch {
+    report([...path, 'fromFile'], `${file} cannot be read`, 'check the path and its permissions');
+    return undefined;
+  }
+}
+
+function checkHttpUrl(value: string, path: Path, report: Report, options: { allowPath: boolean }): void {
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    report(path, `"${value}" is not an absolute URL`, 'write it as https://host[:port]/path');
+    return;
+  }
+  if (url.protocol !== 'https:' && url.protocol !== 'http:') report(path, `"${value}" is not an http(s) URL`, 'use https:// (or http:// on loopback)');
+  if (url.hash || url.username || url.password) report(path, `"${value}" has a fragment or user info`, 'remove the #fragment and user:password@ parts');
+  if (!options.allowPath && url.pathname !== '/') report(path, `"${value}" has a path`, 'give only scheme, host and port; the request path is kept as sent');
+}
+
+/** RFC 8707 §2 / RFC 9728 §2: an absolute URI without fragment; https outside tests. */
+function checkResourceId(value: string, report: Report): void {
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    report(['resource', 'id'], `"${value}" is not an absolute URI`, 'use the URL agents call, e.g. https://tools.example.com/mcp');
+    return;
+  }
+  if (url.protocol !== 'https:' && url.protocol !== 'http:') report(['resource', 'id'], 'must be an http(s) URL (RFC 9728 §2)', 'use the https URL agents call');
+  if (url.hash) report(['resource', 'id'], 'must not have a fragment (RFC 8707 §2)', 'remove the #fragment');
+  if (url.search) report(['resource', 'id'], 'should not have a query (RFC 8707 §2)', 'remove the ?query');
+}
+
+function deepFreeze<T>(value: T): T {
+  if (value && typeof value === 'object') {
+    for (const v of Object.values(value)) deepFreeze(v);
+    Object.freeze(value);
+  }
+  return value;
+}

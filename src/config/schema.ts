@@ -1,0 +1,168 @@
+/**
+ * The configuration schema: the single source of truth for the file's shape, its defaults and
+ * its documentation. `config/agentward.schema.json` is generated from it (`npm run schema`) and a
+ * test fails when the committed file drifts. Every object is closed (additionalProperties: false)
+ * so a typo such as `audiance:` stops startup instead of silently disabling a check.
+ */
+import { Type, type Static, type TSchema, type TObject, type TProperties, type TUnsafe } from '@sinclair/typebox';
+
+/** A closed object: unknown keys are errors. */
+function Closed<T extends TProperties>(properties: T, options: { description?: string; default?: unknown } = {}): TObject<T> {
+  return Type.Object(properties, { additionalProperties: false, ...options });
+}
+
+/** A string from a fixed list, as a plain JSON Schema `enum` (clearer errors than anyOf/const). */
+function Enum<const T extends readonly string[]>(values: T, options: { default?: T[number]; description?: string } = {}): TUnsafe<T[number]> {
+  return Type.Unsafe<T[number]>({ type: 'string', enum: [...values], ...options });
+}
+
+/** Durations are strings so units are explicit: "250ms", "30s", "5m", "1h". */
+export const DURATION_PATTERN = '^[0-9]+(ms|s|m|h)$';
+const Duration = (defaultValue: string, description: string) =>
+  Type.String({ pattern: DURATION_PATTERN, default: defaultValue, description: `${description} A duration such as "250ms", "30s", "5m", "1h".` });
+
+/** host:port, IPv6 in brackets ("[::1]:8080"). Port 0 picks a free port. */
+const Address = (defaultValue: string, description: string) =>
+  Type.String({ pattern: '^(\\[[0-9a-fA-F:.]+\\]|[A-Za-z0-9.-]+):[0-9]{1,5}$', default: defaultValue, description });
+
+/** A secret: inline (discouraged outside tests), from an environment variable, or from a file. */
+export const SecretSchema = Type.Object(
+  {
+    value: Type.Optional(Type.String({ minLength: 1 })),
+    fromEnv: Type.Optional(Type.String({ minLength: 1, pattern: '^[A-Za-z_][A-Za-z0-9_]*$' })),
+    fromFile: Type.Optional(Type.String({ minLength: 1 })),
+  },
+  {
+    additionalProperties: false,
+    minProperties: 1,
+    maxProperties: 1,
+    description: 'A secret value: exactly one of `value`, `fromEnv` (variable name) or `fromFile` (path; trailing newline removed).',
+  },
+);
+
+/** Asymmetric JWS algorithms only (RFC 8725 §3.1, §3.2): never `none`, never HMAC with a public key. */
+export const ASYMMETRIC_ALGORITHMS = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA', 'Ed25519'] as const;
+
+/** RFC 9068 §2.2: the claims every JWT access token carries. */
+export const RFC9068_REQUIRED_CLAIMS = ['iss', 'exp', 'aud', 'sub', 'client_id', 'iat', 'jti'] as const;
+
+const IssuerSchema = Closed({
+  issuer: Type.String({ minLength: 1, description: 'Issuer identifier, compared byte for byte with the token `iss` (RFC 9068 §4 step 3).' }),
+  jwksUri: Type.Optional(Type.String({ minLength: 1, description: "The issuer's JWK Set URL. When absent, discovered from the issuer metadata." })),
+  discovery: Enum(['auto', 'oauth-authorization-server', 'openid-configuration'], {
+    default: 'auto',
+    description: 'Where to find the metadata when `jwksUri` is absent: RFC 8414 (`oauth-authorization-server`), OpenID Connect Discovery (`openid-configuration`), or `auto` (RFC 8414 first).',
+  }),
+  audiences: Type.Optional(
+    Type.Array(Type.String({ minLength: 1 }), { minItems: 1, uniqueItems: true, description: 'Audience values that name this resource. Default: [resource.id].' }),
+  ),
+  algorithms: Type.Array(Enum(ASYMMETRIC_ALGORITHMS), {
+    minItems: 1,
+    uniqueItems: true,
+    default: ['RS256', 'PS256', 'ES256', 'EdDSA'],
+    description: 'JWS algorithms accepted from this issuer. Only asymmetric algorithms can be listed.',
+  }),
+  requiredClaims: Type.Array(Type.String({ minLength: 1 }), {
+    uniqueItems: true,
+    default: [...RFC9068_REQUIRED_CLAIMS],
+    description: 'Claims a token must carry. Default: the RFC 9068 §2.2 set. `iss`, `exp` and `aud` are always required.',
+  }),
+});
+
+export const ConfigSchema = Closed(
+  {
+    listen: Closed(
+      {
+        address: Address('0.0.0.0:8080', 'Where agents connect.'),
+        maxHeaderBytes: Type.Integer({ minimum: 1024, maximum: 1048576, default: 16384, description: 'Largest request head accepted; larger gets 431.' }),
+        maxBodyBytes: Type.Integer({ minimum: 0, default: 1048576, description: 'Largest body read for inspection (form bodies); larger gets 413.' }),
+        requestTimeout: Duration('60s', 'Time a client has to send a whole request.'),
+        shutdownTimeout: Duration('15s', 'On SIGTERM, how long in-flight requests may finish before connections are closed.'),
+      },
+      { default: {} },
+    ),
+    admin: Closed(
+      { address: Address('127.0.0.1:9901', 'Where /healthz and /readyz are served. Keep it off the agents\' network.') },
+      { default: {} },
+    ),
+    upstream: Closed({
+      url: Type.String({ minLength: 1, description: 'The protected service, e.g. http://127.0.0.1:3000.' }),
+      timeout: Duration('30s', 'Longest wait for the next byte from the upstream (response head or body); past it the client gets 504 (or the stream is cut).'),
+      connectTimeout: Duration('5s', 'Longest wait for a TCP connection to the upstream.'),
+      maxSockets: Type.Integer({ minimum: 1, default: 256, description: 'Keep-alive connections to the upstream at most.' }),
+    }),
+    resource: Closed({
+      id: Type.String({ minLength: 1, description: 'This resource identifier (RFC 8707, RFC 9728 `resource`): the audience tokens must name, byte for byte.' }),
+      authorizationServers: Type.Array(Type.String({ minLength: 1 }), { default: [], description: 'RFC 9728 `authorization_servers`.' }),
+      scopesSupported: Type.Array(Type.String({ minLength: 1 }), { default: [], description: 'RFC 9728 `scopes_supported`.' }),
+      name: Type.Optional(Type.String({ minLength: 1, description: 'RFC 9728 `resource_name`.' })),
+      documentation: Type.Optional(Type.String({ minLength: 1, description: 'RFC 9728 `resource_documentation`.' })),
+    }),
+    oauth: Closed(
+      {
+        issuers: Type.Array(IssuerSchema, { default: [], description: 'Authorization servers whose JWT access tokens are accepted.' }),
+        clockSkew: Duration('30s', 'Leeway for exp, nbf and iat (RFC 9068 §4: a few minutes at most).'),
+        maxDelegationDepth: Type.Integer({ minimum: 0, maximum: 32, default: 4, description: 'Longest RFC 8693 `act` chain accepted; deeper tokens get ERR_DELEGATION_TOO_DEEP.' }),
+        tokenCacheSize: Type.Integer({ minimum: 0, default: 10000, description: 'Verified tokens remembered (by SHA-256) until they expire; 0 disables the cache.' }),
+        keys: Closed(
+          {
+            maxAge: Duration('5m', 'How often key sets are refreshed in the background.'),
+            cooldown: Duration('30s', 'Least time between two refreshes caused by an unknown `kid`.'),
+            timeout: Duration('2s', 'Longest wait for a metadata or key set fetch; a request waits at most this long.'),
+          },
+          { default: {} },
+        ),
+      },
+      { default: {} },
+    ),
+    policy: Closed({
+      source: Type.String({ minLength: 1, description: 'A folder of .rego files (compiled with opa at start and on change), an OPA bundle (.tar.gz with policy.wasm) or a .wasm file.' }),
+      entrypoint: Type.String({ minLength: 1, default: 'agentward/decision', description: 'The rule that returns the decision.' }),
+      data: Type.Optional(Type.String({ minLength: 1, description: 'A JSON file loaded as `data` (with a .wasm source, or on top of a bundle\'s data.json).' })),
+      mode: Enum(['enforce'], { default: 'enforce', description: 'How decisions are applied. Only `enforce` exists today.' }),
+      watch: Type.Boolean({ default: true, description: 'Reload the policy when its files change.' }),
+      opa: Type.Optional(Type.String({ minLength: 1, description: 'The opa binary used to compile a folder of Rego. Default: $AGENTWARD_OPA, then `opa` on PATH.' })),
+      maxMemoryBytes: Type.Integer({ minimum: 1048576, maximum: 4294967296, default: 134217728, description: 'WebAssembly memory the policy may grow to; past it evaluation fails (a deny).' }),
+      exposeReason: Type.Boolean({ default: false, description: "Send the decision's `reason` to the client in the problem body (it always goes to the audit record)." }),
+    }),
+    forward: Closed(
+      {
+        stripCredentials: Type.Boolean({ default: true, description: 'Remove the credentials the proxy consumed (Authorization, DPoP, ...) before forwarding.' }),
+        identityHeaders: Type.Record(Type.String({ pattern: "^[!#$%&'*+.^_`|~0-9A-Za-z-]+$" }), Type.String({ minLength: 1 }), {
+          default: {},
+          description: 'Headers added upstream, each from a policy input field, e.g. `X-Agent-Id: subject.clientId`. Caller-sent copies are always removed.',
+        }),
+        requestIdHeader: Type.String({ pattern: "^[!#$%&'*+.^_`|~0-9A-Za-z-]+$", default: 'x-request-id', description: 'Header carrying the request id upstream and back to the client.' }),
+      },
+      { default: {} },
+    ),
+    audit: Closed(
+      {
+        sink: Enum(['stdout', 'stderr', 'file', 'off'], { default: 'stdout', description: 'Where audit records go, one JSON line each.' }),
+        file: Type.Optional(Type.String({ minLength: 1, description: 'The audit file when sink is `file` (appended to).' })),
+        hashChain: Type.Boolean({ default: true, description: 'Chain records with `prev` and `hash` so a removed or edited record is detectable (`agentward audit verify`).' }),
+        hashKey: Type.Optional(SecretSchema),
+      },
+      { default: {} },
+    ),
+    log: Closed(
+      { level: Enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], { default: 'info', description: 'Least severe log level written (logs go to stderr).' }) },
+      { default: {} },
+    ),
+  },
+  { description: 'agentward configuration' },
+);
+
+export type Config = Static<typeof ConfigSchema>;
+export type IssuerConfig = Static<typeof IssuerSchema>;
+export type Secret = Static<typeof SecretSchema>;
+
+/** The JSON Schema document committed as config/agentward.schema.json. */
+export function jsonSchemaDocument(): Record<string, unknown> {
+  const schema = JSON.parse(JSON.stringify(ConfigSchema as TSchema)) as Record<string, unknown>;
+  return {
+    $schema: 'http://json-schema.org/draft-07/schema#',
+    title: 'agentward configuration',
+    ...schema,
+  };
+}

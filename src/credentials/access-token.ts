@@ -1,0 +1,211 @@
+/**
+ * OAuth 2.0 JWT access tokens (RFC 9068). Checks run in the order of RFC 9068 §4 (typ, iss, aud,
+ * signature, time), each failure with its own code; then the required claims of §2.2, the claim
+ * types policies rely on, key binding (`cnf`) and the RFC 8693 delegation chain.
+ *
+ * A verified token is remembered by its SHA-256 until it expires (bounded LRU), so a repeated
+ * token costs a hash and a map lookup, not a signature check. Entries are dropped when the key
+ * that verified them leaves the issuer's key set.
+ */
+import { createHash } from 'node:crypto';
+import { compactVerify, errors as joseErrors, type JWSHeaderParameters } from 'jose';
+import { LRUCache } from 'lru-cache';
+import { AgentwardError } from '../errors.ts';
+import type { IssuerConfig } from '../config/schema.ts';
+import type { IssuerKeys } from '../keys/issuer-keys.ts';
+import { flattenDelegation, type DelegationChain } from '../identity/delegation.ts';
+
+export interface VerifiedAccessToken {
+  issuer: string;
+  claims: Readonly<Record<string, unknown>>;
+  scopes: string[];
+  audiences: string[];
+  /** `exp`, seconds since the epoch. */
+  expiresAt: number;
+  kid: string | undefined;
+  delegation: DelegationChain;
+  /** First 16 characters of base64url(SHA-256(token)): an audit identifier that reveals nothing. */
+  hashPrefix: string;
+}
+
+export interface AccessTokenVerifierOptions {
+  issuers: readonly { config: IssuerConfig; keys: IssuerKeys }[];
+  /** Audiences accepted when an issuer lists none: the resource identifier. */
+  resourceId: string;
+  clockSkewSeconds: number;
+  maxDelegationDepth: number;
+  cacheSize: number;
+  now?: () => number;
+}
+
+interface IssuerEntry {
+  config: IssuerConfig;
+  keys: IssuerKeys;
+  audiences: ReadonlySet<string>;
+  algorithms: string[];
+}
+
+/** RFC 7515 §4.1.9: `typ` is a media type; compare case-insensitively, `application/` optional. */
+export function normalizeTyp(typ: unknown): string | undefined {
+  if (typeof typ !== 'string') return undefined;
+  const lower = typ.toLowerCase();
+  return lower.startsWith('application/') ? lower.slice('application/'.length) : lower;
+}
+
+/** Confirmation methods whose proof this build can check; others are refused, never ignored (AT-N24). */
+const VERIFIABLE_CNF_MEMBERS: ReadonlySet<string> = new Set();
+
+export class AccessTokenVerifier {
+  private readonly issuers: Map<string, IssuerEntry>;
+  private readonly skew: number;
+  private readonly maxDepth: number;
+  private readonly now: () => number;
+  private readonly cache: LRUCache<string, VerifiedAccessToken> | undefined;
+
+  constructor(options: AccessTokenVerifierOptions) {
+    this.skew = options.clockSkewSeconds;
+    this.maxDepth = options.maxDelegationDepth;
+    this.now = options.now ?? Date.now;
+    this.cache = options.cacheSize > 0 ? new LRUCache({ max: options.cacheSize, ttlAutopurge: false, perf: { now: () => this.now() } }) : undefined;
+    this.issuers = new Map(
+      options.issuers.map(({ config, keys }) => {
+        keys.onRotation((issuer, kids) => this.forgetKeysNotIn(issuer, kids));
+        return [config.issuer, { config, keys, audiences: new Set(config.audiences ?? [options.resourceId]), algorithms: [...config.algorithms] }];
+      }),
+    );
+  }
+
+  /** Verifies a compact JWT access token; throws AgentwardError with a specific code. */
+  async verify(token: string): Promise<VerifiedAccessToken> {
+    const hash = createHash('sha256').update(token).digest('base64url');
+    const nowSeconds = this.now() / 1000;
+    const cached = this.cache?.get(hash);
+    if (cached) {
+      if (nowSeconds > cached.expiresAt + this.skew) throw new AgentwardError('ERR_TOKEN_EXPIRED');
+      return cached;
+    }
+
+    const parts = token.split('.');
+    if (parts.length === 5) throw new AgentwardError('ERR_TOKEN_ENCRYPTED', 'Encrypted (JWE) access tokens were not negotiated with this resource.');
+    if (parts.length !== 3) throw new AgentwardError('ERR_TOKEN_MALFORMED', 'The access token must be a compact JWS with three parts.');
+    const header = decodeSegment(parts[0]!, 'header') as JWSHeaderParameters;
+    const claims = decodeSegment(parts[1]!, 'payload');
+
+    // RFC 9068 §4 step 1 (and RFC 8725 §3.11): explicit typing keeps ID tokens, DPoP proofs, WITs
+    // and transaction tokens from being accepted as access tokens.
+    if (header.typ === undefined) throw new AgentwardError('ERR_TOKEN_TYPE', 'The token has no typ header; access tokens carry typ at+jwt (RFC 9068 §2.1).');
+    if (normalizeTyp(header.typ) !== 'at+jwt') throw new AgentwardError('ERR_TOKEN_TYPE');
+
+    // Step 3: the issuer must be one configured out of band, compared exactly.
+    if (typeof claims.iss !== 'string') throw new AgentwardError('ERR_TOKEN_ISSUER', 'The access token has no iss claim.');
+    const issuer = this.issuers.get(claims.iss);
+    if (!issuer) throw new AgentwardError('ERR_TOKEN_ISSUER');
+
+    // Step 4: the audience must name this resource, exactly (RFC 9068 §4, RFC 8707 §2, RFC 9700 §2.3).
+    const audiences = audienceList(claims.aud);
+    if (!audiences.some((a) => issuer.audiences.has(a))) throw new AgentwardError('ERR_TOKEN_AUDIENCE');
+
+    // Step 5: the signature, with an algorithm this issuer is allowed to use (RFC 8725 §3.1).
+    if (typeof header.alg !== 'string' || !issuer.algorithms.includes(header.alg)) throw new AgentwardError('ERR_TOKEN_ALGORITHM');
+    const key = await issuer.keys.getKey(header, { payload: parts[1]!, signature: parts[2]!, protected: parts[0]! });
+    try {
+      await compactVerify(token, key, { algorithms: issuer.algorithms });
+    } catch (err) {
+      if (err instanceof joseErrors.JWSSignatureVerificationFailed) throw new AgentwardError('ERR_TOKEN_SIGNATURE', undefined, { cause: err });
+      // Unknown `crit` (RFC 7515 §4.1.11), malformed segments, unusable key.
+      throw new AgentwardError('ERR_TOKEN_MALFORMED', undefined, { cause: err });
+    }
+
+    // Step 6 and RFC 7519 §4.1.5-6: time, with a small leeway.
+    const exp = numericClaim(claims, 'exp');
+    if (exp === undefined) throw new AgentwardError('ERR_TOKEN_CLAIM_MISSING', 'The access token has no exp claim.');
+    if (nowSeconds > exp + this.skew) throw new AgentwardError('ERR_TOKEN_EXPIRED');
+    const nbf = numericClaim(claims, 'nbf');
+    if (nbf !== undefined && nbf > nowSeconds + this.skew) throw new AgentwardError('ERR_TOKEN_NOT_YET_VALID');
+    const iat = numericClaim(claims, 'iat');
+    if (iat !== undefined && iat > nowSeconds + this.skew) throw new AgentwardError('ERR_TOKEN_ISSUED_IN_FUTURE');
+
+    // RFC 9068 §2.2 required claims (configurable strictness).
+    for (const name of issuer.config.requiredClaims) {
+      if (claims[name] === undefined || claims[name] === null) throw new AgentwardError('ERR_TOKEN_CLAIM_MISSING', `The access token has no ${name} claim (RFC 9068 §2.2).`);
+    }
+    checkClaimTypes(claims);
+    checkConfirmation(claims.cnf);
+    const delegation = flattenDelegation(claims.act, this.maxDepth);
+
+    const verified: VerifiedAccessToken = Object.freeze({
+      issuer: issuer.config.issuer,
+      claims: Object.freeze(claims),
+      scopes: typeof claims.scope === 'string' ? claims.scope.split(' ').filter(Boolean) : [],
+      audiences,
+      expiresAt: exp,
+      kid: header.kid,
+      delegation,
+      hashPrefix: hash.slice(0, 16),
+    });
+    const ttlMs = (exp + this.skew) * 1000 - this.now();
+    if (this.cache && ttlMs > 0) this.cache.set(hash, verified, { ttl: ttlMs });
+    return verified;
+  }
+
+  private forgetKeysNotIn(issuer: string, kids: ReadonlySet<string | undefined>): void {
+    if (!this.cache) return;
+    for (const [hash, entry] of this.cache.entries()) {
+      // A token without kid cannot be tied to one key; any change of the key set drops it.
+      if (entry.issuer === issuer && (entry.kid === undefined || !kids.has(entry.kid))) this.cache.delete(hash);
+    }
+  }
+}
+
+function decodeSegment(segment: string, what: 'header' | 'payload'): Record<string, unknown> {
+  let value: unknown;
+  try {
+    if (!/^[A-Za-z0-9_-]+$/.test(segment)) throw new Error('not base64url');
+    value = JSON.parse(Buffer.from(segment, 'base64url').toString('utf8'));
+  } catch {
+    throw new AgentwardError('ERR_TOKEN_MALFORMED', `The access token ${what} is not base64url-encoded JSON.`);
+  }
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) throw new AgentwardError('ERR_TOKEN_MALFORMED', `The access token ${what} is not a JSON object.`);
+  return value as Record<string, unknown>;
+}
+
+function audienceList(aud: unknown): string[] {
+  if (aud === undefined) throw new AgentwardError('ERR_TOKEN_AUDIENCE', 'The access token has no aud claim.');
+  if (typeof aud === 'string') return [aud];
+  if (Array.isArray(aud) && aud.every((a) => typeof a === 'string')) return aud as string[];
+  throw new AgentwardError('ERR_TOKEN_CLAIM_INVALID', 'The aud claim must be a string or an array of strings.');
+}
+
+function numericClaim(claims: Record<string, unknown>, name: string): number | undefined {
+  const value = claims[name];
+  if (value === undefined) return undefined;
+  if (typeof value !== 'number' || !Number.isFinite(value)) throw new AgentwardError('ERR_TOKEN_CLAIM_INVALID', `The ${name} claim must be a NumericDate (RFC 7519 §2).`);
+  return value;
+}
+
+const STRING_CLAIMS = ['sub', 'client_id', 'scope', 'jti', 'acr'] as const;
+
+/** Claims the policy input exposes must have the types their RFCs give them. */
+function checkClaimTypes(claims: Record<string, unknown>): void {
+  for (const name of STRING_CLAIMS) {
+    if (claims[name] !== undefined && typeof claims[name] !== 'string') throw new AgentwardError('ERR_TOKEN_CLAIM_INVALID', `The ${name} claim must be a string.`);
+  }
+  numericClaim(claims, 'auth_time');
+  if (claims.amr !== undefined && !(Array.isArray(claims.amr) && claims.amr.every((m) => typeof m === 'string'))) {
+    throw new AgentwardError('ERR_TOKEN_CLAIM_INVALID', 'The amr claim must be an array of strings.');
+  }
+  const details = claims.authorization_details;
+  // RFC 9396 §2: an array of objects, each with a string `type` (RAR-N01).
+  if (details !== undefined && !(Array.isArray(details) && details.every((d) => d !== null && typeof d === 'object' && !Array.isArray(d) && typeof (d as { type?: unknown }).type === 'string'))) {
+    throw new AgentwardError('ERR_TOKEN_CLAIM_INVALID', 'The authorization_details claim must be an array of objects with a string type (RFC 9396 §2).');
+  }
+}
+
+/** RFC 7800 §3.1: `cnf` binds the token to a key; a binding we cannot check is never downgraded to bearer. */
+function checkConfirmation(cnf: unknown): void {
+  if (cnf === undefined) return;
+  if (cnf === null || typeof cnf !== 'object' || Array.isArray(cnf)) throw new AgentwardError('ERR_TOKEN_CLAIM_INVALID', 'The cnf claim must be a JSON object (RFC 7800 §3.1).');
+  for (const member of Object.keys(cnf)) {
+    if (!VERIFIABLE_CNF_MEMBERS.has(member)) throw new AgentwardError('ERR_TOKEN_BINDING_UNSUPPORTED', 'The token is bound to a key with a confirmation method this resource cannot verify (RFC 7800).');
+  }
+}

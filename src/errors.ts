@@ -1,0 +1,111 @@
+/**
+ * Error classes with stable codes. Every failure the proxy can answer with has exactly one code
+ * here; docs/errors.md is the table users read (a test keeps the two in step). Codes are never
+ * reused or renamed once released.
+ *
+ * `status` is the HTTP status, `oauthError` the RFC 6750 §3.1 / RFC 9470 §3 `error` value for the
+ * `WWW-Authenticate` challenge (absent where no challenge applies), `title` the fixed,
+ * client-safe sentence for the problem body. The mapping to a response lives in one place:
+ * src/proxy/reject.ts.
+ */
+
+export type OAuthError = 'invalid_request' | 'invalid_token' | 'insufficient_scope' | 'insufficient_user_authentication';
+
+interface CodeInfo {
+  readonly status: number;
+  readonly oauthError?: OAuthError;
+  readonly title: string;
+}
+
+export const ERROR_CODES = {
+  // Admission
+  ERR_BAD_REQUEST: { status: 400, title: 'The request is malformed.' },
+  ERR_HEADERS_TOO_LARGE: { status: 431, title: 'The request headers are too large.' },
+  ERR_BODY_TOO_LARGE: { status: 413, title: 'The request body is larger than this route accepts.' },
+  ERR_BODY_READ: { status: 400, title: 'The request body could not be read.' },
+  ERR_PATH_NOT_NORMALIZED: { status: 400, title: 'The request path has dot segments, encoded slashes or dots, or backslashes; send its normalized form.' },
+  ERR_METHOD_NOT_ALLOWED: { status: 405, title: 'This endpoint only answers GET and HEAD.' },
+
+  // Credential extraction (RFC 6750 §2, §3.1)
+  ERR_CREDENTIALS_MISSING: { status: 401, title: 'This resource needs an access token.' },
+  ERR_AUTHORIZATION_MULTIPLE: { status: 400, oauthError: 'invalid_request', title: 'Send exactly one Authorization header.' },
+  ERR_AUTHORIZATION_MALFORMED: { status: 400, oauthError: 'invalid_request', title: 'The Authorization header is malformed.' },
+  ERR_AUTHORIZATION_SCHEME: { status: 400, oauthError: 'invalid_request', title: 'The Authorization scheme is not supported here; use Bearer.' },
+  ERR_TOKEN_IN_QUERY: { status: 400, oauthError: 'invalid_request', title: 'Access tokens are not accepted in the URI query; use the Authorization header.' },
+  ERR_TOKEN_IN_BODY: { status: 400, oauthError: 'invalid_request', title: 'Access tokens are not accepted in the request body; use the Authorization header.' },
+
+  // Access token verification (RFC 9068 §4, RFC 8725)
+  ERR_TOKEN_MALFORMED: { status: 401, oauthError: 'invalid_token', title: 'The access token is not a well-formed signed JWT.' },
+  ERR_TOKEN_ENCRYPTED: { status: 401, oauthError: 'invalid_token', title: 'Encrypted access tokens are not accepted.' },
+  ERR_TOKEN_TYPE: { status: 401, oauthError: 'invalid_token', title: 'The token is not an access token (typ must be at+jwt).' },
+  ERR_TOKEN_ISSUER: { status: 401, oauthError: 'invalid_token', title: 'The access token issuer is not trusted.' },
+  ERR_TOKEN_AUDIENCE: { status: 401, oauthError: 'invalid_token', title: 'The access token was not issued for this resource.' },
+  ERR_TOKEN_ALGORITHM: { status: 401, oauthError: 'invalid_token', title: 'The access token signing algorithm is not allowed.' },
+  ERR_TOKEN_KEY_UNKNOWN: { status: 401, oauthError: 'invalid_token', title: "The access token's signing key is unknown." },
+  ERR_TOKEN_SIGNATURE: { status: 401, oauthError: 'invalid_token', title: 'The access token signature is invalid.' },
+  ERR_TOKEN_EXPIRED: { status: 401, oauthError: 'invalid_token', title: 'The access token has expired.' },
+  ERR_TOKEN_NOT_YET_VALID: { status: 401, oauthError: 'invalid_token', title: 'The access token is not valid yet.' },
+  ERR_TOKEN_ISSUED_IN_FUTURE: { status: 401, oauthError: 'invalid_token', title: 'The access token was issued in the future.' },
+  ERR_TOKEN_CLAIM_MISSING: { status: 401, oauthError: 'invalid_token', title: 'The access token lacks a required claim.' },
+  ERR_TOKEN_CLAIM_INVALID: { status: 401, oauthError: 'invalid_token', title: 'An access token claim has an invalid value.' },
+  ERR_TOKEN_BINDING_UNSUPPORTED: { status: 401, oauthError: 'invalid_token', title: 'The access token is bound to a key by a method this resource cannot verify.' },
+  ERR_DELEGATION_TOO_DEEP: { status: 401, oauthError: 'invalid_token', title: 'The delegation chain in the access token is longer than this resource accepts.' },
+  ERR_KEYS_UNAVAILABLE: { status: 503, title: 'The signing keys of the token issuer are unavailable; retry later.' },
+
+  // Policy (design §2 step 6: every failure is a deny)
+  ERR_POLICY_DENIED: { status: 403, title: 'The policy denied this request.' },
+  ERR_POLICY_INSUFFICIENT_SCOPE: { status: 403, oauthError: 'insufficient_scope', title: 'The access token lacks a scope this request needs.' },
+  ERR_POLICY_STEP_UP: { status: 401, oauthError: 'insufficient_user_authentication', title: 'A stronger or more recent user authentication is needed.' },
+  ERR_POLICY_UNDEFINED: { status: 403, title: 'The policy returned no decision, so the request is denied.' },
+  ERR_POLICY_NOT_LOADED: { status: 503, title: 'No policy is loaded.' },
+  ERR_POLICY_EVALUATION: { status: 500, title: 'The policy could not be evaluated.' },
+  ERR_POLICY_DECISION_INVALID: { status: 500, title: 'The policy returned a malformed decision.' },
+
+  // Upstream
+  ERR_UPSTREAM_UNAVAILABLE: { status: 502, title: 'The upstream service could not be reached.' },
+  ERR_UPSTREAM_RESET: { status: 502, title: 'The upstream service closed the connection.' },
+  ERR_UPSTREAM_TIMEOUT: { status: 504, title: 'The upstream service did not answer in time.' },
+
+  ERR_INTERNAL: { status: 500, title: 'Internal error.' },
+} as const satisfies Record<string, CodeInfo>;
+
+export type ErrorCode = keyof typeof ERROR_CODES;
+
+/** Extra response facts an error may carry for its challenge (RFC 6750 §3, RFC 9470 §3). */
+export interface ChallengeHints {
+  scope?: readonly string[];
+  acrValues?: string;
+  maxAge?: number;
+}
+
+/**
+ * The one error class the request path throws. `detail` is safe to show a client (it never holds
+ * a token or internal state) and is only sent for 4xx; `cause` is for logs.
+ */
+export class AgentwardError extends Error {
+  readonly code: ErrorCode;
+  readonly status: number;
+  readonly oauthError: OAuthError | undefined;
+  /** Whether `detail` may be shown to the client (false for every 5xx). */
+  readonly expose: boolean;
+  readonly detail: string;
+  readonly hints: ChallengeHints;
+
+  constructor(code: ErrorCode, detail?: string, options: { cause?: unknown; hints?: ChallengeHints } = {}) {
+    const info: CodeInfo = ERROR_CODES[code];
+    super(detail ?? info.title, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = 'AgentwardError';
+    this.code = code;
+    this.status = info.status;
+    this.oauthError = info.oauthError;
+    this.expose = info.status < 500;
+    this.detail = detail ?? info.title;
+    this.hints = options.hints ?? {};
+  }
+}
+
+/** Wraps anything thrown by third-party code into our class (conventions §6). */
+export function asAgentwardError(err: unknown, fallback: ErrorCode = 'ERR_INTERNAL'): AgentwardError {
+  if (err instanceof AgentwardError) return err;
+  return new AgentwardError(fallback, undefined, { cause: err });
+}

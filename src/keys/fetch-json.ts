@@ -1,0 +1,86 @@
+/**
+ * Outbound JSON fetches for key material and metadata (design §2 "Outbound calls"): undici with
+ * an explicit deadline for the whole exchange, a size cap, and redirects followed only within
+ * the same origin, so a compromised or misconfigured endpoint cannot send us to another host.
+ */
+import { request, type Dispatcher } from 'undici';
+
+export interface FetchJsonOptions {
+  /** Deadline for connect, headers and body together. */
+  timeoutMs: number;
+  /** Connection pool to use; tests and the composition root pass their own. */
+  dispatcher?: Dispatcher;
+  maxBytes?: number;
+  maxRedirects?: number;
+}
+
+/** Why a fetch failed, without the body of the answer (which could be anything). */
+export class FetchJsonError extends Error {
+  readonly url: string;
+  constructor(url: string, message: string, cause?: unknown) {
+    super(`${message} (${url})`, cause === undefined ? undefined : { cause });
+    this.name = 'FetchJsonError';
+    this.url = url;
+  }
+}
+
+const REDIRECTS = new Set([301, 302, 303, 307, 308]);
+
+export async function fetchJson(url: string, options: FetchJsonOptions): Promise<unknown> {
+  const { timeoutMs, dispatcher, maxBytes = 1 << 20, maxRedirects = 3 } = options;
+  const signal = AbortSignal.timeout(timeoutMs);
+  let target = new URL(url);
+  for (let hop = 0; ; hop++) {
+    let response: Dispatcher.ResponseData;
+    try {
+      response = await request(target, {
+        method: 'GET',
+        headers: { accept: 'application/json, application/jwk-set+json' },
+        signal,
+        ...(dispatcher ? { dispatcher } : {}),
+      });
+    } catch (err) {
+      throw new FetchJsonError(target.href, signal.aborted ? `no answer within ${timeoutMs}ms` : 'request failed', err);
+    }
+    const { statusCode, headers, body } = response;
+    if (REDIRECTS.has(statusCode)) {
+      await body.dump();
+      const location = headers.location;
+      if (typeof location !== 'string') throw new FetchJsonError(target.href, `redirect ${statusCode} without a Location`);
+      const next = new URL(location, target);
+      if (next.origin !== target.origin) throw new FetchJsonError(target.href, `refused a redirect to another origin (${next.origin})`);
+      if (hop >= maxRedirects) throw new FetchJsonError(target.href, 'too many redirects');
+      target = next;
+      continue;
+    }
+    if (statusCode !== 200) {
+      await body.dump();
+      throw new FetchJsonError(target.href, `answered HTTP ${statusCode}`);
+    }
+    const declared = Number(headers['content-length']);
+    if (Number.isFinite(declared) && declared > maxBytes) {
+      await body.dump();
+      throw new FetchJsonError(target.href, `answer larger than ${maxBytes} bytes`);
+    }
+    const chunks: Buffer[] = [];
+    let size = 0;
+    try {
+      for await (const chunk of body) {
+        size += (chunk as Buffer).length;
+        if (size > maxBytes) {
+          body.destroy();
+          throw new FetchJsonError(target.href, `answer larger than ${maxBytes} bytes`);
+        }
+        chunks.push(chunk as Buffer);
+      }
+    } catch (err) {
+      if (err instanceof FetchJsonError) throw err;
+      throw new FetchJsonError(target.href, signal.aborted ? `no answer within ${timeoutMs}ms` : 'reading the answer failed', err);
+    }
+    try {
+      return JSON.parse(Buffer.concat(chunks).toString('utf8')) as unknown;
+    } catch (err) {
+      throw new FetchJsonError(target.href, 'answer is not JSON', err);
+    }
+  }
+}

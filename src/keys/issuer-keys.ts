@@ -1,0 +1,217 @@
+/**
+ * The signing keys of one OAuth issuer: found through configuration or metadata discovery
+ * (RFC 8414 §3, OpenID Connect Discovery §4), cached, refreshed in the background, and refetched
+ * once on an unknown `kid` (single flight, with a cooldown). A request never waits longer than
+ * one fetch deadline, and during an outage it does not wait at all: after a failed fetch, calls
+ * fail at once with ERR_KEYS_UNAVAILABLE until the retry timer has tried again.
+ */
+import { createLocalJWKSet, errors as joseErrors, type JSONWebKeySet, type JWSHeaderParameters, type FlattenedJWSInput } from 'jose';
+import type { Dispatcher } from 'undici';
+import type { Logger } from 'pino';
+import { AgentwardError } from '../errors.ts';
+import type { IssuerConfig } from '../config/schema.ts';
+import { fetchJson } from './fetch-json.ts';
+
+export interface IssuerKeysOptions {
+  maxAgeMs: number;
+  cooldownMs: number;
+  timeoutMs: number;
+  dispatcher?: Dispatcher;
+  logger: Logger;
+  now?: () => number;
+}
+
+type KeyResolver = ReturnType<typeof createLocalJWKSet>;
+export type VerificationKey = Awaited<ReturnType<KeyResolver>>;
+
+/** Called with the `kid`s of the new key set whenever its content changes. */
+export type RotationListener = (issuer: string, kids: ReadonlySet<string | undefined>) => void;
+
+export class IssuerKeys {
+  readonly issuer: string;
+  private readonly config: IssuerConfig;
+  private readonly options: IssuerKeysOptions;
+  private readonly now: () => number;
+  private resolver: KeyResolver | undefined;
+  private fingerprint = '';
+  private jwksUri: string | undefined;
+  private inflight: Promise<void> | undefined;
+  private lastFetchAt = -Infinity;
+  /** After a failed fetch, the time before which calls fail without trying. */
+  private retryAt = -Infinity;
+  private failures = 0;
+  private lastError: string | undefined;
+  private timer: NodeJS.Timeout | undefined;
+  private closed = false;
+  private readonly listeners: RotationListener[] = [];
+
+  constructor(config: IssuerConfig, options: IssuerKeysOptions) {
+    this.issuer = config.issuer;
+    this.config = config;
+    this.options = options;
+    this.now = options.now ?? Date.now;
+    this.jwksUri = config.jwksUri;
+  }
+
+  /** True once a key set has been loaded. */
+  get ready(): boolean {
+    return this.resolver !== undefined;
+  }
+
+  status(): { issuer: string; ready: boolean; jwksUri: string | null; lastError: string | null } {
+    return { issuer: this.issuer, ready: this.ready, jwksUri: this.jwksUri ?? null, lastError: this.lastError ?? null };
+  }
+
+  onRotation(listener: RotationListener): void {
+    this.listeners.push(listener);
+  }
+
+  /** First load, then the background refresh. Resolves whether or not the first load worked. */
+  async start(): Promise<void> {
+    await this.refresh().catch(() => undefined);
+    // On failure, load() has already scheduled the retry.
+    if (this.resolver) this.schedule();
+  }
+
+  close(): void {
+    this.closed = true;
+    if (this.timer) clearTimeout(this.timer);
+  }
+
+  /** The key for a token header, or a coded error. */
+  async getKey(header: JWSHeaderParameters, token: FlattenedJWSInput): Promise<VerificationKey> {
+    if (!this.resolver) {
+      await this.refreshIfAllowed();
+      if (!this.resolver) throw this.unavailable();
+    }
+    try {
+      return await this.resolver(header, token);
+    } catch (err) {
+      if (!(err instanceof joseErrors.JWKSNoMatchingKey)) throw this.keyError(err);
+    }
+    // Unknown kid: the issuer may have rotated. Refetch once, unless we did so very recently.
+    if (this.now() - this.lastFetchAt >= this.options.cooldownMs) {
+      await this.refreshIfAllowed();
+      try {
+        return await this.resolver(header, token);
+      } catch (err) {
+        if (!(err instanceof joseErrors.JWKSNoMatchingKey)) throw this.keyError(err);
+      }
+    }
+    throw new AgentwardError('ERR_TOKEN_KEY_UNKNOWN', "No key of the issuer's key set matches the token's kid and alg.");
+  }
+
+  private keyError(err: unknown): AgentwardError {
+    if (err instanceof joseErrors.JWKSMultipleMatchingKeys) {
+      return new AgentwardError('ERR_TOKEN_KEY_UNKNOWN', 'Several keys match a token without kid; the token must name its key.', { cause: err });
+    }
+    return new AgentwardError('ERR_TOKEN_KEY_UNKNOWN', undefined, { cause: err });
+  }
+
+  private unavailable(): AgentwardError {
+    return new AgentwardError('ERR_KEYS_UNAVAILABLE', undefined, { cause: new Error(this.lastError ?? 'keys not loaded') });
+  }
+
+  /** Joins a running fetch or starts one, unless a recent failure says to wait for the retry timer. */
+  private async refreshIfAllowed(): Promise<void> {
+    if (!this.inflight && this.now() < this.retryAt) return;
+    await this.refresh().catch(() => undefined);
+  }
+
+  /** Single flight: concurrent callers share one fetch. */
+  private refresh(): Promise<void> {
+    this.inflight ??= this.load().finally(() => {
+      this.inflight = undefined;
+    });
+    return this.inflight;
+  }
+
+  private async load(): Promise<void> {
+    this.lastFetchAt = this.now();
+    try {
+      const uri = this.jwksUri ?? (await this.discover());
+      const jwks = await fetchJson(uri, this.fetchOptions());
+      if (!isJwks(jwks)) throw new Error(`${uri} is not a JWK Set (RFC 7517 §5)`);
+      this.jwksUri = uri;
+      this.install(jwks);
+      this.failures = 0;
+      this.retryAt = -Infinity;
+      this.lastError = undefined;
+    } catch (err) {
+      this.failures++;
+      this.lastError = (err as Error).message;
+      // Back off 1s, 2s, 4s ... up to the cooldown; calls in between fail fast.
+      this.retryAt = this.now() + Math.min(1000 * 2 ** (this.failures - 1), Math.max(this.options.cooldownMs, 1000));
+      this.options.logger.warn({ issuer: this.issuer, err: this.lastError, failures: this.failures }, 'issuer keys could not be fetched');
+      if (!this.closed && this.resolver === undefined) this.schedule(this.retryAt - this.now());
+      throw err;
+    }
+  }
+
+  private fetchOptions() {
+    return { timeoutMs: this.options.timeoutMs, ...(this.options.dispatcher ? { dispatcher: this.options.dispatcher } : {}) };
+  }
+
+  /** RFC 8414 §3 (path-inserted) and OIDC Discovery §4 (appended); `issuer` must match exactly (RFC 8414 §3.3). */
+  private async discover(): Promise<string> {
+    const candidates = metadataUrls(this.issuer, this.config.discovery);
+    let lastError: unknown;
+    for (const url of candidates) {
+      let metadata: unknown;
+      try {
+        metadata = await fetchJson(url, this.fetchOptions());
+      } catch (err) {
+        lastError = err;
+        continue;
+      }
+      const m = metadata as { issuer?: unknown; jwks_uri?: unknown };
+      if (m.issuer !== this.issuer) {
+        throw new Error(`metadata at ${url} names issuer ${JSON.stringify(m.issuer)}, not ${this.issuer} (RFC 8414 §3.3)`);
+      }
+      if (typeof m.jwks_uri !== 'string') throw new Error(`metadata at ${url} has no jwks_uri`);
+      const jwksUri = new URL(m.jwks_uri);
+      if (jwksUri.protocol !== 'https:' && new URL(this.issuer).protocol === 'https:') throw new Error(`metadata at ${url} names a non-https jwks_uri`);
+      return jwksUri.href;
+    }
+    throw lastError instanceof Error ? lastError : new Error('no metadata found');
+  }
+
+  private install(jwks: JSONWebKeySet): void {
+    const fingerprint = JSON.stringify(jwks.keys);
+    if (fingerprint === this.fingerprint) return;
+    const rotated = this.resolver !== undefined;
+    this.fingerprint = fingerprint;
+    this.resolver = createLocalJWKSet(jwks);
+    const kids = new Set(jwks.keys.map((k) => k.kid));
+    this.options.logger.info({ issuer: this.issuer, kids: [...kids], rotated }, 'issuer keys loaded');
+    if (rotated) for (const listener of this.listeners) listener(this.issuer, kids);
+  }
+
+  private schedule(delayMs = this.options.maxAgeMs): void {
+    if (this.closed) return;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = setTimeout(() => {
+      this.refresh()
+        .catch(() => undefined)
+        .finally(() => {
+          if (this.resolver !== undefined) this.schedule();
+        });
+    }, Math.max(delayMs, 0));
+    this.timer.unref();
+  }
+}
+
+function isJwks(value: unknown): value is JSONWebKeySet {
+  return typeof value === 'object' && value !== null && Array.isArray((value as { keys?: unknown }).keys);
+}
+
+/** The metadata URLs to try for an issuer, in order. */
+export function metadataUrls(issuer: string, discovery: IssuerConfig['discovery']): string[] {
+  const url = new URL(issuer);
+  const path = url.pathname === '/' ? '' : url.pathname.replace(/\/$/, '');
+  const oauth = `${url.origin}/.well-known/oauth-authorization-server${path}`;
+  const oidc = `${url.origin}${path}/.well-known/openid-configuration`;
+  if (discovery === 'oauth-authorization-server') return [oauth];
+  if (discovery === 'openid-configuration') return [oidc];
+  return [oauth, oidc];
+}

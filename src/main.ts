@@ -1,0 +1,171 @@
+/**
+ * Command line (design §3.1):
+ *   agentward serve  [--config FILE]
+ *   agentward check  [--config FILE]
+ *   agentward policy build [DIR] [--output FILE] [--entrypoint E] [--opa BIN]
+ *   agentward audit verify FILE [--key-env VAR]
+ * --config defaults to $AGENTWARD_CONFIG, then ./agentward.yaml.
+ */
+import { writeFileSync, statSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import { loadConfig, defaultConfigPath, ConfigError, type LoadedConfig } from './config/load.ts';
+import { createApp, createPolicyEngine } from './app.ts';
+import { createLogger } from './observability/logger.ts';
+import { compileRego, opaBinary, PolicyCompileError } from './policy/compile.ts';
+import { verifyAuditFile } from './observability/audit.ts';
+
+const USAGE = `usage:
+  agentward serve  [--config FILE]        run the proxy
+  agentward check  [--config FILE]        validate config and policy, print every problem
+  agentward policy build [DIR] [--output FILE] [--entrypoint agentward/decision] [--opa BIN]
+                                          compile Rego to an OPA WebAssembly bundle
+  agentward audit verify FILE [--key-env VAR]
+                                          verify an audit file's hash chain
+--config defaults to $AGENTWARD_CONFIG, then ./agentward.yaml`;
+
+async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  switch (command) {
+    case 'serve':
+      return serve(rest);
+    case 'check':
+      return check(rest);
+    case 'policy':
+      if (rest[0] === 'build') return policyBuild(rest.slice(1));
+      break;
+    case 'audit':
+      if (rest[0] === 'verify') return auditVerify(rest.slice(1));
+      break;
+    case '--help':
+    case '-h':
+    case 'help':
+      console.log(USAGE);
+      return 0;
+  }
+  console.error(USAGE);
+  return 2;
+}
+
+function configArg(args: string[]): string {
+  const { values } = parseArgs({ args, options: { config: { type: 'string', short: 'c' } }, strict: true });
+  return values.config ?? defaultConfigPath();
+}
+
+function loadOrReport(file: string): LoadedConfig | undefined {
+  try {
+    return loadConfig(file);
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      console.error(err.message);
+      return undefined;
+    }
+    throw err;
+  }
+}
+
+async function serve(args: string[]): Promise<number> {
+  const loaded = loadOrReport(configArg(args));
+  if (!loaded) return 1;
+  const app = createApp(loaded);
+  await app.start();
+  let stopping = false;
+  const stop = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    app.logger.info({ signal }, 'shutting down');
+    app.stop().then(
+      () => process.exit(0),
+      (err: unknown) => {
+        app.logger.error({ err }, 'shutdown failed');
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
+  return new Promise(() => undefined); // runs until a signal
+}
+
+async function check(args: string[]): Promise<number> {
+  const file = configArg(args);
+  const loaded = loadOrReport(file);
+  if (!loaded) return 1;
+  const { config } = loaded;
+  // Load the policy the way serve would (compiling a Rego folder), without serving.
+  const policy = createPolicyEngine(loaded, createLogger('silent'));
+  try {
+    await policy.load();
+  } catch (err) {
+    console.error(`${file}: 1 problem\n  ${file}  policy.source: the policy does not load: ${err instanceof Error ? err.message : String(err)}\n      fix: run \`agentward policy build\` on the folder to see the compiler's messages`);
+    return 1;
+  }
+  const s = policy.status();
+  console.log(
+    [
+      `${file}: OK`,
+      `  listen     ${config.listen.address} (admin ${config.admin.address})`,
+      `  upstream   ${config.upstream.url}`,
+      `  resource   ${config.resource.id}`,
+      `  issuers    ${config.oauth.issuers.map((i) => i.issuer).join(', ') || '(none)'}`,
+      `  policy     ${s.source} revision ${s.revision} entrypoint ${config.policy.entrypoint} (${config.policy.mode})`,
+      `  audit      ${config.audit.sink}${config.audit.hashChain ? ', hash-chained' : ''}`,
+    ].join('\n'),
+  );
+  return 0;
+}
+
+async function policyBuild(args: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args,
+    allowPositionals: true,
+    options: { output: { type: 'string', short: 'o' }, entrypoint: { type: 'string', short: 'e' }, opa: { type: 'string' } },
+  });
+  const dir = resolve(positionals[0] ?? 'policies');
+  if (!statSync(dir, { throwIfNoEntry: false })?.isDirectory()) {
+    console.error(`${dir} is not a folder of Rego files`);
+    return 1;
+  }
+  const output = resolve(values.output ?? 'bundle.tar.gz');
+  try {
+    const bundle = await compileRego(dir, { opa: opaBinary(values.opa), entrypoint: values.entrypoint ?? 'agentward/decision' });
+    writeFileSync(output, bundle);
+  } catch (err) {
+    console.error(err instanceof PolicyCompileError ? err.message : String(err));
+    return 1;
+  }
+  console.log(`wrote ${output}`);
+  return 0;
+}
+
+function auditVerify(args: string[]): number {
+  const { values, positionals } = parseArgs({ args, allowPositionals: true, options: { 'key-env': { type: 'string' } } });
+  const file = positionals[0];
+  if (!file) {
+    console.error('usage: agentward audit verify FILE [--key-env VAR]');
+    return 2;
+  }
+  const keyEnv = values['key-env'];
+  const key = keyEnv === undefined ? undefined : process.env[keyEnv];
+  if (keyEnv !== undefined && !key) {
+    console.error(`environment variable ${keyEnv} is not set`);
+    return 2;
+  }
+  const report = verifyAuditFile(file, key);
+  if (report.failure) {
+    console.error(`${file}:${report.failure.line}: ${report.failure.reason}`);
+    return 1;
+  }
+  console.log(`${file}: ${report.records} records verified in ${report.segments} chain segment(s)`);
+  return 0;
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (err: unknown) => {
+    console.error(err);
+    process.exitCode = 1;
+  },
+);

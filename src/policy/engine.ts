@@ -1,0 +1,217 @@
+/**
+ * The policy engine: Rego compiled to WebAssembly, evaluated in-process with opa-wasm.
+ *
+ * Fail closed (conventions §9): no policy, a throw, running out of its bounded memory, an
+ * undefined result and a malformed result are each a deny with their own code. A reload builds
+ * and loads the new policy completely, checks its entrypoint, and only then replaces one
+ * reference; a failed reload keeps the last good policy and records why (shown by /readyz).
+ */
+import { createHash } from 'node:crypto';
+import { readFileSync, readdirSync, statSync, watch, type FSWatcher } from 'node:fs';
+import { basename, dirname, join, relative } from 'node:path';
+import { loadPolicy, type LoadedPolicy } from '@open-policy-agent/opa-wasm';
+import type { Logger } from 'pino';
+import { AgentwardError } from '../errors.ts';
+import { readBundle, type PolicyBundle } from './bundle.ts';
+import { compileRego, PolicyCompileError } from './compile.ts';
+import { parseDecision, type Decision } from './decision.ts';
+import type { PolicyInput } from './input.ts';
+
+export interface PolicyEngineOptions {
+  /** Absolute path: a folder of Rego, a .tar.gz bundle or a .wasm file. */
+  source: string;
+  entrypoint: string;
+  /** Absolute path of an extra data JSON file. */
+  dataFile?: string | undefined;
+  opa: string;
+  maxMemoryBytes: number;
+  logger: Logger;
+}
+
+export interface PolicyStatus {
+  loaded: boolean;
+  source: string;
+  revision: string | null;
+  loadedAt: string | null;
+  /** Why the last load or reload failed; null after a success. */
+  lastError: string | null;
+}
+
+interface ActivePolicy {
+  wasm: LoadedPolicy;
+  revision: string;
+  loadedAt: Date;
+}
+
+const PAGE = 65536;
+
+export class PolicyEngine {
+  private readonly options: PolicyEngineOptions;
+  private active: ActivePolicy | undefined;
+  private lastError: string | undefined;
+  private watcher: FSWatcher | undefined;
+  private reloadTimer: NodeJS.Timeout | undefined;
+  private reloading: Promise<void> | undefined;
+  private reloadAgain = false;
+
+  constructor(options: PolicyEngineOptions) {
+    this.options = options;
+  }
+
+  get revision(): string | undefined {
+    return this.active?.revision;
+  }
+
+  status(): PolicyStatus {
+    return {
+      loaded: this.active !== undefined,
+      source: this.options.source,
+      revision: this.active?.revision ?? null,
+      loadedAt: this.active?.loadedAt.toISOString() ?? null,
+      lastError: this.lastError ?? null,
+    };
+  }
+
+  /** Loads the policy; on failure keeps any previous one and throws. */
+  async load(): Promise<void> {
+    try {
+      const candidate = await this.build();
+      this.active = candidate;
+      this.lastError = undefined;
+      this.options.logger.info({ revision: candidate.revision, source: this.options.source }, 'policy loaded');
+    } catch (err) {
+      this.lastError = err instanceof Error ? err.message : String(err);
+      throw err;
+    }
+  }
+
+  /**
+   * Evaluates the decision for one request. Synchronous: opa-wasm runs to completion, and the
+   * WebAssembly memory maximum bounds what a policy can allocate.
+   */
+  evaluate(input: PolicyInput): Decision {
+    const active = this.active;
+    if (!active) throw new AgentwardError('ERR_POLICY_NOT_LOADED');
+    let resultSet: unknown;
+    try {
+      resultSet = active.wasm.evaluate(input, this.options.entrypoint);
+    } catch (err) {
+      // opa-wasm throws strings, plain objects and RuntimeErrors (e.g. memory exhausted).
+      throw new AgentwardError('ERR_POLICY_EVALUATION', undefined, { cause: err instanceof Error ? err : new Error(String(err)) });
+    }
+    if (!Array.isArray(resultSet) || resultSet.length === 0) throw new AgentwardError('ERR_POLICY_UNDEFINED');
+    if (resultSet.length > 1) throw new AgentwardError('ERR_POLICY_DECISION_INVALID', undefined, { cause: new Error('the entrypoint produced more than one result') });
+    return parseDecision((resultSet[0] as { result?: unknown }).result);
+  }
+
+  /** Watches the source (and data file) and reloads on change, debounced. */
+  watch(): void {
+    if (this.watcher) return;
+    const { source } = this.options;
+    const isDir = statSync(source).isDirectory();
+    // Editors replace files by rename, so a single file is watched through its folder.
+    const dir = isDir ? source : dirname(source);
+    const names = new Set([basename(source), ...(this.options.dataFile ? [basename(this.options.dataFile)] : [])]);
+    this.watcher = watch(dir, { recursive: isDir, persistent: false }, (_event, filename) => {
+      if (!isDir && filename && !names.has(basename(filename.toString()))) return;
+      this.scheduleReload();
+    });
+    this.watcher.on('error', (err) => this.options.logger.error({ err }, 'policy watcher failed; hot reload is off'));
+  }
+
+  close(): void {
+    this.watcher?.close();
+    if (this.reloadTimer) clearTimeout(this.reloadTimer);
+  }
+
+  private scheduleReload(): void {
+    if (this.reloadTimer) clearTimeout(this.reloadTimer);
+    this.reloadTimer = setTimeout(() => void this.reload(), 200);
+    this.reloadTimer.unref();
+  }
+
+  /** Reloads once; a change during a reload triggers one more afterwards. Never throws. */
+  reload(): Promise<void> {
+    if (this.reloading) {
+      this.reloadAgain = true;
+      return this.reloading;
+    }
+    this.reloading = (async () => {
+      do {
+        this.reloadAgain = false;
+        const previous = this.active?.revision;
+        try {
+          await this.load();
+        } catch (err) {
+          this.options.logger.error({ err: this.lastError, keptRevision: previous ?? null }, 'policy reload failed; keeping the last good policy');
+        }
+      } while (this.reloadAgain);
+    })().finally(() => {
+      this.reloading = undefined;
+    });
+    return this.reloading;
+  }
+
+  private async build(): Promise<ActivePolicy> {
+    const { source, entrypoint, dataFile, maxMemoryBytes } = this.options;
+    let bundle: PolicyBundle;
+    let revision: string;
+    if (statSync(source).isDirectory()) {
+      revision = `sha256:${hashTree(source).slice(0, 16)}`;
+      bundle = readBundle(await compileRego(source, { opa: this.options.opa, entrypoint }));
+    } else if (source.endsWith('.wasm')) {
+      const wasm = readFileSync(source);
+      bundle = { wasm, data: {}, revision: undefined };
+      revision = `sha256:${sha256(wasm).slice(0, 16)}`;
+    } else {
+      const gz = readFileSync(source);
+      bundle = readBundle(gz);
+      revision = bundle.revision ?? `sha256:${sha256(gz).slice(0, 16)}`;
+    }
+    let data = bundle.data;
+    if (dataFile) {
+      const raw = readFileSync(dataFile);
+      const extra = JSON.parse(raw.toString('utf8')) as unknown;
+      if (extra === null || typeof extra !== 'object' || Array.isArray(extra)) throw new Error(`${dataFile} is not a JSON object`);
+      data = { ...data, ...(extra as Record<string, unknown>) };
+      revision = `${revision}+data:${sha256(raw).slice(0, 8)}`;
+    }
+
+    let wasm: LoadedPolicy;
+    try {
+      wasm = await loadPolicy(bundle.wasm, { initial: 5, maximum: Math.max(5, Math.floor(maxMemoryBytes / PAGE)) });
+      wasm.setData(data);
+    } catch (err) {
+      throw new Error(`the policy WebAssembly could not be loaded: ${describe(err)}`, { cause: err });
+    }
+    const entrypoints = wasm.entrypoints as Record<string, number>;
+    if (!(entrypoint in entrypoints)) {
+      throw new Error(`the policy has no entrypoint "${entrypoint}" (it has: ${Object.keys(entrypoints).join(', ') || 'none'})`);
+    }
+    return { wasm, revision, loadedAt: new Date() };
+  }
+}
+
+function describe(err: unknown): string {
+  if (err instanceof PolicyCompileError) return err.compilerOutput;
+  if (err instanceof Error) return err.message;
+  return typeof err === 'string' ? err : JSON.stringify(err);
+}
+
+function sha256(data: Buffer | string): string {
+  return createHash('sha256').update(data).digest('hex');
+}
+
+/** A revision for a folder of Rego: the hash of every .rego and .json file, by relative path. */
+function hashTree(dir: string): string {
+  const hash = createHash('sha256');
+  const walk = (d: string) => {
+    for (const entry of readdirSync(d, { withFileTypes: true }).sort((a, b) => a.name.localeCompare(b.name))) {
+      const full = join(d, entry.name);
+      if (entry.isDirectory()) walk(full);
+      else if (/\.(rego|json)$/.test(entry.name) && !entry.name.endsWith('_test.rego')) hash.update(relative(dir, full)).update('\0').update(readFileSync(full)).update('\0');
+    }
+  };
+  walk(dir);
+  return hash.digest('hex');
+}

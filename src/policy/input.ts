@@ -1,0 +1,106 @@
+/**
+ * The policy input document, version 1 (design §3.3). This is a public contract: policies read
+ * it as `input`. Absent credentials are `null`, never missing keys. docs/policy-input.md
+ * describes every field.
+ */
+import type { VerifiedAccessToken } from '../credentials/access-token.ts';
+import type { DelegationChain } from '../identity/delegation.ts';
+
+export interface RequestInput {
+  id: string;
+  method: string;
+  scheme: 'http' | 'https';
+  /** The resource's host from configuration (never the untrusted Host header). */
+  host: string;
+  path: string;
+  query: Record<string, string[]>;
+  /** Request headers, lower-cased, credentials removed, repeated fields joined with ", ". */
+  headers: Record<string, string>;
+}
+
+export interface SubjectInput {
+  iss: string;
+  sub: string | null;
+  clientId: string | null;
+  scopes: string[];
+  aud: string[];
+  acr: string | null;
+  amr: string[];
+  authTime: number | null;
+  authorizationDetails: unknown[];
+  jti: string | null;
+  expiresAt: number;
+  format: 'jwt';
+  binding: 'bearer';
+  /** RFC 8693 §4.4: who may act for the subject. Informational; it grants nothing. */
+  mayAct: Record<string, unknown> | null;
+  /** The remaining verified claims, for policies that need them. */
+  claims: Record<string, unknown>;
+}
+
+export interface PolicyInput {
+  version: 1;
+  now: number;
+  request: RequestInput;
+  resource: { id: string };
+  agent: null;
+  subject: SubjectInput | null;
+  delegation: DelegationChain;
+  txn: null;
+  mcp: null;
+  credentials: { presented: string[] };
+}
+
+/**
+ * Input fields that `forward.identityHeaders` may copy into upstream headers. Kept to scalar
+ * facts about the verified caller; arrays are joined with spaces.
+ */
+export const IDENTITY_HEADER_SOURCES: readonly string[] = [
+  'subject.sub',
+  'subject.clientId',
+  'subject.iss',
+  'subject.scopes',
+  'subject.acr',
+  'subject.amr',
+  'subject.authTime',
+  'subject.jti',
+  'delegation.depth',
+  'delegation.chain.0.sub',
+  'request.id',
+];
+
+/** Reads a dotted path ("delegation.chain.0.sub") from the input; undefined when absent. */
+export function readField(input: PolicyInput, path: string): unknown {
+  let value: unknown = input;
+  for (const segment of path.split('.')) {
+    if (value === null || typeof value !== 'object') return undefined;
+    value = (value as Record<string, unknown>)[segment];
+  }
+  return value;
+}
+
+/** Claims mapped to named subject fields; the rest go to `subject.claims`. */
+const MAPPED_CLAIMS = new Set(['iss', 'sub', 'client_id', 'scope', 'aud', 'acr', 'amr', 'auth_time', 'authorization_details', 'jti', 'exp', 'may_act', 'act']);
+
+export function subjectInput(token: VerifiedAccessToken): SubjectInput {
+  const c = token.claims;
+  const claims: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(c)) if (!MAPPED_CLAIMS.has(k)) claims[k] = v;
+  return {
+    iss: token.issuer,
+    sub: typeof c.sub === 'string' ? c.sub : null,
+    clientId: typeof c.client_id === 'string' ? c.client_id : null,
+    scopes: token.scopes,
+    aud: token.audiences,
+    acr: typeof c.acr === 'string' ? c.acr : null,
+    amr: Array.isArray(c.amr) ? c.amr.filter((x): x is string => typeof x === 'string') : [],
+    authTime: typeof c.auth_time === 'number' ? c.auth_time : null,
+    authorizationDetails: Array.isArray(c.authorization_details) ? c.authorization_details : [],
+    jti: typeof c.jti === 'string' ? c.jti : null,
+    expiresAt: token.expiresAt,
+    format: 'jwt',
+    binding: 'bearer',
+    mayAct: c.may_act !== null && typeof c.may_act === 'object' && !Array.isArray(c.may_act) ? (c.may_act as Record<string, unknown>) : null,
+    claims,
+  };
+}

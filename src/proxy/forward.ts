@@ -1,0 +1,88 @@
+/**
+ * Forwarding to the upstream with http-proxy-3 over one keep-alive agent built at startup.
+ * Responses stream back as they arrive (Server-Sent Events included). Upstream failures become
+ * 502/504 with codes while nothing has been sent; after that the client connection is cut, so a
+ * truncated response is never mistaken for a complete one.
+ */
+import { Agent, type IncomingMessage, type ServerResponse, type ClientRequest } from 'node:http';
+import { Agent as HttpsAgent } from 'node:https';
+import { Readable } from 'node:stream';
+import { createProxyServer, type ProxyServer } from 'http-proxy-3';
+import { AgentwardError } from '../errors.ts';
+
+export interface ForwarderOptions {
+  url: string;
+  /** Idle time allowed between bytes from the upstream. */
+  timeoutMs: number;
+  connectTimeoutMs: number;
+  maxSockets: number;
+}
+
+export interface ForwardResult {
+  /** Status sent to the client (the upstream's, or ours on failure). */
+  status: number;
+  /** Set when the upstream failed; the response was our problem or a cut connection. */
+  error: AgentwardError | undefined;
+}
+
+const kState = Symbol('agentward.forward');
+
+interface ForwardState {
+  timedOut: boolean;
+}
+
+type StatefulRequest = IncomingMessage & { [kState]?: ForwardState };
+
+export class Forwarder {
+  private readonly proxy: ProxyServer;
+  private readonly agent: Agent;
+  private readonly timeoutMs: number;
+
+  constructor(options: ForwarderOptions) {
+    const target = new URL(options.url);
+    this.timeoutMs = options.timeoutMs;
+    const agentOptions = { keepAlive: true, maxSockets: options.maxSockets, maxFreeSockets: Math.min(options.maxSockets, 64), scheduling: 'lifo' as const };
+    this.agent = target.protocol === 'https:' ? new HttpsAgent(agentOptions) : new Agent(agentOptions);
+    this.proxy = createProxyServer({
+      target: options.url,
+      agent: this.agent,
+      xfwd: false, // set by us from trusted facts only (headers.ts)
+      changeOrigin: false,
+      connectTimeout: options.connectTimeoutMs,
+    });
+    // Idle timeout per upstream request: our own flag distinguishes a timeout from a reset.
+    this.proxy.on('proxyReq', (proxyReq: ClientRequest, req: StatefulRequest) => {
+      const state = req[kState];
+      proxyReq.setTimeout(this.timeoutMs, () => {
+        if (state) state.timedOut = true;
+        proxyReq.destroy();
+      });
+    });
+  }
+
+  /**
+   * Forwards and resolves when the client response has ended or closed. `reject` answers an
+   * upstream failure through the pipeline's error mapping.
+   */
+  forward(req: IncomingMessage, res: ServerResponse, body: Buffer | undefined, reject: (err: AgentwardError) => void): Promise<ForwardResult> {
+    const state: ForwardState = { timedOut: false };
+    (req as StatefulRequest)[kState] = state;
+    return new Promise((resolve) => {
+      let error: AgentwardError | undefined;
+      res.once('close', () => resolve({ status: error && !res.headersSent ? error.status : res.statusCode, error }));
+      this.proxy.web(req, res, body ? { buffer: Readable.from([body]) } : {}, (err: Error & { code?: string }) => {
+        error = state.timedOut
+          ? new AgentwardError('ERR_UPSTREAM_TIMEOUT', undefined, { cause: err })
+          : err.code === 'ECONNREFUSED' || err.code === 'ENOTFOUND' || err.code === 'EHOSTUNREACH' || err.code === 'ETIMEDOUT'
+            ? new AgentwardError('ERR_UPSTREAM_UNAVAILABLE', undefined, { cause: err })
+            : new AgentwardError('ERR_UPSTREAM_RESET', undefined, { cause: err });
+        reject(error);
+      });
+    });
+  }
+
+  close(): void {
+    this.proxy.close();
+    this.agent.destroy();
+  }
+}

@@ -1,0 +1,68 @@
+/**
+ * What the upstream sees. Inbound credentials are removed (MCP 2026-07-28 "Token Handling"),
+ * caller-sent copies of every header the proxy vouches for are removed whether or not the proxy
+ * sets them this time, and forwarding headers are rebuilt from facts the proxy knows itself
+ * (RFC 9700 §4.13: a reverse proxy must sanitize inbound security headers).
+ */
+import type { IncomingHttpHeaders } from 'node:http';
+import { CREDENTIAL_HEADERS } from '../credentials/headers.ts';
+import { readField, type PolicyInput } from '../policy/input.ts';
+
+/** Forwarding headers only the proxy may set. */
+const FORWARDING_HEADERS = ['forwarded', 'x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host', 'x-forwarded-port', 'x-real-ip'];
+
+export interface UpstreamHeaderPlan {
+  stripCredentials: boolean;
+  /** Lower-cased identity header name → policy input field. */
+  identityHeaders: ReadonlyMap<string, string>;
+  requestIdHeader: string;
+}
+
+export interface UpstreamFacts {
+  requestId: string;
+  remoteAddress: string | undefined;
+  proto: 'http' | 'https';
+  input: PolicyInput;
+  /** Headers from an allow decision (already validated, lower-cased names). */
+  decisionHeaders: Readonly<Record<string, string>>;
+}
+
+/** Rewrites `headers` in place for the upstream request. */
+export function rewriteUpstreamHeaders(headers: IncomingHttpHeaders, plan: UpstreamHeaderPlan, facts: UpstreamFacts): void {
+  if (plan.stripCredentials) for (const name of CREDENTIAL_HEADERS) delete headers[name];
+  for (const name of FORWARDING_HEADERS) delete headers[name];
+  for (const name of plan.identityHeaders.keys()) delete headers[name];
+  for (const name of Object.keys(facts.decisionHeaders)) delete headers[name];
+
+  for (const [name, field] of plan.identityHeaders) {
+    const value = headerValue(readField(facts.input, field));
+    if (value !== undefined) headers[name] = value;
+  }
+  for (const [name, value] of Object.entries(facts.decisionHeaders)) headers[name] = value;
+
+  headers[plan.requestIdHeader] = facts.requestId;
+  if (facts.remoteAddress) {
+    headers['x-forwarded-for'] = facts.remoteAddress;
+    headers.forwarded = `for=${forwardedNode(facts.remoteAddress)};proto=${facts.proto}`;
+  }
+  headers['x-forwarded-proto'] = facts.proto;
+}
+
+/**
+ * Scalars as text, arrays joined with spaces (like an OAuth scope). A value outside visible ASCII
+ * is percent-encoded (RFC 3986 §2.1) so a claim can never break the header framing.
+ */
+function headerValue(value: unknown): string | undefined {
+  let text: string;
+  if (value === undefined || value === null) return undefined;
+  if (Array.isArray(value)) text = value.map(String).join(' ');
+  else if (typeof value === 'object') return undefined;
+  else text = String(value);
+  return /^[\x20-\x7e]*$/.test(text) ? text : encodeURIComponent(text);
+}
+
+/** RFC 7239 §6: IPv6 addresses are quoted and bracketed. */
+function forwardedNode(address: string): string {
+  const plain = address.startsWith('::ffff:') && address.includes('.') ? address.slice(7) : address;
+  return plain.includes(':') ? `"[${plain}]"` : plain;
+}

@@ -1,0 +1,234 @@
+/**
+ * The request pipeline (design §2), in one function and in this order:
+ *
+ *   admit → extract → verify → inspect → build input → decide → enforce → record
+ *
+ * Why this order: nothing reaches policy unverified, and policy never sees a raw token; a body is
+ * read only after the caller is known, so no unauthenticated request can make the proxy buffer;
+ * recording runs in `finally`, after the response, so it sees the outcome of every path.
+ */
+import { randomUUID } from 'node:crypto';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Logger } from 'pino';
+import { AgentwardError, asAgentwardError } from '../errors.ts';
+import { extractCredentials } from '../credentials/extract.ts';
+import { CREDENTIAL_HEADERS } from '../credentials/headers.ts';
+import type { AccessTokenVerifier, VerifiedAccessToken } from '../credentials/access-token.ts';
+import { NO_DELEGATION } from '../identity/delegation.ts';
+import type { PolicyEngine } from '../policy/engine.ts';
+import type { Decision } from '../policy/decision.ts';
+import { subjectInput, type PolicyInput } from '../policy/input.ts';
+import type { AuditSink } from '../observability/audit.ts';
+import type { Forwarder } from './forward.ts';
+import { rewriteUpstreamHeaders, type UpstreamHeaderPlan } from './headers.ts';
+import type { ProtectedResource } from './protected-resource.ts';
+import { sendProblem } from './reject.ts';
+
+export interface PipelineDeps {
+  resource: ProtectedResource;
+  verifier: AccessTokenVerifier;
+  policy: PolicyEngine;
+  forwarder: Forwarder;
+  headerPlan: UpstreamHeaderPlan;
+  audit: AuditSink;
+  logger: Logger;
+  /** Largest body read for inspection. */
+  maxBodyBytes: number;
+  exposeReason: boolean;
+  /** Scheme of the listener agents connect to. */
+  listenerProto: 'http' | 'https';
+  now: () => number;
+}
+
+interface RequestContext {
+  id: string;
+  traceId: string | null;
+  startedAt: number;
+  method: string;
+  path: string;
+  token: VerifiedAccessToken | undefined;
+  decision: Decision | undefined;
+  error: AgentwardError | undefined;
+  status: number;
+}
+
+const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+const TRACEPARENT = /^[0-9a-f]{2}-([0-9a-f]{32})-[0-9a-f]{16}-[0-9a-f]{2}$/;
+
+export async function handleRequest(req: IncomingMessage, res: ServerResponse, deps: PipelineDeps): Promise<void> {
+  const ctx = admit(req, deps);
+  const log = deps.logger.child({ requestId: ctx.id });
+  res.setHeader(deps.headerPlan.requestIdHeader, ctx.id);
+  try {
+    const target = parseTarget(req.url ?? '');
+    ctx.path = target.pathname;
+    if (deps.resource.metadataPaths.has(target.pathname)) {
+      serveMetadata(req, res, deps.resource);
+      ctx.status = res.statusCode;
+      return;
+    }
+
+    const credentials = extractCredentials(req, target.searchParams);
+    if (credentials.accessToken === undefined) throw new AgentwardError('ERR_CREDENTIALS_MISSING');
+    ctx.token = await deps.verifier.verify(credentials.accessToken);
+
+    const body = await inspectBody(req, deps.maxBodyBytes);
+    const input = buildInput(req, ctx, target, credentials.presented, deps);
+    ctx.decision = deps.policy.evaluate(input);
+    enforce(ctx.decision);
+
+    rewriteUpstreamHeaders(req.headers, deps.headerPlan, {
+      requestId: ctx.id,
+      remoteAddress: req.socket.remoteAddress,
+      proto: deps.listenerProto,
+      input,
+      decisionHeaders: ctx.decision.headers,
+    });
+    const result = await deps.forwarder.forward(req, res, body, (err) => {
+      ctx.error = err;
+      sendProblem(res, err, { requestId: ctx.id, resourceMetadataUrl: deps.resource.metadataUrl });
+    });
+    ctx.status = result.status;
+  } catch (err) {
+    ctx.error = asAgentwardError(err);
+    ctx.status = ctx.error.status;
+    const reason = deps.exposeReason && ctx.decision && !ctx.decision.allow ? ctx.decision.reason : undefined;
+    sendProblem(res, ctx.error, { requestId: ctx.id, resourceMetadataUrl: deps.resource.metadataUrl, exposedReason: reason });
+  } finally {
+    record(ctx, deps, log);
+  }
+}
+
+/** Step 1: request id (kept from the caller when well-formed) and W3C trace id. */
+function admit(req: IncomingMessage, deps: PipelineDeps): RequestContext {
+  const inbound = req.headers[deps.headerPlan.requestIdHeader];
+  const traceparent = req.headers.traceparent;
+  return {
+    id: typeof inbound === 'string' && REQUEST_ID.test(inbound) ? inbound : randomUUID(),
+    traceId: typeof traceparent === 'string' ? (TRACEPARENT.exec(traceparent)?.[1] ?? null) : null,
+    startedAt: performance.now(),
+    method: req.method ?? 'GET',
+    path: '',
+    token: undefined,
+    decision: undefined,
+    error: undefined,
+    status: 0,
+  };
+}
+
+/**
+ * The request target in origin-form (RFC 9112 §3.2.1). Paths that a server behind us could read
+ * differently from the policy (dot segments, encoded dots or slashes, backslashes) are refused
+ * rather than normalized, so policy and upstream see the same bytes.
+ */
+function parseTarget(rawUrl: string): URL {
+  if (!rawUrl.startsWith('/')) throw new AgentwardError('ERR_BAD_REQUEST', 'The request target must be a path (origin-form).');
+  const q = rawUrl.indexOf('?');
+  const path = q === -1 ? rawUrl : rawUrl.slice(0, q);
+  if (/(^|\/)\.\.?(\/|$)|%2e|%2f|%5c|\\/i.test(path)) throw new AgentwardError('ERR_PATH_NOT_NORMALIZED');
+  try {
+    return new URL(rawUrl, 'http://target.invalid');
+  } catch {
+    throw new AgentwardError('ERR_BAD_REQUEST', 'The request target is not a valid URI path.');
+  }
+}
+
+function serveMetadata(req: IncomingMessage, res: ServerResponse, resource: ProtectedResource): void {
+  if (req.method !== 'GET' && req.method !== 'HEAD') throw new AgentwardError('ERR_METHOD_NOT_ALLOWED');
+  res.writeHead(200, { 'content-type': 'application/json', 'cache-control': 'max-age=300', 'content-length': Buffer.byteLength(resource.metadataBody) });
+  res.end(req.method === 'HEAD' ? undefined : resource.metadataBody);
+}
+
+/**
+ * Step 4. A form body is the one place RFC 6750 §2.2 lets a token ride; we accept tokens only in
+ * the header, so a form body is read (bounded) and refused if it carries `access_token`
+ * (AT-N20). The exact bytes read are the bytes forwarded. Other bodies stream through unread.
+ */
+async function inspectBody(req: IncomingMessage, maxBytes: number): Promise<Buffer | undefined> {
+  const type = req.headers['content-type']?.split(';')[0]?.trim().toLowerCase();
+  if (type !== 'application/x-www-form-urlencoded') return undefined;
+  const declared = Number(req.headers['content-length']);
+  if (Number.isFinite(declared) && declared > maxBytes) throw new AgentwardError('ERR_BODY_TOO_LARGE');
+  const chunks: Buffer[] = [];
+  let size = 0;
+  try {
+    for await (const chunk of req) {
+      size += (chunk as Buffer).length;
+      if (size > maxBytes) throw new AgentwardError('ERR_BODY_TOO_LARGE');
+      chunks.push(chunk as Buffer);
+    }
+  } catch (err) {
+    throw err instanceof AgentwardError ? err : new AgentwardError('ERR_BODY_READ', undefined, { cause: err });
+  }
+  const body = Buffer.concat(chunks);
+  if (new URLSearchParams(body.toString('latin1')).has('access_token')) throw new AgentwardError('ERR_TOKEN_IN_BODY');
+  return body;
+}
+
+/** Step 5: the policy input, version 1 (design §3.3). */
+function buildInput(req: IncomingMessage, ctx: RequestContext, target: URL, presented: string[], deps: PipelineDeps): PolicyInput {
+  const query: Record<string, string[]> = {};
+  for (const [k, v] of target.searchParams) (query[k] ??= []).push(v);
+  const headers: Record<string, string> = {};
+  for (const [name, values] of Object.entries(req.headersDistinct)) {
+    if (values && !CREDENTIAL_HEADERS.includes(name)) headers[name] = values.join(', ');
+  }
+  const token = ctx.token;
+  return {
+    version: 1,
+    now: Math.floor(deps.now() / 1000),
+    request: { id: ctx.id, method: ctx.method, scheme: deps.resource.scheme, host: deps.resource.host, path: target.pathname, query, headers },
+    resource: { id: deps.resource.id },
+    agent: null,
+    subject: token ? subjectInput(token) : null,
+    delegation: token?.delegation ?? NO_DELEGATION,
+    txn: null,
+    mcp: null,
+    credentials: { presented },
+  };
+}
+
+/** Step 7 (deny half): a decision that does not allow becomes the error its fields ask for. */
+function enforce(decision: Decision): void {
+  if (decision.allow) return;
+  if (decision.stepUp) {
+    throw new AgentwardError('ERR_POLICY_STEP_UP', undefined, { hints: { acrValues: decision.stepUp.acrValues, maxAge: decision.stepUp.maxAge } });
+  }
+  if (decision.requiredScopes.length > 0) throw new AgentwardError('ERR_POLICY_INSUFFICIENT_SCOPE', undefined, { hints: { scope: decision.requiredScopes } });
+  throw new AgentwardError('ERR_POLICY_DENIED');
+}
+
+/** Step 8: one audit record and one log line per request. */
+function record(ctx: RequestContext, deps: PipelineDeps, log: Logger): void {
+  const latencyMs = Math.round((performance.now() - ctx.startedAt) * 1000) / 1000;
+  const token = ctx.token;
+  const err = ctx.error;
+  // A policy decision is what it says; without one, a refusal before policy is a deny and a
+  // server-side failure an error (an upstream failure after an allow stays an allow, with its code).
+  const decision = ctx.decision ? (ctx.decision.allow ? 'allow' : 'deny') : !err ? 'allow' : err.status >= 500 ? 'error' : 'deny';
+  try {
+    deps.audit.write({
+      time: new Date(performance.timeOrigin + ctx.startedAt).toISOString(),
+      requestId: ctx.id,
+      traceId: ctx.traceId,
+      agent: null,
+      subject: token ? { iss: token.issuer, sub: (token.claims.sub as string | undefined) ?? null, clientId: (token.claims.client_id as string | undefined) ?? null } : null,
+      delegation: token ? token.delegation.chain.map((a) => a.sub) : [],
+      resource: deps.resource.id,
+      action: { method: ctx.method, path: ctx.path, mcpTool: null },
+      decision,
+      status: ctx.status,
+      code: err?.code ?? null,
+      reason: ctx.decision?.reason ?? null,
+      policyRevision: deps.policy.revision ?? null,
+      token: token ? { jti: (token.claims.jti as string | undefined) ?? null, hash: token.hashPrefix } : null,
+      posture: null,
+      latencyMs,
+    });
+  } catch (auditErr) {
+    log.error({ err: auditErr }, 'audit record could not be written');
+  }
+  if (!err) log.debug({ status: ctx.status, latencyMs }, 'request forwarded');
+  else if (err.status >= 500) log.error({ code: err.code, status: err.status, err: err.cause ?? err, latencyMs }, err.detail);
+  else log.info({ code: err.code, status: err.status, reason: ctx.decision?.reason, latencyMs }, err.detail);
+}

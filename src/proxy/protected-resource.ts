@@ -1,0 +1,41 @@
+/**
+ * OAuth 2.0 Protected Resource Metadata (RFC 9728) for the configured resource, built once.
+ * Served at `/.well-known/oauth-protected-resource` and at the path-inserted form for the
+ * resource identifier (§3: `https://r.example/res1` → `/.well-known/oauth-protected-resource/res1`);
+ * `resource` is the configured identifier byte for byte (§3.3).
+ */
+import type { Config } from '../config/schema.ts';
+
+export interface ProtectedResource {
+  id: string;
+  scheme: 'http' | 'https';
+  host: string;
+  /** RFC 9728 §5.1 `resource_metadata` for challenges. */
+  metadataUrl: string;
+  /** Request paths that answer with the metadata document. */
+  metadataPaths: ReadonlySet<string>;
+  metadataBody: string;
+}
+
+const WELL_KNOWN = '/.well-known/oauth-protected-resource';
+
+export function protectedResource(config: Readonly<Config>): ProtectedResource {
+  const url = new URL(config.resource.id);
+  // §3.1: a terminating "/" after the host is removed before inserting the well-known path.
+  const resourcePath = url.pathname === '/' ? '' : url.pathname;
+  const doc: Record<string, unknown> = { resource: config.resource.id };
+  if (config.resource.authorizationServers.length > 0) doc.authorization_servers = config.resource.authorizationServers;
+  if (config.resource.scopesSupported.length > 0) doc.scopes_supported = config.resource.scopesSupported;
+  // Only the header method is accepted (RFC 6750 §2.1); query and body are refused (PRM-N06).
+  doc.bearer_methods_supported = ['header'];
+  if (config.resource.name) doc.resource_name = config.resource.name;
+  if (config.resource.documentation) doc.resource_documentation = config.resource.documentation;
+  return {
+    id: config.resource.id,
+    scheme: url.protocol === 'https:' ? 'https' : 'http',
+    host: url.host,
+    metadataUrl: `${url.origin}${WELL_KNOWN}${resourcePath}`,
+    metadataPaths: new Set([WELL_KNOWN, `${WELL_KNOWN}${resourcePath}`]),
+    metadataBody: JSON.stringify(doc),
+  };
+}
