@@ -157,9 +157,22 @@ export type Config = Static<typeof ConfigSchema>;
 export type IssuerConfig = Static<typeof IssuerSchema>;
 export type Secret = Static<typeof SecretSchema>;
 
-/** The JSON Schema document committed as config/agentward.schema.json. */
+/**
+ * The JSON Schema document committed as config/agentward.schema.json. A key with a default is
+ * not required of the user (the loader fills it in), so it is dropped from `required` here.
+ */
 export function jsonSchemaDocument(): Record<string, unknown> {
   const schema = JSON.parse(JSON.stringify(ConfigSchema as TSchema)) as Record<string, unknown>;
+  const relax = (node: unknown): void => {
+    if (node === null || typeof node !== 'object') return;
+    const n = node as { required?: string[]; properties?: Record<string, { default?: unknown }> };
+    if (n.required && n.properties) {
+      n.required = n.required.filter((k) => n.properties![k]?.default === undefined);
+      if (n.required.length === 0) delete n.required;
+    }
+    for (const child of Object.values(node)) relax(child);
+  };
+  relax(schema);
   return {
     $schema: 'http://json-schema.org/draft-07/schema#',
     title: 'agentward configuration',
