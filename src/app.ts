@@ -115,6 +115,11 @@ export function createApp(loaded: LoadedConfig, options: AppOptions = {}): App {
     },
     (req: IncomingMessage, res: ServerResponse) => {
       if (draining) res.setHeader('connection', 'close');
+      // While draining, a keep-alive connection whose response just ended is closed at once,
+      // so shutdown waits for requests, not for clients' idle sockets.
+      res.once('close', () => {
+        if (draining) setImmediate(() => server.closeIdleConnections());
+      });
       void handleRequest(req, res, deps);
     },
   );

@@ -98,6 +98,8 @@ export class IssuerKeys {
         if (!(err instanceof joseErrors.JWKSNoMatchingKey)) throw this.keyError(err);
       }
     }
+    // If the key set could not be refreshed, the key may exist: say "unavailable", not "invalid".
+    if (this.failures > 0) throw this.unavailable();
     throw new AgentwardError('ERR_TOKEN_KEY_UNKNOWN', "No key of the issuer's key set matches the token's kid and alg.");
   }
 
