@@ -7,7 +7,7 @@ import { createServer, type Server, type IncomingMessage, type ServerResponse } 
 import type { AddressInfo, Socket } from 'node:net';
 import { resolve } from 'node:path';
 import type { Dispatcher } from 'undici';
-import type { LoadedConfig } from './config/load.ts';
+import { relaxations, type LoadedConfig } from './config/load.ts';
 import { durationMs } from './config/duration.ts';
 import { AgentwardError } from './errors.ts';
 import { AccessTokenVerifier } from './credentials/access-token.ts';
@@ -151,7 +151,7 @@ export function createApp(loaded: LoadedConfig, options: AppOptions = {}): App {
     policy,
     ready,
     async start() {
-      if (config.policy.mode !== 'enforce') logger.warn({ mode: config.policy.mode }, 'policy is not enforced');
+      for (const warning of relaxations(config)) logger.warn({ config: loaded.file }, warning);
       await Promise.all([
         policy.load().catch((err: unknown) => logger.error({ err: (err as Error).message }, 'policy could not be loaded; requests are refused until it is')),
         ...issuers.map((i) => i.keys.start()),

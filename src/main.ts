@@ -9,7 +9,7 @@
 import { writeFileSync, statSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { loadConfig, defaultConfigPath, ConfigError, type LoadedConfig } from './config/load.ts';
+import { loadConfig, defaultConfigPath, relaxations, ConfigError, type LoadedConfig } from './config/load.ts';
 import { createApp, createPolicyEngine } from './app.ts';
 import { createLogger } from './observability/logger.ts';
 import { compileRego, opaBinary, PolicyCompileError } from './policy/compile.ts';
@@ -110,6 +110,7 @@ async function check(args: string[]): Promise<number> {
       `  issuers    ${config.oauth.issuers.map((i) => i.issuer).join(', ') || '(none)'}`,
       `  policy     ${s.source} revision ${s.revision} entrypoint ${config.policy.entrypoint} (${config.policy.mode})`,
       `  audit      ${config.audit.sink}${config.audit.hashChain ? ', hash-chained' : ''}`,
+      ...relaxations(config).map((w) => `  warning    ${w}`),
     ].join('\n'),
   );
   return 0;

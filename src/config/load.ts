@@ -7,7 +7,8 @@ import { readFileSync, existsSync, statSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { Ajv, type ErrorObject } from 'ajv';
 import { LineCounter, parseDocument, isMap, isPair, isScalar, type Document } from 'yaml';
-import { ConfigSchema, type Config, type Secret, DURATION_PATTERN } from './schema.ts';
+import { ConfigSchema, type Config, type Secret, DURATION_PATTERN, RFC9068_REQUIRED_CLAIMS } from './schema.ts';
+import { durationMs } from './duration.ts';
 import { CREDENTIAL_HEADERS } from '../credentials/headers.ts';
 import { IDENTITY_HEADER_SOURCES } from '../policy/input.ts';
 
@@ -336,4 +337,32 @@ function deepFreeze<T>(value: T): T {
     Object.freeze(value);
   }
   return value;
+}
+
+/**
+ * Settings that loosen a default (conventions §8). They are allowed, but named at startup and by
+ * `agentward check`, so nobody runs relaxed by accident.
+ */
+export function relaxations(config: Readonly<Config>): string[] {
+  const out: string[] = [];
+  if (!config.forward.stripCredentials) out.push('forward.stripCredentials is off: the upstream receives the callers\' credentials');
+  if (config.policy.exposeReason) out.push('policy.exposeReason is on: deny reasons written by the policy are sent to callers');
+  if (durationSeconds(config.oauth.clockSkew) > 300) out.push(`oauth.clockSkew is ${config.oauth.clockSkew}: RFC 9068 §4 asks for a few minutes at most`);
+  config.oauth.issuers.forEach((issuer, i) => {
+    const missing = RFC9068_REQUIRED_CLAIMS.filter((c) => !issuer.requiredClaims.includes(c));
+    if (missing.length > 0) out.push(`oauth.issuers[${i}].requiredClaims leaves out ${missing.join(', ')} (RFC 9068 §2.2 requires them)`);
+    for (const [key, url] of [['issuer', issuer.issuer], ['jwksUri', issuer.jwksUri]] as const) {
+      if (url !== undefined && url.startsWith('http:') && !isLoopback(url)) out.push(`oauth.issuers[${i}].${key} uses plain http to a non-loopback host: keys can be tampered with in transit`);
+    }
+  });
+  return out;
+}
+
+function durationSeconds(value: string): number {
+  return durationMs(value) / 1000;
+}
+
+function isLoopback(url: string): boolean {
+  const host = new URL(url).hostname;
+  return host === 'localhost' || host === '[::1]' || /^127\./.test(host);
 }
