@@ -4,7 +4,7 @@
  * and the proxy recovers by itself when the endpoint is back.
  */
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { startIssuer, type TestIssuer } from '../helpers/issuer.ts';
+import { startIssuer } from '../helpers/issuer.ts';
 import { startUpstream, type TestUpstream } from '../helpers/upstream.ts';
 import { startAgentward, DEFAULT_POLICY, type RunningAgentward } from '../helpers/agentward.ts';
 import { rawRequest } from '../helpers/http.ts';
