@@ -50,3 +50,8 @@ actor_appears(sub) if {
 # current_actor_in(actors) holds when the current actor (chain[0]) is in `actors` (array or set).
 # This is the only delegation helper that may be used to grant.
 current_actor_in(actors) if current_actor in actors
+
+# is_delegated holds when the token carries an `act` chain: the caller acts for the subject
+# through at least one actor. A policy that requires delegation (spec E.1 ACT-N04) denies a token
+# without it, so an impersonation token (no `act`) cannot stand in for a delegated one.
+is_delegated if depth > 0

@@ -76,3 +76,9 @@ test_act_n06_may_act_is_not_an_actor if {
 	not delegation.actor_appears(admin) with input as inp
 	delegation.depth == 0 with input as inp
 }
+
+# ACT-N04: a token without `act` (impersonation or direct use) is not delegated.
+test_act_n04_impersonation_token_is_not_delegated if {
+	not delegation.is_delegated with input as {"delegation": {"chain": [], "depth": 0}}
+	delegation.is_delegated with input as {"delegation": {"chain": [{"sub": "planner", "iss": null}], "depth": 1}}
+}
