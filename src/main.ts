@@ -6,8 +6,8 @@
  *   agentward audit verify FILE [--key-env VAR]
  * --config defaults to $AGENTWARD_CONFIG, then ./agentward.yaml.
  */
-import { writeFileSync, statSync } from 'node:fs';
-import { resolve } from 'node:path';
+import { mkdirSync, writeFileSync, statSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { loadConfig, defaultConfigPath, relaxations, ConfigError, type LoadedConfig } from './config/load.ts';
 import { createApp, createPolicyEngine } from './app.ts';
@@ -130,6 +130,7 @@ async function policyBuild(args: string[]): Promise<number> {
   const output = resolve(values.output ?? 'bundle.tar.gz');
   try {
     const bundle = await compileRego(dir, { opa: opaBinary(values.opa), entrypoint: values.entrypoint ?? 'agentward/decision' });
+    mkdirSync(dirname(output), { recursive: true });
     writeFileSync(output, bundle);
   } catch (err) {
     console.error(err instanceof PolicyCompileError ? err.message : String(err));

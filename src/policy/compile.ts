@@ -36,7 +36,11 @@ export async function compileRego(dir: string, options: CompileOptions): Promise
   const out = await mkdtemp(join(tmpdir(), 'agentward-build-'));
   const bundle = join(out, 'bundle.tar.gz');
   try {
-    await run(options.opa, ['build', '-t', 'wasm', '-e', options.entrypoint, '--ignore', '*_test.rego', '-o', bundle, dir], {
+    // Run inside the folder on ".": opa records source paths in the bundle and the wasm, and
+    // relative ones make the output the same wherever the folder lives (the committed bundle
+    // must not depend on the checkout path).
+    await run(options.opa, ['build', '-t', 'wasm', '-e', options.entrypoint, '--ignore', '*_test.rego', '-o', bundle, '.'], {
+      cwd: dir,
       timeout: options.timeoutMs ?? 120_000,
       maxBuffer: 4 << 20,
     });
