@@ -54,6 +54,7 @@ export const ERROR_CODES = {
 
   // Policy (design §2 step 6: every failure is a deny)
   ERR_POLICY_DENIED: { status: 403, title: 'The policy denied this request.' },
+  ERR_POLICY_NOT_FOUND: { status: 404, title: 'Not found.' },
   ERR_POLICY_INSUFFICIENT_SCOPE: { status: 403, oauthError: 'insufficient_scope', title: 'The access token lacks a scope this request needs.' },
   ERR_POLICY_STEP_UP: { status: 401, oauthError: 'insufficient_user_authentication', title: 'A stronger or more recent user authentication is needed.' },
   ERR_POLICY_UNDEFINED: { status: 403, title: 'The policy returned no decision, so the request is denied.' },

@@ -7,7 +7,7 @@ import { readFileSync, existsSync, statSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { Ajv, type ErrorObject } from 'ajv';
 import { LineCounter, parseDocument, isMap, isPair, isScalar, type Document } from 'yaml';
-import { ConfigSchema, type Config, type Secret, DURATION_PATTERN, RFC9068_REQUIRED_CLAIMS } from './schema.ts';
+import { ConfigSchema, type Config, type Secret, DURATION_PATTERN, POSITIVE_DURATION_PATTERN, RFC9068_REQUIRED_CLAIMS } from './schema.ts';
 import { durationMs } from './duration.ts';
 import { CREDENTIAL_HEADERS } from '../credentials/headers.ts';
 import { IDENTITY_HEADER_SOURCES } from '../policy/input.ts';
@@ -91,11 +91,9 @@ export function parseConfig(text: string, file: string, env: NodeJS.ProcessEnv =
   const config = data as Config;
   const baseDir = dirname(resolve(file));
   const secrets = new Map<string, string>();
-  if (problems.length === 0) {
-    semanticChecks(config, baseDir, env, secrets, (path, message, fix) => {
-      problems.push({ path: formatPath(path), line: lineOf(nodeAt(doc, path)?.range?.[0]), message, fix });
-    });
-  }
+  semanticChecks(data, baseDir, env, secrets, (path, message, fix) => {
+    problems.push({ path: formatPath(path), line: lineOf(nearestNode(doc, path)?.range?.[0]), message, fix });
+  });
   if (problems.length > 0) {
     problems.sort((a, b) => (a.line ?? 0) - (b.line ?? 0));
     throw new ConfigError(file, problems);
@@ -120,6 +118,15 @@ function pointerToPath(pointer: string): Path {
 
 function nodeAt(doc: Document, path: Path): { range?: [number, number, number] | null } | undefined {
   return doc.getIn(path, true) as { range?: [number, number, number] | null } | undefined;
+}
+
+/** The node at `path`, or at its nearest ancestor when the key is absent (so a missing key still has a line). */
+function nearestNode(doc: Document, path: Path): { range?: [number, number, number] | null } | undefined {
+  for (let n = path.length; n > 0; n--) {
+    const node = nodeAt(doc, path.slice(0, n));
+    if (node?.range) return node;
+  }
+  return undefined;
 }
 
 /** The key node of `key` in the mapping at `path`, so an unknown key's line is its own. */
@@ -181,6 +188,7 @@ function schemaProblem(e: ErrorObject, doc: Document, lineOf: (o: number | undef
     case 'pattern': {
       const pattern = String(p.pattern);
       if (pattern === DURATION_PATTERN) return { ...at(path), message: 'is not a duration', fix: 'write a number with a unit: "250ms", "30s", "5m" or "1h"' };
+      if (pattern === POSITIVE_DURATION_PATTERN) return { ...at(path), message: 'is not a duration above zero', fix: 'write a number above zero with a unit: "250ms", "30s", "5m" or "1h"' };
       if (pattern.includes(':[0-9]{1,5}')) return { ...at(path), message: 'is not a host:port address', fix: 'write it as "127.0.0.1:8080" or "[::1]:8080"' };
       return { ...at(path), message: `does not match ${pattern}`, fix: 'use only the characters allowed there (header names are RFC 9110 tokens)' };
     }
@@ -238,33 +246,49 @@ function editDistance(a: string, b: string): number {
 
 type Report = (path: Path, message: string, fix: string) => void;
 
-/** Checks the schema cannot express. Runs only on a schema-valid document. */
-function semanticChecks(config: Config, baseDir: string, env: NodeJS.ProcessEnv, secrets: Map<string, string>, report: Report): void {
-  checkHttpUrl(config.upstream.url, ['upstream', 'url'], report, { allowPath: false });
-  checkResourceId(config.resource.id, report);
-  config.resource.authorizationServers.forEach((u, i) => checkHttpUrl(u, ['resource', 'authorizationServers', i], report, { allowPath: true }));
-
-  const issuers = new Set<string>();
-  config.oauth.issuers.forEach((issuer, i) => {
-    const path: Path = ['oauth', 'issuers', i];
-    if (issuers.has(issuer.issuer)) report([...path, 'issuer'], `issuer "${issuer.issuer}" is listed twice`, 'merge the two entries');
-    issuers.add(issuer.issuer);
-    checkHttpUrl(issuer.issuer, [...path, 'issuer'], report, { allowPath: true });
-    if (issuer.jwksUri !== undefined) checkHttpUrl(issuer.jwksUri, [...path, 'jwksUri'], report, { allowPath: true });
+/**
+ * Checks the schema cannot express. They run on the document even when the schema found
+ * problems (so every problem is reported in one pass), and each check looks only at values of
+ * the type it needs: a value of the wrong type already has its schema problem.
+ */
+function semanticChecks(doc: unknown, baseDir: string, env: NodeJS.ProcessEnv, secrets: Map<string, string>, report: Report): void {
+  const upstreamUrl = str(doc, 'upstream', 'url');
+  if (upstreamUrl !== undefined) checkHttpUrl(upstreamUrl, ['upstream', 'url'], report, { allowPath: false });
+  const resourceId = str(doc, 'resource', 'id');
+  if (resourceId !== undefined) checkResourceId(resourceId, report);
+  list(doc, 'resource', 'authorizationServers').forEach((u, i) => {
+    if (typeof u === 'string') checkHttpUrl(u, ['resource', 'authorizationServers', i], report, { allowPath: true });
   });
 
-  const source = resolve(baseDir, config.policy.source);
-  if (!existsSync(source)) {
-    report(['policy', 'source'], `"${config.policy.source}" does not exist (resolved to ${source})`, 'point it at a folder of .rego files, an OPA bundle (.tar.gz) or a .wasm file');
-  } else if (!statSync(source).isDirectory() && !/\.(tar\.gz|tgz|wasm)$/.test(source)) {
-    report(['policy', 'source'], `"${config.policy.source}" is neither a folder nor a .tar.gz bundle nor a .wasm file`, 'point it at a folder of .rego files, an OPA bundle (.tar.gz) or a .wasm file');
+  const issuers = new Set<string>();
+  list(doc, 'oauth', 'issuers').forEach((issuer, i) => {
+    const path: Path = ['oauth', 'issuers', i];
+    const id = str(issuer, 'issuer');
+    if (id !== undefined) {
+      if (issuers.has(id)) report([...path, 'issuer'], `issuer "${id}" is listed twice`, 'merge the two entries');
+      issuers.add(id);
+      checkHttpUrl(id, [...path, 'issuer'], report, { allowPath: true });
+    }
+    const jwksUri = str(issuer, 'jwksUri');
+    if (jwksUri !== undefined) checkHttpUrl(jwksUri, [...path, 'jwksUri'], report, { allowPath: true });
+  });
+
+  const policySource = str(doc, 'policy', 'source');
+  if (policySource !== undefined) {
+    const source = resolve(baseDir, policySource);
+    if (!existsSync(source)) {
+      report(['policy', 'source'], `"${policySource}" does not exist (resolved to ${source})`, 'point it at a folder of .rego files, an OPA bundle (.tar.gz) or a .wasm file');
+    } else if (!statSync(source).isDirectory() && !/\.(tar\.gz|tgz|wasm)$/.test(source)) {
+      report(['policy', 'source'], `"${policySource}" is neither a folder nor a .tar.gz bundle nor a .wasm file`, 'point it at a folder of .rego files, an OPA bundle (.tar.gz) or a .wasm file');
+    }
   }
-  if (config.policy.data !== undefined && !existsSync(resolve(baseDir, config.policy.data))) {
-    report(['policy', 'data'], `"${config.policy.data}" does not exist`, 'point it at a JSON file or remove the key');
+  const policyData = str(doc, 'policy', 'data');
+  if (policyData !== undefined && !existsSync(resolve(baseDir, policyData))) {
+    report(['policy', 'data'], `"${policyData}" does not exist`, 'point it at a JSON file or remove the key');
   }
 
   const seen = new Set<string>();
-  for (const [name, field] of Object.entries(config.forward.identityHeaders)) {
+  for (const [name, field] of Object.entries(obj(doc, 'forward', 'identityHeaders'))) {
     const path: Path = ['forward', 'identityHeaders', name];
     const lower = name.toLowerCase();
     if (seen.has(lower)) report(path, `header "${name}" is listed twice (header names are case-insensitive)`, 'keep one entry');
@@ -272,18 +296,42 @@ function semanticChecks(config: Config, baseDir: string, env: NodeJS.ProcessEnv,
     if (CREDENTIAL_HEADERS.includes(lower) || lower === 'host' || lower === 'content-length' || lower === 'transfer-encoding' || lower === 'connection') {
       report(path, `"${name}" cannot be an identity header`, 'choose a header name of your own, such as X-Agent-Id');
     }
-    if (!IDENTITY_HEADER_SOURCES.includes(field)) {
+    if (typeof field === 'string' && !IDENTITY_HEADER_SOURCES.includes(field)) {
       report(path, `"${field}" is not a policy input field that can be forwarded`, `use one of: ${IDENTITY_HEADER_SOURCES.join(', ')}`);
     }
   }
 
-  if (config.audit.sink === 'file' && config.audit.file === undefined) {
+  if (str(doc, 'audit', 'sink') === 'file' && str(doc, 'audit', 'file') === undefined) {
     report(['audit', 'file'], 'is required when audit.sink is "file"', 'add audit.file: /var/log/agentward/audit.jsonl');
   }
-  if (config.audit.hashKey !== undefined) {
-    const value = resolveSecret(config.audit.hashKey, ['audit', 'hashKey'], baseDir, env, report);
+  const hashKey = obj(doc, 'audit', 'hashKey');
+  if (Object.keys(hashKey).length === 1) {
+    const value = resolveSecret(hashKey as Secret, ['audit', 'hashKey'], baseDir, env, report);
     if (value !== undefined) secrets.set('audit.hashKey', value);
   }
+}
+
+function get(value: unknown, ...keys: string[]): unknown {
+  for (const key of keys) {
+    if (value === null || typeof value !== 'object' || Array.isArray(value)) return undefined;
+    value = (value as Record<string, unknown>)[key];
+  }
+  return value;
+}
+
+function str(value: unknown, ...keys: string[]): string | undefined {
+  const v = get(value, ...keys);
+  return typeof v === 'string' ? v : undefined;
+}
+
+function list(value: unknown, ...keys: string[]): unknown[] {
+  const v = get(value, ...keys);
+  return Array.isArray(v) ? v : [];
+}
+
+function obj(value: unknown, ...keys: string[]): Record<string, unknown> {
+  const v = get(value, ...keys);
+  return v !== null && typeof v === 'object' && !Array.isArray(v) ? (v as Record<string, unknown>) : {};
 }
 
 function resolveSecret(secret: Secret, path: Path, baseDir: string, env: NodeJS.ProcessEnv, report: Report): string | undefined {

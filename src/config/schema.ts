@@ -18,8 +18,14 @@ function Enum<const T extends readonly string[]>(values: T, options: { default?:
 
 /** Durations are strings so units are explicit: "250ms", "30s", "5m", "1h". */
 export const DURATION_PATTERN = '^[0-9]+(ms|s|m|h)$';
-const Duration = (defaultValue: string, description: string) =>
-  Type.String({ pattern: DURATION_PATTERN, default: defaultValue, description: `${description} A duration such as "250ms", "30s", "5m", "1h".` });
+/** A duration that must not be zero (a zero timeout or interval means "none" or "spin"). */
+export const POSITIVE_DURATION_PATTERN = '^0*[1-9][0-9]*(ms|s|m|h)$';
+const Duration = (defaultValue: string, description: string, options: { allowZero?: boolean } = {}) =>
+  Type.String({
+    pattern: options.allowZero ? DURATION_PATTERN : POSITIVE_DURATION_PATTERN,
+    default: defaultValue,
+    description: `${description} A duration such as "250ms", "30s", "5m", "1h"${options.allowZero ? '' : ', more than zero'}.`,
+  });
 
 /** host:port, IPv6 in brackets ("[::1]:8080"). Port 0 picks a free port. */
 const Address = (defaultValue: string, description: string) =>
@@ -77,7 +83,7 @@ export const ConfigSchema = Closed(
         maxHeaderBytes: Type.Integer({ minimum: 1024, maximum: 1048576, default: 16384, description: 'Largest request head accepted; larger gets 431.' }),
         maxBodyBytes: Type.Integer({ minimum: 0, default: 1048576, description: 'Largest body read for inspection (form bodies); larger gets 413.' }),
         requestTimeout: Duration('60s', 'Time a client has to send a whole request.'),
-        shutdownTimeout: Duration('15s', 'On SIGTERM, how long in-flight requests may finish before connections are closed.'),
+        shutdownTimeout: Duration('15s', 'On SIGTERM, how long in-flight requests may finish before connections are closed.', { allowZero: true }),
       },
       { default: {} },
     ),
@@ -101,7 +107,7 @@ export const ConfigSchema = Closed(
     oauth: Closed(
       {
         issuers: Type.Array(IssuerSchema, { default: [], description: 'Authorization servers whose JWT access tokens are accepted.' }),
-        clockSkew: Duration('30s', 'Leeway for exp, nbf and iat (RFC 9068 §4: a few minutes at most).'),
+        clockSkew: Duration('30s', 'Leeway for exp, nbf and iat (RFC 9068 §4: a few minutes at most).', { allowZero: true }),
         maxDelegationDepth: Type.Integer({ minimum: 0, maximum: 32, default: 4, description: 'Longest RFC 8693 `act` chain accepted; deeper tokens get ERR_DELEGATION_TOO_DEEP.' }),
         tokenCacheSize: Type.Integer({ minimum: 0, default: 10000, description: 'Verified tokens remembered (by SHA-256) until they expire; 0 disables the cache.' }),
         keys: Closed(

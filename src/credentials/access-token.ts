@@ -69,7 +69,7 @@ export class AccessTokenVerifier {
     this.cache = options.cacheSize > 0 ? new LRUCache({ max: options.cacheSize, ttlAutopurge: false, perf: { now: () => this.now() } }) : undefined;
     this.issuers = new Map(
       options.issuers.map(({ config, keys }) => {
-        keys.onRotation((issuer, kids) => this.forgetKeysNotIn(issuer, kids));
+        keys.onRotation((issuer, staleKids) => this.forgetKeys(issuer, staleKids));
         return [config.issuer, { config, keys, audiences: new Set(config.audiences ?? [options.resourceId]), algorithms: [...config.algorithms] }];
       }),
     );
@@ -93,7 +93,7 @@ export class AccessTokenVerifier {
 
     // RFC 9068 §4 step 1 (and RFC 8725 §3.11): explicit typing keeps ID tokens, DPoP proofs, WITs
     // and transaction tokens from being accepted as access tokens.
-    if (header.typ === undefined) throw new AgentwardError('ERR_TOKEN_TYPE', 'The token has no typ header; access tokens carry typ at+jwt (RFC 9068 §2.1).');
+    if (header.typ === undefined) throw new AgentwardError('ERR_TOKEN_TYPE', 'The token has no typ header; access tokens carry typ at+jwt (RFC 9068 section 2.1).');
     if (normalizeTyp(header.typ) !== 'at+jwt') throw new AgentwardError('ERR_TOKEN_TYPE');
 
     // Step 3: the issuer must be one configured out of band, compared exactly.
@@ -127,7 +127,7 @@ export class AccessTokenVerifier {
 
     // RFC 9068 §2.2 required claims (configurable strictness).
     for (const name of issuer.config.requiredClaims) {
-      if (claims[name] === undefined || claims[name] === null) throw new AgentwardError('ERR_TOKEN_CLAIM_MISSING', `The access token has no ${name} claim (RFC 9068 §2.2).`);
+      if (claims[name] === undefined || claims[name] === null) throw new AgentwardError('ERR_TOKEN_CLAIM_MISSING', `The access token has no ${name} claim (RFC 9068 section 2.2).`);
     }
     checkClaimTypes(claims);
     checkConfirmation(claims.cnf);
@@ -148,11 +148,12 @@ export class AccessTokenVerifier {
     return verified;
   }
 
-  private forgetKeysNotIn(issuer: string, kids: ReadonlySet<string | undefined>): void {
+  /** Drops cached tokens whose key was removed or replaced. */
+  private forgetKeys(issuer: string, staleKids: ReadonlySet<string | undefined>): void {
     if (!this.cache) return;
     for (const [hash, entry] of this.cache.entries()) {
       // A token without kid cannot be tied to one key; any change of the key set drops it.
-      if (entry.issuer === issuer && (entry.kid === undefined || !kids.has(entry.kid))) this.cache.delete(hash);
+      if (entry.issuer === issuer && (entry.kid === undefined || staleKids.has(entry.kid))) this.cache.delete(hash);
     }
   }
 }
@@ -179,7 +180,7 @@ function audienceList(aud: unknown): string[] {
 function numericClaim(claims: Record<string, unknown>, name: string): number | undefined {
   const value = claims[name];
   if (value === undefined) return undefined;
-  if (typeof value !== 'number' || !Number.isFinite(value)) throw new AgentwardError('ERR_TOKEN_CLAIM_INVALID', `The ${name} claim must be a NumericDate (RFC 7519 §2).`);
+  if (typeof value !== 'number' || !Number.isFinite(value)) throw new AgentwardError('ERR_TOKEN_CLAIM_INVALID', `The ${name} claim must be a NumericDate (RFC 7519 section 2).`);
   return value;
 }
 
@@ -197,14 +198,14 @@ function checkClaimTypes(claims: Record<string, unknown>): void {
   const details = claims.authorization_details;
   // RFC 9396 §2: an array of objects, each with a string `type` (RAR-N01).
   if (details !== undefined && !(Array.isArray(details) && details.every((d) => d !== null && typeof d === 'object' && !Array.isArray(d) && typeof (d as { type?: unknown }).type === 'string'))) {
-    throw new AgentwardError('ERR_TOKEN_CLAIM_INVALID', 'The authorization_details claim must be an array of objects with a string type (RFC 9396 §2).');
+    throw new AgentwardError('ERR_TOKEN_CLAIM_INVALID', 'The authorization_details claim must be an array of objects with a string type (RFC 9396 section 2).');
   }
 }
 
 /** RFC 7800 §3.1: `cnf` binds the token to a key; a binding we cannot check is never downgraded to bearer. */
 function checkConfirmation(cnf: unknown): void {
   if (cnf === undefined) return;
-  if (cnf === null || typeof cnf !== 'object' || Array.isArray(cnf)) throw new AgentwardError('ERR_TOKEN_CLAIM_INVALID', 'The cnf claim must be a JSON object (RFC 7800 §3.1).');
+  if (cnf === null || typeof cnf !== 'object' || Array.isArray(cnf)) throw new AgentwardError('ERR_TOKEN_CLAIM_INVALID', 'The cnf claim must be a JSON object (RFC 7800 section 3.1).');
   for (const member of Object.keys(cnf)) {
     if (!VERIFIABLE_CNF_MEMBERS.has(member)) throw new AgentwardError('ERR_TOKEN_BINDING_UNSUPPORTED', 'The token is bound to a key with a confirmation method this resource cannot verify (RFC 7800).');
   }

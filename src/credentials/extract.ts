@@ -19,7 +19,7 @@ const B64TOKEN = /^[A-Za-z0-9\-._~+/]+=*$/;
 export function extractCredentials(req: IncomingMessage, query: URLSearchParams): PresentedCredentials {
   // headersDistinct keeps every field; `req.headers` would silently drop a second Authorization.
   const authorization = req.headersDistinct.authorization ?? [];
-  if (authorization.length > 1) throw new AgentwardError('ERR_AUTHORIZATION_MULTIPLE', 'The request has more than one Authorization header (RFC 6750 §2).');
+  if (authorization.length > 1) throw new AgentwardError('ERR_AUTHORIZATION_MULTIPLE', 'The request has more than one Authorization header (RFC 6750 section 2).');
   if (query.has('access_token')) throw new AgentwardError('ERR_TOKEN_IN_QUERY');
 
   const presented: string[] = [];
@@ -31,7 +31,7 @@ export function extractCredentials(req: IncomingMessage, query: URLSearchParams)
     const scheme = match[1]!.toLowerCase();
     const credentials = match[2] ?? '';
     if (scheme !== 'bearer') throw new AgentwardError('ERR_AUTHORIZATION_SCHEME');
-    if (!B64TOKEN.test(credentials)) throw new AgentwardError('ERR_AUTHORIZATION_MALFORMED', 'The Bearer credentials must be one RFC 6750 §2.1 b64token.');
+    if (!B64TOKEN.test(credentials)) throw new AgentwardError('ERR_AUTHORIZATION_MALFORMED', 'The Bearer credentials must be one RFC 6750 section 2.1 b64token.');
     accessToken = credentials;
     presented.push('access_token');
   }

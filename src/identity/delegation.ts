@@ -36,11 +36,11 @@ export function flattenDelegation(act: unknown, maxDepth: number): DelegationCha
   let current: unknown = act;
   while (current !== undefined) {
     if (current === null || typeof current !== 'object' || Array.isArray(current)) {
-      throw new AgentwardError('ERR_TOKEN_CLAIM_INVALID', 'The act claim must be a JSON object (RFC 8693 §4.1).');
+      throw new AgentwardError('ERR_TOKEN_CLAIM_INVALID', 'The act claim must be a JSON object (RFC 8693 section 4.1).');
     }
     const member = current as Record<string, unknown>;
     if (typeof member.sub !== 'string' || member.sub === '') {
-      throw new AgentwardError('ERR_TOKEN_CLAIM_INVALID', 'Every actor in the act claim needs a string sub (RFC 8693 §4.1).');
+      throw new AgentwardError('ERR_TOKEN_CLAIM_INVALID', 'Every actor in the act claim needs a string sub (RFC 8693 section 4.1).');
     }
     if (member.iss !== undefined && typeof member.iss !== 'string') {
       throw new AgentwardError('ERR_TOKEN_CLAIM_INVALID', 'An actor iss must be a string.');

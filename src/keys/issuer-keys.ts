@@ -24,8 +24,14 @@ export interface IssuerKeysOptions {
 type KeyResolver = ReturnType<typeof createLocalJWKSet>;
 export type VerificationKey = Awaited<ReturnType<KeyResolver>>;
 
-/** Called with the `kid`s of the new key set whenever its content changes. */
-export type RotationListener = (issuer: string, kids: ReadonlySet<string | undefined>) => void;
+/**
+ * Called when the key set changes, with the `kid`s whose key was removed or replaced (a key
+ * without `kid` counts as `undefined`). Tokens verified with those keys must be verified again.
+ */
+export type RotationListener = (issuer: string, staleKids: ReadonlySet<string | undefined>) => void;
+
+/** setTimeout takes at most 2^31-1 ms; longer delays fire at once. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
 
 export class IssuerKeys {
   readonly issuer: string;
@@ -33,7 +39,8 @@ export class IssuerKeys {
   private readonly options: IssuerKeysOptions;
   private readonly now: () => number;
   private resolver: KeyResolver | undefined;
-  private fingerprint = '';
+  /** Each published key's JSON by `kid`, to tell which keys a refresh removed or replaced. */
+  private keysByKid = new Map<string | undefined, string>();
   private jwksUri: string | undefined;
   private inflight: Promise<void> | undefined;
   private lastFetchAt = -Infinity;
@@ -89,8 +96,9 @@ export class IssuerKeys {
     } catch (err) {
       if (!(err instanceof joseErrors.JWKSNoMatchingKey)) throw this.keyError(err);
     }
-    // Unknown kid: the issuer may have rotated. Refetch once, unless we did so very recently.
-    if (this.now() - this.lastFetchAt >= this.options.cooldownMs) {
+    // Unknown kid: the issuer may have rotated. Refetch once (or join the refetch already running
+    // for another caller), unless we fetched very recently.
+    if (this.inflight || this.now() - this.lastFetchAt >= this.options.cooldownMs) {
       await this.refreshIfAllowed();
       try {
         return await this.resolver(header, token);
@@ -179,14 +187,16 @@ export class IssuerKeys {
   }
 
   private install(jwks: JSONWebKeySet): void {
-    const fingerprint = JSON.stringify(jwks.keys);
-    if (fingerprint === this.fingerprint) return;
+    const next = new Map<string | undefined, string>();
+    for (const key of jwks.keys) next.set(key.kid, `${next.get(key.kid) ?? ''}${JSON.stringify(key)}`);
+    const stale = new Set<string | undefined>();
+    for (const [kid, json] of this.keysByKid) if (next.get(kid) !== json) stale.add(kid);
+    if (this.resolver !== undefined && stale.size === 0 && next.size === this.keysByKid.size) return;
     const rotated = this.resolver !== undefined;
-    this.fingerprint = fingerprint;
+    this.keysByKid = next;
     this.resolver = createLocalJWKSet(jwks);
-    const kids = new Set(jwks.keys.map((k) => k.kid));
-    this.options.logger.info({ issuer: this.issuer, kids: [...kids], rotated }, 'issuer keys loaded');
-    if (rotated) for (const listener of this.listeners) listener(this.issuer, kids);
+    this.options.logger.info({ issuer: this.issuer, kids: [...next.keys()], rotated, removedOrReplaced: [...stale] }, 'issuer keys loaded');
+    if (rotated && stale.size > 0) for (const listener of this.listeners) listener(this.issuer, stale);
   }
 
   private schedule(delayMs = this.options.maxAgeMs): void {
@@ -198,7 +208,7 @@ export class IssuerKeys {
         .finally(() => {
           if (this.resolver !== undefined) this.schedule();
         });
-    }, Math.max(delayMs, 0));
+    }, Math.min(Math.max(delayMs, 0), MAX_TIMER_MS));
     this.timer.unref();
   }
 }

@@ -9,7 +9,7 @@
  * a new stream starts with `"prev":null`.
  */
 import { createHash, createHmac } from 'node:crypto';
-import { existsSync, openSync, readSync, fstatSync, closeSync, readFileSync } from 'node:fs';
+import { existsSync, openSync, readSync, fstatSync, closeSync, readFileSync, appendFileSync } from 'node:fs';
 import pino from 'pino';
 
 export interface AuditRecord {
@@ -47,8 +47,17 @@ export class AuditLog implements AuditSink {
   constructor(options: { dest: number | string; hashChain: boolean; hashKey?: string | undefined }) {
     this.chain = options.hashChain;
     this.key = options.hashKey;
-    this.prev = typeof options.dest === 'string' && this.chain ? lastHash(options.dest) : null;
-    this.stream = pino.destination({ dest: options.dest, sync: false, mkdir: true, append: true });
+    if (typeof options.dest === 'string') {
+      // A process that died mid-write leaves a partial last line: end it, so the next record
+      // starts on its own line (it then starts a new chain segment, which verify reports).
+      if (endsMidLine(options.dest)) appendFileSync(options.dest, '\n');
+      this.prev = this.chain ? lastHash(options.dest) : null;
+    } else {
+      this.prev = null;
+    }
+    // minLength 1: sonic-boom's flush() is a no-op with the default 0, and stop() relies on it
+    // to write every record before the process exits.
+    this.stream = pino.destination({ dest: options.dest, sync: false, mkdir: true, append: true, minLength: 1 });
   }
 
   write(record: AuditRecord): void {
@@ -76,6 +85,20 @@ export const NO_AUDIT: AuditSink = { write: () => undefined, flush: () => Promis
 
 export function chainHash(body: string, key: string | undefined): string {
   return (key === undefined ? createHash('sha256') : createHmac('sha256', key)).update(body).digest('hex');
+}
+
+function endsMidLine(file: string): boolean {
+  if (!existsSync(file)) return false;
+  const fd = openSync(file, 'r');
+  try {
+    const size = fstatSync(fd).size;
+    if (size === 0) return false;
+    const last = Buffer.alloc(1);
+    readSync(fd, last, 0, 1, size - 1);
+    return last[0] !== 0x0a;
+  } finally {
+    closeSync(fd);
+  }
 }
 
 /** The hash of the last complete line of an audit file, to continue its chain. */

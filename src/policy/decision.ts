@@ -8,8 +8,8 @@ import { CREDENTIAL_HEADERS } from '../credentials/headers.ts';
 export interface Decision {
   allow: boolean;
   reason: string | undefined;
-  /** Deny status the policy asked for: 401, 403 (default) or 404. */
-  status: 401 | 403 | 404 | undefined;
+  /** Deny status the policy asked for: 403 (default) or 404, to hide that the resource exists. */
+  status: 403 | 404 | undefined;
   /** RFC 6750 §3.1 `insufficient_scope` with `scope=`. */
   requiredScopes: string[];
   /** RFC 9470 §3 `insufficient_user_authentication`. */
@@ -39,7 +39,8 @@ export function parseDecision(value: unknown): Decision {
   for (const key of Object.keys(d)) if (!KEYS.has(key)) throw invalid(`unknown key "${key}"`);
   if (typeof d.allow !== 'boolean') throw invalid('"allow" must be a boolean');
   if (d.reason !== undefined && (typeof d.reason !== 'string' || d.reason.length > 1024)) throw invalid('"reason" must be a string of at most 1024 characters');
-  if (d.status !== undefined && d.status !== 401 && d.status !== 403 && d.status !== 404) throw invalid('"status" must be 401, 403 or 404');
+  // 401 is not offered: a policy asks for stronger authentication with stepUp (RFC 9470).
+  if (d.status !== undefined && d.status !== 403 && d.status !== 404) throw invalid('"status" must be 403 or 404');
 
   let requiredScopes: string[] = [];
   if (d.requiredScopes !== undefined) {

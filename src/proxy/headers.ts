@@ -49,8 +49,9 @@ export function rewriteUpstreamHeaders(headers: IncomingHttpHeaders, plan: Upstr
 }
 
 /**
- * Scalars as text, arrays joined with spaces (like an OAuth scope). A value outside visible ASCII
- * is percent-encoded (RFC 3986 §2.1) so a claim can never break the header framing.
+ * Scalars as text, arrays joined with spaces (like an OAuth scope). A value with anything outside
+ * visible ASCII, or with a "%", is percent-encoded (RFC 3986 §2.1): a claim can never break the
+ * header framing, and the mapping stays one-to-one (a literal "j%C3%BCrgen" and "jürgen" differ).
  */
 function headerValue(value: unknown): string | undefined {
   let text: string;
@@ -58,7 +59,7 @@ function headerValue(value: unknown): string | undefined {
   if (Array.isArray(value)) text = value.map(String).join(' ');
   else if (typeof value === 'object') return undefined;
   else text = String(value);
-  return /^[\x20-\x7e]*$/.test(text) ? text : encodeURIComponent(text);
+  return /^[\x20-\x24\x26-\x7e]*$/.test(text) ? text : encodeURIComponent(text.toWellFormed());
 }
 
 /** RFC 7239 §6: IPv6 addresses are quoted and bracketed. */

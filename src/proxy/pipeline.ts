@@ -195,7 +195,8 @@ function enforce(decision: Decision): void {
     throw new AgentwardError('ERR_POLICY_STEP_UP', undefined, { hints: { acrValues: decision.stepUp.acrValues, maxAge: decision.stepUp.maxAge } });
   }
   if (decision.requiredScopes.length > 0) throw new AgentwardError('ERR_POLICY_INSUFFICIENT_SCOPE', undefined, { hints: { scope: decision.requiredScopes } });
-  throw new AgentwardError('ERR_POLICY_DENIED');
+  // status 404: the policy hides that the resource exists from this caller.
+  throw new AgentwardError(decision.status === 404 ? 'ERR_POLICY_NOT_FOUND' : 'ERR_POLICY_DENIED');
 }
 
 /** Step 8: one audit record and one log line per request. */

@@ -20,9 +20,12 @@ export interface ProblemResponse {
   body: string;
 }
 
-/** RFC 9110 §5.6.4 quoted-string: escape backslash and double quote. */
+/**
+ * RFC 9110 §5.6.4 quoted-string: escape backslash and double quote. RFC 6750 §3 allows only
+ * visible ASCII and space in these parameters, so anything else is dropped.
+ */
 export function quote(value: string): string {
-  return `"${value.replace(/[\\"]/g, (c) => `\\${c}`)}"`;
+  return `"${value.replace(/[^\x20-\x7e]/g, '').replace(/[\\"]/g, (c) => `\\${c}`)}"`;
 }
 
 function challenge(params: [string, string | undefined][]): string {

@@ -75,6 +75,14 @@ describe('decisions', () => {
     expect(forwarded).toBe(0);
   });
 
+  test('a deny with status 404 hides the resource: 404 ERR_POLICY_NOT_FOUND, no challenge', async () => {
+    const { res, forwarded } = await get(aw, '/hidden');
+    expect(res.status).toBe(404);
+    expect(res.json().code).toBe('ERR_POLICY_NOT_FOUND');
+    expect(res.headers['www-authenticate']).toBeUndefined();
+    expect(forwarded).toBe(0);
+  });
+
   test('a step-up decision is 401 insufficient_user_authentication with acr_values and max_age (RFC 9470 §3)', async () => {
     const { res, forwarded } = await get(aw, '/step-up');
     expect(res.status).toBe(401);

@@ -1,0 +1,185 @@
+/**
+ * The tamper-evident audit trail (design §3.6): each line carries `prev` and `hash`; editing,
+ * removing or reordering a line breaks verification at that line; with a key the hash is an HMAC;
+ * a restarted process continues the chain of the file it appends to.
+ */
+import { mkdtempSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { describe, expect, test } from 'vitest';
+import { AuditLog, chainHash, verifyAuditFile, type AuditRecord } from '../../src/observability/audit.ts';
+
+function tempFile(): string {
+  return join(mkdtempSync(join(tmpdir(), 'agentward-audit-')), 'audit', 'audit.jsonl');
+}
+
+function record(i: number): AuditRecord {
+  return {
+    time: new Date(Date.UTC(2026, 0, 1, 0, 0, i)).toISOString(),
+    requestId: `req-${i}`,
+    traceId: null,
+    agent: null,
+    subject: { iss: 'https://as.example.com', sub: `user-${i}`, clientId: 'research-bot' },
+    delegation: [],
+    resource: 'https://tools.example.com/mcp',
+    action: { method: 'POST', path: `/tools/${i}`, mcpTool: null },
+    decision: i % 2 === 0 ? 'allow' : 'deny',
+    status: i % 2 === 0 ? 200 : 403,
+    code: i % 2 === 0 ? null : 'ERR_POLICY_DENIED',
+    reason: null,
+    policyRevision: 'rev-1',
+    token: { jti: `jti-${i}`, hash: 'AAAAAAAAAAAAAAAA' },
+    posture: null,
+    latencyMs: 1.5,
+  };
+}
+
+function lines(file: string): string[] {
+  return existsSync(file) ? readFileSync(file, 'utf8').split('\n').filter((l) => l !== '') : [];
+}
+
+/** Writes records `from`..`to-1`, then waits until the file holds `expectLines` lines. */
+async function writeRecords(log: AuditLog, file: string, from: number, to: number, expectLines = to): Promise<void> {
+  for (let i = from; i < to; i++) log.write(record(i));
+  await log.flush();
+  // flush() is not (yet) a guarantee the bytes are on disk (see the dedicated test); poll.
+  for (let waited = 0; lines(file).length < expectLines && waited < 2000; waited += 10) await sleep(10);
+  expect(lines(file)).toHaveLength(expectLines);
+}
+
+function rewrite(file: string, edit: (lines: string[]) => string[]): void {
+  writeFileSync(file, `${edit(lines(file)).join('\n')}\n`);
+}
+
+async function chainedFile(n: number, hashKey?: string): Promise<string> {
+  const file = tempFile();
+  await writeRecords(new AuditLog({ dest: file, hashChain: true, hashKey }), file, 0, n);
+  return file;
+}
+
+describe('hash chain', () => {
+  test('N records verify; each line is the record plus prev and hash', async () => {
+    const file = await chainedFile(6);
+    expect(verifyAuditFile(file, undefined)).toEqual({ records: 6, segments: 1, failure: null });
+    const parsed = lines(file).map((l) => JSON.parse(l) as Record<string, unknown>);
+    expect(parsed[0]!.prev).toBeNull();
+    for (let i = 0; i < 6; i++) {
+      const { prev, hash, ...rest } = parsed[i]!;
+      expect(rest).toEqual(record(i));
+      if (i > 0) expect(prev).toBe(parsed[i - 1]!.hash);
+      expect(hash).toMatch(/^[0-9a-f]{64}$/);
+    }
+  });
+
+  test('the hash covers the exact bytes before ,"hash"', async () => {
+    const file = await chainedFile(1);
+    const line = lines(file)[0]!;
+    const [, body, hash] = /^(.*),"hash":"([0-9a-f]{64})"\}$/.exec(line)!;
+    expect(chainHash(`${body}}`, undefined)).toBe(hash);
+  });
+
+  test('editing one byte of a record fails at that line', async () => {
+    const file = await chainedFile(6);
+    rewrite(file, (ls) => ls.map((l, i) => (i === 3 ? l.replace('"/tools/3"', '"/tools/X"') : l)));
+    expect(lines(file)[3]).toContain('/tools/X');
+    const report = verifyAuditFile(file, undefined);
+    expect(report.failure).toEqual({ line: 4, reason: expect.stringContaining('hash does not match') });
+    expect(report.records).toBe(3);
+  });
+
+  test('editing the decision of a record (allow ↔ deny) fails at that line', async () => {
+    const file = await chainedFile(4);
+    rewrite(file, (ls) => ls.map((l, i) => (i === 1 ? l.replace('"decision":"deny"', '"decision":"allow"') : l)));
+    expect(verifyAuditFile(file, undefined).failure?.line).toBe(2);
+  });
+
+  test('deleting a line fails at the line after the gap', async () => {
+    const file = await chainedFile(6);
+    rewrite(file, (ls) => ls.filter((_, i) => i !== 2));
+    expect(verifyAuditFile(file, undefined).failure).toEqual({ line: 3, reason: expect.stringContaining('prev does not match') });
+  });
+
+  test('deleting the first line fails at line 1', async () => {
+    const file = await chainedFile(3);
+    rewrite(file, (ls) => ls.slice(1));
+    expect(verifyAuditFile(file, undefined).failure).toEqual({ line: 1, reason: expect.stringContaining('prev does not match') });
+  });
+
+  test('swapping two lines fails at the first swapped line', async () => {
+    const file = await chainedFile(6);
+    rewrite(file, (ls) => [ls[0]!, ls[1]!, ls[3]!, ls[2]!, ls[4]!, ls[5]!]);
+    expect(verifyAuditFile(file, undefined).failure).toEqual({ line: 3, reason: expect.stringContaining('prev does not match') });
+  });
+
+  test('a line without a hash fails with its line number', async () => {
+    const file = await chainedFile(2);
+    rewrite(file, (ls) => [...ls, JSON.stringify(record(9))]);
+    expect(verifyAuditFile(file, undefined).failure).toEqual({ line: 3, reason: 'no hash field at the end of the line' });
+  });
+});
+
+describe('HMAC key', () => {
+  test('verifies with the key, fails without it or with another key', async () => {
+    const file = await chainedFile(4, 'k3y-0f-the-audit');
+    expect(verifyAuditFile(file, 'k3y-0f-the-audit')).toEqual({ records: 4, segments: 1, failure: null });
+    expect(verifyAuditFile(file, undefined).failure).toEqual({ line: 1, reason: expect.stringContaining('hash does not match') });
+    expect(verifyAuditFile(file, 'another-key').failure).toEqual({ line: 1, reason: expect.stringContaining('hash does not match') });
+  });
+
+  test('a plain SHA-256 chain does not verify as keyed', async () => {
+    const file = await chainedFile(2);
+    expect(verifyAuditFile(file, 'some-key').failure?.line).toBe(1);
+  });
+
+  test('someone without the key cannot re-chain an edited line', async () => {
+    const file = await chainedFile(3, 'secret');
+    // Edit line 2 and recompute its hash with plain SHA-256 (all a key-less attacker can do).
+    rewrite(file, (ls) =>
+      ls.map((l, i) => {
+        if (i !== 1) return l;
+        const body = `${l.replace(/,"hash":"[0-9a-f]{64}"\}$/, '').replace('"/tools/1"', '"/tools/X"')}}`;
+        return `${body.slice(0, -1)},"hash":"${chainHash(body, undefined)}"}`;
+      }),
+    );
+    expect(verifyAuditFile(file, 'secret').failure?.line).toBe(2);
+  });
+});
+
+describe('appending', () => {
+  test('a second AuditLog on the same file continues the chain (no new segment)', async () => {
+    const file = tempFile();
+    await writeRecords(new AuditLog({ dest: file, hashChain: true }), file, 0, 3);
+    await writeRecords(new AuditLog({ dest: file, hashChain: true }), file, 3, 6);
+    const parsed = lines(file).map((l) => JSON.parse(l) as { prev: string | null; hash: string });
+    expect(parsed[3]!.prev).toBe(parsed[2]!.hash);
+    expect(verifyAuditFile(file, undefined)).toEqual({ records: 6, segments: 1, failure: null });
+  });
+
+  test('a chain appended to a file of plain lines starts a new segment there', async () => {
+    const file = tempFile();
+    await writeRecords(new AuditLog({ dest: file, hashChain: false }), file, 0, 1);
+    await writeRecords(new AuditLog({ dest: file, hashChain: true }), file, 1, 3);
+    expect((JSON.parse(lines(file)[1]!) as { prev: unknown }).prev).toBeNull();
+  });
+
+  test('hashChain false writes the plain record, one JSON line each', async () => {
+    const file = tempFile();
+    await writeRecords(new AuditLog({ dest: file, hashChain: false }), file, 0, 3);
+    expect(lines(file).map((l) => JSON.parse(l) as unknown)).toEqual([record(0), record(1), record(2)]);
+    expect(lines(file)[0]).toBe(JSON.stringify(record(0)));
+    expect(verifyAuditFile(file, undefined).failure).toEqual({ line: 1, reason: 'no hash field at the end of the line' });
+  });
+});
+
+describe('flush', () => {
+  test('flush() resolves only once every written record is in the file', async () => {
+    // app.stop() awaits flush() and `agentward serve` then calls process.exit(): records still
+    // in flight at that moment are lost.
+    const file = tempFile();
+    const log = new AuditLog({ dest: file, hashChain: true });
+    for (let i = 0; i < 5; i++) log.write(record(i));
+    await log.flush();
+    expect(lines(file)).toHaveLength(5);
+  });
+});

@@ -1,0 +1,457 @@
+/**
+ * The config loader (conventions §7, design §3.2): strict (unknown keys are errors with a "did you
+ * mean"), every problem reported together with its YAML path, line and a fix, defaults from one
+ * place, secrets resolved at load, the result frozen. Checking touches no network.
+ */
+import { spawn } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { describe, expect, test } from 'vitest';
+import { parseConfig, loadConfig, relaxations, ConfigError, type ConfigProblem, type LoadedConfig } from '../../src/config/load.ts';
+
+const REPO = resolve(import.meta.dirname, '../..');
+const POLICIES = join(REPO, 'policies');
+
+/** The smallest valid file: the three sections without defaults. */
+const MINIMAL = `upstream:
+  url: http://127.0.0.1:3000
+resource:
+  id: https://tools.example.com/mcp
+policy:
+  source: ${POLICIES}
+`;
+
+function tempDir(): string {
+  return mkdtempSync(join(tmpdir(), 'agentward-config-'));
+}
+
+function parse(text: string, env: NodeJS.ProcessEnv = {}, file = join(tempDir(), 'agentward.yaml')): LoadedConfig {
+  return parseConfig(text, file, env);
+}
+
+/** The problems a text produces; fails the test if it loads. */
+function problems(text: string, env: NodeJS.ProcessEnv = {}, file?: string): readonly ConfigProblem[] {
+  let caught: unknown;
+  try {
+    parse(text, env, file);
+  } catch (err) {
+    caught = err;
+  }
+  expect(caught, 'the config was accepted').toBeInstanceOf(ConfigError);
+  expect((caught as ConfigError).code).toBe('ERR_CONFIG_INVALID');
+  return (caught as ConfigError).problems;
+}
+
+/** The one problem a text produces. */
+function problem(text: string, env: NodeJS.ProcessEnv = {}): ConfigProblem {
+  const all = problems(text, env);
+  expect(all, JSON.stringify(all)).toHaveLength(1);
+  return all[0]!;
+}
+
+/** MINIMAL plus extra sections (appended, so line numbers below count from line 7). */
+function withExtra(extra: string): string {
+  return MINIMAL + extra;
+}
+
+/** Runs `node src/main.ts ...args` and collects its exit code and output. */
+function cli(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((done, fail) => {
+    const child = spawn(process.execPath, [join(REPO, 'src/main.ts'), ...args], { cwd: REPO, env: { ...process.env, AGENTWARD_CONFIG: '' } });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
+    child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
+    child.on('error', fail);
+    child.on('close', (code) => done({ code, stdout, stderr }));
+  });
+}
+
+/** Three mistakes, each on a known line: a bad duration (3), an unknown key (6), resource.id missing (resource block at 7-8). */
+const THREE_MISTAKES = `listen:
+  address: 127.0.0.1:8080
+  requestTimeout: 30 seconds
+upstream:
+  url: http://127.0.0.1:3000
+  timout: 5s
+resource:
+  name: tools
+policy:
+  source: ${POLICIES}
+`;
+
+describe('defaults', () => {
+  test('a minimal valid config gets every default', () => {
+    const { config, file, baseDir } = parse(MINIMAL, {}, '/srv/agentward/agentward.yaml');
+    expect(file).toBe('/srv/agentward/agentward.yaml');
+    expect(baseDir).toBe('/srv/agentward');
+    expect(config.listen).toEqual({ address: '0.0.0.0:8080', maxHeaderBytes: 16384, maxBodyBytes: 1048576, requestTimeout: '60s', shutdownTimeout: '15s' });
+    expect(config.admin.address).toBe('127.0.0.1:9901');
+    expect(config.upstream).toEqual({ url: 'http://127.0.0.1:3000', timeout: '30s', connectTimeout: '5s', maxSockets: 256 });
+    expect(config.oauth).toEqual({ issuers: [], clockSkew: '30s', maxDelegationDepth: 4, tokenCacheSize: 10000, keys: { maxAge: '5m', cooldown: '30s', timeout: '2s' } });
+    expect(config.policy).toEqual({ source: POLICIES, entrypoint: 'agentward/decision', mode: 'enforce', watch: true, maxMemoryBytes: 134217728, exposeReason: false });
+    expect(config.forward).toEqual({ stripCredentials: true, identityHeaders: {}, requestIdHeader: 'x-request-id' });
+    expect(config.audit).toEqual({ sink: 'stdout', hashChain: true });
+    expect(config.log.level).toBe('info');
+  });
+
+  test('issuer defaults: discovery auto, asymmetric algorithms, the RFC 9068 claims', () => {
+    const { config } = parse(withExtra('oauth:\n  issuers:\n    - issuer: https://as.example.com\n'));
+    expect(config.oauth.issuers).toEqual([
+      {
+        issuer: 'https://as.example.com',
+        discovery: 'auto',
+        algorithms: ['RS256', 'PS256', 'ES256', 'EdDSA'],
+        requiredClaims: ['iss', 'exp', 'aud', 'sub', 'client_id', 'iat', 'jti'],
+      },
+    ]);
+  });
+
+  test('defaults are not shared between two loads', () => {
+    const a = parse(withExtra('oauth:\n  issuers:\n    - issuer: https://as.example.com\n')).config;
+    const b = parse(withExtra('oauth:\n  issuers:\n    - issuer: https://as.example.com\n')).config;
+    expect(a.oauth.issuers[0]!.algorithms).not.toBe(b.oauth.issuers[0]!.algorithms);
+  });
+
+  test('the result is deeply frozen', () => {
+    const loaded = parse(withExtra('oauth:\n  issuers:\n    - issuer: https://as.example.com\nforward:\n  identityHeaders:\n    X-Agent-Id: subject.clientId\n'));
+    const walk = (value: unknown, path: string): void => {
+      if (value === null || typeof value !== 'object') return;
+      expect(Object.isFrozen(value), path).toBe(true);
+      for (const [k, v] of Object.entries(value)) walk(v, `${path}.${k}`);
+    };
+    expect(Object.isFrozen(loaded)).toBe(true);
+    walk(loaded.config, 'config');
+    expect(() => (loaded.config.oauth.issuers[0]!.algorithms as string[]).push('HS256')).toThrow(TypeError);
+    expect(() => {
+      (loaded.config.upstream as { url: string }).url = 'http://evil.example';
+    }).toThrow(TypeError);
+  });
+});
+
+describe('unknown keys', () => {
+  test('at the top level: path, line and a "did you mean"', () => {
+    const p = problem(withExtra('upsteam:\n  url: http://127.0.0.1:3000\n'));
+    expect(p).toMatchObject({ path: 'upsteam', line: 7, message: 'unknown key "upsteam"' });
+    expect(p.fix).toContain('did you mean "upstream"?');
+  });
+
+  test('nested in an array item: oauth.issuers[0].audiance', () => {
+    const p = problem(withExtra('oauth:\n  issuers:\n    - issuer: https://as.example.com\n      audiance: [https://tools.example.com/mcp]\n'));
+    expect(p).toMatchObject({ path: 'oauth.issuers[0].audiance', line: 10, message: 'unknown key "audiance"' });
+    expect(p.fix).toContain('did you mean "audiences"?');
+  });
+
+  test('nothing close: the fix lists the known keys', () => {
+    const p = problem(withExtra('log:\n  level: info\n  colour: true\n'));
+    expect(p).toMatchObject({ path: 'log.colour', line: 9 });
+    expect(p.fix).toBe('remove it; known keys here: level');
+  });
+});
+
+describe('every problem at once', () => {
+  test('a schema problem and a check the schema cannot make are reported together', () => {
+    const all = problems(`upstream:
+  url: http://127.0.0.1:3000/with/path
+  timout: 5s
+resource:
+  id: https://tools.example.com/mcp#frag
+policy:
+  source: ./does-not-exist
+`);
+    expect(all.map((p) => [p.path, p.line])).toEqual([
+      ['upstream.url', 2],
+      ['upstream.timout', 3],
+      ['resource.id', 5],
+      ['policy.source', 7],
+    ]);
+  });
+
+  test('three mistakes → one ConfigError listing all three with paths and lines', () => {
+    const all = problems(THREE_MISTAKES);
+    expect(all.map((p) => [p.path, p.line])).toEqual([
+      ['listen.requestTimeout', 3],
+      ['upstream.timout', 6],
+      ['resource.id', 8],
+    ]);
+    expect(all[0]!.message).toBe('is not a duration above zero');
+    expect(all[1]!.fix).toContain('did you mean "timeout"?');
+    expect(all[2]!.message).toBe('is required');
+  });
+
+  test('the message names the file, the count, and each path with its line', () => {
+    const file = join(tempDir(), 'agentward.yaml');
+    let message = '';
+    try {
+      parse(THREE_MISTAKES, {}, file);
+    } catch (err) {
+      message = (err as Error).message;
+    }
+    expect(message.split('\n')[0]).toBe(`${file}: 3 problems`);
+    expect(message).toContain(`${file}:3  listen.requestTimeout: is not a duration`);
+    expect(message).toContain(`${file}:6  upstream.timout: unknown key "timout"`);
+    expect(message).toContain(`${file}:8  resource.id: is required`);
+  });
+});
+
+describe('YAML', () => {
+  test('a syntax error names its line', () => {
+    const p = problem('upstream:\n  url: http://127.0.0.1:3000\nresource:\n\tid: https://tools.example.com/mcp\n');
+    expect(p).toMatchObject({ path: '', line: 4 });
+    expect(p.message).toMatch(/^YAML syntax: .*[Tt]ab/);
+  });
+
+  test('a duplicate key is an error at the second occurrence', () => {
+    const p = problem('upstream:\n  url: http://127.0.0.1:3000\n  url: http://127.0.0.1:3001\n');
+    expect(p).toMatchObject({ path: '', line: 3 });
+    expect(p.message).toContain('unique');
+  });
+
+  test('a document that is not a mapping', () => {
+    expect(problem('- upstream\n- resource\n')).toMatchObject({ path: '', line: 1, message: 'the file is not a YAML mapping' });
+  });
+});
+
+describe('types and values', () => {
+  test.each([
+    ['a string for an integer', 'listen:\n  maxHeaderBytes: big\n', 'listen.maxHeaderBytes', 8, 'must be an integer'],
+    ['a number for a string', 'forward:\n  requestIdHeader: 3\n', 'forward.requestIdHeader', 8, 'must be a string'],
+    ['a mapping for an array', 'oauth:\n  issuers:\n    issuer: https://as.example.com\n', 'oauth.issuers', 9, 'must be an array'],
+    ['a string for a boolean', 'forward:\n  stripCredentials: "no"\n', 'forward.stripCredentials', 8, 'must be a boolean'],
+    ['a string for a section', 'listen: 0.0.0.0:8080\n', 'listen', 7, 'must be an object'],
+    ['a bad duration', 'oauth:\n  clockSkew: 30 seconds\n', 'oauth.clockSkew', 8, 'is not a duration'],
+    ['a bad address', 'listen:\n  address: localhost\n', 'listen.address', 8, 'is not a host:port address'],
+    ['a number below the minimum', 'listen:\n  maxHeaderBytes: 10\n', 'listen.maxHeaderBytes', 8, 'must be at least 1024'],
+    ['a number above the maximum', 'oauth:\n  maxDelegationDepth: 33\n', 'oauth.maxDelegationDepth', 8, 'must be at most 32'],
+  ])('%s', (_name, extra, path, line, message) => {
+    expect(problem(withExtra(extra))).toMatchObject({ path, line, message });
+  });
+
+  test('enum: a value outside the list names the allowed ones', () => {
+    const p = problem(withExtra('log:\n  level: verbose\n'));
+    expect(p).toMatchObject({ path: 'log.level', line: 8, message: '"verbose" is not an allowed value' });
+    expect(p.fix).toBe('use one of: fatal, error, warn, info, debug, trace, silent');
+  });
+
+  test('enum: HS256 is not an algorithm an issuer may list', () => {
+    const p = problem(withExtra('oauth:\n  issuers:\n    - issuer: https://as.example.com\n      algorithms: [ES256, HS256]\n'));
+    expect(p).toMatchObject({ path: 'oauth.issuers[0].algorithms[1]', line: 10, message: '"HS256" is not an allowed value' });
+  });
+});
+
+describe('secrets', () => {
+  const hashKey = (secret: string) => withExtra(`audit:\n  hashKey:\n${secret}`);
+
+  test('value', () => {
+    expect(parse(hashKey('    value: s3cret\n')).secrets.get('audit.hashKey')).toBe('s3cret');
+  });
+
+  test('fromEnv, set', () => {
+    expect(parse(hashKey('    fromEnv: AUDIT_KEY\n'), { AUDIT_KEY: 'from-env' }).secrets.get('audit.hashKey')).toBe('from-env');
+  });
+
+  test('fromEnv, unset or empty → problem naming the variable', () => {
+    for (const env of [{}, { AUDIT_KEY: '' }]) {
+      const p = problem(hashKey('    fromEnv: AUDIT_KEY\n'), env);
+      expect(p).toMatchObject({ path: 'audit.hashKey.fromEnv', line: 9, message: 'environment variable AUDIT_KEY is not set' });
+    }
+  });
+
+  test('fromFile, relative to the config file, trailing newline removed', () => {
+    const dir = tempDir();
+    writeFileSync(join(dir, 'audit.key'), 'from-file\n');
+    const loaded = parse(hashKey('    fromFile: audit.key\n'), {}, join(dir, 'agentward.yaml'));
+    expect(loaded.secrets.get('audit.hashKey')).toBe('from-file');
+  });
+
+  test('fromFile, missing → problem', () => {
+    const dir = tempDir();
+    const all = problems(hashKey('    fromFile: missing.key\n'), {}, join(dir, 'agentward.yaml'));
+    expect(all).toEqual([{ path: 'audit.hashKey.fromFile', line: 9, message: `${join(dir, 'missing.key')} cannot be read`, fix: expect.any(String) }]);
+  });
+
+  test('fromFile, empty → problem', () => {
+    const dir = tempDir();
+    writeFileSync(join(dir, 'empty.key'), '\n');
+    expect(problems(hashKey('    fromFile: empty.key\n'), {}, join(dir, 'agentward.yaml'))[0]).toMatchObject({ path: 'audit.hashKey.fromFile', message: expect.stringContaining('is empty') });
+  });
+
+  test('two sources at once → problem', () => {
+    const p = problem(hashKey('    value: a\n    fromEnv: AUDIT_KEY\n'), { AUDIT_KEY: 'b' });
+    expect(p).toMatchObject({ path: 'audit.hashKey', line: 9, message: 'must name exactly one source' });
+  });
+
+  test('no source → problem', () => {
+    expect(problem(withExtra('audit:\n  hashKey: {}\n'))).toMatchObject({ path: 'audit.hashKey', message: 'must name exactly one source' });
+  });
+});
+
+describe('checks beyond the schema', () => {
+  test('policy.source that does not exist', () => {
+    const p = problem(MINIMAL.replace(POLICIES, './no-such-policies'));
+    expect(p).toMatchObject({ path: 'policy.source', line: 6 });
+    expect(p.message).toContain('"./no-such-policies" does not exist');
+  });
+
+  test('policy.source that is a plain file', () => {
+    const dir = tempDir();
+    writeFileSync(join(dir, 'policy.rego'), 'package x\n');
+    const p = problems(MINIMAL.replace(POLICIES, 'policy.rego'), {}, join(dir, 'agentward.yaml'))[0]!;
+    expect(p).toMatchObject({ path: 'policy.source', message: expect.stringContaining('is neither a folder nor a .tar.gz bundle nor a .wasm file') });
+  });
+
+  test('identityHeaders to an unknown input field', () => {
+    const p = problem(withExtra('forward:\n  identityHeaders:\n    X-Agent-Id: agent.id\n'));
+    expect(p).toMatchObject({ path: 'forward.identityHeaders.X-Agent-Id', line: 9, message: '"agent.id" is not a policy input field that can be forwarded' });
+    expect(p.fix).toContain('subject.clientId');
+  });
+
+  test.each(['Authorization', 'DPoP', 'Host', 'Content-Length'])('identityHeaders to the reserved header %s', (name) => {
+    const p = problem(withExtra(`forward:\n  identityHeaders:\n    ${name}: subject.sub\n`));
+    expect(p).toMatchObject({ path: `forward.identityHeaders.${name}`, line: 9, message: `"${name}" cannot be an identity header` });
+  });
+
+  test('identityHeaders with two names differing only in case', () => {
+    const p = problem(withExtra('forward:\n  identityHeaders:\n    X-Agent-Id: subject.clientId\n    x-agent-id: subject.sub\n'));
+    expect(p).toMatchObject({ path: 'forward.identityHeaders.x-agent-id', line: 10 });
+    expect(p.message).toContain('listed twice');
+  });
+
+  test.each([
+    ['ftp://as.example.com', 'is not an http(s) URL'],
+    ['as.example.com', 'is not an absolute URL'],
+    ['https://user:pw@as.example.com', 'has a fragment or user info'],
+  ])('issuer %s', (issuer, message) => {
+    const p = problem(withExtra(`oauth:\n  issuers:\n    - issuer: ${issuer}\n`));
+    expect(p).toMatchObject({ path: 'oauth.issuers[0].issuer', line: 9 });
+    expect(p.message).toContain(message);
+  });
+
+  test('the same issuer twice', () => {
+    const p = problem(withExtra('oauth:\n  issuers:\n    - issuer: https://as.example.com\n    - issuer: https://as.example.com\n'));
+    expect(p).toMatchObject({ path: 'oauth.issuers[1].issuer', line: 10 });
+    expect(p.message).toContain('listed twice');
+  });
+
+  test('resource.id with a fragment (RFC 8707 §2)', () => {
+    const p = problem(MINIMAL.replace('https://tools.example.com/mcp', 'https://tools.example.com/mcp#frag'));
+    expect(p).toMatchObject({ path: 'resource.id', line: 4, message: 'must not have a fragment (RFC 8707 §2)' });
+  });
+
+  test('upstream.url with a path', () => {
+    const p = problem(MINIMAL.replace('http://127.0.0.1:3000', 'http://127.0.0.1:3000/api'));
+    expect(p).toMatchObject({ path: 'upstream.url', line: 2 });
+    expect(p.message).toContain('has a path');
+  });
+
+  test('audit sink file without audit.file → problem pointing into the audit block', () => {
+    const p = problem(withExtra('audit:\n  sink: file\n'));
+    expect(p).toMatchObject({ path: 'audit.file', message: 'is required when audit.sink is "file"' });
+    // Like a schema `required` problem, it should carry the line of the block it belongs in.
+    expect(p.line).toBe(8);
+  });
+
+  test('semantic problems are reported together', () => {
+    const all = problems(
+      MINIMAL.replace('https://tools.example.com/mcp', 'https://tools.example.com/mcp#x').replace(POLICIES, './nope') +
+        'oauth:\n  issuers:\n    - issuer: ftp://as.example.com\n',
+    );
+    expect(all.map((p) => p.path)).toEqual(['resource.id', 'policy.source', 'oauth.issuers[0].issuer']);
+  });
+});
+
+describe('relaxations (conventions §8: loosening is named)', () => {
+  test('the defaults loosen nothing', () => {
+    expect(relaxations(parse(withExtra('oauth:\n  issuers:\n    - issuer: http://127.0.0.1:9000\n')).config)).toEqual([]);
+  });
+
+  test('each loosened setting is named once', () => {
+    const text = `upstream:
+  url: http://127.0.0.1:3000
+resource:
+  id: https://tools.example.com/mcp
+policy:
+  source: ${POLICIES}
+  exposeReason: true
+forward:
+  stripCredentials: false
+oauth:
+  clockSkew: 10m
+  issuers:
+    - issuer: http://as.internal.example
+      jwksUri: http://as.internal.example/jwks
+      requiredClaims: [iss, exp, aud, sub]
+`;
+    const warnings = relaxations(parse(text).config);
+    expect(warnings).toHaveLength(6);
+    expect(warnings).toEqual(
+      expect.arrayContaining([
+        expect.stringMatching(/^forward\.stripCredentials is off/),
+        expect.stringMatching(/^policy\.exposeReason is on/),
+        expect.stringMatching(/^oauth\.clockSkew is 10m/),
+        'oauth.issuers[0].requiredClaims leaves out client_id, iat, jti (RFC 9068 §2.2 requires them)',
+        expect.stringMatching(/^oauth\.issuers\[0\]\.issuer uses plain http to a non-loopback host/),
+        expect.stringMatching(/^oauth\.issuers\[0\]\.jwksUri uses plain http to a non-loopback host/),
+      ]),
+    );
+  });
+
+  test('a clock skew of exactly 5m is not yet a relaxation', () => {
+    expect(relaxations(parse(withExtra('oauth:\n  clockSkew: 5m\n')).config)).toEqual([]);
+  });
+
+  test.each(['http://localhost:9000', 'http://127.0.0.1:9000', 'http://[::1]:9000'])('plain http to loopback (%s) is not named', (issuer) => {
+    expect(relaxations(parse(withExtra(`oauth:\n  issuers:\n    - issuer: "${issuer}"\n`)).config)).toEqual([]);
+  });
+});
+
+describe('loadConfig', () => {
+  test('reads the file and resolves relative paths against its folder', () => {
+    const dir = tempDir();
+    const file = join(dir, 'agentward.yaml');
+    writeFileSync(file, MINIMAL);
+    const loaded = loadConfig(file, {});
+    expect(loaded.file).toBe(file);
+    expect(loaded.baseDir).toBe(dir);
+  });
+
+  test('a missing file is one problem, not a crash', () => {
+    const file = join(tempDir(), 'absent.yaml');
+    let caught: unknown;
+    try {
+      loadConfig(file, {});
+    } catch (err) {
+      caught = err;
+    }
+    expect(caught).toBeInstanceOf(ConfigError);
+    expect((caught as ConfigError).problems).toEqual([{ path: '', message: 'the file does not exist', fix: expect.any(String) }]);
+  });
+});
+
+describe('agentward check', () => {
+  test('three mistakes → exit 1, stderr lists the three paths with their lines', async () => {
+    const file = join(tempDir(), 'agentward.yaml');
+    writeFileSync(file, THREE_MISTAKES);
+    const { code, stdout, stderr } = await cli(['check', '--config', file]);
+    expect(code).toBe(1);
+    expect(stdout).toBe('');
+    expect(stderr).toContain(`${file}: 3 problems`);
+    expect(stderr).toContain(`${file}:3  listen.requestTimeout`);
+    expect(stderr).toContain(`${file}:6  upstream.timout`);
+    expect(stderr).toContain(`${file}:8  resource.id`);
+  });
+
+  test('a valid config with the repository policies → exit 0, OK and its relaxations', async () => {
+    const file = join(tempDir(), 'agentward.yaml');
+    writeFileSync(file, withExtra('forward:\n  stripCredentials: false\n'));
+    const { code, stdout, stderr } = await cli(['check', '--config', file]);
+    expect(stderr).toBe('');
+    expect(code).toBe(0);
+    expect(stdout.split('\n')[0]).toBe(`${file}: OK`);
+    expect(stdout).toContain('resource   https://tools.example.com/mcp');
+    expect(stdout).toContain('entrypoint agentward/decision (enforce)');
+    // A valid but loosened setting is still named.
+    expect(stdout).toContain("  warning    forward.stripCredentials is off: the upstream receives the callers' credentials");
+  }, 120_000);
+});
