@@ -7,7 +7,10 @@
 #    RUN uses the exec form. Replace policies/ (or mount a bundle) to ship your own policy.
 FROM openpolicyagent/opa:1.22.3 AS policy
 COPY policies /policies
-RUN ["opa", "build", "-t", "wasm", "-e", "agentward/decision", "--ignore", "*_test.rego", "-o", "/bundle.tar.gz", "/policies"]
+# Built from inside the folder, as `agentward policy build` does, so the bundle equals the
+# committed bundles/default-policy.tar.gz.
+WORKDIR /policies
+RUN ["opa", "build", "-t", "wasm", "-e", "agentward/decision", "--ignore", "*_test.rego", "-o", "/bundle.tar.gz", "."]
 
 # 2. Production dependencies only.
 FROM node:24-slim AS deps

@@ -9,15 +9,13 @@ import { resolve } from 'node:path';
 import type { Dispatcher } from 'undici';
 import { relaxations, type LoadedConfig } from './config/load.ts';
 import { durationMs } from './config/duration.ts';
-import { AgentwardError } from './errors.ts';
 import { AccessTokenVerifier } from './credentials/access-token.ts';
 import { IssuerKeys } from './keys/issuer-keys.ts';
 import { PolicyEngine } from './policy/engine.ts';
 import { opaBinary } from './policy/compile.ts';
 import { Forwarder } from './proxy/forward.ts';
-import { handleRequest, type PipelineDeps } from './proxy/pipeline.ts';
+import { handleClientError, handleRequest, type PipelineDeps } from './proxy/pipeline.ts';
 import { protectedResource } from './proxy/protected-resource.ts';
-import { problemFor } from './proxy/reject.ts';
 import { createLogger, type Logger } from './observability/logger.ts';
 import { AuditLog, NO_AUDIT, type AuditSink } from './observability/audit.ts';
 import { createAdminServer } from './observability/health.ts';
@@ -111,6 +109,8 @@ export function createApp(loaded: LoadedConfig, options: AppOptions = {}): App {
     {
       maxHeaderSize: config.listen.maxHeaderBytes,
       requestTimeout: durationMs(config.listen.requestTimeout),
+      // How often Node checks requestTimeout (default 30 s, which would let a 1 s limit fire 30 s late).
+      connectionsCheckingInterval: Math.min(1000, durationMs(config.listen.requestTimeout)),
       keepAliveTimeout: 65_000,
     },
     (req: IncomingMessage, res: ServerResponse) => {
@@ -123,23 +123,7 @@ export function createApp(loaded: LoadedConfig, options: AppOptions = {}): App {
       void handleRequest(req, res, deps);
     },
   );
-  // Malformed requests and oversized heads never reach the pipeline; answer them with our
-  // problem format too (no request id exists yet, so one is made).
-  server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
-    if (!socket.writable) {
-      socket.destroy();
-      return;
-    }
-    const code = err.code === 'HPE_HEADER_OVERFLOW' ? 'ERR_HEADERS_TOO_LARGE' : 'ERR_BAD_REQUEST';
-    const problem = problemFor(new AgentwardError(code), { requestId: crypto.randomUUID(), resourceMetadataUrl: resource.metadataUrl });
-    socket.end(
-      `HTTP/1.1 ${problem.status} ${code === 'ERR_HEADERS_TOO_LARGE' ? 'Request Header Fields Too Large' : 'Bad Request'}\r\n` +
-        Object.entries({ ...problem.headers, 'content-length': String(Buffer.byteLength(problem.body)), connection: 'close' })
-          .map(([k, v]) => `${k}: ${v}\r\n`)
-          .join('') +
-        `\r\n${problem.body}`,
-    );
-  });
+  server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => handleClientError(err, socket, deps));
 
   const admin = createAdminServer({
     ready,
@@ -191,7 +175,8 @@ export function createPolicyEngine(loaded: LoadedConfig, logger: Logger, env?: N
     source: resolve(baseDir, config.policy.source),
     entrypoint: config.policy.entrypoint,
     dataFile: config.policy.data === undefined ? undefined : resolve(baseDir, config.policy.data),
-    opa: opaBinary(config.policy.opa, env),
+    // A configured opa path is relative to the config file, like every other path; a bare name is looked up on PATH.
+    opa: opaBinary(config.policy.opa?.includes('/') ? resolve(baseDir, config.policy.opa) : config.policy.opa, env),
     maxMemoryBytes: config.policy.maxMemoryBytes,
     logger,
   });

@@ -21,6 +21,7 @@ export const ERROR_CODES = {
   // Admission
   ERR_BAD_REQUEST: { status: 400, title: 'The request is malformed.' },
   ERR_HEADERS_TOO_LARGE: { status: 431, title: 'The request headers are too large.' },
+  ERR_REQUEST_TIMEOUT: { status: 408, title: 'The request was not received in time.' },
   ERR_BODY_TOO_LARGE: { status: 413, title: 'The request body is larger than this route accepts.' },
   ERR_BODY_READ: { status: 400, title: 'The request body could not be read.' },
   ERR_PATH_NOT_NORMALIZED: { status: 400, title: 'The request path has dot segments, encoded slashes or dots, or backslashes; send its normalized form.' },

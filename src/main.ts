@@ -162,11 +162,21 @@ function auditVerify(args: string[]): number {
   return 0;
 }
 
+/** Wrong options: the usage, exit 2, no stack trace. */
+function isUsageError(err: unknown): boolean {
+  return (err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS_') ?? false;
+}
+
 main(process.argv.slice(2)).then(
   (code) => {
     process.exitCode = code;
   },
   (err: unknown) => {
+    if (isUsageError(err)) {
+      console.error(`${(err as Error).message}\n${USAGE}`);
+      process.exitCode = 2;
+      return;
+    }
     console.error(err);
     process.exitCode = 1;
   },

@@ -291,6 +291,7 @@ function semanticChecks(doc: unknown, baseDir: string, env: NodeJS.ProcessEnv, s
   for (const [name, field] of Object.entries(obj(doc, 'forward', 'identityHeaders'))) {
     const path: Path = ['forward', 'identityHeaders', name];
     const lower = name.toLowerCase();
+    if (!/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/.test(name)) report(path, `"${name}" is not a valid header name`, 'use letters, digits and "-" only (an RFC 9110 token), such as X-Agent-Id');
     if (seen.has(lower)) report(path, `header "${name}" is listed twice (header names are case-insensitive)`, 'keep one entry');
     seen.add(lower);
     if (CREDENTIAL_HEADERS.includes(lower) || lower === 'host' || lower === 'content-length' || lower === 'transfer-encoding' || lower === 'connection') {

@@ -8,6 +8,8 @@ import { request, type Dispatcher } from 'undici';
 export interface FetchJsonOptions {
   /** Deadline for connect, headers and body together. */
   timeoutMs: number;
+  /** A deadline shared with other fetches (e.g. discovery then the key set); wins when earlier. */
+  signal?: AbortSignal;
   /** Connection pool to use; tests and the composition root pass their own. */
   dispatcher?: Dispatcher;
   maxBytes?: number;
@@ -28,7 +30,7 @@ const REDIRECTS = new Set([301, 302, 303, 307, 308]);
 
 export async function fetchJson(url: string, options: FetchJsonOptions): Promise<unknown> {
   const { timeoutMs, dispatcher, maxBytes = 1 << 20, maxRedirects = 3 } = options;
-  const signal = AbortSignal.timeout(timeoutMs);
+  const signal = options.signal ? AbortSignal.any([options.signal, AbortSignal.timeout(timeoutMs)]) : AbortSignal.timeout(timeoutMs);
   let target = new URL(url);
   for (let hop = 0; ; hop++) {
     let response: Dispatcher.ResponseData;

@@ -138,9 +138,12 @@ export class IssuerKeys {
 
   private async load(): Promise<void> {
     this.lastFetchAt = this.now();
+    // One deadline for the whole refresh (discovery and key set), so no caller waits longer
+    // than oauth.keys.timeout.
+    const deadline = AbortSignal.timeout(this.options.timeoutMs);
     try {
-      const uri = this.jwksUri ?? (await this.discover());
-      const jwks = await fetchJson(uri, this.fetchOptions());
+      const uri = this.jwksUri ?? (await this.discover(deadline));
+      const jwks = await fetchJson(uri, this.fetchOptions(deadline));
       if (!isJwks(jwks)) throw new Error(`${uri} is not a JWK Set (RFC 7517 §5)`);
       this.jwksUri = uri;
       this.install(jwks);
@@ -158,18 +161,18 @@ export class IssuerKeys {
     }
   }
 
-  private fetchOptions() {
-    return { timeoutMs: this.options.timeoutMs, ...(this.options.dispatcher ? { dispatcher: this.options.dispatcher } : {}) };
+  private fetchOptions(signal: AbortSignal) {
+    return { timeoutMs: this.options.timeoutMs, signal, ...(this.options.dispatcher ? { dispatcher: this.options.dispatcher } : {}) };
   }
 
   /** RFC 8414 §3 (path-inserted) and OIDC Discovery §4 (appended); `issuer` must match exactly (RFC 8414 §3.3). */
-  private async discover(): Promise<string> {
+  private async discover(deadline: AbortSignal): Promise<string> {
     const candidates = metadataUrls(this.issuer, this.config.discovery);
     let lastError: unknown;
     for (const url of candidates) {
       let metadata: unknown;
       try {
-        metadata = await fetchJson(url, this.fetchOptions());
+        metadata = await fetchJson(url, this.fetchOptions(deadline));
       } catch (err) {
         lastError = err;
         continue;

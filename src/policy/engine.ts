@@ -49,7 +49,7 @@ export class PolicyEngine {
   private readonly options: PolicyEngineOptions;
   private active: ActivePolicy | undefined;
   private lastError: string | undefined;
-  private watcher: FSWatcher | undefined;
+  private watchers: FSWatcher[] = [];
   private reloadTimer: NodeJS.Timeout | undefined;
   private reloading: Promise<void> | undefined;
   private reloadAgain = false;
@@ -104,23 +104,28 @@ export class PolicyEngine {
     return parseDecision((resultSet[0] as { result?: unknown }).result);
   }
 
-  /** Watches the source (and data file) and reloads on change, debounced. */
+  /** Watches the source and the data file and reloads on change, debounced. */
   watch(): void {
-    if (this.watcher) return;
-    const { source } = this.options;
+    if (this.watchers.length > 0) return;
+    const { source, dataFile } = this.options;
     const isDir = statSync(source).isDirectory();
-    // Editors replace files by rename, so a single file is watched through its folder.
-    const dir = isDir ? source : dirname(source);
-    const names = new Set([basename(source), ...(this.options.dataFile ? [basename(this.options.dataFile)] : [])]);
-    this.watcher = watch(dir, { recursive: isDir, persistent: false }, (_event, filename) => {
-      if (!isDir && filename && !names.has(basename(filename.toString()))) return;
+    if (isDir) this.watchPath(source, true, undefined);
+    else this.watchPath(dirname(source), false, basename(source));
+    if (dataFile && !(isDir && !relative(source, dataFile).startsWith('..'))) this.watchPath(dirname(dataFile), false, basename(dataFile));
+  }
+
+  /** Editors replace files by rename, so a single file is watched through its folder. */
+  private watchPath(dir: string, recursive: boolean, onlyName: string | undefined): void {
+    const watcher = watch(dir, { recursive, persistent: false }, (_event, filename) => {
+      if (onlyName && filename && basename(filename.toString()) !== onlyName) return;
       this.scheduleReload();
     });
-    this.watcher.on('error', (err) => this.options.logger.error({ err }, 'policy watcher failed; hot reload is off'));
+    watcher.on('error', (err) => this.options.logger.error({ err, dir }, 'policy watcher failed; hot reload is off'));
+    this.watchers.push(watcher);
   }
 
   close(): void {
-    this.watcher?.close();
+    for (const w of this.watchers) w.close();
     if (this.reloadTimer) clearTimeout(this.reloadTimer);
   }
 

@@ -1,6 +1,6 @@
 /**
  * The policy input document, version 1 (design §3.3). This is a public contract: policies read
- * it as `input`. Absent credentials are `null`, never missing keys. docs/policy-input.md
+ * it as `input`. Absent credentials are `null`, never missing keys. docs/policy-guide.md
  * describes every field.
  */
 import type { VerifiedAccessToken } from '../credentials/access-token.ts';

@@ -27,6 +27,9 @@ export interface ForwardResult {
 
 const kState = Symbol('agentward.forward');
 
+/** Errors meaning no connection was made (http-proxy-3 reports its connect timeout as ECONNECT_TIMEOUT). */
+const UNREACHABLE = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EHOSTUNREACH', 'ENETUNREACH', 'ETIMEDOUT', 'ECONNECT_TIMEOUT', 'EAI_AGAIN']);
+
 interface ForwardState {
   timedOut: boolean;
 }
@@ -73,7 +76,7 @@ export class Forwarder {
       this.proxy.web(req, res, body ? { buffer: Readable.from([body]) } : {}, (err: Error & { code?: string }) => {
         error = state.timedOut
           ? new AgentwardError('ERR_UPSTREAM_TIMEOUT', undefined, { cause: err })
-          : err.code === 'ECONNREFUSED' || err.code === 'ENOTFOUND' || err.code === 'EHOSTUNREACH' || err.code === 'ETIMEDOUT'
+          : UNREACHABLE.has(err.code ?? '')
             ? new AgentwardError('ERR_UPSTREAM_UNAVAILABLE', undefined, { cause: err })
             : new AgentwardError('ERR_UPSTREAM_RESET', undefined, { cause: err });
         reject(error);

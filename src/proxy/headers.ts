@@ -30,6 +30,9 @@ export interface UpstreamFacts {
 /** Rewrites `headers` in place for the upstream request. */
 export function rewriteUpstreamHeaders(headers: IncomingHttpHeaders, plan: UpstreamHeaderPlan, facts: UpstreamFacts): void {
   if (plan.stripCredentials) for (const name of CREDENTIAL_HEADERS) delete headers[name];
+  // Node already answered "100 Continue" to the client before the pipeline ran (RFC 9110
+  // §10.1.1), and the body is on its way; the expectation is met and is not forwarded.
+  delete headers.expect;
   for (const name of FORWARDING_HEADERS) delete headers[name];
   for (const name of plan.identityHeaders.keys()) delete headers[name];
   for (const name of Object.keys(facts.decisionHeaders)) delete headers[name];

@@ -8,7 +8,8 @@
  * recording runs in `finally`, after the response, so it sees the outcome of every path.
  */
 import { randomUUID } from 'node:crypto';
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import { STATUS_CODES, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
 import { AgentwardError, asAgentwardError } from '../errors.ts';
 import { extractCredentials } from '../credentials/extract.ts';
@@ -22,7 +23,7 @@ import type { AuditSink } from '../observability/audit.ts';
 import type { Forwarder } from './forward.ts';
 import { rewriteUpstreamHeaders, type UpstreamHeaderPlan } from './headers.ts';
 import type { ProtectedResource } from './protected-resource.ts';
-import { sendProblem } from './reject.ts';
+import { problemFor, sendProblem } from './reject.ts';
 
 export interface PipelineDeps {
   resource: ProtectedResource;
@@ -99,6 +100,36 @@ export async function handleRequest(req: IncomingMessage, res: ServerResponse, d
   }
 }
 
+/**
+ * Requests Node refuses before the pipeline can run (a malformed or oversized head, a client too
+ * slow to send its request): answered in the same problem format, and recorded like any other.
+ */
+export function handleClientError(err: NodeJS.ErrnoException, socket: Socket, deps: PipelineDeps): void {
+  if (!socket.writable) {
+    socket.destroy();
+    return;
+  }
+  const code = err.code === 'HPE_HEADER_OVERFLOW' ? 'ERR_HEADERS_TOO_LARGE' : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 'ERR_REQUEST_TIMEOUT' : 'ERR_BAD_REQUEST';
+  const ctx: RequestContext = {
+    id: randomUUID(),
+    traceId: null,
+    startedAt: performance.now(),
+    method: '',
+    path: '',
+    token: undefined,
+    decision: undefined,
+    error: new AgentwardError(code, undefined, { cause: err }),
+    status: 0,
+  };
+  ctx.status = ctx.error!.status;
+  const problem = problemFor(ctx.error!, { requestId: ctx.id, resourceMetadataUrl: deps.resource.metadataUrl });
+  const head = Object.entries({ ...problem.headers, [deps.headerPlan.requestIdHeader]: ctx.id, 'content-length': String(Buffer.byteLength(problem.body)), connection: 'close' })
+    .map(([k, v]) => `${k}: ${v}\r\n`)
+    .join('');
+  socket.end(`HTTP/1.1 ${problem.status} ${STATUS_CODES[problem.status]}\r\n${head}\r\n${problem.body}`);
+  record(ctx, deps, deps.logger.child({ requestId: ctx.id }));
+}
+
 /** Step 1: request id (kept from the caller when well-formed) and W3C trace id. */
 function admit(req: IncomingMessage, deps: PipelineDeps): RequestContext {
   const inbound = req.headers[deps.headerPlan.requestIdHeader];
@@ -127,7 +158,9 @@ function parseTarget(rawUrl: string): URL {
   const path = q === -1 ? rawUrl : rawUrl.slice(0, q);
   if (/(^|\/)\.\.?(\/|$)|%2e|%2f|%5c|\\/i.test(path)) throw new AgentwardError('ERR_PATH_NOT_NORMALIZED');
   try {
-    return new URL(rawUrl, 'http://target.invalid');
+    // Concatenated, not resolved against a base: "//host/x" must stay a path, exactly as the
+    // upstream will receive it, not become an authority.
+    return new URL(`http://target.invalid${rawUrl}`);
   } catch {
     throw new AgentwardError('ERR_BAD_REQUEST', 'The request target is not a valid URI path.');
   }
@@ -171,7 +204,8 @@ function buildInput(req: IncomingMessage, ctx: RequestContext, target: URL, pres
   for (const [k, v] of target.searchParams) (query[k] ??= []).push(v);
   const headers: Record<string, string> = {};
   for (const [name, values] of Object.entries(req.headersDistinct)) {
-    if (values && !CREDENTIAL_HEADERS.includes(name)) headers[name] = values.join(', ');
+    // Repeated fields join with ", " (RFC 9110 §5.3), cookies with "; " (RFC 6265 §5.4).
+    if (values && !CREDENTIAL_HEADERS.includes(name)) headers[name] = values.join(name === 'cookie' ? '; ' : ', ');
   }
   const token = ctx.token;
   return {
@@ -229,7 +263,7 @@ function record(ctx: RequestContext, deps: PipelineDeps, log: Logger): void {
   } catch (auditErr) {
     log.error({ err: auditErr }, 'audit record could not be written');
   }
-  if (!err) log.debug({ status: ctx.status, latencyMs }, 'request forwarded');
+  if (!err) log.debug({ status: ctx.status, latencyMs }, ctx.decision ? 'request forwarded' : 'request served');
   else if (err.status >= 500) log.error({ code: err.code, status: err.status, err: err.cause ?? err, latencyMs }, err.detail);
   else log.info({ code: err.code, status: err.status, reason: ctx.decision?.reason, latencyMs }, err.detail);
 }

@@ -5,7 +5,7 @@
  */
 import { afterAll, beforeAll, beforeEach, describe, expect, test } from 'vitest';
 import { request } from 'node:http';
-import { createServer } from 'node:net';
+import { connect, createServer } from 'node:net';
 import { startIssuer, type TestIssuer } from '../helpers/issuer.ts';
 import { startUpstream, type TestUpstream } from '../helpers/upstream.ts';
 import { startAgentward, DEFAULT_POLICY, type RunningAgentward } from '../helpers/agentward.ts';
@@ -159,6 +159,36 @@ describe('admission', () => {
     expect(res.status).toBe(431);
     expect(res.json().code).toBe('ERR_HEADERS_TOO_LARGE');
     expect(upstream.seen).toHaveLength(0);
+    await new Promise((r) => setTimeout(r, 100));
+    expect(aw.audit().at(-1)).toMatchObject({ decision: 'deny', status: 431, code: 'ERR_HEADERS_TOO_LARGE', requestId: res.headers['x-request-id'] });
+  });
+
+  test('a client that does not finish its request within listen.requestTimeout gets 408, and it is audited', async () => {
+    const slow = await startAgentward({
+      listen: { requestTimeout: '1s' },
+      upstream: { url: upstream.url },
+      resource: { id: RESOURCE },
+      oauth: { issuers: [{ issuer: issuer.issuer, jwksUri: issuer.jwksUri }] },
+      policy: { source: DEFAULT_POLICY },
+    });
+    try {
+      const { port } = new URL(slow.url);
+      const started = Date.now();
+      const answer = await new Promise<string>((resolve, reject) => {
+        let text = '';
+        const socket = connect(Number(port), '127.0.0.1', () => socket.write('GET /x HTTP/1.1\r\nHost: a\r\n')); // never finishes the head
+        socket.on('data', (c: Buffer) => (text += c.toString()));
+        socket.on('close', () => resolve(text));
+        socket.on('error', reject);
+      });
+      expect(answer).toMatch(/^HTTP\/1\.1 408 Request Timeout/);
+      expect(answer).toContain('"code":"ERR_REQUEST_TIMEOUT"');
+      expect(Date.now() - started).toBeLessThan(3500);
+      await new Promise((r) => setTimeout(r, 100));
+      expect(slow.audit().at(-1)).toMatchObject({ status: 408, code: 'ERR_REQUEST_TIMEOUT' });
+    } finally {
+      await slow.stop();
+    }
   });
 
   test('the metadata lists authorization servers and scopes (RFC 9728 §2)', async () => {
@@ -178,5 +208,23 @@ describe('health', () => {
     const ready = await rawRequest(`${aw.adminUrl}/readyz`);
     expect(ready.status).toBe(200);
     expect(ready.json()).toMatchObject({ ready: true, policy: { loaded: true, lastError: null }, issuers: [{ issuer: issuer.issuer, ready: true }] });
+  });
+});
+
+describe('what policy and upstream agree on', () => {
+  test('a target starting with "//" stays a path: the policy and the upstream see the same bytes', async () => {
+    const res = await rawRequest(aw.url, { path: '//evil.example/x', headers: auth() });
+    expect(res.status).toBe(200);
+    expect(upstream.seen[0]!.url).toBe('//evil.example/x');
+    await new Promise((r) => setTimeout(r, 100));
+    expect(aw.audit().at(-1)).toMatchObject({ action: { path: '//evil.example/x' } });
+  });
+
+  test('Expect: 100-continue is met by the proxy and not forwarded, so upstream.timeout still applies', async () => {
+    const started = Date.now();
+    const res = await rawRequest(`${aw.url}/slow`, { method: 'POST', headers: { ...auth(), expect: '100-continue', 'content-type': 'application/json' }, body: '{}' });
+    expect(res.status).toBe(504);
+    expect(Date.now() - started).toBeLessThan(3000);
+    expect(upstream.seen.at(-1)!.headers.expect).toBeUndefined();
   });
 });
