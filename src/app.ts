@@ -4,6 +4,7 @@
  * (conventions §3). `start` listens, `stop` drains.
  */
 import { createServer, type Server, type IncomingMessage, type ServerResponse } from 'node:http';
+import { AgentwardError } from './errors.ts';
 import type { AddressInfo, Socket } from 'node:net';
 import { resolve } from 'node:path';
 import type { Dispatcher } from 'undici';
@@ -124,6 +125,8 @@ export function createApp(loaded: LoadedConfig, options: AppOptions = {}): App {
     },
   );
   server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => handleClientError(err, socket, deps));
+  // RFC 9110 §10.1.1: an expectation other than 100-continue cannot be met; 417, in our format.
+  server.on('checkExpectation', (req: IncomingMessage, res: ServerResponse) => void handleRequest(req, res, deps, new AgentwardError('ERR_EXPECTATION_FAILED')));
 
   const admin = createAdminServer({
     ready,

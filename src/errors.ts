@@ -26,6 +26,7 @@ export const ERROR_CODES = {
   ERR_BODY_READ: { status: 400, title: 'The request body could not be read.' },
   ERR_PATH_NOT_NORMALIZED: { status: 400, title: 'The request path has dot segments, encoded slashes or dots, or backslashes; send its normalized form.' },
   ERR_METHOD_NOT_ALLOWED: { status: 405, title: 'This endpoint only answers GET and HEAD.' },
+  ERR_EXPECTATION_FAILED: { status: 417, title: 'The only expectation supported is 100-continue.' },
 
   // Credential extraction (RFC 6750 §2, §3.1)
   ERR_CREDENTIALS_MISSING: { status: 401, title: 'This resource needs an access token.' },

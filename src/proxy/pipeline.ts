@@ -56,11 +56,16 @@ interface RequestContext {
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 const TRACEPARENT = /^[0-9a-f]{2}-([0-9a-f]{32})-[0-9a-f]{16}-[0-9a-f]{2}$/;
 
-export async function handleRequest(req: IncomingMessage, res: ServerResponse, deps: PipelineDeps): Promise<void> {
+/**
+ * Runs one request through the pipeline. `refusal` is set when the server has already decided to
+ * refuse the request (an unsupported `Expect`); it is then answered and recorded like any other.
+ */
+export async function handleRequest(req: IncomingMessage, res: ServerResponse, deps: PipelineDeps, refusal?: AgentwardError): Promise<void> {
   const ctx = admit(req, deps);
   const log = deps.logger.child({ requestId: ctx.id });
   res.setHeader(deps.headerPlan.requestIdHeader, ctx.id);
   try {
+    if (refusal) throw refusal;
     const target = parseTarget(req.url ?? '');
     ctx.path = target.pathname;
     if (deps.resource.metadataPaths.has(target.pathname)) {

@@ -228,3 +228,12 @@ describe('what policy and upstream agree on', () => {
     expect(upstream.seen.at(-1)!.headers.expect).toBeUndefined();
   });
 });
+
+test('an expectation other than 100-continue is 417 with a problem body, and audited', async () => {
+  const res = await rawRequest(`${aw.url}/x`, { headers: { ...auth(), expect: 'something-else' } });
+  expect(res.status).toBe(417);
+  expect(res.json().code).toBe('ERR_EXPECTATION_FAILED');
+  expect(upstream.seen).toHaveLength(0);
+  await new Promise((r) => setTimeout(r, 100));
+  expect(aw.audit().at(-1)).toMatchObject({ status: 417, code: 'ERR_EXPECTATION_FAILED' });
+});
