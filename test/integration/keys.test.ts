@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { startIssuer } from '../helpers/issuer.ts';
 import { startUpstream, type TestUpstream } from '../helpers/upstream.ts';
 import { startAgentward, DEFAULT_POLICY, type RunningAgentward } from '../helpers/agentward.ts';
+import { waitFor } from '../helpers/wait.ts';
 import { rawRequest } from '../helpers/http.ts';
 
 const RESOURCE = 'https://tools.example.com/mcp';
@@ -40,15 +41,6 @@ async function get(aw: RunningAgentward, token: string) {
   const started = Date.now();
   const res = await rawRequest(`${aw.url}/mcp`, { headers: { authorization: `Bearer ${token}` } });
   return { res, ms: Date.now() - started };
-}
-
-async function waitFor(check: () => Promise<boolean>, what: string, ms = 15000): Promise<void> {
-  const until = Date.now() + ms;
-  while (Date.now() < until) {
-    if (await check()) return;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error(`timed out waiting for ${what}`);
 }
 
 describe('discovery', () => {

@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { startIssuer, type TestIssuer } from '../helpers/issuer.ts';
 import { startUpstream, type TestUpstream } from '../helpers/upstream.ts';
 import { startAgentward, DEFAULT_POLICY, REPO, type RunningAgentward } from '../helpers/agentward.ts';
+import { waitFor } from '../helpers/wait.ts';
 import { rawRequest, challengeParams } from '../helpers/http.ts';
 import { readBundle } from '../../src/policy/bundle.ts';
 
@@ -44,15 +45,6 @@ async function get(aw: RunningAgentward, path: string, claims: Record<string, un
   const before = upstream.seen.length;
   const res = await rawRequest(`${aw.url}${path}`, { headers: { authorization: `Bearer ${await issuer.mint(claims)}` } });
   return { res, forwarded: upstream.seen.length - before };
-}
-
-async function waitFor(check: () => Promise<boolean>, what: string, ms = 15000): Promise<void> {
-  const until = Date.now() + ms;
-  while (Date.now() < until) {
-    if (await check()) return;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error(`timed out waiting for ${what}`);
 }
 
 describe('decisions', () => {
