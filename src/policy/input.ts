@@ -82,7 +82,19 @@ export function readField(input: PolicyInput, path: string): unknown {
 /** Claims mapped to named subject fields; the rest go to `subject.claims`. */
 const MAPPED_CLAIMS = new Set(['iss', 'sub', 'client_id', 'scope', 'aud', 'acr', 'amr', 'auth_time', 'authorization_details', 'jti', 'exp', 'may_act', 'act']);
 
+/** Subject inputs by verified token: a cached token reuses its subject instead of rebuilding it. */
+const subjects = new WeakMap<VerifiedAccessToken, SubjectInput>();
+
 export function subjectInput(token: VerifiedAccessToken): SubjectInput {
+  let subject = subjects.get(token);
+  if (!subject) {
+    subject = buildSubject(token);
+    subjects.set(token, subject);
+  }
+  return subject;
+}
+
+function buildSubject(token: VerifiedAccessToken): SubjectInput {
   const c = token.claims;
   const claims: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(c)) if (!MAPPED_CLAIMS.has(k)) claims[k] = v;

@@ -9,6 +9,7 @@ import { Agent as HttpsAgent } from 'node:https';
 import { Readable } from 'node:stream';
 import { createProxyServer, type ProxyServer } from 'http-proxy-3';
 import { AgentwardError } from '../errors.ts';
+import { stripHopByHop } from './headers.ts';
 
 export interface ForwarderOptions {
   url: string;
@@ -53,6 +54,9 @@ export class Forwarder {
       changeOrigin: false,
       connectTimeout: options.connectTimeoutMs,
     });
+    // The upstream's hop-by-hop fields describe its connection, not ours: a passed-on
+    // `Keep-Alive: timeout=120` would promise clients more idle time than this server gives.
+    this.proxy.on('proxyRes', (proxyRes: IncomingMessage) => stripHopByHop(proxyRes.headers));
     // Idle timeout per upstream request: our own flag distinguishes a timeout from a reset.
     this.proxy.on('proxyReq', (proxyReq: ClientRequest, req: StatefulRequest) => {
       const state = req[kState];

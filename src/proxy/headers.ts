@@ -27,8 +27,27 @@ export interface UpstreamFacts {
   decisionHeaders: Readonly<Record<string, string>>;
 }
 
+/**
+ * RFC 9110 §7.6.1: fields that describe one connection, plus any field the Connection header
+ * names, are not forwarded in either direction. (Transfer-Encoding is re-framed by Node itself.)
+ * Forwarding a client's `Connection: close` would make the upstream close the pooled connection.
+ */
+const HOP_BY_HOP = ['connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'upgrade'];
+
+export function stripHopByHop(headers: IncomingHttpHeaders): void {
+  const connection = headers.connection;
+  if (typeof connection === 'string') {
+    for (const name of connection.split(',')) {
+      const field = name.trim().toLowerCase();
+      if (field !== 'transfer-encoding' && field !== 'content-length') delete headers[field];
+    }
+  }
+  for (const name of HOP_BY_HOP) delete headers[name];
+}
+
 /** Rewrites `headers` in place for the upstream request. */
 export function rewriteUpstreamHeaders(headers: IncomingHttpHeaders, plan: UpstreamHeaderPlan, facts: UpstreamFacts): void {
+  stripHopByHop(headers);
   if (plan.stripCredentials) for (const name of CREDENTIAL_HEADERS) delete headers[name];
   // Node already answered "100 Continue" to the client before the pipeline ran (RFC 9110
   // §10.1.1), and the body is on its way; the expectation is met and is not forwarded.

@@ -62,7 +62,6 @@ const TRACEPARENT = /^[0-9a-f]{2}-([0-9a-f]{32})-[0-9a-f]{16}-[0-9a-f]{2}$/;
  */
 export async function handleRequest(req: IncomingMessage, res: ServerResponse, deps: PipelineDeps, refusal?: AgentwardError): Promise<void> {
   const ctx = admit(req, deps);
-  const log = deps.logger.child({ requestId: ctx.id });
   res.setHeader(deps.headerPlan.requestIdHeader, ctx.id);
   try {
     if (refusal) throw refusal;
@@ -101,7 +100,7 @@ export async function handleRequest(req: IncomingMessage, res: ServerResponse, d
     const reason = deps.exposeReason && ctx.decision && !ctx.decision.allow ? ctx.decision.reason : undefined;
     sendProblem(res, ctx.error, { requestId: ctx.id, resourceMetadataUrl: deps.resource.metadataUrl, exposedReason: reason });
   } finally {
-    record(ctx, deps, log);
+    record(ctx, deps);
   }
 }
 
@@ -132,7 +131,7 @@ export function handleClientError(err: NodeJS.ErrnoException, socket: Socket, de
     .map(([k, v]) => `${k}: ${v}\r\n`)
     .join('');
   socket.end(`HTTP/1.1 ${problem.status} ${STATUS_CODES[problem.status]}\r\n${head}\r\n${problem.body}`);
-  record(ctx, deps, deps.logger.child({ requestId: ctx.id }));
+  record(ctx, deps);
 }
 
 /** Step 1: request id (kept from the caller when well-formed) and W3C trace id. */
@@ -238,8 +237,12 @@ function enforce(decision: Decision): void {
   throw new AgentwardError(decision.status === 404 ? 'ERR_POLICY_NOT_FOUND' : 'ERR_POLICY_DENIED');
 }
 
-/** Step 8: one audit record and one log line per request. */
-function record(ctx: RequestContext, deps: PipelineDeps, log: Logger): void {
+/**
+ * Step 8: one audit record and one log line per request. The request's child logger is made only
+ * when its line will be written (a forwarded request logs at debug, usually off).
+ */
+function record(ctx: RequestContext, deps: PipelineDeps): void {
+  const log = (level: 'debug' | 'info' | 'error'): Logger | undefined => (deps.logger.isLevelEnabled(level) ? deps.logger.child({ requestId: ctx.id }) : undefined);
   const latencyMs = Math.round((performance.now() - ctx.startedAt) * 1000) / 1000;
   const token = ctx.token;
   const err = ctx.error;
@@ -266,9 +269,9 @@ function record(ctx: RequestContext, deps: PipelineDeps, log: Logger): void {
       latencyMs,
     });
   } catch (auditErr) {
-    log.error({ err: auditErr }, 'audit record could not be written');
+    log('error')?.error({ err: auditErr }, 'audit record could not be written');
   }
-  if (!err) log.debug({ status: ctx.status, latencyMs }, ctx.decision ? 'request forwarded' : 'request served');
-  else if (err.status >= 500) log.error({ code: err.code, status: err.status, err: err.cause ?? err, latencyMs }, err.detail);
-  else log.info({ code: err.code, status: err.status, reason: ctx.decision?.reason, latencyMs }, err.detail);
+  if (!err) log('debug')?.debug({ status: ctx.status, latencyMs }, ctx.decision ? 'request forwarded' : 'request served');
+  else if (err.status >= 500) log('error')?.error({ code: err.code, status: err.status, err: err.cause ?? err, latencyMs }, err.detail);
+  else log('info')?.info({ code: err.code, status: err.status, reason: ctx.decision?.reason, latencyMs }, err.detail);
 }

@@ -4,6 +4,7 @@
  *   /sse       three Server-Sent Events, 100 ms apart
  *   /slow      never answers
  *   /reset     destroys the connection
+ *   /hop       answers with hop-by-hop fields (Keep-Alive, a field named in Connection)
  *   anything   200 with a JSON echo of method, url and headers
  */
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
@@ -33,6 +34,10 @@ export async function startUpstream(): Promise<TestUpstream> {
       if (req.url === '/slow') return;
       if (req.url === '/reset') {
         req.socket.destroy();
+        return;
+      }
+      if (req.url === '/hop') {
+        res.writeHead(200, { 'keep-alive': 'timeout=120', connection: 'keep-alive, x-hop', 'x-hop': 'upstream-only', 'x-end-to-end': 'kept', 'content-length': '2' }).end('ok');
         return;
       }
       if (req.url === '/sse') {

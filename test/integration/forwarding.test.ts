@@ -104,11 +104,32 @@ describe('the forwarded request', () => {
   });
 });
 
+describe('the response', () => {
+  test("the client's hop-by-hop fields do not reach the upstream (RFC 9110 §7.6.1)", async () => {
+    const res = await rawRequest(`${aw.url}/x`, { headers: { ...auth(), connection: 'close, x-client-hop', 'x-client-hop': '1', 'keep-alive': 'timeout=5', te: 'trailers' } });
+    expect(res.status).toBe(200);
+    const seen = upstream.seen.at(-1)!.headers;
+    expect(seen['x-client-hop']).toBeUndefined();
+    expect(seen['keep-alive']).toBeUndefined();
+    expect(seen.te).toBeUndefined();
+    expect(seen.connection).toBe('keep-alive'); // the proxy's own pooled connection
+  });
+
+  test("the upstream's hop-by-hop fields do not reach the client (RFC 9110 §7.6.1)", async () => {
+    const res = await rawRequest(`${aw.url}/hop`, { headers: auth() });
+    expect(res.status).toBe(200);
+    expect(res.body).toBe('ok');
+    expect(res.headers['x-end-to-end']).toBe('kept');
+    expect(res.headers['keep-alive']).toBeUndefined();
+    expect(res.headers['x-hop']).toBeUndefined();
+  });
+});
+
 describe('upstream failures', () => {
   test('an upstream that never answers is 504 after upstream.timeout', async () => {
     const started = Date.now();
     const res = await rawRequest(`${aw.url}/slow`, { headers: auth() });
-    expect(res.status).toBe(504);
+    expect(res.status, res.body).toBe(504);
     expect(res.json()).toMatchObject({ code: 'ERR_UPSTREAM_TIMEOUT', status: 504 });
     expect(res.json().detail).toBeUndefined();
     expect(Date.now() - started).toBeLessThan(3000);

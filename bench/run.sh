@@ -1,0 +1,503 @@
+#!/usr/bin/env bash
+# The load benchmark (bench/README.md): the same closed-loop load, one contender at a time,
+#   direct             the upstream alone (the ceiling)
+#   forwarder          bench/forwarder.ts: node:http + undici, no auth (the floor for a Node proxy)
+#   nginx              nginx reverse proxy with a keep-alive upstream pool, no auth
+#   haproxy            HAProxy gating on the same JWT (jwt_verify ES256 + alg/typ/iss/aud/exp/scope)
+#   agentward          agentward: RFC 9068 verification, the default Rego policy, file audit
+#   agentward-nocache  the same with oauth.tokenCacheSize 0: a signature check on every request
+# and writes req/s, p50/p99 latency, CPU per request and RSS to bench/results/<stamp>.md
+# (raw tool output to bench/results/<stamp>.raw, gitignored).
+#
+#   bash bench/run.sh            (scripts/run bench does the same after bootstrapping Node and opa)
+#
+# Knobs (environment): BENCH_DURATION (s, default 15), BENCH_WARMUP (s, 3), BENCH_CONNECTIONS (32),
+# BENCH_LOAD_CPU (1), BENCH_SERVER_CPU (0), BENCH_PORT_BASE (18000), BENCH_ONLY ("nginx haproxy"),
+# BENCH_LOADGEN (wrk|autocannon; default wrk when installed), BENCH_QUIET_BUDGET (s, 60),
+# BENCH_TIME_LIMIT (s, 290).
+#
+# Only 127.0.0.1 is ever targeted. Every process started here is stopped on exit, success or not.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+export PATH="$PATH:/usr/sbin:/sbin" # nginx and haproxy live in sbin, absent from a user's PATH
+
+DURATION=${BENCH_DURATION:-15}
+WARMUP=${BENCH_WARMUP:-3}
+CONNECTIONS=${BENCH_CONNECTIONS:-32}
+LOAD_CPU=${BENCH_LOAD_CPU:-1}
+SERVER_CPU=${BENCH_SERVER_CPU:-0}
+PORT_BASE=${BENCH_PORT_BASE:-18000}
+TIME_LIMIT=${BENCH_TIME_LIMIT:-290}
+ALL_CONTENDERS=(direct forwarder nginx haproxy agentward agentward-nocache)
+read -r -a CONTENDERS <<<"${BENCH_ONLY:-${ALL_CONTENDERS[*]}}"
+REQUEST_PATH=/api/items
+AUDIENCE=https://tools.bench.test
+
+log() { printf 'bench: %s\n' "$*" >&2; }
+die() { printf 'bench: FAILED: %b\n' "$*" >&2; exit 1; }
+
+# ---------------------------------------------------------------------------------------------
+# Tools. Node and opa come from the repo's pinned toolchain (instant when cached); nginx,
+# HAProxy and wrk from Debian. apt-get update runs only when a package has no candidate yet.
+. scripts/toolchain.sh
+
+has_candidate() { apt-cache policy "$1" 2>/dev/null | grep -q 'Candidate: [^(]'; }
+
+ensure_packages() {
+  local want=() install=() p
+  command -v nginx >/dev/null || want+=(nginx)
+  command -v haproxy >/dev/null || want+=(haproxy)
+  command -v wrk >/dev/null || want+=(wrk)
+  command -v curl >/dev/null || want+=(curl)
+  [ ${#want[@]} -eq 0 ] && return 0
+  command -v apt-get >/dev/null || die "missing ${want[*]} and no apt-get to install them"
+  local sudo=()
+  [ "$(id -u)" -eq 0 ] || sudo=(sudo)
+  for p in "${want[@]}"; do
+    if ! has_candidate "$p"; then
+      log "apt-get update (no candidate for $p yet)"
+      "${sudo[@]}" apt-get update -qq
+      break
+    fi
+  done
+  for p in "${want[@]}"; do
+    if has_candidate "$p"; then install+=("$p")
+    elif [ "$p" = wrk ]; then log "wrk is not packaged here; the load generator falls back to autocannon (npx)"
+    else die "no Debian package $p"
+    fi
+  done
+  [ ${#install[@]} -eq 0 ] && return 0
+  log "apt-get install ${install[*]}"
+  # On a systemd machine Debian starts the packages' own services; ours use their own configs
+  # and ports and never touch those (containers usually block the start with policy-rc.d).
+  DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${install[@]}" >/dev/null
+}
+ensure_packages
+
+LOADGEN=${BENCH_LOADGEN:-$(command -v wrk >/dev/null && echo wrk || echo autocannon)}
+
+# CPU split. The host has 2 cores: the load generator gets one, and the upstream plus the
+# contender share the other, so every contender is measured within the same one-core budget and
+# its cost shows directly as lost throughput (and in its CPU per request). nginx and HAProxy run
+# one worker/thread, like Node's one event loop. With fewer than 2 cores nothing is pinned.
+if [ "$(nproc)" -ge 2 ]; then
+  PIN_LOAD=(taskset -c "$LOAD_CPU")
+  PIN_SERVER=(taskset -c "$SERVER_CPU")
+else
+  log "fewer than 2 CPUs: nothing is pinned, numbers will be noisier"
+  PIN_LOAD=()
+  PIN_SERVER=()
+fi
+
+# ---------------------------------------------------------------------------------------------
+# Ports and processes.
+P_ISSUER=$PORT_BASE
+P_UPSTREAM=$((PORT_BASE + 1))
+P_FORWARDER=$((PORT_BASE + 2))
+P_NGINX=$((PORT_BASE + 3))
+P_HAPROXY=$((PORT_BASE + 4))
+P_AW=$((PORT_BASE + 5))
+P_AW_NOCACHE=$((PORT_BASE + 6))
+P_AW_ADMIN=$((PORT_BASE + 15))
+P_AW_NOCACHE_ADMIN=$((PORT_BASE + 16))
+for port in "$P_ISSUER" "$P_UPSTREAM" "$P_FORWARDER" "$P_NGINX" "$P_HAPROXY" "$P_AW" "$P_AW_NOCACHE" "$P_AW_ADMIN" "$P_AW_NOCACHE_ADMIN"; do
+  # A connect that succeeds means someone else listens there; refuse rather than measure them.
+  if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then die "port $port on 127.0.0.1 is in use (set BENCH_PORT_BASE)"; fi
+done
+
+WORK=$(mktemp -d /tmp/agentward-bench.XXXXXX)
+declare -A PID=()
+WATCHDOG=
+
+cleanup() {
+  local status=$?
+  trap - EXIT INT TERM
+  [ -z "$WATCHDOG" ] || kill "$WATCHDOG" 2>/dev/null || true
+  local name pid alive _
+  for name in "${!PID[@]}"; do kill -TERM "${PID[$name]}" 2>/dev/null || true; done
+  # Give graceful shutdowns (agentward drains, nginx stops its worker) up to 5 s, then force.
+  for _ in $(seq 50); do
+    alive=0
+    for pid in "${PID[@]}"; do kill -0 "$pid" 2>/dev/null && alive=1; done
+    [ "$alive" = 0 ] && break
+    sleep 0.1
+  done
+  for pid in "${PID[@]}"; do kill -KILL "$pid" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  if [ "$status" -eq 0 ]; then rm -rf "$WORK"; else log "logs kept in $WORK"; fi
+  exit "$status"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# The whole run is bounded: past TIME_LIMIT the script is terminated (and cleans up).
+# (The sleep is its own child so that stopping the watchdog also stops the sleep.)
+(
+  sleeper=
+  trap 'kill "$sleeper" 2>/dev/null; exit 0' TERM
+  sleep "$TIME_LIMIT" &
+  sleeper=$!
+  wait "$sleeper"
+  printf 'bench: time limit of %s s reached\n' "$TIME_LIMIT" >&2
+  kill -TERM $$
+) &
+WATCHDOG=$!
+
+# start NAME CMD...: CMD in the background, output to $WORK/NAME.log, pid in PID[NAME].
+start() {
+  local name=$1
+  shift
+  "$@" >"$WORK/$name.log" 2>&1 &
+  PID[$name]=$!
+}
+
+# wait_until SECONDS NAME CMD...: retry CMD every 0.2 s; fail loudly when NAME exits or time is up.
+wait_until() {
+  local deadline=$((SECONDS + $1)) name=$2
+  shift 2
+  until "$@" >/dev/null 2>&1; do
+    kill -0 "${PID[$name]}" 2>/dev/null || die "$name exited while starting; its log:\n$(tail -n 20 "$WORK/$name.log")"
+    [ "$SECONDS" -lt "$deadline" ] || die "$name not ready after ${1}s; its log:\n$(tail -n 20 "$WORK/$name.log")"
+    sleep 0.2
+  done
+}
+answers_http() { curl -s -o /dev/null --max-time 2 "$1"; } # any HTTP answer counts
+http_200() { [ "$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "$1")" = 200 ]; }
+
+# ---------------------------------------------------------------------------------------------
+# Issuer (JWK Set + tokens) and upstream.
+log "work dir $WORK; load generator $LOADGEN; contenders: ${CONTENDERS[*]}"
+start issuer "${PIN_LOAD[@]}" node bench/issuer.ts --port "$P_ISSUER" --out "$WORK/issuer" --audience "$AUDIENCE"
+wait_until 20 issuer test -f "$WORK/issuer/ready"
+TOKEN=$(cat "$WORK/issuer/token")
+ISSUER=http://127.0.0.1:$P_ISSUER
+
+start upstream "${PIN_SERVER[@]}" node bench/upstream.ts "$P_UPSTREAM"
+
+# ---------------------------------------------------------------------------------------------
+# Contenders. Each config is written here so the file in bench/ is the whole truth.
+want() { [[ " ${CONTENDERS[*]} " == *" $1 "* ]]; }
+
+if want forwarder; then
+  start forwarder "${PIN_SERVER[@]}" node bench/forwarder.ts "$P_FORWARDER" "http://127.0.0.1:$P_UPSTREAM"
+fi
+
+if want nginx; then
+  mkdir -p "$WORK/nginx"
+  cat >"$WORK/nginx/nginx.conf" <<EOF
+worker_processes 1;
+daemon off;
+pid $WORK/nginx/nginx.pid;
+error_log $WORK/nginx/error.log warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  client_body_temp_path $WORK/nginx/client_body;
+  proxy_temp_path $WORK/nginx/proxy;
+  fastcgi_temp_path $WORK/nginx/fastcgi;
+  uwsgi_temp_path $WORK/nginx/uwsgi;
+  scgi_temp_path $WORK/nginx/scgi;
+  keepalive_timeout 65s;
+  # The default (1000) would make every wrk connection reconnect after 1000 requests.
+  keepalive_requests 1000000;
+  upstream bench_upstream {
+    server 127.0.0.1:$P_UPSTREAM;
+    keepalive 64;
+    keepalive_requests 1000000;
+    keepalive_timeout 60s;
+  }
+  server {
+    listen 127.0.0.1:$P_NGINX;
+    location / {
+      proxy_pass http://bench_upstream;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+    }
+  }
+}
+EOF
+  nginx -t -q -p "$WORK/nginx" -c "$WORK/nginx/nginx.conf" -e "$WORK/nginx/error.log" || die "nginx rejects its config: $(cat "$WORK/nginx/error.log")"
+  start nginx "${PIN_SERVER[@]}" nginx -p "$WORK/nginx" -c "$WORK/nginx/nginx.conf" -e "$WORK/nginx/error.log"
+fi
+
+if want haproxy; then
+  # The same checks a JWT gateway config does: alg pinned (no alg confusion), typ at+jwt (RFC
+  # 9068), iss and aud exact, the ES256 signature against the issuer's key, exp against the clock,
+  # and the scope the default policy requires for a GET. jwt_verify needs the key as a PEM file
+  # known at start; HAProxy has no JWKS fetching.
+  cat >"$WORK/haproxy.cfg" <<EOF
+global
+  nbthread 1
+  maxconn 4096
+defaults
+  mode http
+  timeout connect 5s
+  timeout client 60s
+  timeout server 60s
+  timeout http-keep-alive 65s
+frontend bench
+  bind 127.0.0.1:$P_HAPROXY
+  http-request set-var(txn.bearer) http_auth_bearer
+  http-request set-var(txn.alg) var(txn.bearer),jwt_header_query('\$.alg')
+  http-request deny deny_status 401 unless { var(txn.alg) -m str ES256 }
+  http-request deny deny_status 401 unless { var(txn.bearer),jwt_header_query('\$.typ') -m str at+jwt }
+  http-request deny deny_status 401 unless { var(txn.bearer),jwt_payload_query('\$.iss') -m str $ISSUER }
+  http-request deny deny_status 401 unless { var(txn.bearer),jwt_payload_query('\$.aud') -m str $AUDIENCE }
+  http-request deny deny_status 401 unless { var(txn.bearer),jwt_verify(txn.alg,"$WORK/issuer/public.pem") -m int 1 }
+  http-request set-var(txn.exp) var(txn.bearer),jwt_payload_query('\$.exp','int')
+  http-request set-var(txn.now) date()
+  http-request deny deny_status 401 if { var(txn.exp),sub(txn.now) -m int lt 0 }
+  http-request deny deny_status 403 unless { var(txn.bearer),jwt_payload_query('\$.scope') -m reg (^|\ )tools\.read(\ |$) }
+  default_backend upstream
+backend upstream
+  server up 127.0.0.1:$P_UPSTREAM maxconn 256
+EOF
+  haproxy -c -q -f "$WORK/haproxy.cfg" >"$WORK/haproxy-check.log" 2>&1 || die "haproxy rejects its config:\n$(cat "$WORK/haproxy-check.log")"
+  start haproxy "${PIN_SERVER[@]}" haproxy -db -f "$WORK/haproxy.cfg"
+fi
+
+# agentward_config NAME PORT ADMIN_PORT CACHE_SIZE: the proxy with the default policy, audit to a
+# file (hash-chained, the default), log level warn: what a production deployment writes.
+agentward_config() {
+  cat >"$WORK/$1.yaml" <<EOF
+listen:
+  address: 127.0.0.1:$2
+admin:
+  address: 127.0.0.1:$3
+upstream:
+  url: http://127.0.0.1:$P_UPSTREAM
+resource:
+  id: $AUDIENCE
+oauth:
+  issuers:
+    - issuer: $ISSUER
+      jwksUri: $ISSUER/jwks
+      algorithms: [ES256]
+  tokenCacheSize: $4
+policy:
+  source: $ROOT/policies
+audit:
+  sink: file
+  file: $WORK/$1-audit.jsonl
+log:
+  level: warn
+EOF
+}
+if want agentward; then
+  agentward_config agentward "$P_AW" "$P_AW_ADMIN" 10000
+  start agentward "${PIN_SERVER[@]}" node src/main.ts serve --config "$WORK/agentward.yaml"
+fi
+if want agentward-nocache; then
+  agentward_config agentward-nocache "$P_AW_NOCACHE" "$P_AW_NOCACHE_ADMIN" 0
+  start agentward-nocache "${PIN_SERVER[@]}" node src/main.ts serve --config "$WORK/agentward-nocache.yaml"
+fi
+
+declare -A URL=(
+  [direct]="http://127.0.0.1:$P_UPSTREAM$REQUEST_PATH"
+  [forwarder]="http://127.0.0.1:$P_FORWARDER$REQUEST_PATH"
+  [nginx]="http://127.0.0.1:$P_NGINX$REQUEST_PATH"
+  [haproxy]="http://127.0.0.1:$P_HAPROXY$REQUEST_PATH"
+  [agentward]="http://127.0.0.1:$P_AW$REQUEST_PATH"
+  [agentward-nocache]="http://127.0.0.1:$P_AW_NOCACHE$REQUEST_PATH"
+)
+# The process whose CPU and memory are the contender's cost (the upstream for "direct").
+declare -A PROC=([direct]=upstream [forwarder]=forwarder [nginx]=nginx [haproxy]=haproxy [agentward]=agentward [agentward-nocache]=agentward-nocache)
+declare -A LABEL=(
+  [direct]="upstream direct"
+  [forwarder]="Node forwarder (undici, no auth)"
+  [nginx]="nginx proxy (no auth)"
+  [haproxy]="HAProxy + jwt_verify"
+  [agentward]="agentward (JWT + policy)"
+  [agentward-nocache]="agentward, token cache off"
+)
+
+wait_until 20 upstream answers_http "${URL[direct]}"
+for c in "${CONTENDERS[@]}"; do
+  case $c in
+    agentward) wait_until 90 agentward http_200 "http://127.0.0.1:$P_AW_ADMIN/readyz" ;;
+    agentward-nocache) wait_until 90 agentward-nocache http_200 "http://127.0.0.1:$P_AW_NOCACHE_ADMIN/readyz" ;;
+    direct) ;;
+    *) wait_until 20 "${PROC[$c]}" answers_http "${URL[$c]}" ;;
+  esac
+done
+
+# ---------------------------------------------------------------------------------------------
+# Correctness before speed: every contender answers 200 with the upstream's body for the valid
+# token, and the gating ones refuse each bad token for the reason they claim to check.
+STAMP=$(date -u +%Y-%m-%d-%H%M)
+mkdir -p bench/results
+RAW=bench/results/$STAMP.raw
+RESULTS=bench/results/$STAMP.md
+: >"$RAW"
+
+status_for() { # status_for URL [TOKEN_FILE]
+  local auth=()
+  [ -n "${2:-}" ] && auth=(-H "Authorization: Bearer $(cat "$WORK/issuer/$2")")
+  curl -s -o "$WORK/last-body" -w '%{http_code}' --max-time 5 "${auth[@]}" "$1"
+}
+for c in "${CONTENDERS[@]}"; do
+  code=$(status_for "${URL[$c]}" token)
+  [ "$code" = 200 ] && grep -q '"ok":true' "$WORK/last-body" || die "$c answered $code for the valid token: $(head -c 300 "$WORK/last-body")"
+  echo "check $c valid-token -> $code" >>"$RAW"
+  case $c in haproxy | agentward*) ;; *) continue ;; esac
+  for probe in none:401 forged:401 expired:401 wrong-aud:401 wrong-iss:401 no-scope:403; do
+    token=${probe%%:*}
+    expected=${probe##*:}
+    [ "$token" = none ] && token=
+    code=$(status_for "${URL[$c]}" "$token")
+    [ "$code" = "$expected" ] || die "$c answered $code (expected $expected) for token '${token:-none}': $(head -c 300 "$WORK/last-body")"
+    echo "check $c ${token:-no-token} -> $code" >>"$RAW"
+  done
+done
+log "checks passed: every contender answers 200; haproxy and agentward refuse forged, expired, wrong-aud, wrong-iss, no-scope and missing tokens"
+
+# ---------------------------------------------------------------------------------------------
+# Load.
+CLK_TCK=$(getconf CLK_TCK)
+
+# tree_pids PID: the process and its children (nginx's worker).
+tree_pids() { echo "$1"; pgrep -P "$1" || true; }
+# cpu_ticks PID: user+system CPU of the process tree, all threads (utime, stime of /proc/PID/stat).
+cpu_ticks() {
+  local total=0 p stat fields
+  for p in $(tree_pids "$1"); do
+    stat=$(cat "/proc/$p/stat" 2>/dev/null) || continue
+    read -r -a fields <<<"${stat##*) }" # fields after "(comm) ", starting with the state (field 3)
+    total=$((total + fields[11] + fields[12]))
+  done
+  echo "$total"
+}
+# rss_kib PID: resident memory of the process tree.
+rss_kib() {
+  local total=0 p kib
+  for p in $(tree_pids "$1"); do
+    kib=$(awk '/^VmRSS:/ {print $2}' "/proc/$p/status" 2>/dev/null || echo 0)
+    total=$((total + ${kib:-0}))
+  done
+  echo "$total"
+}
+
+# core_ticks CPU: "busy total" ticks of one CPU from /proc/stat (busy = all but idle and iowait;
+# steal counts as busy: time the hypervisor gave to someone else).
+core_ticks() { awk -v c="cpu$1" '$1 == c { t = 0; for (i = 2; i <= 9; i++) t += $i; print t - $5 - $6, t }' /proc/stat; }
+
+# This machine may be shared: other work on either CPU shows up as lost req/s and long tails.
+# Before each contender, wait (from a bounded budget for the whole run) until both CPUs are
+# nearly idle; whatever else ran on the server CPU during the measurement is reported anyway.
+QUIET_BUDGET=${BENCH_QUIET_BUDGET:-60}
+wait_quiet() {
+  [ ${#PIN_SERVER[@]} -gt 0 ] || return 0
+  local a0 a1 b0 b1 busy
+  while :; do
+    read -r -a a0 <<<"$(core_ticks "$SERVER_CPU")"; read -r -a a1 <<<"$(core_ticks "$LOAD_CPU")"
+    sleep 1
+    read -r -a b0 <<<"$(core_ticks "$SERVER_CPU")"; read -r -a b1 <<<"$(core_ticks "$LOAD_CPU")"
+    busy=$(( ((b0[0] - a0[0]) + (b1[0] - a1[0])) * 100 / ((b0[1] - a0[1]) + (b1[1] - a1[1]) + 1) ))
+    [ "$busy" -lt 10 ] && return 0
+    if [ "$QUIET_BUDGET" -le 0 ]; then log "the CPUs are ${busy}% busy with other work; measuring anyway"; return 0; fi
+    log "the CPUs are ${busy}% busy with other work; waiting (${QUIET_BUDGET}s of waiting left)"
+    QUIET_BUDGET=$((QUIET_BUDGET - 1))
+  done
+}
+
+# load URL SECONDS OUT: one closed-loop run from the load core; leaves a RESULT line in OUT.
+load() {
+  local url=$1 secs=$2 out=$3
+  if [ "$LOADGEN" = wrk ]; then
+    timeout $((secs + 20)) "${PIN_LOAD[@]}" wrk -t1 -c"$CONNECTIONS" -d"${secs}s" --timeout 5s --latency \
+      -s bench/report.lua -H "Authorization: Bearer $TOKEN" "$url" >"$out"
+  else
+    timeout $((secs + 60)) "${PIN_LOAD[@]}" npx -y autocannon@8 -c "$CONNECTIONS" -d "$secs" -j \
+      -H "authorization=Bearer $TOKEN" "$url" >"$out.json" 2>/dev/null
+    node -e '
+      const r = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8"));
+      const us = (ms) => Math.round(ms * 1000);
+      const l = r.latency;
+      console.log(`RESULT requests=${r.requests.total} duration_us=${us(r.duration * 1000)} p50_us=${us(l.p50)} p90_us=${us(l.p90)} p99_us=${us(l.p99)} p999_us=${us(l.p99_9)} max_us=${us(l.max)} status_err=${r.non2xx} connect_err=0 read_err=${r.errors} write_err=0 timeouts=${r.timeouts}`);
+    ' "$out.json" >"$out"
+  fi
+}
+
+declare -A RES=()
+FAILED=()
+for c in "${CONTENDERS[@]}"; do
+  proc_pid=${PID[${PROC[$c]}]}
+  up_pid=${PID[upstream]}
+  wait_quiet
+  log "$c: ${WARMUP}s warm-up, ${DURATION}s measured, $CONNECTIONS connections"
+  load "${URL[$c]}" "$WARMUP" "$WORK/$c-warmup.out"
+  cpu0=$(cpu_ticks "$proc_pid")
+  up0=$(cpu_ticks "$up_pid")
+  read -r core_busy0 core_total0 <<<"$(core_ticks "$SERVER_CPU")"
+  load "${URL[$c]}" "$DURATION" "$WORK/$c.out"
+  cpu1=$(cpu_ticks "$proc_pid")
+  up1=$(cpu_ticks "$up_pid")
+  read -r core_busy1 core_total1 <<<"$(core_ticks "$SERVER_CPU")"
+  # The server CPU's busy time not spent in the contender or the upstream (other processes,
+  # steal, and kernel softirq work not charged to a process), as a share of the run.
+  ours=$((up1 - up0))
+  [ "$c" = direct ] || ours=$((ours + cpu1 - cpu0))
+  other=$(( (core_busy1 - core_busy0 - ours) * 100 / (core_total1 - core_total0 + 1) ))
+  [ ${#PIN_SERVER[@]} -gt 0 ] || other=-
+  rss=$(rss_kib "$proc_pid")
+  { echo "===== $c (${LABEL[$c]}) ${URL[$c]}"; cat "$WORK/$c.out"; echo; } >>"$RAW"
+
+  line=$(grep '^RESULT ' "$WORK/$c.out") || die "$c: no result from $LOADGEN:\n$(cat "$WORK/$c.out")"
+  declare -A r=()
+  for kv in ${line#RESULT }; do r[${kv%%=*}]=${kv#*=}; done
+  errors=$((r[status_err] + r[connect_err] + r[read_err] + r[write_err] + r[timeouts]))
+  [ "$errors" -eq 0 ] || FAILED+=("$c: $errors errors or non-2xx responses (see $RAW)")
+  # Derived numbers; the contender's CPU excludes the upstream's except for "direct".
+  RES[$c]=$(awk -v n="${r[requests]}" -v d="${r[duration_us]}" -v p50="${r[p50_us]}" -v p99="${r[p99_us]}" \
+    -v cpu=$((cpu1 - cpu0)) -v up=$((up1 - up0)) -v hz="$CLK_TCK" -v rss="$rss" -v direct="$([ "$c" = direct ] && echo 1 || echo 0)" -v err="$errors" -v other="$other" '
+    BEGIN {
+      rps = n / (d / 1e6)
+      proxy = direct ? "-" : sprintf("%.0f", cpu / hz * 1e6 / n)
+      upstream = sprintf("%.0f", up / hz * 1e6 / n)
+      printf "%.0f|%.2f|%.2f|%s|%s|%.0f|%s|%d", rps, p50 / 1000, p99 / 1000, proxy, upstream, rss / 1024, other, err
+    }')
+  echo "derived $c rps|p50ms|p99ms|proxy_cpu_us_per_req|upstream_cpu_us_per_req|rss_mib|other_on_server_cpu_pct|errors = ${RES[$c]}" >>"$RAW"
+  unset r
+done
+
+for name in agentward agentward-nocache; do
+  [ -f "$WORK/$name-audit.jsonl" ] && echo "audit $name: $(wc -l <"$WORK/$name-audit.jsonl") records" >>"$RAW"
+done
+
+# ---------------------------------------------------------------------------------------------
+# Report.
+cpu_model=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')
+mem=$(awk '/^MemTotal:/ {printf "%.1f GiB", $2 / 1048576}' /proc/meminfo)
+revision=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
+git diff --quiet HEAD -- src policies 2>/dev/null || revision="$revision (src or policies modified)"
+versions="node $(node -v), $(nginx -v 2>&1 | sed 's/^nginx version: //'), HAProxy $(haproxy -v | head -n1 | awk '{print $3}'), $(
+  if [ "$LOADGEN" = wrk ]; then wrk -v 2>&1 | head -n1 | awk '{print "wrk " $2}'; else echo "autocannon 8"; fi), opa $(opa version | awk '/^Version:/ {print $2}')"
+
+{
+  echo "# Load benchmark, $(date -u '+%Y-%m-%d %H:%M UTC')"
+  echo
+  echo "- command: \`bash bench/run.sh\` (agentward $revision)"
+  echo "- machine: $(nproc) CPUs ($cpu_model), $mem RAM, $(uname -sr)"
+  echo "- versions: $versions"
+  echo "- load: $LOADGEN, 1 thread, $CONNECTIONS keep-alive connections, ${WARMUP}s warm-up then ${DURATION}s measured, GET $REQUEST_PATH with one valid ES256 token"
+  echo "- CPUs: load generator on CPU ${PIN_LOAD[2]:-any}; upstream and contender share CPU ${PIN_SERVER[2]:-any}"
+  echo
+  echo "| contender | req/s | p50 ms | p99 ms | proxy CPU µs/req | upstream CPU µs/req | proxy RSS MiB | other load % | errors |"
+  echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|"
+  for c in "${CONTENDERS[@]}"; do
+    IFS='|' read -r rps p50 p99 pcpu ucpu rss other err <<<"${RES[$c]}"
+    [ "$c" = direct ] && rss="$rss (upstream)"
+    echo "| ${LABEL[$c]} | $rps | $p50 | $p99 | $pcpu | $ucpu | $rss | $other | $err |"
+  done
+  echo
+  echo "CPU µs/req: user+system time of the process (all threads) during the measured run, divided by the"
+  echo "requests served. Other load %: share of the server CPU busy with anything else during the run"
+  echo "(other processes, hypervisor steal, softirq work); above ~10 % the row is disturbed."
+} >"$RESULTS"
+{ echo; echo "===== report"; cat "$RESULTS"; echo "versions: $versions"; } >>"$RAW"
+
+cat "$RESULTS"
+log "wrote $RESULTS and $RAW"
+[ ${#FAILED[@]} -eq 0 ] || die "$(printf '%s\n' "${FAILED[@]}")"
