@@ -7,7 +7,7 @@
  * token costs a hash and a map lookup, not a signature check. Entries are dropped when the key
  * that verified them leaves the issuer's key set.
  */
-import { createHash } from 'node:crypto';
+import { hash as digest } from 'node:crypto';
 import { compactVerify, errors as joseErrors, type JWSHeaderParameters } from 'jose';
 import { LRUCache } from 'lru-cache';
 import { AgentwardError } from '../errors.ts';
@@ -77,7 +77,8 @@ export class AccessTokenVerifier {
 
   /** Verifies a compact JWT access token; throws AgentwardError with a specific code. */
   async verify(token: string): Promise<VerifiedAccessToken> {
-    const hash = createHash('sha256').update(token).digest('base64url');
+    // One-shot crypto.hash: cheaper than a Hash object on the hot path.
+    const hash = digest('sha256', token, 'base64url');
     const nowSeconds = this.now() / 1000;
     const cached = this.cache?.get(hash);
     if (cached) {

@@ -8,7 +8,7 @@
  * depends on re-serializing JSON. A process that appends to an existing file continues its chain;
  * a new stream starts with `"prev":null`.
  */
-import { createHash, createHmac } from 'node:crypto';
+import { createHmac, hash } from 'node:crypto';
 import { existsSync, openSync, readSync, fstatSync, closeSync, readFileSync, appendFileSync } from 'node:fs';
 import pino from 'pino';
 
@@ -84,7 +84,7 @@ export class AuditLog implements AuditSink {
 export const NO_AUDIT: AuditSink = { write: () => undefined, flush: () => Promise.resolve() };
 
 export function chainHash(body: string, key: string | undefined): string {
-  return (key === undefined ? createHash('sha256') : createHmac('sha256', key)).update(body).digest('hex');
+  return key === undefined ? hash('sha256', body, 'hex') : createHmac('sha256', key).update(body).digest('hex');
 }
 
 function endsMidLine(file: string): boolean {
