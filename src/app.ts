@@ -103,6 +103,12 @@ export function createApp(loaded: LoadedConfig, options: AppOptions = {}): App {
     now,
   };
 
+  /** The pipeline answers every error itself; anything escaping it is a bug, never a crash. */
+  const onPipelineBug = (err: unknown, res: ServerResponse) => {
+    logger.error({ err }, 'request handling failed unexpectedly');
+    res.destroy();
+  };
+
   let draining = false;
   const ready = () => !draining && policy.status().loaded && issuers.every((i) => i.keys.ready);
 
@@ -121,12 +127,14 @@ export function createApp(loaded: LoadedConfig, options: AppOptions = {}): App {
       res.once('close', () => {
         if (draining) setImmediate(() => server.closeIdleConnections());
       });
-      void handleRequest(req, res, deps);
+      handleRequest(req, res, deps).catch((err: unknown) => onPipelineBug(err, res));
     },
   );
   server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => handleClientError(err, socket, deps));
   // RFC 9110 §10.1.1: an expectation other than 100-continue cannot be met; 417, in our format.
-  server.on('checkExpectation', (req: IncomingMessage, res: ServerResponse) => void handleRequest(req, res, deps, new AgentwardError('ERR_EXPECTATION_FAILED')));
+  server.on('checkExpectation', (req: IncomingMessage, res: ServerResponse) =>
+    handleRequest(req, res, deps, new AgentwardError('ERR_EXPECTATION_FAILED')).catch((err: unknown) => onPipelineBug(err, res)),
+  );
 
   const admin = createAdminServer({
     ready,
