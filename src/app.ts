@@ -12,6 +12,7 @@ import { relaxations, type LoadedConfig } from './config/load.ts';
 import { durationMs } from './config/duration.ts';
 import { AccessTokenVerifier } from './credentials/access-token.ts';
 import { IssuerKeys } from './keys/issuer-keys.ts';
+import { DpopNonces, DpopVerifier } from './credentials/dpop.ts';
 import { PolicyEngine } from './policy/engine.ts';
 import { opaBinary } from './policy/compile.ts';
 import { Forwarder } from './proxy/forward.ts';
@@ -63,8 +64,26 @@ export function createApp(loaded: LoadedConfig, options: AppOptions = {}): App {
     clockSkewSeconds: durationMs(config.oauth.clockSkew) / 1000,
     maxDelegationDepth: config.oauth.maxDelegationDepth,
     cacheSize: config.oauth.tokenCacheSize,
+    dpopBinding: config.oauth.dpop.mode !== 'disabled',
     now,
   });
+
+  const dpopConfig = config.oauth.dpop;
+  const dpop =
+    dpopConfig.mode === 'disabled'
+      ? undefined
+      : (() => {
+          const nonces = dpopConfig.nonce.enabled ? new DpopNonces({ lifetimeMs: durationMs(dpopConfig.nonce.lifetime), now }) : undefined;
+          const verifier = new DpopVerifier({
+            algorithms: dpopConfig.algorithms,
+            maxAgeSeconds: durationMs(dpopConfig.maxAge) / 1000,
+            clockSkewSeconds: durationMs(config.oauth.clockSkew) / 1000,
+            replayCacheSize: dpopConfig.replayCacheSize,
+            nonces,
+            now,
+          });
+          return { verifier, nonces, required: dpopConfig.mode === 'required' };
+        })();
 
   const policy = createPolicyEngine(loaded, logger, options.env);
 
@@ -88,6 +107,8 @@ export function createApp(loaded: LoadedConfig, options: AppOptions = {}): App {
   const deps: PipelineDeps = {
     resource,
     verifier,
+    dpop,
+    schemes: { bearer: dpopConfig.mode !== 'required', dpopAlgs: dpop ? dpopConfig.algorithms.join(' ') : undefined },
     policy,
     forwarder,
     headerPlan: {

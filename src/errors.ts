@@ -9,7 +9,7 @@
  * src/proxy/reject.ts.
  */
 
-export type OAuthError = 'invalid_request' | 'invalid_token' | 'insufficient_scope' | 'insufficient_user_authentication';
+export type OAuthError = 'invalid_request' | 'invalid_token' | 'insufficient_scope' | 'insufficient_user_authentication' | 'invalid_dpop_proof' | 'use_dpop_nonce';
 
 interface CodeInfo {
   readonly status: number;
@@ -32,7 +32,7 @@ export const ERROR_CODES = {
   ERR_CREDENTIALS_MISSING: { status: 401, title: 'This resource needs an access token.' },
   ERR_AUTHORIZATION_MULTIPLE: { status: 400, oauthError: 'invalid_request', title: 'Send exactly one Authorization header.' },
   ERR_AUTHORIZATION_MALFORMED: { status: 400, oauthError: 'invalid_request', title: 'The Authorization header is malformed.' },
-  ERR_AUTHORIZATION_SCHEME: { status: 400, oauthError: 'invalid_request', title: 'The Authorization scheme is not supported here; use Bearer.' },
+  ERR_AUTHORIZATION_SCHEME: { status: 400, oauthError: 'invalid_request', title: 'The Authorization scheme is not supported here.' },
   ERR_TOKEN_IN_QUERY: { status: 400, oauthError: 'invalid_request', title: 'Access tokens are not accepted in the URI query; use the Authorization header.' },
   ERR_TOKEN_IN_BODY: { status: 400, oauthError: 'invalid_request', title: 'Access tokens are not accepted in the request body; use the Authorization header.' },
 
@@ -52,6 +52,25 @@ export const ERROR_CODES = {
   ERR_TOKEN_CLAIM_INVALID: { status: 401, oauthError: 'invalid_token', title: 'An access token claim has an invalid value.' },
   ERR_TOKEN_BINDING_UNSUPPORTED: { status: 401, oauthError: 'invalid_token', title: 'The access token is bound to a key by a method this resource cannot verify.' },
   ERR_DELEGATION_TOO_DEEP: { status: 401, oauthError: 'invalid_token', title: 'The delegation chain in the access token is longer than this resource accepts.' },
+  // DPoP (RFC 9449 §4.3, §7.1, §9)
+  ERR_DPOP_PROOF_MISSING: { status: 401, oauthError: 'invalid_dpop_proof', title: 'The DPoP scheme needs a DPoP proof header.' },
+  ERR_DPOP_PROOF_MULTIPLE: { status: 401, oauthError: 'invalid_dpop_proof', title: 'Send exactly one DPoP header.' },
+  ERR_DPOP_PROOF_MALFORMED: { status: 401, oauthError: 'invalid_dpop_proof', title: 'The DPoP proof is not a well-formed JWT with jti, htm, htu and iat.' },
+  ERR_DPOP_PROOF_TYPE: { status: 401, oauthError: 'invalid_dpop_proof', title: 'The DPoP proof typ must be dpop+jwt.' },
+  ERR_DPOP_PROOF_ALGORITHM: { status: 401, oauthError: 'invalid_dpop_proof', title: 'The DPoP proof signing algorithm is not allowed.' },
+  ERR_DPOP_PROOF_KEY: { status: 401, oauthError: 'invalid_dpop_proof', title: 'The DPoP proof must carry one public key in its jwk header.' },
+  ERR_DPOP_PROOF_SIGNATURE: { status: 401, oauthError: 'invalid_dpop_proof', title: 'The DPoP proof signature is invalid.' },
+  ERR_DPOP_PROOF_METHOD: { status: 401, oauthError: 'invalid_dpop_proof', title: 'The DPoP proof htm does not match the request method.' },
+  ERR_DPOP_PROOF_URI: { status: 401, oauthError: 'invalid_dpop_proof', title: 'The DPoP proof htu does not match the request URI.' },
+  ERR_DPOP_PROOF_EXPIRED: { status: 401, oauthError: 'invalid_dpop_proof', title: 'The DPoP proof was not created recently enough (iat).' },
+  ERR_DPOP_PROOF_ATH: { status: 401, oauthError: 'invalid_dpop_proof', title: 'The DPoP proof ath does not match the access token.' },
+  ERR_DPOP_REPLAYED: { status: 401, oauthError: 'invalid_dpop_proof', title: 'The DPoP proof was already used.' },
+  ERR_DPOP_NONCE: { status: 401, oauthError: 'use_dpop_nonce', title: 'Resource server requires nonce in DPoP proof.' },
+  ERR_DPOP_BINDING_MISMATCH: { status: 401, oauthError: 'invalid_token', title: 'Invalid DPoP key binding.' },
+  ERR_DPOP_TOKEN_NOT_BOUND: { status: 401, oauthError: 'invalid_token', title: 'The access token is not bound to a DPoP key (no cnf.jkt).' },
+  ERR_DPOP_BOUND_TOKEN_AS_BEARER: { status: 401, oauthError: 'invalid_token', title: 'A DPoP-bound access token must be sent with the DPoP scheme.' },
+  ERR_DPOP_REQUIRED: { status: 401, oauthError: 'invalid_token', title: 'This resource accepts only DPoP-bound access tokens.' },
+  ERR_DPOP_WITH_BEARER: { status: 400, oauthError: 'invalid_request', title: 'A DPoP proof goes with Authorization: DPoP, not Bearer.' },
   ERR_KEYS_UNAVAILABLE: { status: 503, title: 'The signing keys of the token issuer are unavailable; retry later.' },
 
   // Policy (design §2 step 6: every failure is a deny)

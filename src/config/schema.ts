@@ -110,6 +110,34 @@ export const ConfigSchema = Closed(
         clockSkew: Duration('30s', 'Leeway for exp, nbf and iat (RFC 9068 §4: a few minutes at most).', { allowZero: true }),
         maxDelegationDepth: Type.Integer({ minimum: 0, maximum: 32, default: 4, description: 'Longest RFC 8693 `act` chain accepted; deeper tokens get ERR_DELEGATION_TOO_DEEP.' }),
         tokenCacheSize: Type.Integer({ minimum: 0, default: 10000, description: 'Verified tokens remembered (by SHA-256) until they expire; 0 disables the cache.' }),
+        dpop: Closed(
+          {
+            mode: Enum(['disabled', 'allowed', 'required'], {
+              default: 'allowed',
+              description: 'DPoP (RFC 9449) at this resource: `allowed` accepts Bearer and DPoP-bound tokens (a bound token only with its proof), `required` accepts only DPoP, `disabled` refuses DPoP and every bound token.',
+            }),
+            algorithms: Type.Array(Enum(ASYMMETRIC_ALGORITHMS), {
+              minItems: 1,
+              uniqueItems: true,
+              default: ['ES256', 'EdDSA', 'PS256', 'RS256'],
+              description: 'Algorithms accepted for DPoP proofs (advertised as `algs` and in the metadata).',
+            }),
+            maxAge: Duration('60s', 'How old a proof may be (its iat), besides oauth.clockSkew; also how long proof ids are remembered against replay.'),
+            nonce: Closed(
+              {
+                enabled: Type.Boolean({ default: false, description: 'Require server-issued nonces in proofs (RFC 9449 §9).' }),
+                lifetime: Duration('5m', 'How long a nonce is current; the previous one is still accepted, so clients cross a rotation without an extra round trip.'),
+              },
+              { default: {} },
+            ),
+            replayCacheSize: Type.Integer({
+              minimum: 1000,
+              default: 200000,
+              description: 'Proof ids remembered against replay. When full, the oldest are forgotten and proofs as old as them are refused, so memory stays bounded and no proof can be replayed.',
+            }),
+          },
+          { default: {} },
+        ),
         keys: Closed(
           {
             maxAge: Duration('5m', 'How often key sets are refreshed in the background.'),

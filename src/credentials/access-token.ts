@@ -23,6 +23,8 @@ export interface VerifiedAccessToken {
   /** `exp`, seconds since the epoch. */
   expiresAt: number;
   kid: string | undefined;
+  /** RFC 9449 §6.1 `cnf.jkt`: the token is bound to this DPoP key. */
+  jkt: string | undefined;
   delegation: DelegationChain;
   /** First 16 characters of base64url(SHA-256(token)): an audit identifier that reveals nothing. */
   hashPrefix: string;
@@ -35,6 +37,8 @@ export interface AccessTokenVerifierOptions {
   clockSkewSeconds: number;
   maxDelegationDepth: number;
   cacheSize: number;
+  /** Whether `cnf.jkt` bindings are accepted (DPoP not disabled); the pipeline checks the proof. */
+  dpopBinding: boolean;
   now?: () => number;
 }
 
@@ -52,8 +56,6 @@ export function normalizeTyp(typ: unknown): string | undefined {
   return lower.startsWith('application/') ? lower.slice('application/'.length) : lower;
 }
 
-/** Confirmation methods whose proof this build can check; others are refused, never ignored (AT-N24). */
-const VERIFIABLE_CNF_MEMBERS: ReadonlySet<string> = new Set();
 
 export class AccessTokenVerifier {
   private readonly issuers: Map<string, IssuerEntry>;
@@ -61,11 +63,14 @@ export class AccessTokenVerifier {
   private readonly maxDepth: number;
   private readonly now: () => number;
   private readonly cache: LRUCache<string, VerifiedAccessToken> | undefined;
+  /** Confirmation methods whose proof can be checked; others are refused, never ignored (AT-N24). */
+  private readonly verifiableCnf: ReadonlySet<string>;
 
   constructor(options: AccessTokenVerifierOptions) {
     this.skew = options.clockSkewSeconds;
     this.maxDepth = options.maxDelegationDepth;
     this.now = options.now ?? Date.now;
+    this.verifiableCnf = new Set(options.dpopBinding ? ['jkt'] : []);
     this.cache = options.cacheSize > 0 ? new LRUCache({ max: options.cacheSize, ttlAutopurge: false, perf: { now: () => this.now() } }) : undefined;
     this.issuers = new Map(
       options.issuers.map(({ config, keys }) => {
@@ -131,7 +136,7 @@ export class AccessTokenVerifier {
       if (claims[name] === undefined || claims[name] === null) throw new AgentwardError('ERR_TOKEN_CLAIM_MISSING', `The access token has no ${name} claim (RFC 9068 section 2.2).`);
     }
     checkClaimTypes(claims);
-    checkConfirmation(claims.cnf);
+    const jkt = checkConfirmation(claims.cnf, this.verifiableCnf);
     const delegation = flattenDelegation(claims.act, this.maxDepth);
 
     const verified: VerifiedAccessToken = Object.freeze({
@@ -141,6 +146,7 @@ export class AccessTokenVerifier {
       audiences,
       expiresAt: exp,
       kid: header.kid,
+      jkt,
       delegation,
       hashPrefix: hash.slice(0, 16),
     });
@@ -203,11 +209,19 @@ function checkClaimTypes(claims: Record<string, unknown>): void {
   }
 }
 
-/** RFC 7800 §3.1: `cnf` binds the token to a key; a binding we cannot check is never downgraded to bearer. */
-function checkConfirmation(cnf: unknown): void {
-  if (cnf === undefined) return;
+/**
+ * RFC 7800 §3.1: `cnf` binds the token to a key; a binding we cannot check is never downgraded to
+ * bearer. Returns the DPoP key thumbprint (RFC 9449 §6.1) when the token is bound to one.
+ */
+function checkConfirmation(cnf: unknown, verifiable: ReadonlySet<string>): string | undefined {
+  if (cnf === undefined) return undefined;
   if (cnf === null || typeof cnf !== 'object' || Array.isArray(cnf)) throw new AgentwardError('ERR_TOKEN_CLAIM_INVALID', 'The cnf claim must be a JSON object (RFC 7800 section 3.1).');
   for (const member of Object.keys(cnf)) {
-    if (!VERIFIABLE_CNF_MEMBERS.has(member)) throw new AgentwardError('ERR_TOKEN_BINDING_UNSUPPORTED', 'The token is bound to a key with a confirmation method this resource cannot verify (RFC 7800).');
+    if (!verifiable.has(member)) throw new AgentwardError('ERR_TOKEN_BINDING_UNSUPPORTED', 'The token is bound to a key with a confirmation method this resource cannot verify (RFC 7800).');
   }
+  const jkt = (cnf as { jkt?: unknown }).jkt;
+  if (jkt === undefined) return undefined;
+  // A SHA-256 thumbprint is 32 bytes: 43 base64url characters (RFC 7638 §3, RFC 9449 §6.1).
+  if (typeof jkt !== 'string' || !/^[A-Za-z0-9_-]{43}$/.test(jkt)) throw new AgentwardError('ERR_TOKEN_CLAIM_INVALID', 'cnf.jkt must be a base64url SHA-256 JWK thumbprint (RFC 9449 section 6.1).');
+  return jkt;
 }

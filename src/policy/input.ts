@@ -31,7 +31,8 @@ export interface SubjectInput {
   jti: string | null;
   expiresAt: number;
   format: 'jwt';
-  binding: 'bearer';
+  /** How the token is bound to its sender: `dpop` when it carries `cnf.jkt` (and so came with a verified proof). */
+  binding: 'bearer' | 'dpop';
   /** RFC 8693 §4.4: who may act for the subject. Informational; it grants nothing. */
   mayAct: Record<string, unknown> | null;
   /** The remaining verified claims, for policies that need them. */
@@ -111,7 +112,7 @@ function buildSubject(token: VerifiedAccessToken): SubjectInput {
     jti: typeof c.jti === 'string' ? c.jti : null,
     expiresAt: token.expiresAt,
     format: 'jwt',
-    binding: 'bearer',
+    binding: token.jkt ? 'dpop' : 'bearer',
     mayAct: c.may_act !== null && typeof c.may_act === 'object' && !Array.isArray(c.may_act) ? (c.may_act as Record<string, unknown>) : null,
     claims,
   };

@@ -15,6 +15,8 @@ import { AgentwardError, asAgentwardError } from '../errors.ts';
 import { extractCredentials } from '../credentials/extract.ts';
 import { CREDENTIAL_HEADERS } from '../credentials/headers.ts';
 import type { AccessTokenVerifier, VerifiedAccessToken } from '../credentials/access-token.ts';
+import type { DpopNonces, DpopVerifier } from '../credentials/dpop.ts';
+import type { PresentedCredentials } from '../credentials/extract.ts';
 import { NO_DELEGATION } from '../identity/delegation.ts';
 import type { PolicyEngine } from '../policy/engine.ts';
 import type { Decision } from '../policy/decision.ts';
@@ -23,11 +25,15 @@ import type { AuditSink } from '../observability/audit.ts';
 import type { Forwarder } from './forward.ts';
 import { rewriteUpstreamHeaders, type UpstreamHeaderPlan } from './headers.ts';
 import type { ProtectedResource } from './protected-resource.ts';
-import { problemFor, sendProblem } from './reject.ts';
+import { problemFor, sendProblem, type ChallengeSchemes, type RejectContext } from './reject.ts';
 
 export interface PipelineDeps {
   resource: ProtectedResource;
   verifier: AccessTokenVerifier;
+  /** DPoP proof checks; undefined when `oauth.dpop.mode` is `disabled`. */
+  dpop: { verifier: DpopVerifier; nonces: DpopNonces | undefined; required: boolean } | undefined;
+  /** The schemes offered in challenges. */
+  schemes: ChallengeSchemes;
   policy: PolicyEngine;
   forwarder: Forwarder;
   headerPlan: UpstreamHeaderPlan;
@@ -47,6 +53,7 @@ interface RequestContext {
   startedAt: number;
   method: string;
   path: string;
+  scheme: PresentedCredentials['scheme'];
   token: VerifiedAccessToken | undefined;
   decision: Decision | undefined;
   error: AgentwardError | undefined;
@@ -73,9 +80,11 @@ export async function handleRequest(req: IncomingMessage, res: ServerResponse, d
       return;
     }
 
-    const credentials = extractCredentials(req, target.searchParams);
+    const credentials = extractCredentials(req, target.searchParams, deps.dpop !== undefined);
+    ctx.scheme = credentials.scheme;
     if (credentials.accessToken === undefined) throw new AgentwardError('ERR_CREDENTIALS_MISSING');
     ctx.token = await deps.verifier.verify(credentials.accessToken);
+    await verifySenderConstraint(credentials, ctx.token, req, res, target, deps);
 
     const body = await inspectBody(req, deps.maxBodyBytes);
     const input = buildInput(req, ctx, target, credentials.presented, deps);
@@ -91,14 +100,13 @@ export async function handleRequest(req: IncomingMessage, res: ServerResponse, d
     });
     const result = await deps.forwarder.forward(req, res, body, (err) => {
       ctx.error = err;
-      sendProblem(res, err, { requestId: ctx.id, resourceMetadataUrl: deps.resource.metadataUrl });
+      sendProblem(res, err, rejectContext(ctx, deps));
     });
     ctx.status = result.status;
   } catch (err) {
     ctx.error = asAgentwardError(err);
     ctx.status = ctx.error.status;
-    const reason = deps.exposeReason && ctx.decision && !ctx.decision.allow ? ctx.decision.reason : undefined;
-    sendProblem(res, ctx.error, { requestId: ctx.id, resourceMetadataUrl: deps.resource.metadataUrl, exposedReason: reason });
+    sendProblem(res, ctx.error, rejectContext(ctx, deps));
   } finally {
     record(ctx, deps);
   }
@@ -120,13 +128,14 @@ export function handleClientError(err: NodeJS.ErrnoException, socket: Socket, de
     startedAt: performance.now(),
     method: '',
     path: '',
+    scheme: undefined,
     token: undefined,
     decision: undefined,
     error: new AgentwardError(code, undefined, { cause: err }),
     status: 0,
   };
   ctx.status = ctx.error!.status;
-  const problem = problemFor(ctx.error!, { requestId: ctx.id, resourceMetadataUrl: deps.resource.metadataUrl });
+  const problem = problemFor(ctx.error!, rejectContext(ctx, deps));
   const head = Object.entries({ ...problem.headers, [deps.headerPlan.requestIdHeader]: ctx.id, 'content-length': String(Buffer.byteLength(problem.body)), connection: 'close' })
     .map(([k, v]) => `${k}: ${v}\r\n`)
     .join('');
@@ -144,10 +153,52 @@ function admit(req: IncomingMessage, deps: PipelineDeps): RequestContext {
     startedAt: performance.now(),
     method: req.method ?? 'GET',
     path: '',
+    scheme: undefined,
     token: undefined,
     decision: undefined,
     error: undefined,
     status: 0,
+  };
+}
+
+/**
+ * Step 3, second half: the token's sender constraint. A DPoP-bound token (`cnf.jkt`) needs the DPoP
+ * scheme and a proof by that key (RFC 9449 §7.1, §7.2); the DPoP scheme needs a bound token. The
+ * proof id is recorded against replay only once the binding holds.
+ */
+async function verifySenderConstraint(
+  credentials: PresentedCredentials,
+  token: VerifiedAccessToken,
+  req: IncomingMessage,
+  res: ServerResponse,
+  target: URL,
+  deps: PipelineDeps,
+): Promise<void> {
+  if (credentials.scheme !== 'dpop') {
+    if (token.jkt !== undefined) throw new AgentwardError('ERR_DPOP_BOUND_TOKEN_AS_BEARER');
+    if (deps.dpop?.required) throw new AgentwardError('ERR_DPOP_REQUIRED');
+    return;
+  }
+  const proof = await deps.dpop!.verifier.verify(credentials.dpopProof!, {
+    method: req.method ?? 'GET',
+    uri: `${deps.resource.origin}${target.pathname}`,
+    accessToken: credentials.accessToken!,
+  });
+  if (token.jkt === undefined) throw new AgentwardError('ERR_DPOP_TOKEN_NOT_BOUND');
+  if (proof.jkt !== token.jkt) throw new AgentwardError('ERR_DPOP_BINDING_MISMATCH');
+  proof.commit();
+  if (proof.freshNonce !== undefined) res.setHeader('dpop-nonce', proof.freshNonce);
+}
+
+/** What the error mapping needs to know about this request. */
+function rejectContext(ctx: RequestContext, deps: PipelineDeps): RejectContext {
+  return {
+    requestId: ctx.id,
+    resourceMetadataUrl: deps.resource.metadataUrl,
+    schemes: deps.schemes,
+    scheme: ctx.scheme,
+    dpopNonce: ctx.error?.code === 'ERR_DPOP_NONCE' ? deps.dpop?.nonces?.current() : undefined,
+    exposedReason: deps.exposeReason && ctx.decision && !ctx.decision.allow ? ctx.decision.reason : undefined,
   };
 }
 

@@ -10,6 +10,8 @@ export interface ProtectedResource {
   id: string;
   scheme: 'http' | 'https';
   host: string;
+  /** Scheme, host and port of the resource: the base of request URIs for DPoP `htu`. */
+  origin: string;
   /** RFC 9728 §5.1 `resource_metadata` for challenges. */
   metadataUrl: string;
   /** Request paths that answer with the metadata document. */
@@ -30,10 +32,16 @@ export function protectedResource(config: Readonly<Config>): ProtectedResource {
   doc.bearer_methods_supported = ['header'];
   if (config.resource.name) doc.resource_name = config.resource.name;
   if (config.resource.documentation) doc.resource_documentation = config.resource.documentation;
+  // RFC 9728 §2 / RFC 9449 §5.1: which proof algorithms are accepted, and whether Bearer is not.
+  if (config.oauth.dpop.mode !== 'disabled') {
+    doc.dpop_signing_alg_values_supported = config.oauth.dpop.algorithms;
+    doc.dpop_bound_access_tokens_required = config.oauth.dpop.mode === 'required';
+  }
   return {
     id: config.resource.id,
     scheme: url.protocol === 'https:' ? 'https' : 'http',
     host: url.host,
+    origin: url.origin,
     metadataUrl: `${url.origin}${WELL_KNOWN}${resourcePath}`,
     metadataPaths: new Set([WELL_KNOWN, `${WELL_KNOWN}${resourcePath}`]),
     metadataBody: JSON.stringify(doc),

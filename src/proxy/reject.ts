@@ -6,17 +6,29 @@
 import type { ServerResponse } from 'node:http';
 import { ERROR_CODES, type AgentwardError } from '../errors.ts';
 
+/** The authentication schemes this resource offers, fixed at startup. */
+export interface ChallengeSchemes {
+  bearer: boolean;
+  /** RFC 9449 §7.1 `algs` for the DPoP challenge; undefined when DPoP is not offered. */
+  dpopAlgs: string | undefined;
+}
+
 export interface RejectContext {
   requestId: string;
   /** RFC 9728 §5.1 `resource_metadata` URL, sent in every challenge. */
   resourceMetadataUrl: string;
+  schemes: ChallengeSchemes;
+  /** The scheme the request used, which carries the `error` when it is offered. */
+  scheme?: 'bearer' | 'dpop' | undefined;
+  /** RFC 9449 §9: sent as `DPoP-Nonce` with `use_dpop_nonce`. */
+  dpopNonce?: string | undefined;
   /** Policy reason, sent only when `policy.exposeReason` is on. */
   exposedReason?: string | undefined;
 }
 
 export interface ProblemResponse {
   status: number;
-  headers: Record<string, string>;
+  headers: Record<string, string | string[]>;
   body: string;
 }
 
@@ -28,39 +40,71 @@ export function quote(value: string): string {
   return `"${value.replace(/[^\x20-\x7e]/g, '').replace(/[\\"]/g, (c) => `\\${c}`)}"`;
 }
 
-function challenge(params: [string, string | undefined][]): string {
-  return `Bearer ${params
+type Params = [string, string | undefined][];
+
+function challenge(scheme: 'Bearer' | 'DPoP', params: Params): string {
+  return `${scheme} ${params
     .filter((p): p is [string, string] => p[1] !== undefined)
     .map(([k, v]) => `${k}=${quote(v)}`)
     .join(', ')}`;
 }
 
+/**
+ * One challenge per offered scheme (RFC 9449 §7.2: both when both are accepted). The error
+ * parameters go on the scheme the request used (DPoP-only errors always on DPoP); the other
+ * scheme's challenge only says it exists.
+ */
+function challenges(schemes: ChallengeSchemes, used: RejectContext['scheme'], dpopOnly: boolean, errorParams: Params, metadata: [string, string]): string[] {
+  const offered: ('Bearer' | 'DPoP')[] = [];
+  if (schemes.bearer) offered.push('Bearer');
+  if (schemes.dpopAlgs !== undefined) offered.push('DPoP');
+  const preferred = dpopOnly || used === 'dpop' ? 'DPoP' : 'Bearer';
+  const carrier = offered.includes(preferred) ? preferred : offered[0];
+  return offered.map((scheme) => {
+    const params: Params = scheme === carrier ? [...errorParams] : [];
+    if (scheme === 'DPoP') params.unshift(['algs', schemes.dpopAlgs]);
+    params.push(metadata);
+    return challenge(scheme, params);
+  });
+}
+
 export function problemFor(err: AgentwardError, ctx: RejectContext): ProblemResponse {
-  const headers: Record<string, string> = { 'content-type': 'application/problem+json', 'cache-control': 'no-store' };
+  const headers: Record<string, string | string[]> = { 'content-type': 'application/problem+json', 'cache-control': 'no-store' };
   const description = err.expose ? err.detail : undefined;
   const metadata: [string, string] = ['resource_metadata', ctx.resourceMetadataUrl];
+  const offer = (params: Params, dpopOnly = false) => {
+    const list = challenges(ctx.schemes, ctx.scheme, dpopOnly, params, metadata);
+    headers['www-authenticate'] = list.length === 1 ? list[0]! : list;
+  };
 
-  // Which challenge, if any, goes with the error. Exhaustive over the RFC 6750 / RFC 9470 errors.
+  // Which challenge, if any, goes with the error. Exhaustive over the RFC 6750, RFC 9449 and
+  // RFC 9470 errors.
   const kind = err.oauthError ?? (err.code === 'ERR_CREDENTIALS_MISSING' ? 'no_credentials' : 'none');
   switch (kind) {
     case 'no_credentials':
-      // RFC 6750 §3: no authentication information, so no `error`; RFC 9728 §5.1 metadata pointer.
-      headers['www-authenticate'] = challenge([metadata]);
+      // RFC 6750 §3, RFC 9449 §7.1: no authentication information, so no `error`.
+      offer([]);
       break;
     case 'invalid_request':
     case 'invalid_token':
-      headers['www-authenticate'] = challenge([['error', kind], ['error_description', description], metadata]);
+      offer([['error', kind], ['error_description', description]]);
+      break;
+    case 'invalid_dpop_proof':
+      offer([['error', kind], ['error_description', description]], true);
+      break;
+    case 'use_dpop_nonce':
+      offer([['error', kind], ['error_description', description]], true);
+      if (ctx.dpopNonce !== undefined) headers['dpop-nonce'] = ctx.dpopNonce;
       break;
     case 'insufficient_scope':
-      headers['www-authenticate'] = challenge([['error', kind], ['error_description', description], ['scope', err.hints.scope?.join(' ')], metadata]);
+      offer([['error', kind], ['error_description', description], ['scope', err.hints.scope?.join(' ')]]);
       break;
     case 'insufficient_user_authentication':
-      headers['www-authenticate'] = challenge([
+      offer([
         ['error', kind],
         ['error_description', description],
         ['acr_values', err.hints.acrValues],
         ['max_age', err.hints.maxAge?.toString()],
-        metadata,
       ]);
       break;
     case 'none':

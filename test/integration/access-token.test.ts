@@ -112,7 +112,8 @@ describe('AT-N01: no credentials', () => {
     const res = await call(undefined);
     expect(res.status).toBe(401);
     expect(res.json().code).toBe('ERR_CREDENTIALS_MISSING');
-    expect(res.headers['www-authenticate']).toBe(`Bearer resource_metadata="${METADATA}"`);
+    // RFC 9449 §7.2: both schemes are offered (oauth.dpop.mode allowed, the default), neither with an error.
+    expect(res.headers['www-authenticate']).toBe(`Bearer resource_metadata="${METADATA}", DPoP algs="ES256 EdDSA PS256 RS256", resource_metadata="${METADATA}"`);
     expect(upstream.seen).toHaveLength(0);
   });
 });
@@ -131,7 +132,7 @@ describe('request syntax (RFC 6750 §2, §3.1): 400 invalid_request', () => {
     ['Bearer with two tokens', async () => call(undefined, { headers: { authorization: 'Bearer a b' } }), 'ERR_AUTHORIZATION_MALFORMED'],
     ['Bearer with a character outside b64token', async () => call(undefined, { headers: { authorization: 'Bearer a"b' } }), 'ERR_AUTHORIZATION_MALFORMED'],
     ['Basic credentials', async () => call(undefined, { headers: { authorization: 'Basic dXNlcjpwYXNz' } }), 'ERR_AUTHORIZATION_SCHEME'],
-    ['DPoP scheme (not enabled)', async () => call(undefined, { headers: { authorization: `DPoP ${await issuer.mint()}` } }), 'ERR_AUTHORIZATION_SCHEME'],
+    ['a DPoP proof next to a Bearer token', async () => call(await issuer.mint(), { headers: { dpop: 'eyJ.a.b' } }), 'ERR_DPOP_WITH_BEARER'],
   ];
   test.each(cases)('%s', async (_name, send, code) => {
     const res = await send();
@@ -219,9 +220,13 @@ describe('token validation (RFC 9068 §4): 401 invalid_token', () => {
   test('AT-N23 an encrypted (JWE) token', async () => {
     expectInvalidToken(await call('eyJhbGciOiJSU0EtT0FFUCIsImVuYyI6IkEyNTZHQ00ifQ.a.b.c.d'), 'ERR_TOKEN_ENCRYPTED');
   });
-  test.each([{ jkt: 'abc' }, { 'x5t#S256': 'abc' }, { unknown: 1 }])('AT-N24 cnf %j is never downgraded to bearer', async (cnf) => {
+  test.each([{ 'x5t#S256': 'abc' }, { unknown: 1 }])('AT-N24 cnf %j is never downgraded to bearer', async (cnf) => {
     expectInvalidToken(await call(await issuer.mint({ cnf })), 'ERR_TOKEN_BINDING_UNSUPPORTED');
   });
+  test('DP-N19 a DPoP-bound token (cnf.jkt) sent as Bearer', async () => {
+    expectInvalidToken(await call(await issuer.mint({ cnf: { jkt: '0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I' } })), 'ERR_DPOP_BOUND_TOKEN_AS_BEARER');
+  });
+  test('a cnf.jkt that is not a SHA-256 thumbprint', async () => expectInvalidToken(await call(await issuer.mint({ cnf: { jkt: 'abc' } })), 'ERR_TOKEN_CLAIM_INVALID'));
   test('a token that is not a JWT', async () => expectInvalidToken(await call('not-a-jwt'), 'ERR_TOKEN_MALFORMED'));
   test('a header that is not JSON', async () => expectInvalidToken(await call('bm90anNvbg.e30.c2ln'), 'ERR_TOKEN_MALFORMED'));
   test('an unknown crit header parameter (RFC 7515 §4.1.11)', async () => {
@@ -268,7 +273,12 @@ describe('protected resource metadata (RFC 9728)', () => {
     const res = await call(undefined, { path });
     expect(res.status).toBe(200);
     expect(res.headers['content-type']).toBe('application/json');
-    expect(res.json()).toEqual({ resource: RESOURCE, bearer_methods_supported: ['header'] });
+    expect(res.json()).toEqual({
+      resource: RESOURCE,
+      bearer_methods_supported: ['header'],
+      dpop_signing_alg_values_supported: ['ES256', 'EdDSA', 'PS256', 'RS256'],
+      dpop_bound_access_tokens_required: false,
+    });
     expect(upstream.seen).toHaveLength(0);
   });
   test('POST to the metadata is 405', async () => {

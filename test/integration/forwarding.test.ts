@@ -49,7 +49,6 @@ describe('the forwarded request', () => {
         'x-actor': 'forged-actor',
         'workload-identity-token': 'eyJ.forged.wit',
         'txn-token': 'eyJ.forged.txn',
-        dpop: 'eyJ.forged.proof',
         'client-cert': ':Zm9yZ2Vk:',
         'x-custom': 'kept',
       },
@@ -64,7 +63,7 @@ describe('the forwarded request', () => {
       'x-actor': 'spiffe://agents.example.com/planner',
       'x-custom': 'kept',
     });
-    for (const h of ['authorization', 'workload-identity-token', 'txn-token', 'dpop', 'client-cert']) expect(seen.headers[h]).toBeUndefined();
+    for (const h of ['authorization', 'workload-identity-token', 'txn-token', 'client-cert']) expect(seen.headers[h]).toBeUndefined();
   });
 
   test('an identity header whose field is absent is removed, not passed through from the caller', async () => {
@@ -219,6 +218,8 @@ describe('admission', () => {
       authorization_servers: [issuer.issuer],
       scopes_supported: ['tools.read', 'tools.write'],
       bearer_methods_supported: ['header'],
+      dpop_signing_alg_values_supported: ['ES256', 'EdDSA', 'PS256', 'RS256'],
+      dpop_bound_access_tokens_required: false,
     });
   });
 });

@@ -84,7 +84,7 @@ async function harness(options: { algorithms?: IssuerConfig['algorithms']; alg?:
   // cooldown 0: with the clock frozen, every unknown kid may refetch once.
   const keys = new IssuerKeys(config, { maxAgeMs: 3_600_000, cooldownMs: 0, timeoutMs: 2000, logger: createLogger('silent'), now });
   await keys.start();
-  const verifier = new AccessTokenVerifier({ issuers: [{ config, keys }], resourceId: RESOURCE, clockSkewSeconds: SKEW_S, maxDelegationDepth: 4, cacheSize: options.cacheSize ?? 100, now });
+  const verifier = new AccessTokenVerifier({ issuers: [{ config, keys }], resourceId: RESOURCE, clockSkewSeconds: SKEW_S, maxDelegationDepth: 4, cacheSize: options.cacheSize ?? 100, dpopBinding: false, now });
   return {
     issuer,
     keys,

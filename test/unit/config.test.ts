@@ -89,7 +89,14 @@ describe('defaults', () => {
     expect(config.listen).toEqual({ address: '0.0.0.0:8080', maxHeaderBytes: 16384, maxBodyBytes: 1048576, requestTimeout: '60s', shutdownTimeout: '15s' });
     expect(config.admin.address).toBe('127.0.0.1:9901');
     expect(config.upstream).toEqual({ url: 'http://127.0.0.1:3000', timeout: '30s', connectTimeout: '5s', maxSockets: 256 });
-    expect(config.oauth).toEqual({ issuers: [], clockSkew: '30s', maxDelegationDepth: 4, tokenCacheSize: 10000, keys: { maxAge: '5m', cooldown: '30s', timeout: '2s' } });
+    expect(config.oauth).toEqual({
+      issuers: [],
+      clockSkew: '30s',
+      maxDelegationDepth: 4,
+      tokenCacheSize: 10000,
+      dpop: { mode: 'allowed', algorithms: ['ES256', 'EdDSA', 'PS256', 'RS256'], maxAge: '60s', nonce: { enabled: false, lifetime: '5m' }, replayCacheSize: 200000 },
+      keys: { maxAge: '5m', cooldown: '30s', timeout: '2s' },
+    });
     expect(config.policy).toEqual({ source: POLICIES, entrypoint: 'agentward/decision', mode: 'enforce', watch: true, maxMemoryBytes: 134217728, exposeReason: false });
     expect(config.forward).toEqual({ stripCredentials: true, identityHeaders: {}, requestIdHeader: 'x-request-id' });
     expect(config.audit).toEqual({ sink: 'stdout', hashChain: true });

@@ -4,13 +4,17 @@
  * response echoes a credential.
  */
 import { describe, expect, test } from 'vitest';
-import { problemFor, quote, sendProblem, type ProblemResponse } from '../../src/proxy/reject.ts';
+import { problemFor, quote, sendProblem, type ProblemResponse, type RejectContext } from '../../src/proxy/reject.ts';
 import { AgentwardError, ERROR_CODES, type ErrorCode } from '../../src/errors.ts';
 import { flattenDelegation } from '../../src/identity/delegation.ts';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 
-const CTX = { requestId: 'req-123', resourceMetadataUrl: 'https://tools.example.com/.well-known/oauth-protected-resource/mcp' };
+const CTX: RejectContext = {
+  requestId: 'req-123',
+  resourceMetadataUrl: 'https://tools.example.com/.well-known/oauth-protected-resource/mcp',
+  schemes: { bearer: true, dpopAlgs: undefined },
+};
 const METADATA = `resource_metadata="${CTX.resourceMetadataUrl}"`;
 const TOKEN = 'eyJhbGciOiJFUzI1NiIsInR5cCI6ImF0K2p3dCJ9.eyJzdWIiOiJ1c2VyLTQyIn0.c2lnbmF0dXJl';
 
@@ -23,7 +27,9 @@ function problem(code: ErrorCode, detail?: string, options?: ConstructorParamete
 }
 
 /** Splits `Bearer a="x", b="y"` into its auth-params (values unescaped). */
-function params(challenge: string): Record<string, string> {
+function params(header: string | string[]): Record<string, string> {
+  expect(typeof header, 'one challenge expected').toBe('string');
+  const challenge = header as string;
   expect(challenge.startsWith('Bearer ')).toBe(true);
   const out: Record<string, string> = {};
   const re = /([a-z_]+)="((?:[^"\\]|\\.)*)"(?:, |$)/gy;

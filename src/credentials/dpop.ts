@@ -1,0 +1,225 @@
+/**
+ * DPoP proofs at the resource server (RFC 9449). `DpopVerifier.verify` runs every check of
+ * §4.3 and §7.1 on the proof that accompanies `Authorization: DPoP <token>`; the binding of the
+ * proof key to the token's `cnf.jkt` (§6.1) is the pipeline's last step, because it needs both.
+ *
+ * Replay (§11.1): a proof id is remembered for the acceptance window, keyed by a hash of the proof
+ * key and `jti`, and inserted only once every check has passed. The memory is bounded: when the
+ * cache is full the oldest ids are forgotten, and from then on proofs created no later than a
+ * forgotten one are refused as too old, so a forgotten id can never be replayed.
+ */
+import { createHmac, hash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { calculateJwkThumbprint, compactVerify, EmbeddedJWK, errors as joseErrors, type JWK } from 'jose';
+import { LRUCache } from 'lru-cache';
+import { AgentwardError } from '../errors.ts';
+import { normalizeTyp } from './access-token.ts';
+
+export interface DpopVerifierOptions {
+  algorithms: readonly string[];
+  /** How old a proof may be, in seconds (its `iat`). */
+  maxAgeSeconds: number;
+  /** Leeway for a proof created slightly in the future, in seconds. */
+  clockSkewSeconds: number;
+  replayCacheSize: number;
+  /** Server nonces (§9), or undefined when not required. */
+  nonces?: DpopNonces | undefined;
+  now?: () => number;
+}
+
+export interface DpopRequest {
+  method: string;
+  /** The request URI built from trusted configuration (never from Host). */
+  uri: string;
+  accessToken: string;
+}
+
+export interface VerifiedDpopProof {
+  /** RFC 7638 SHA-256 thumbprint of the proof key, to compare with the token's `cnf.jkt`. */
+  jkt: string;
+  /** Set when the proof used the previous nonce: send the current one back (§8.2). */
+  freshNonce: string | undefined;
+  /** Call once the token binding also holds: records the proof id against replay. */
+  commit(): void;
+}
+
+/** Private key members of RFC 7518 §6: a proof must carry a public key only (§4.3 step 7). */
+const PRIVATE_JWK_MEMBERS = ['d', 'p', 'q', 'dp', 'dq', 'qi', 'oth', 'k'];
+const MAX_JTI_LENGTH = 256;
+
+export class DpopVerifier {
+  private readonly algorithms: string[];
+  private readonly maxAge: number;
+  private readonly skew: number;
+  private readonly nonces: DpopNonces | undefined;
+  private readonly now: () => number;
+  private readonly seen: LRUCache<string, number>;
+  /** Proofs with an `iat` at or before this (seconds) are refused: their ids may have been forgotten. */
+  private forgottenUpTo = -Infinity;
+
+  constructor(options: DpopVerifierOptions) {
+    this.algorithms = [...options.algorithms];
+    this.maxAge = options.maxAgeSeconds;
+    this.skew = options.clockSkewSeconds;
+    this.nonces = options.nonces;
+    this.now = options.now ?? Date.now;
+    this.seen = new LRUCache<string, number>({
+      max: options.replayCacheSize,
+      ttl: (this.maxAge + 2 * this.skew) * 1000,
+      ttlAutopurge: false,
+      perf: { now: () => this.now() },
+      dispose: (iat, _key, reason) => {
+        if (reason === 'evict') this.forgottenUpTo = Math.max(this.forgottenUpTo, iat);
+      },
+    });
+  }
+
+  /** Proof ids held now, expired ones dropped first (for tests and /readyz detail). */
+  get replayCacheEntries(): number {
+    this.seen.purgeStale();
+    return this.seen.size;
+  }
+
+  async verify(proof: string, request: DpopRequest): Promise<VerifiedDpopProof> {
+    // §4.3 step 2: one well-formed JWS in compact form.
+    const parts = proof.split('.');
+    if (parts.length !== 3) throw new AgentwardError('ERR_DPOP_PROOF_MALFORMED');
+    const header = decodeJson(parts[0]!);
+
+    // Steps 4, 5, 7: typ, an allowed asymmetric algorithm, a public key only.
+    if (normalizeTyp(header.typ) !== 'dpop+jwt') throw new AgentwardError('ERR_DPOP_PROOF_TYPE');
+    if (typeof header.alg !== 'string' || !this.algorithms.includes(header.alg)) throw new AgentwardError('ERR_DPOP_PROOF_ALGORITHM');
+    const jwk = header.jwk;
+    if (jwk === null || typeof jwk !== 'object' || Array.isArray(jwk) || PRIVATE_JWK_MEMBERS.some((m) => m in jwk)) {
+      throw new AgentwardError('ERR_DPOP_PROOF_KEY');
+    }
+
+    // Step 6: the signature by the embedded key.
+    let payloadBytes: Uint8Array;
+    try {
+      payloadBytes = (await compactVerify(proof, EmbeddedJWK, { algorithms: this.algorithms })).payload;
+    } catch (err) {
+      if (err instanceof joseErrors.JWSSignatureVerificationFailed) throw new AgentwardError('ERR_DPOP_PROOF_SIGNATURE', undefined, { cause: err });
+      throw new AgentwardError('ERR_DPOP_PROOF_KEY', undefined, { cause: err });
+    }
+    const claims = parseObject(Buffer.from(payloadBytes).toString('utf8'));
+
+    // Step 3: required claims with their types.
+    const { jti, htm, htu, iat } = claims;
+    if (typeof jti !== 'string' || jti === '' || jti.length > MAX_JTI_LENGTH || typeof htm !== 'string' || typeof htu !== 'string' || typeof iat !== 'number' || !Number.isFinite(iat)) {
+      throw new AgentwardError('ERR_DPOP_PROOF_MALFORMED');
+    }
+
+    // Steps 8 and 9: the method and the URI of this request, query and fragment ignored.
+    if (htm !== request.method) throw new AgentwardError('ERR_DPOP_PROOF_METHOD');
+    if (normalizeHtu(htu) !== normalizeHtu(request.uri)) throw new AgentwardError('ERR_DPOP_PROOF_URI');
+
+    // Step 10: the server nonce, when required (§9: use_dpop_nonce with a fresh DPoP-Nonce).
+    let freshNonce: string | undefined;
+    if (this.nonces) {
+      const state = this.nonces.check(claims.nonce);
+      if (state === 'invalid') throw new AgentwardError('ERR_DPOP_NONCE');
+      if (state === 'previous') freshNonce = this.nonces.current();
+    }
+
+    // Step 11: created recently (§11.1), slightly in the future tolerated.
+    const now = this.now() / 1000;
+    if (iat < now - this.maxAge - this.skew || iat > now + this.skew || iat <= this.forgottenUpTo) throw new AgentwardError('ERR_DPOP_PROOF_EXPIRED');
+
+    // Step 12: `ath` is the hash of exactly this access token (§4.2).
+    const ath = hash('sha256', request.accessToken, 'base64url');
+    if (typeof claims.ath !== 'string' || claims.ath !== ath) throw new AgentwardError('ERR_DPOP_PROOF_ATH');
+
+    const jkt = await calculateJwkThumbprint(jwk as JWK, 'sha256');
+    const replayKey = hash('sha256', `${jkt}.${jti}`, 'base64url');
+    if (this.seen.has(replayKey)) throw new AgentwardError('ERR_DPOP_REPLAYED');
+    return {
+      jkt,
+      freshNonce,
+      // Synchronous check-and-insert: no other request can slip in between (one event loop).
+      commit: () => {
+        if (this.seen.has(replayKey)) throw new AgentwardError('ERR_DPOP_REPLAYED');
+        this.seen.set(replayKey, iat);
+      },
+    };
+  }
+}
+
+function decodeJson(segment: string): Record<string, unknown> {
+  if (!/^[A-Za-z0-9_-]+$/.test(segment)) throw new AgentwardError('ERR_DPOP_PROOF_MALFORMED');
+  return parseObject(Buffer.from(segment, 'base64url').toString('utf8'));
+}
+
+function parseObject(text: string): Record<string, unknown> {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    throw new AgentwardError('ERR_DPOP_PROOF_MALFORMED');
+  }
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) throw new AgentwardError('ERR_DPOP_PROOF_MALFORMED');
+  return value as Record<string, unknown>;
+}
+
+/**
+ * The URI compared for `htu` (RFC 9449 §4.3 step 9): query and fragment removed, then RFC 3986
+ * §6.2.2 syntax-based normalization (case of scheme and host, percent-encoding case, unreserved
+ * characters decoded, dot segments) and §6.2.3 scheme-based normalization (default port, empty
+ * path) — which the WHATWG URL parser applies. An unparsable value never matches.
+ */
+export function normalizeHtu(value: string): string {
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    return `\0invalid:${value}`;
+  }
+  const path = url.pathname.replace(/%[0-9a-fA-F]{2}/g, (pct) => {
+    const c = String.fromCharCode(parseInt(pct.slice(1), 16));
+    return /[A-Za-z0-9\-._~]/.test(c) ? c : pct.toUpperCase();
+  });
+  return `${url.protocol}//${url.host}${path}`;
+}
+
+/**
+ * Server-issued DPoP nonces (RFC 9449 §9), stateless: a nonce is the current time slot with an
+ * HMAC over it, so any instance holding the key can check it. The current and the previous slot
+ * are accepted, so a client crosses a rotation without an extra round trip.
+ */
+export class DpopNonces {
+  private readonly key: Buffer;
+  private readonly lifetimeMs: number;
+  private readonly now: () => number;
+
+  constructor(options: { lifetimeMs: number; key?: Buffer; now?: () => number }) {
+    this.key = options.key ?? randomBytes(32);
+    this.lifetimeMs = options.lifetimeMs;
+    this.now = options.now ?? Date.now;
+  }
+
+  current(): string {
+    return this.forSlot(this.slot());
+  }
+
+  check(nonce: unknown): 'current' | 'previous' | 'invalid' {
+    if (typeof nonce !== 'string') return 'invalid';
+    const slot = this.slot();
+    if (equal(nonce, this.forSlot(slot))) return 'current';
+    if (equal(nonce, this.forSlot(slot - 1))) return 'previous';
+    return 'invalid';
+  }
+
+  private slot(): number {
+    return Math.floor(this.now() / this.lifetimeMs);
+  }
+
+  private forSlot(slot: number): string {
+    const id = slot.toString(36);
+    return `${id}.${createHmac('sha256', this.key).update(id).digest('base64url').slice(0, 22)}`;
+  }
+}
+
+function equal(a: string, b: string): boolean {
+  const x = Buffer.from(a);
+  const y = Buffer.from(b);
+  return x.length === y.length && timingSafeEqual(x, y);
+}
