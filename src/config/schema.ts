@@ -141,7 +141,10 @@ export const ConfigSchema = Closed(
         keys: Closed(
           {
             maxAge: Duration('5m', 'How often key sets are refreshed in the background.'),
-            cooldown: Duration('30s', 'Least time between two refreshes caused by an unknown `kid`.'),
+            // Short by default: an authorization server that rotates signs with the new key at once,
+            // and until the refetch its tokens are refused. Single flight keeps a flood of unknown
+            // kids to one fetch per cooldown.
+            cooldown: Duration('5s', 'Least time between a fetch and a refetch caused by an unknown `kid`.'),
             timeout: Duration('2s', 'Longest wait for a metadata or key set fetch; a request waits at most this long.'),
           },
           { default: {} },

@@ -95,7 +95,7 @@ describe('defaults', () => {
       maxDelegationDepth: 4,
       tokenCacheSize: 10000,
       dpop: { mode: 'allowed', algorithms: ['ES256', 'EdDSA', 'PS256', 'RS256'], maxAge: '60s', nonce: { enabled: false, lifetime: '5m' }, replayCacheSize: 200000 },
-      keys: { maxAge: '5m', cooldown: '30s', timeout: '2s' },
+      keys: { maxAge: '5m', cooldown: '5s', timeout: '2s' },
     });
     expect(config.policy).toEqual({ source: POLICIES, entrypoint: 'agentward/decision', mode: 'enforce', watch: true, maxMemoryBytes: 134217728, exposeReason: false });
     expect(config.forward).toEqual({ stripCredentials: true, identityHeaders: {}, requestIdHeader: 'x-request-id' });
