@@ -13,6 +13,10 @@ import { durationMs } from './config/duration.ts';
 import { AccessTokenVerifier } from './credentials/access-token.ts';
 import { IssuerKeys } from './keys/issuer-keys.ts';
 import { DpopNonces, DpopVerifier } from './credentials/dpop.ts';
+import { TokenIntrospector, type IntrospectionClientAuth } from './credentials/introspection.ts';
+import { AccessTokens } from './credentials/tokens.ts';
+import type { IssuerConfig } from './config/schema.ts';
+import type { JWK } from 'jose';
 import { PolicyEngine } from './policy/engine.ts';
 import { opaBinary } from './policy/compile.ts';
 import { Forwarder } from './proxy/forward.ts';
@@ -58,7 +62,7 @@ export function createApp(loaded: LoadedConfig, options: AppOptions = {}): App {
   }));
   if (issuers.length === 0) logger.warn('no OAuth issuers are configured: every request with a token will be refused');
 
-  const verifier = new AccessTokenVerifier({
+  const jwtVerifier = new AccessTokenVerifier({
     issuers,
     resourceId: config.resource.id,
     clockSkewSeconds: durationMs(config.oauth.clockSkew) / 1000,
@@ -67,6 +71,8 @@ export function createApp(loaded: LoadedConfig, options: AppOptions = {}): App {
     dpopBinding: config.oauth.dpop.mode !== 'disabled',
     now,
   });
+  const introspecting = issuers.find((i) => i.config.introspection !== undefined);
+  const verifier = new AccessTokens(jwtVerifier, introspecting && createIntrospector(loaded, introspecting, options));
 
   const dpopConfig = config.oauth.dpop;
   const dpop =
@@ -198,6 +204,37 @@ export function createApp(loaded: LoadedConfig, options: AppOptions = {}): App {
       logger.info('agentward stopped');
     },
   };
+}
+
+/** RFC 7662 introspection for the one issuer that has it (config/load.ts allows one). */
+function createIntrospector(loaded: LoadedConfig, issuer: { config: IssuerConfig; keys: IssuerKeys }, options: AppOptions): TokenIntrospector {
+  const { config } = loaded;
+  const settings = issuer.config.introspection!;
+  const index = config.oauth.issuers.indexOf(issuer.config);
+  const secret = (name: string) => loaded.secrets.get(`oauth.issuers[${index}].introspection.${name}`)!;
+  let clientAuth: IntrospectionClientAuth;
+  if (settings.auth === 'private_key_jwt') {
+    const privateKey = JSON.parse(secret('privateKey')) as JWK;
+    clientAuth = { method: 'private_key_jwt', clientId: settings.clientId, privateKey, alg: settings.algorithm ?? privateKey.alg! };
+  } else {
+    clientAuth = { method: settings.auth, clientId: settings.clientId, clientSecret: secret('clientSecret') };
+  }
+  return new TokenIntrospector({
+    issuer: issuer.config.issuer,
+    endpoint: settings.endpoint,
+    clientAuth,
+    resourceId: config.resource.id,
+    audiences: new Set(issuer.config.audiences ?? [config.resource.id]),
+    clockSkewSeconds: durationMs(config.oauth.clockSkew) / 1000,
+    maxDelegationDepth: config.oauth.maxDelegationDepth,
+    cache: { maxEntries: settings.cacheSize, maxTtlMs: durationMs(settings.cacheTtl), negativeTtlMs: durationMs(settings.negativeCacheTtl) },
+    timeoutMs: durationMs(config.oauth.keys.timeout),
+    dpopBinding: config.oauth.dpop.mode !== 'disabled',
+    responseFormat: settings.format,
+    responseKeys: (header, token) => issuer.keys.getKey(header, token),
+    ...(options.dispatcher ? { dispatcher: options.dispatcher } : {}),
+    ...(options.now ? { now: options.now } : {}),
+  });
 }
 
 /** The policy engine for a config; `agentward check` uses it alone. */

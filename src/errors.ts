@@ -71,6 +71,10 @@ export const ERROR_CODES = {
   ERR_DPOP_BOUND_TOKEN_AS_BEARER: { status: 401, oauthError: 'invalid_token', title: 'A DPoP-bound access token must be sent with the DPoP scheme.' },
   ERR_DPOP_REQUIRED: { status: 401, oauthError: 'invalid_token', title: 'This resource accepts only DPoP-bound access tokens.' },
   ERR_DPOP_WITH_BEARER: { status: 400, oauthError: 'invalid_request', title: 'A DPoP proof goes with Authorization: DPoP, not Bearer.' },
+  // Opaque tokens (RFC 7662 introspection)
+  ERR_TOKEN_INACTIVE: { status: 401, oauthError: 'invalid_token', title: 'The access token is not active (revoked, expired or unknown to its issuer).' },
+  ERR_INTROSPECTION_UNAVAILABLE: { status: 503, title: 'The token introspection endpoint is unavailable; retry later.' },
+  ERR_INTROSPECTION_RESPONSE_INVALID: { status: 503, title: 'The token introspection endpoint returned an answer that could not be trusted.' },
   ERR_KEYS_UNAVAILABLE: { status: 503, title: 'The signing keys of the token issuer are unavailable; retry later.' },
 
   // Policy (design §2 step 6: every failure is a deny)

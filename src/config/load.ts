@@ -271,7 +271,12 @@ function semanticChecks(doc: unknown, baseDir: string, env: NodeJS.ProcessEnv, s
     }
     const jwksUri = str(issuer, 'jwksUri');
     if (jwksUri !== undefined) checkHttpUrl(jwksUri, [...path, 'jwksUri'], report, { allowPath: true });
+    checkIntrospection(obj(issuer, 'introspection'), [...path, 'introspection'], baseDir, env, secrets, report);
   });
+  const introspecting = list(doc, 'oauth', 'issuers').filter((i) => get(i, 'introspection') !== undefined);
+  if (introspecting.length > 1) {
+    report(['oauth', 'issuers'], `${introspecting.length} issuers have introspection`, 'keep it on one issuer: an opaque token names no issuer, and it is never sent to more than one');
+  }
 
   const policySource = str(doc, 'policy', 'source');
   if (policySource !== undefined) {
@@ -310,6 +315,43 @@ function semanticChecks(doc: unknown, baseDir: string, env: NodeJS.ProcessEnv, s
     const value = resolveSecret(hashKey as Secret, ['audit', 'hashKey'], baseDir, env, report);
     if (value !== undefined) secrets.set('audit.hashKey', value);
   }
+}
+
+/** RFC 7662 settings of one issuer: the endpoint and the client credentials its method needs. */
+function checkIntrospection(section: Record<string, unknown>, path: Path, baseDir: string, env: NodeJS.ProcessEnv, secrets: Map<string, string>, report: Report): void {
+  if (Object.keys(section).length === 0) return;
+  const endpoint = str(section, 'endpoint');
+  if (endpoint !== undefined) {
+    checkHttpUrl(endpoint, [...path, 'endpoint'], report, { allowPath: true });
+    // The client secret or assertion travels in the request: never over plain HTTP off the host.
+    if (endpoint.startsWith('http:') && URL.canParse(endpoint) && !isLoopback(endpoint)) {
+      report([...path, 'endpoint'], 'uses plain http to a non-loopback host', 'use https: the request carries the client credentials and the token');
+    }
+  }
+  const method = str(section, 'auth') ?? 'client_secret_basic';
+  const needed = method === 'private_key_jwt' ? 'privateKey' : 'clientSecret';
+  const unused = method === 'private_key_jwt' ? 'clientSecret' : 'privateKey';
+  const secret = obj(section, needed);
+  if (Object.keys(secret).length === 0) {
+    report([...path, needed], `is required with auth ${method}`, needed === 'privateKey' ? 'add privateKey: { fromFile: rs-key.jwk.json } (a private JWK)' : 'add clientSecret: { fromEnv: INTROSPECTION_SECRET }');
+  } else if (Object.keys(secret).length === 1) {
+    const value = resolveSecret(secret as Secret, [...path, needed], baseDir, env, report);
+    if (value !== undefined) secrets.set(formatPath([...path, needed]), value);
+    if (value !== undefined && needed === 'privateKey') {
+      let jwk: unknown;
+      try {
+        jwk = JSON.parse(value);
+      } catch {
+        jwk = undefined;
+      }
+      if (!(jwk !== null && typeof jwk === 'object' && typeof (jwk as { d?: unknown }).d === 'string')) {
+        report([...path, 'privateKey'], 'is not a private JWK', 'give the private key as a JSON Web Key with its "d" member');
+      } else if (typeof (jwk as { alg?: unknown }).alg !== 'string' && str(section, 'algorithm') === undefined) {
+        report([...path, 'algorithm'], 'is required when the private JWK has no "alg"', 'add algorithm: ES256 (or the key\'s algorithm)');
+      }
+    }
+  }
+  if (get(section, unused) !== undefined) report([...path, unused], `is not used with auth ${method}`, `remove it, or set auth to ${unused === 'privateKey' ? 'private_key_jwt' : 'client_secret_basic'}`);
 }
 
 function get(value: unknown, ...keys: string[]): unknown {

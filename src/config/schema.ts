@@ -73,6 +73,26 @@ const IssuerSchema = Closed({
     default: [...RFC9068_REQUIRED_CLAIMS],
     description: 'Claims a token must carry. Default: the RFC 9068 §2.2 set. `iss`, `exp` and `aud` are always required.',
   }),
+  introspection: Type.Optional(
+    Closed(
+      {
+        endpoint: Type.String({ minLength: 1, description: "The issuer's RFC 7662 introspection endpoint (https, or http on loopback)." }),
+        clientId: Type.String({ minLength: 1, description: 'This resource server\'s client id at the issuer.' }),
+        auth: Enum(['client_secret_basic', 'client_secret_post', 'private_key_jwt'], { default: 'client_secret_basic', description: 'How the resource server authenticates to the endpoint.' }),
+        clientSecret: Type.Optional(SecretSchema),
+        privateKey: Type.Optional(SecretSchema),
+        algorithm: Type.Optional(Enum(ASYMMETRIC_ALGORITHMS, { description: 'Signing algorithm of the private_key_jwt assertion; default: the key\'s `alg`.' })),
+        format: Enum(['json', 'jwt'], { default: 'json', description: 'Ask for plain JSON (RFC 7662) or a signed response (RFC 9701), verified with the issuer\'s keys.' }),
+        cacheTtl: Duration('60s', 'Longest time an active answer is reused (never beyond the token exp): the revocation delay.'),
+        negativeCacheTtl: Duration('5s', 'How long an inactive answer is reused.'),
+        cacheSize: Type.Integer({ minimum: 0, default: 10000, description: 'Answers remembered, by SHA-256 of the token.' }),
+      },
+      {
+        description:
+          'RFC 7662 introspection for opaque tokens (anything that is not a compact JWT) from this issuer. At most one issuer may have it: an opaque token names no issuer, and it is never sent to more than one.',
+      },
+    ),
+  ),
 });
 
 export const ConfigSchema = Closed(

@@ -14,6 +14,7 @@ import { AgentwardError } from '../errors.ts';
 import type { IssuerConfig } from '../config/schema.ts';
 import type { IssuerKeys } from '../keys/issuer-keys.ts';
 import { flattenDelegation, type DelegationChain } from '../identity/delegation.ts';
+import { audienceList, checkClaimTypes, dpopKeyOf, numericClaim } from './claims.ts';
 
 export interface VerifiedAccessToken {
   issuer: string;
@@ -28,6 +29,8 @@ export interface VerifiedAccessToken {
   delegation: DelegationChain;
   /** First 16 characters of base64url(SHA-256(token)): an audit identifier that reveals nothing. */
   hashPrefix: string;
+  /** How it was verified: a JWT checked here (RFC 9068), or an opaque token introspected (RFC 7662). */
+  format: 'jwt' | 'opaque';
 }
 
 export interface AccessTokenVerifierOptions {
@@ -136,7 +139,7 @@ export class AccessTokenVerifier {
       if (claims[name] === undefined || claims[name] === null) throw new AgentwardError('ERR_TOKEN_CLAIM_MISSING', `The access token has no ${name} claim (RFC 9068 section 2.2).`);
     }
     checkClaimTypes(claims);
-    const jkt = checkConfirmation(claims.cnf, this.verifiableCnf);
+    const jkt = dpopKeyOf(claims.cnf, this.verifiableCnf);
     const delegation = flattenDelegation(claims.act, this.maxDepth);
 
     const verified: VerifiedAccessToken = Object.freeze({
@@ -149,6 +152,7 @@ export class AccessTokenVerifier {
       jkt,
       delegation,
       hashPrefix: hash.slice(0, 16),
+      format: 'jwt',
     });
     const ttlMs = (exp + this.skew) * 1000 - this.now();
     if (this.cache && ttlMs > 0) this.cache.set(hash, verified, { ttl: ttlMs });
@@ -175,53 +179,4 @@ function decodeSegment(segment: string, what: 'header' | 'payload'): Record<stri
   }
   if (value === null || typeof value !== 'object' || Array.isArray(value)) throw new AgentwardError('ERR_TOKEN_MALFORMED', `The access token ${what} is not a JSON object.`);
   return value as Record<string, unknown>;
-}
-
-function audienceList(aud: unknown): string[] {
-  if (aud === undefined) throw new AgentwardError('ERR_TOKEN_AUDIENCE', 'The access token has no aud claim.');
-  if (typeof aud === 'string') return [aud];
-  if (Array.isArray(aud) && aud.every((a) => typeof a === 'string')) return aud as string[];
-  throw new AgentwardError('ERR_TOKEN_CLAIM_INVALID', 'The aud claim must be a string or an array of strings.');
-}
-
-function numericClaim(claims: Record<string, unknown>, name: string): number | undefined {
-  const value = claims[name];
-  if (value === undefined) return undefined;
-  if (typeof value !== 'number' || !Number.isFinite(value)) throw new AgentwardError('ERR_TOKEN_CLAIM_INVALID', `The ${name} claim must be a NumericDate (RFC 7519 section 2).`);
-  return value;
-}
-
-const STRING_CLAIMS = ['sub', 'client_id', 'scope', 'jti', 'acr'] as const;
-
-/** Claims the policy input exposes must have the types their RFCs give them. */
-function checkClaimTypes(claims: Record<string, unknown>): void {
-  for (const name of STRING_CLAIMS) {
-    if (claims[name] !== undefined && typeof claims[name] !== 'string') throw new AgentwardError('ERR_TOKEN_CLAIM_INVALID', `The ${name} claim must be a string.`);
-  }
-  numericClaim(claims, 'auth_time');
-  if (claims.amr !== undefined && !(Array.isArray(claims.amr) && claims.amr.every((m) => typeof m === 'string'))) {
-    throw new AgentwardError('ERR_TOKEN_CLAIM_INVALID', 'The amr claim must be an array of strings.');
-  }
-  const details = claims.authorization_details;
-  // RFC 9396 §2: an array of objects, each with a string `type` (RAR-N01).
-  if (details !== undefined && !(Array.isArray(details) && details.every((d) => d !== null && typeof d === 'object' && !Array.isArray(d) && typeof (d as { type?: unknown }).type === 'string'))) {
-    throw new AgentwardError('ERR_TOKEN_CLAIM_INVALID', 'The authorization_details claim must be an array of objects with a string type (RFC 9396 section 2).');
-  }
-}
-
-/**
- * RFC 7800 §3.1: `cnf` binds the token to a key; a binding we cannot check is never downgraded to
- * bearer. Returns the DPoP key thumbprint (RFC 9449 §6.1) when the token is bound to one.
- */
-function checkConfirmation(cnf: unknown, verifiable: ReadonlySet<string>): string | undefined {
-  if (cnf === undefined) return undefined;
-  if (cnf === null || typeof cnf !== 'object' || Array.isArray(cnf)) throw new AgentwardError('ERR_TOKEN_CLAIM_INVALID', 'The cnf claim must be a JSON object (RFC 7800 section 3.1).');
-  for (const member of Object.keys(cnf)) {
-    if (!verifiable.has(member)) throw new AgentwardError('ERR_TOKEN_BINDING_UNSUPPORTED', 'The token is bound to a key with a confirmation method this resource cannot verify (RFC 7800).');
-  }
-  const jkt = (cnf as { jkt?: unknown }).jkt;
-  if (jkt === undefined) return undefined;
-  // A SHA-256 thumbprint is 32 bytes: 43 base64url characters (RFC 7638 §3, RFC 9449 §6.1).
-  if (typeof jkt !== 'string' || !/^[A-Za-z0-9_-]{43}$/.test(jkt)) throw new AgentwardError('ERR_TOKEN_CLAIM_INVALID', 'cnf.jkt must be a base64url SHA-256 JWK thumbprint (RFC 9449 section 6.1).');
-  return jkt;
 }

@@ -30,7 +30,8 @@ export interface SubjectInput {
   authorizationDetails: unknown[];
   jti: string | null;
   expiresAt: number;
-  format: 'jwt';
+  /** `jwt`: verified locally (RFC 9068); `opaque`: described by the issuer's introspection (RFC 7662). */
+  format: 'jwt' | 'opaque';
   /** How the token is bound to its sender: `dpop` when it carries `cnf.jkt` (and so came with a verified proof). */
   binding: 'bearer' | 'dpop';
   /** RFC 8693 §4.4: who may act for the subject. Informational; it grants nothing. */
@@ -111,7 +112,7 @@ function buildSubject(token: VerifiedAccessToken): SubjectInput {
     authorizationDetails: Array.isArray(c.authorization_details) ? c.authorization_details : [],
     jti: typeof c.jti === 'string' ? c.jti : null,
     expiresAt: token.expiresAt,
-    format: 'jwt',
+    format: token.format,
     binding: token.jkt ? 'dpop' : 'bearer',
     mayAct: c.may_act !== null && typeof c.may_act === 'object' && !Array.isArray(c.may_act) ? (c.may_act as Record<string, unknown>) : null,
     claims,

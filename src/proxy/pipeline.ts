@@ -14,7 +14,8 @@ import type { Logger } from 'pino';
 import { AgentwardError, asAgentwardError } from '../errors.ts';
 import { extractCredentials } from '../credentials/extract.ts';
 import { CREDENTIAL_HEADERS } from '../credentials/headers.ts';
-import type { AccessTokenVerifier, VerifiedAccessToken } from '../credentials/access-token.ts';
+import type { VerifiedAccessToken } from '../credentials/access-token.ts';
+import type { AccessTokens } from '../credentials/tokens.ts';
 import type { DpopNonces, DpopVerifier } from '../credentials/dpop.ts';
 import type { PresentedCredentials } from '../credentials/extract.ts';
 import { NO_DELEGATION } from '../identity/delegation.ts';
@@ -29,7 +30,8 @@ import { problemFor, sendProblem, type ChallengeSchemes, type RejectContext } fr
 
 export interface PipelineDeps {
   resource: ProtectedResource;
-  verifier: AccessTokenVerifier;
+  /** JWT access tokens, and opaque ones by introspection. */
+  verifier: AccessTokens;
   /** DPoP proof checks; undefined when `oauth.dpop.mode` is `disabled`. */
   dpop: { verifier: DpopVerifier; nonces: DpopNonces | undefined; required: boolean } | undefined;
   /** The schemes offered in challenges. */

@@ -1,0 +1,63 @@
+/**
+ * Checks shared by every way an access token is verified (a JWT, RFC 9068; an introspection
+ * response, RFC 7662): the types of the claims the policy input exposes, the audience list, and
+ * the key binding in `cnf`. One place, so both paths accept and refuse the same things.
+ */
+import { AgentwardError } from '../errors.ts';
+
+export function isObject(value: unknown): value is Record<string, unknown> {
+  return value !== null && typeof value === 'object' && !Array.isArray(value);
+}
+
+/** RFC 7519 §4.1.3: `aud` is a string or an array of strings. */
+export function audienceList(aud: unknown): string[] {
+  if (aud === undefined) throw new AgentwardError('ERR_TOKEN_AUDIENCE', 'The access token has no aud claim.');
+  if (typeof aud === 'string') return [aud];
+  if (Array.isArray(aud) && aud.every((a) => typeof a === 'string')) return aud as string[];
+  throw new AgentwardError('ERR_TOKEN_CLAIM_INVALID', 'The aud claim must be a string or an array of strings.');
+}
+
+/** RFC 7519 §2 NumericDate, or undefined when absent. */
+export function numericClaim(claims: Record<string, unknown>, name: string): number | undefined {
+  const value = claims[name];
+  if (value === undefined) return undefined;
+  if (typeof value !== 'number' || !Number.isFinite(value)) throw new AgentwardError('ERR_TOKEN_CLAIM_INVALID', `The ${name} claim must be a NumericDate (RFC 7519 section 2).`);
+  return value;
+}
+
+const STRING_CLAIMS = ['sub', 'client_id', 'scope', 'jti', 'acr', 'username'] as const;
+
+/** Claims the policy input exposes must have the types their RFCs give them. */
+export function checkClaimTypes(claims: Record<string, unknown>): void {
+  for (const name of STRING_CLAIMS) {
+    if (claims[name] !== undefined && typeof claims[name] !== 'string') throw new AgentwardError('ERR_TOKEN_CLAIM_INVALID', `The ${name} claim must be a string.`);
+  }
+  numericClaim(claims, 'auth_time');
+  if (claims.amr !== undefined && !(Array.isArray(claims.amr) && claims.amr.every((m) => typeof m === 'string'))) {
+    throw new AgentwardError('ERR_TOKEN_CLAIM_INVALID', 'The amr claim must be an array of strings.');
+  }
+  const details = claims.authorization_details;
+  // RFC 9396 §2, §9: an array of objects, each with a string `type` (RAR-N01).
+  if (details !== undefined && !(Array.isArray(details) && details.every((d) => isObject(d) && typeof d.type === 'string'))) {
+    throw new AgentwardError('ERR_TOKEN_CLAIM_INVALID', 'The authorization_details claim must be an array of objects with a string type (RFC 9396 section 2).');
+  }
+}
+
+/** A SHA-256 JWK thumbprint is 32 bytes: 43 base64url characters (RFC 7638 §3, RFC 9449 §6.1). */
+const JWK_THUMBPRINT = /^[A-Za-z0-9_-]{43}$/;
+
+/**
+ * RFC 7800 §3.1: `cnf` binds the token to a key; a binding that cannot be checked is refused,
+ * never downgraded to bearer (AT-N24). `verifiable` names the confirmation methods this resource
+ * can check. Returns the DPoP key thumbprint (RFC 9449 §6.1) when the token is bound to one.
+ */
+export function dpopKeyOf(cnf: unknown, verifiable: ReadonlySet<string>): string | undefined {
+  if (cnf === undefined) return undefined;
+  if (!isObject(cnf)) throw new AgentwardError('ERR_TOKEN_CLAIM_INVALID', 'The cnf claim must be a JSON object (RFC 7800 section 3.1).');
+  for (const member of Object.keys(cnf)) {
+    if (!verifiable.has(member)) throw new AgentwardError('ERR_TOKEN_BINDING_UNSUPPORTED', 'The token is bound to a key with a confirmation method this resource cannot verify (RFC 7800).');
+  }
+  if (cnf.jkt === undefined) return undefined;
+  if (typeof cnf.jkt !== 'string' || !JWK_THUMBPRINT.test(cnf.jkt)) throw new AgentwardError('ERR_TOKEN_CLAIM_INVALID', 'cnf.jkt must be a base64url SHA-256 JWK thumbprint (RFC 9449 section 6.1).');
+  return cnf.jkt;
+}
