@@ -179,13 +179,75 @@ describe('client credentials tokens through agentward', () => {
     expectRefused(await bearer(token), 403, 'ERR_POLICY_INSUFFICIENT_SCOPE', 'insufficient_scope');
   });
 
-  test('an opaque token (issued for the second resource) is refused: 401 ERR_TOKEN_MALFORMED', async () => {
-    // agentward accepts only JWT access tokens today. TODO(introspection, spec C.4): once opaque
-    // tokens are introspected, this one must still be refused, for its audience (aud is
-    // OPAQUE_RESOURCE), not for its format.
+  test('an opaque token (issued for the second resource) is refused: this agentward has no introspection', async () => {
     const opaque = await as.token('ops-bot', { scope: 'tools.read', resource: OPAQUE_RESOURCE });
     expect((await as.introspect(opaque)).active).toBe(true);
     expectRefused(await bearer(opaque), 401, 'ERR_TOKEN_MALFORMED', 'invalid_token');
+  });
+});
+
+describe('opaque tokens through the authorization server\'s introspection endpoint (RFC 7662)', () => {
+  let reports: RunningAgentward;
+  beforeAll(async () => {
+    process.env.OIDC_TEST_INTROSPECTION_SECRET = as.introspectionClient.secret;
+    reports = await startAgentward({
+      upstream: { url: upstream.url },
+      resource: { id: OPAQUE_RESOURCE },
+      oauth: {
+        issuers: [
+          {
+            issuer: as.issuer,
+            algorithms: ['ES256', 'RS256'],
+            introspection: {
+              endpoint: String(as.metadata.introspection_endpoint),
+              clientId: as.introspectionClient.clientId,
+              clientSecret: { fromEnv: 'OIDC_TEST_INTROSPECTION_SECRET' },
+            },
+          },
+        ],
+      },
+      policy: { source: DEFAULT_POLICY },
+    });
+  });
+  afterAll(async () => {
+    await reports?.stop();
+  });
+  const reportsCall = (authorization: string, headers: Record<string, string> = {}) =>
+    rawRequest(`${reports.url}/api/daily`, { headers: { authorization, ...headers } });
+
+  test('an opaque client-credentials token is introspected and forwarded', async () => {
+    const opaque = await as.token('research-bot', { scope: 'tools.read', resource: OPAQUE_RESOURCE });
+    const res = await reportsCall(`Bearer ${opaque}`);
+    expect(res.status, res.body).toBe(200);
+    expect(upstream.seen).toHaveLength(1);
+  });
+
+  test('an opaque token for the other resource is refused for its audience', async () => {
+    // A JWT for RESOURCE is verified locally and refused (wrong aud); nothing goes to the AS.
+    const jwt = await as.token('research-bot', READ);
+    const res = await reportsCall(`Bearer ${jwt}`);
+    expect(res.status).toBe(401);
+    expect(res.json().code).toBe('ERR_TOKEN_AUDIENCE');
+    expect(upstream.seen).toHaveLength(0);
+  });
+
+  test('AT-N25 a token the AS does not know is inactive', async () => {
+    const res = await reportsCall('Bearer not-a-token-the-as-issued');
+    expect(res.status).toBe(401);
+    expect(res.json().code).toBe('ERR_TOKEN_INACTIVE');
+    expect(upstream.seen).toHaveLength(0);
+  });
+
+  test('a DPoP-bound opaque token: refused as Bearer, forwarded with a proof by its key', async () => {
+    const key = await newDpopKey();
+    const bound = await as.token('research-bot', { scope: 'tools.read', resource: OPAQUE_RESOURCE, dpop: key });
+    expect((await reportsCall(`Bearer ${bound}`)).json().code).toBe('ERR_DPOP_BOUND_TOKEN_AS_BEARER');
+    const proofJwt = await new SignJWT({ jti: randomUUID(), htm: 'GET', htu: `${OPAQUE_RESOURCE.replace(/\/api$/, '')}/api/daily`, ath: base64url.encode(createHash('sha256').update(bound).digest()) })
+      .setProtectedHeader({ typ: 'dpop+jwt', alg: 'ES256', jwk: key.publicJwk })
+      .setIssuedAt()
+      .sign(key.privateKey);
+    const res = await reportsCall(`DPoP ${bound}`, { dpop: proofJwt });
+    expect(res.status, res.body).toBe(200);
   });
 });
 
