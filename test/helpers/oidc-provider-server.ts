@@ -127,6 +127,10 @@ function configuration(): Record<string, unknown> {
     clients,
     jwks: { keys },
     clockTolerance: 5,
+    // RFC 9068 §2.2.1 authentication claims for the step-up tests: client-credentials tokens
+    // have no user login, so one client stands in for "a user who just did MFA".
+    extraTokenClaims: (_ctx: unknown, token: { clientId?: string }) =>
+      token.clientId === 'mfa-bot' ? { acr: 'mfa', amr: ['pwd', 'otp'], auth_time: Math.floor(Date.now() / 1000) - 60 } : undefined,
     scopes: ['tools.read', 'tools.write'],
     ttl: { ClientCredentials: 600, AccessToken: 600 },
     // Nothing here is called from a browser.

@@ -29,6 +29,9 @@ export interface AuthorizationServerOptions {
 export const CLIENTS = {
   'research-bot': { scope: 'tools.read' },
   'ops-bot': { scope: 'tools.read tools.write' },
+  // Its tokens carry acr "mfa" and an auth_time a minute ago (see oidc-provider-server.ts), as if
+  // a user had just logged in with a second factor: the step-up tests use it.
+  'mfa-bot': { scope: 'tools.read' },
 } as const;
 export type ClientName = keyof typeof CLIENTS;
 

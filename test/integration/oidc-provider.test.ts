@@ -13,9 +13,12 @@ import { calculateJwkThumbprint, decodeJwt, decodeProtectedHeader, exportJWK, ge
 import { createHash, randomUUID } from 'node:crypto';
 import { startAuthorizationServer, type AuthorizationServer, type DpopKey } from '../helpers/oidc-provider.ts';
 import { startUpstream, type TestUpstream } from '../helpers/upstream.ts';
-import { startAgentward, DEFAULT_POLICY, type RunningAgentward } from '../helpers/agentward.ts';
+import { startAgentward, DEFAULT_POLICY, REPO, type RunningAgentward } from '../helpers/agentward.ts';
 import { rawRequest, challengeParams, type RawResponse } from '../helpers/http.ts';
 import { waitFor } from '../helpers/wait.ts';
+import { cpSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 
 const RESOURCE = 'https://tools.example.com/mcp';
 /** A second resource server at the same authorization server; its tokens are opaque. */
@@ -183,6 +186,52 @@ describe('client credentials tokens through agentward', () => {
     const opaque = await as.token('ops-bot', { scope: 'tools.read', resource: OPAQUE_RESOURCE });
     expect((await as.introspect(opaque)).active).toBe(true);
     expectRefused(await bearer(opaque), 401, 'ERR_TOKEN_MALFORMED', 'invalid_token');
+  });
+});
+
+describe('step-up (RFC 9470) with tokens from the authorization server', () => {
+  let strict: RunningAgentward;
+  beforeAll(async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'agentward-oidc-stepup-'));
+    cpSync(join(REPO, 'policies', 'lib'), join(dir, 'lib'), { recursive: true });
+    writeFileSync(
+      join(dir, 'policy.rego'),
+      `package agentward
+
+import data.agentward.lib.stepup
+
+default decision := {"allow": false, "reason": "needs a recent MFA login", "stepUp": {"acrValues": "mfa", "maxAge": 300}}
+
+decision := {"allow": true} if {
+	stepup.acr_in({"mfa"})
+	stepup.authenticated_within(300)
+}
+`,
+    );
+    strict = await startAgentward({
+      upstream: { url: upstream.url },
+      resource: { id: RESOURCE },
+      oauth: { issuers: [{ issuer: as.issuer, algorithms: ['ES256', 'RS256'] }] },
+      policy: { source: dir },
+    });
+  });
+  afterAll(async () => {
+    await strict?.stop();
+  });
+
+  test('a token without acr gets 401 insufficient_user_authentication with acr_values and max_age', async () => {
+    const token = await as.token('research-bot', READ);
+    const res = await rawRequest(`${strict.url}/mcp/tools`, { headers: { authorization: `Bearer ${token}` } });
+    expect(res.status).toBe(401);
+    expect(challengeParams(res.headers['www-authenticate'])).toMatchObject({ error: 'insufficient_user_authentication', acr_values: 'mfa', max_age: '300' });
+    expect(upstream.seen).toHaveLength(0);
+  });
+
+  test('a token with acr mfa and a recent auth_time passes', async () => {
+    const token = await as.token('mfa-bot', READ);
+    expect(decodeJwt(token)).toMatchObject({ acr: 'mfa' });
+    const res = await rawRequest(`${strict.url}/mcp/tools`, { headers: { authorization: `Bearer ${token}` } });
+    expect(res.status, res.body).toBe(200);
   });
 });
 
