@@ -4,6 +4,8 @@
  * (conventions §3). `start` listens, `stop` drains.
  */
 import { createServer, type Server, type IncomingMessage, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
+import type { TLSSocket } from 'node:tls';
 import { AgentwardError } from './errors.ts';
 import type { AddressInfo, Socket } from 'node:net';
 import { resolve } from 'node:path';
@@ -22,6 +24,7 @@ import { opaBinary } from './policy/compile.ts';
 import { Forwarder } from './proxy/forward.ts';
 import { handleClientError, handleRequest, type PipelineDeps } from './proxy/pipeline.ts';
 import { protectedResource } from './proxy/protected-resource.ts';
+import { ListenerTls } from './proxy/tls.ts';
 import { createLogger, type Logger } from './observability/logger.ts';
 import { AuditLog, NO_AUDIT, type AuditSink } from './observability/audit.ts';
 import { createAdminServer } from './observability/health.ts';
@@ -62,6 +65,21 @@ export function createApp(loaded: LoadedConfig, options: AppOptions = {}): App {
   }));
   if (issuers.length === 0) logger.warn('no OAuth issuers are configured: every request with a token will be refused');
 
+  // Read before the verifier: certificate-bound tokens are accepted only when the listener asks
+  // for client certificates, and refused otherwise (MT-N05). Unusable files stop startup here.
+  const tlsConfig = config.listen.tls;
+  const tls =
+    tlsConfig === undefined
+      ? undefined
+      : new ListenerTls({
+          certFile: resolve(baseDir, tlsConfig.certFile),
+          keyFile: resolve(baseDir, tlsConfig.keyFile),
+          clientCaFile: tlsConfig.clientCaFile === undefined ? undefined : resolve(baseDir, tlsConfig.clientCaFile),
+          clientCert: tlsConfig.clientCert,
+          logger,
+          now,
+        });
+
   const jwtVerifier = new AccessTokenVerifier({
     issuers,
     resourceId: config.resource.id,
@@ -69,6 +87,7 @@ export function createApp(loaded: LoadedConfig, options: AppOptions = {}): App {
     maxDelegationDepth: config.oauth.maxDelegationDepth,
     cacheSize: config.oauth.tokenCacheSize,
     dpopBinding: config.oauth.dpop.mode !== 'disabled',
+    certificateBinding: tls !== undefined && tls.clientCert !== 'none',
     now,
   });
   const introspecting = issuers.find((i) => i.config.introspection !== undefined);
@@ -126,7 +145,7 @@ export function createApp(loaded: LoadedConfig, options: AppOptions = {}): App {
     logger,
     maxBodyBytes: config.listen.maxBodyBytes,
     exposeReason: config.policy.exposeReason,
-    listenerProto: 'http',
+    listenerProto: tls ? 'https' : 'http',
     now,
   };
 
@@ -139,25 +158,44 @@ export function createApp(loaded: LoadedConfig, options: AppOptions = {}): App {
   let draining = false;
   const ready = () => !draining && policy.status().loaded && issuers.every((i) => i.keys.ready);
 
-  const server: Server = createServer(
-    {
-      maxHeaderSize: config.listen.maxHeaderBytes,
-      requestTimeout: durationMs(config.listen.requestTimeout),
-      // How often Node checks requestTimeout (default 30 s, which would let a 1 s limit fire 30 s late).
-      connectionsCheckingInterval: Math.min(1000, durationMs(config.listen.requestTimeout)),
-      keepAliveTimeout: 65_000,
-    },
-    (req: IncomingMessage, res: ServerResponse) => {
-      if (draining) res.setHeader('connection', 'close');
-      // While draining, a keep-alive connection whose response just ended is closed at once,
-      // so shutdown waits for requests, not for clients' idle sockets.
-      res.once('close', () => {
-        if (draining) setImmediate(() => server.closeIdleConnections());
-      });
-      handleRequest(req, res, deps).catch((err: unknown) => onPipelineBug(err, res));
-    },
-  );
-  server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => handleClientError(err, socket, deps));
+  const httpOptions = {
+    maxHeaderSize: config.listen.maxHeaderBytes,
+    requestTimeout: durationMs(config.listen.requestTimeout),
+    // How often Node checks requestTimeout (default 30 s, which would let a 1 s limit fire 30 s late).
+    connectionsCheckingInterval: Math.min(1000, durationMs(config.listen.requestTimeout)),
+    keepAliveTimeout: 65_000,
+  };
+  const onRequest = (req: IncomingMessage, res: ServerResponse) => {
+    if (draining) res.setHeader('connection', 'close');
+    // While draining, a keep-alive connection whose response just ended is closed at once,
+    // so shutdown waits for requests, not for clients' idle sockets.
+    res.once('close', () => {
+      if (draining) setImmediate(() => server.closeIdleConnections());
+    });
+    handleRequest(req, res, deps).catch((err: unknown) => onPipelineBug(err, res));
+  };
+  const httpsServer: HttpsServer | undefined = tls && createHttpsServer({ ...httpOptions, ...tls.serverOptions() }, onRequest);
+  const server: Server = httpsServer ?? createServer(httpOptions, onRequest);
+  if (httpsServer) {
+    // The client certificate is read once per connection (src/credentials/client-certificate.ts);
+    // TLS 1.2 renegotiation could swap it mid-connection, so it is refused.
+    httpsServer.on('secureConnection', (socket: TLSSocket) => socket.disableRenegotiation());
+    // A failed handshake (no or unverifiable certificate with clientCert required, a client that
+    // distrusts our certificate, a TCP probe) never becomes a request, so it has no audit record.
+    httpsServer.on('tlsClientError', (err: NodeJS.ErrnoException, socket: TLSSocket) => {
+      const level = err.code === 'ECONNRESET' ? 'debug' : 'info';
+      logger[level]({ err: err.message, code: err.code, remoteAddress: socket.remoteAddress }, 'TLS handshake failed');
+    });
+  }
+  server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
+    // A TLS 1.2 renegotiation attempt (refused above) is no HTTP request to answer: the connection is cut.
+    if (err.code === 'ERR_TLS_RENEGOTIATION_DISABLED') {
+      logger.info({ remoteAddress: socket.remoteAddress }, 'TLS renegotiation refused; connection closed');
+      socket.destroy();
+      return;
+    }
+    handleClientError(err, socket, deps);
+  });
   // RFC 9110 §10.1.1: an expectation other than 100-continue cannot be met; 417, in our format.
   server.on('checkExpectation', (req: IncomingMessage, res: ServerResponse) =>
     handleRequest(req, res, deps, new AgentwardError('ERR_EXPECTATION_FAILED')).catch((err: unknown) => onPipelineBug(err, res)),
@@ -165,7 +203,7 @@ export function createApp(loaded: LoadedConfig, options: AppOptions = {}): App {
 
   const admin = createAdminServer({
     ready,
-    detail: () => ({ draining, policy: policy.status(), issuers: issuers.map((i) => i.keys.status()) }),
+    detail: () => ({ draining, policy: policy.status(), issuers: issuers.map((i) => i.keys.status()), ...(tls ? { tls: tls.status() } : {}) }),
   });
 
   return {
@@ -179,6 +217,7 @@ export function createApp(loaded: LoadedConfig, options: AppOptions = {}): App {
         ...issuers.map((i) => i.keys.start()),
       ]);
       if (config.policy.watch) policy.watch();
+      if (httpsServer) tls?.watch(httpsServer);
       const address = await listen(server, config.listen.address);
       const adminAddress = await listen(admin, config.admin.address);
       logger.info({ address: `${address.address}:${address.port}`, admin: `${adminAddress.address}:${adminAddress.port}`, upstream: config.upstream.url, resource: resource.id }, 'agentward listening');
@@ -198,6 +237,7 @@ export function createApp(loaded: LoadedConfig, options: AppOptions = {}): App {
       await new Promise<void>((done) => admin.close(() => done()));
       admin.closeAllConnections();
       policy.close();
+      tls?.close();
       for (const i of issuers) i.keys.close();
       forwarder.close();
       await audit.flush();
@@ -230,6 +270,7 @@ function createIntrospector(loaded: LoadedConfig, issuer: { config: IssuerConfig
     cache: { maxEntries: settings.cacheSize, maxTtlMs: durationMs(settings.cacheTtl), negativeTtlMs: durationMs(settings.negativeCacheTtl) },
     timeoutMs: durationMs(config.oauth.keys.timeout),
     dpopBinding: config.oauth.dpop.mode !== 'disabled',
+    certificateBinding: config.listen.tls !== undefined && config.listen.tls.clientCert !== 'none',
     responseFormat: settings.format,
     responseKeys: (header, token) => issuer.keys.getKey(header, token),
     ...(options.dispatcher ? { dispatcher: options.dispatcher } : {}),

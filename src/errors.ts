@@ -71,6 +71,9 @@ export const ERROR_CODES = {
   ERR_DPOP_BOUND_TOKEN_AS_BEARER: { status: 401, oauthError: 'invalid_token', title: 'A DPoP-bound access token must be sent with the DPoP scheme.' },
   ERR_DPOP_REQUIRED: { status: 401, oauthError: 'invalid_token', title: 'This resource accepts only DPoP-bound access tokens.' },
   ERR_DPOP_WITH_BEARER: { status: 400, oauthError: 'invalid_request', title: 'A DPoP proof goes with Authorization: DPoP, not Bearer.' },
+  // mTLS certificate-bound tokens (RFC 8705 §3)
+  ERR_MTLS_CERTIFICATE_MISSING: { status: 401, oauthError: 'invalid_token', title: 'The access token is bound to a client certificate, and this connection presented none.' },
+  ERR_MTLS_BINDING_MISMATCH: { status: 401, oauthError: 'invalid_token', title: 'The client certificate of this connection is not the one the access token is bound to.' },
   // Opaque tokens (RFC 7662 introspection)
   ERR_TOKEN_INACTIVE: { status: 401, oauthError: 'invalid_token', title: 'The access token is not active (revoked, expired or unknown to its issuer).' },
   ERR_INTROSPECTION_UNAVAILABLE: { status: 503, title: 'The token introspection endpoint is unavailable; retry later.' },

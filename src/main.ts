@@ -14,6 +14,8 @@ import { createApp, createPolicyEngine } from './app.ts';
 import { createLogger } from './observability/logger.ts';
 import { compileRego, opaBinary, PolicyCompileError } from './policy/compile.ts';
 import { verifyAuditFile } from './observability/audit.ts';
+import { readTlsFiles, TlsFileError } from './proxy/tls.ts';
+import { distinguishedName } from './credentials/client-certificate.ts';
 
 const USAGE = `usage:
   agentward serve  [--config FILE]        run the proxy
@@ -92,6 +94,23 @@ async function check(args: string[]): Promise<number> {
   const loaded = loadOrReport(file);
   if (!loaded) return 1;
   const { config } = loaded;
+  // Read the TLS files the way serve would: a key that does not fit the certificate fails here.
+  const tls = config.listen.tls;
+  let tlsSummary: string | undefined;
+  if (tls) {
+    try {
+      const files = readTlsFiles({
+        certFile: resolve(loaded.baseDir, tls.certFile),
+        keyFile: resolve(loaded.baseDir, tls.keyFile),
+        clientCaFile: tls.clientCaFile === undefined ? undefined : resolve(loaded.baseDir, tls.clientCaFile),
+      });
+      tlsSummary = `${distinguishedName(files.certificate.subject)} until ${files.certificate.validToDate.toISOString()}, client certificates ${tls.clientCert}${tls.clientCaFile ? ` (${files.clientCas} CA certificate${files.clientCas === 1 ? '' : 's'})` : ''}`;
+    } catch (err) {
+      if (!(err instanceof TlsFileError)) throw err;
+      console.error(`${file}: 1 problem\n  ${file}  listen.tls.${err.key}: ${err.file} ${err.reason}\n      fix: give a PEM certificate chain (leaf first), its unencrypted PEM private key, and PEM CA certificates`);
+      return 1;
+    }
+  }
   // Load the policy the way serve would (compiling a Rego folder), without serving.
   const policy = createPolicyEngine(loaded, createLogger('silent'));
   try {
@@ -105,6 +124,7 @@ async function check(args: string[]): Promise<number> {
     [
       `${file}: OK`,
       `  listen     ${config.listen.address} (admin ${config.admin.address})`,
+      ...(tlsSummary ? [`  tls        ${tlsSummary}`] : []),
       `  upstream   ${config.upstream.url}`,
       `  resource   ${config.resource.id}`,
       `  issuers    ${config.oauth.issuers.map((i) => i.issuer).join(', ') || '(none)'}`,

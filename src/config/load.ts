@@ -291,6 +291,7 @@ function semanticChecks(doc: unknown, baseDir: string, env: NodeJS.ProcessEnv, s
   if (policyData !== undefined && !existsSync(resolve(baseDir, policyData))) {
     report(['policy', 'data'], `"${policyData}" does not exist`, 'point it at a JSON file or remove the key');
   }
+  checkListenTls(obj(doc, 'listen', 'tls'), baseDir, report);
 
   const seen = new Set<string>();
   for (const [name, field] of Object.entries(obj(doc, 'forward', 'identityHeaders'))) {
@@ -352,6 +353,22 @@ function checkIntrospection(section: Record<string, unknown>, path: Path, baseDi
     }
   }
   if (get(section, unused) !== undefined) report([...path, unused], `is not used with auth ${method}`, `remove it, or set auth to ${unused === 'privateKey' ? 'private_key_jwt' : 'client_secret_basic'}`);
+}
+
+/** `listen.tls`: the files exist, and a CA is given exactly when client certificates are asked for. */
+function checkListenTls(section: Record<string, unknown>, baseDir: string, report: Report): void {
+  if (Object.keys(section).length === 0) return;
+  const path: Path = ['listen', 'tls'];
+  for (const key of ['certFile', 'keyFile', 'clientCaFile']) {
+    const file = str(section, key);
+    if (file === undefined) continue;
+    const resolved = resolve(baseDir, file);
+    if (!statSync(resolved, { throwIfNoEntry: false })?.isFile()) report([...path, key], `"${file}" is not a file (resolved to ${resolved})`, 'point it at a PEM file; relative paths start at this file\'s folder');
+  }
+  const mode = str(section, 'clientCert') ?? 'none';
+  const ca = str(section, 'clientCaFile');
+  if ((mode === 'optional' || mode === 'required') && ca === undefined) report([...path, 'clientCaFile'], `is required with clientCert ${mode}`, 'add clientCaFile: the PEM CA certificates your agents\' client certificates chain to');
+  if (mode === 'none' && ca !== undefined) report([...path, 'clientCaFile'], 'is not used with clientCert none', 'set clientCert to optional or required, or remove clientCaFile');
 }
 
 function get(value: unknown, ...keys: string[]): unknown {

@@ -104,6 +104,23 @@ export const ConfigSchema = Closed(
         maxBodyBytes: Type.Integer({ minimum: 0, default: 1048576, description: 'Largest body read for inspection (form bodies); larger gets 413.' }),
         requestTimeout: Duration('60s', 'Time a client has to send a whole request.'),
         shutdownTimeout: Duration('15s', 'On SIGTERM, how long in-flight requests may finish before connections are closed.', { allowZero: true }),
+        tls: Type.Optional(
+          Closed(
+            {
+              certFile: Type.String({ minLength: 1, description: 'PEM certificate of this listener, then its intermediates.' }),
+              keyFile: Type.String({ minLength: 1, description: 'PEM private key of certFile.' }),
+              clientCaFile: Type.Optional(
+                Type.String({ minLength: 1, description: 'PEM CA certificates that client certificates are verified against. Required when clientCert is optional or required.' }),
+              ),
+              clientCert: Enum(['none', 'optional', 'required'], {
+                default: 'none',
+                description:
+                  'Client certificates (mTLS): `none` asks for none; `optional` asks, and a connection without one (or with one clientCaFile does not verify) still proceeds; `required` fails the TLS handshake without a certificate that clientCaFile verifies. With optional or required, certificate-bound access tokens (RFC 8705) are accepted.',
+              }),
+            },
+            { description: 'Serve HTTPS on listen.address. Paths are relative to this file; the files are reloaded when they change.' },
+          ),
+        ),
       },
       { default: {} },
     ),

@@ -15,6 +15,7 @@ import type { IssuerConfig } from '../config/schema.ts';
 import type { IssuerKeys } from '../keys/issuer-keys.ts';
 import { flattenDelegation, type DelegationChain } from '../identity/delegation.ts';
 import { audienceList, checkClaimTypes, dpopKeyOf, numericClaim } from './claims.ts';
+import { boundCertificateOf } from './client-certificate.ts';
 
 export interface VerifiedAccessToken {
   issuer: string;
@@ -26,6 +27,11 @@ export interface VerifiedAccessToken {
   kid: string | undefined;
   /** RFC 9449 §6.1 `cnf.jkt`: the token is bound to this DPoP key. */
   jkt: string | undefined;
+  /**
+   * RFC 8705 §3.1 `cnf["x5t#S256"]`: the token is bound to this client certificate. Optional so
+   * that a verifier without certificate binding (which refuses such tokens) need not set it.
+   */
+  x5t?: string | undefined;
   delegation: DelegationChain;
   /** First 16 characters of base64url(SHA-256(token)): an audit identifier that reveals nothing. */
   hashPrefix: string;
@@ -42,6 +48,11 @@ export interface AccessTokenVerifierOptions {
   cacheSize: number;
   /** Whether `cnf.jkt` bindings are accepted (DPoP not disabled); the pipeline checks the proof. */
   dpopBinding: boolean;
+  /**
+   * Whether `cnf["x5t#S256"]` bindings are accepted (the listener asks for client certificates);
+   * the pipeline checks the certificate. Default false: such tokens are refused (MT-N05).
+   */
+  certificateBinding?: boolean;
   now?: () => number;
 }
 
@@ -73,7 +84,7 @@ export class AccessTokenVerifier {
     this.skew = options.clockSkewSeconds;
     this.maxDepth = options.maxDelegationDepth;
     this.now = options.now ?? Date.now;
-    this.verifiableCnf = new Set(options.dpopBinding ? ['jkt'] : []);
+    this.verifiableCnf = new Set([...(options.dpopBinding ? ['jkt'] : []), ...(options.certificateBinding ? ['x5t#S256'] : [])]);
     this.cache = options.cacheSize > 0 ? new LRUCache({ max: options.cacheSize, ttlAutopurge: false, perf: { now: () => this.now() } }) : undefined;
     this.issuers = new Map(
       options.issuers.map(({ config, keys }) => {
@@ -140,6 +151,7 @@ export class AccessTokenVerifier {
     }
     checkClaimTypes(claims);
     const jkt = dpopKeyOf(claims.cnf, this.verifiableCnf);
+    const x5t = boundCertificateOf(claims.cnf);
     const delegation = flattenDelegation(claims.act, this.maxDepth);
 
     const verified: VerifiedAccessToken = Object.freeze({
@@ -150,6 +162,7 @@ export class AccessTokenVerifier {
       expiresAt: exp,
       kid: header.kid,
       jkt,
+      x5t,
       delegation,
       hashPrefix: hash.slice(0, 16),
       format: 'jwt',

@@ -27,6 +27,7 @@ import { ASYMMETRIC_ALGORITHMS } from '../config/schema.ts';
 import { flattenDelegation } from '../identity/delegation.ts';
 import type { VerifiedAccessToken } from './access-token.ts';
 import { audienceList, checkClaimTypes, dpopKeyOf, isObject, numericClaim } from './claims.ts';
+import { boundCertificateOf } from './client-certificate.ts';
 
 // ---------------------------------------------------------------- options and result
 
@@ -95,6 +96,8 @@ export interface TokenIntrospectorOptions {
    * Any other confirmation method is refused, never downgraded to bearer (AT-N24).
    */
   dpopBinding: boolean;
+  /** Whether `cnf["x5t#S256"]` bindings are accepted (the listener asks for client certificates). */
+  certificateBinding?: boolean;
   /** `json` (RFC 7662) or `jwt` (RFC 9701 signed response). Default `json`. */
   responseFormat?: 'json' | 'jwt';
   /** Required with `responseFormat: 'jwt'`: the AS signing keys. */
@@ -174,7 +177,7 @@ export class TokenIntrospector {
     this.timeoutMs = options.timeoutMs;
     this.maxBytes = options.maxResponseBytes ?? DEFAULT_MAX_RESPONSE_BYTES;
     this.requiredClaims = options.requiredClaims ?? [];
-    this.verifiableCnf = new Set(options.dpopBinding ? ['jkt'] : []);
+    this.verifiableCnf = new Set([...(options.dpopBinding ? ['jkt'] : []), ...(options.certificateBinding ? ['x5t#S256'] : [])]);
     this.format = options.responseFormat ?? 'json';
     this.responseKeys = options.responseKeys;
     this.responseAlgorithms = [...(options.responseAlgorithms ?? DEFAULT_RESPONSE_ALGORITHMS)];
@@ -292,6 +295,7 @@ export class TokenIntrospector {
     }
     checkClaimTypes(claims);
     const jkt = boundKeyOf(claims.token_type, claims.cnf, this.verifiableCnf);
+    const x5t = boundCertificateOf(claims.cnf);
     const delegation = flattenDelegation(claims.act, this.maxDepth);
 
     return Object.freeze({
@@ -304,6 +308,7 @@ export class TokenIntrospector {
       expiresAt: exp ?? Math.floor((nowMs + this.cacheOptions.maxTtlMs) / 1000),
       kid: undefined,
       jkt,
+      x5t,
       delegation,
       hashPrefix: hash.slice(0, 16),
       format: 'opaque',

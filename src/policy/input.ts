@@ -4,6 +4,7 @@
  * describes every field.
  */
 import type { VerifiedAccessToken } from '../credentials/access-token.ts';
+import type { ClientCertificate } from '../credentials/client-certificate.ts';
 import type { DelegationChain } from '../identity/delegation.ts';
 
 export interface RequestInput {
@@ -16,6 +17,11 @@ export interface RequestInput {
   query: Record<string, string[]>;
   /** Request headers, lower-cased, credentials removed, repeated fields joined with ", ". */
   headers: Record<string, string>;
+  /**
+   * The TLS client certificate of this connection (`listen.tls.clientCert` optional or required);
+   * null without one. From the TLS layer only, never from a header.
+   */
+  clientCertificate: ClientCertificate | null;
 }
 
 export interface SubjectInput {
@@ -32,8 +38,12 @@ export interface SubjectInput {
   expiresAt: number;
   /** `jwt`: verified locally (RFC 9068); `opaque`: described by the issuer's introspection (RFC 7662). */
   format: 'jwt' | 'opaque';
-  /** How the token is bound to its sender: `dpop` when it carries `cnf.jkt` (and so came with a verified proof). */
-  binding: 'bearer' | 'dpop';
+  /**
+   * How the token is bound to its sender: `dpop` when it carries `cnf.jkt` (and so came with a
+   * verified proof), `mtls` when it carries `cnf.x5t#S256` (and so came over a connection with that
+   * client certificate, RFC 8705 §3).
+   */
+  binding: 'bearer' | 'dpop' | 'mtls';
   /** RFC 8693 §4.4: who may act for the subject. Informational; it grants nothing. */
   mayAct: Record<string, unknown> | null;
   /** The remaining verified claims, for policies that need them. */
@@ -113,7 +123,7 @@ function buildSubject(token: VerifiedAccessToken): SubjectInput {
     jti: typeof c.jti === 'string' ? c.jti : null,
     expiresAt: token.expiresAt,
     format: token.format,
-    binding: token.jkt ? 'dpop' : 'bearer',
+    binding: token.jkt ? 'dpop' : token.x5t ? 'mtls' : 'bearer',
     mayAct: c.may_act !== null && typeof c.may_act === 'object' && !Array.isArray(c.may_act) ? (c.may_act as Record<string, unknown>) : null,
     claims,
   };

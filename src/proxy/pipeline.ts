@@ -17,6 +17,7 @@ import { CREDENTIAL_HEADERS } from '../credentials/headers.ts';
 import type { VerifiedAccessToken } from '../credentials/access-token.ts';
 import type { AccessTokens } from '../credentials/tokens.ts';
 import type { DpopNonces, DpopVerifier } from '../credentials/dpop.ts';
+import { checkCertificateBinding, clientCertificateOf } from '../credentials/client-certificate.ts';
 import type { PresentedCredentials } from '../credentials/extract.ts';
 import { NO_DELEGATION } from '../identity/delegation.ts';
 import type { PolicyEngine } from '../policy/engine.ts';
@@ -164,9 +165,10 @@ function admit(req: IncomingMessage, deps: PipelineDeps): RequestContext {
 }
 
 /**
- * Step 3, second half: the token's sender constraint. A DPoP-bound token (`cnf.jkt`) needs the DPoP
- * scheme and a proof by that key (RFC 9449 §7.1, §7.2); the DPoP scheme needs a bound token. The
- * proof id is recorded against replay only once the binding holds.
+ * Step 3, second half: the token's sender constraint. A certificate-bound token (`cnf.x5t#S256`)
+ * needs this connection's client certificate (RFC 8705 §3). A DPoP-bound token (`cnf.jkt`) needs
+ * the DPoP scheme and a proof by that key (RFC 9449 §7.1, §7.2); the DPoP scheme needs a bound
+ * token. The proof id is recorded against replay only once the binding holds.
  */
 async function verifySenderConstraint(
   credentials: PresentedCredentials,
@@ -176,6 +178,7 @@ async function verifySenderConstraint(
   target: URL,
   deps: PipelineDeps,
 ): Promise<void> {
+  if (token.x5t !== undefined) checkCertificateBinding(token.x5t, clientCertificateOf(req.socket));
   if (credentials.scheme !== 'dpop') {
     if (token.jkt !== undefined) throw new AgentwardError('ERR_DPOP_BOUND_TOKEN_AS_BEARER');
     if (deps.dpop?.required) throw new AgentwardError('ERR_DPOP_REQUIRED');
@@ -265,17 +268,18 @@ function buildInput(req: IncomingMessage, ctx: RequestContext, target: URL, pres
     if (values && !CREDENTIAL_HEADERS.includes(name)) headers[name] = values.join(name === 'cookie' ? '; ' : ', ');
   }
   const token = ctx.token;
+  const clientCertificate = clientCertificateOf(req.socket);
   return {
     version: 1,
     now: Math.floor(deps.now() / 1000),
-    request: { id: ctx.id, method: ctx.method, scheme: deps.resource.scheme, host: deps.resource.host, path: target.pathname, query, headers },
+    request: { id: ctx.id, method: ctx.method, scheme: deps.resource.scheme, host: deps.resource.host, path: target.pathname, query, headers, clientCertificate },
     resource: { id: deps.resource.id },
     agent: null,
     subject: token ? subjectInput(token) : null,
     delegation: token?.delegation ?? NO_DELEGATION,
     txn: null,
     mcp: null,
-    credentials: { presented },
+    credentials: { presented: clientCertificate ? [...presented, 'client_certificate'] : presented },
   };
 }
 

@@ -37,6 +37,9 @@ export function protectedResource(config: Readonly<Config>): ProtectedResource {
     doc.dpop_signing_alg_values_supported = config.oauth.dpop.algorithms;
     doc.dpop_bound_access_tokens_required = config.oauth.dpop.mode === 'required';
   }
+  // RFC 9728 §2: mutual-TLS certificate-bound tokens (RFC 8705) are accepted when the listener asks for certificates.
+  const clientCert = config.listen.tls?.clientCert ?? 'none';
+  if (clientCert !== 'none') doc.tls_client_certificate_bound_access_tokens = true;
   return {
     id: config.resource.id,
     scheme: url.protocol === 'https:' ? 'https' : 'http',

@@ -49,7 +49,8 @@ export async function startAgentward(config: Record<string, unknown>): Promise<R
   const app = createApp(loaded, { logger: createLogger('debug', sink) });
   const { address, admin } = await app.start();
   return {
-    url: `http://127.0.0.1:${address.port}`,
+    // With listen.tls the listener speaks HTTPS (test certificates name 127.0.0.1).
+    url: `${(config.listen as { tls?: unknown } | undefined)?.tls ? 'https' : 'http'}://127.0.0.1:${address.port}`,
     adminUrl: `http://127.0.0.1:${admin.port}`,
     app,
     dir,

@@ -1,8 +1,10 @@
 /**
  * A plain node:http client for tests that need what fetch cannot send: repeated header fields,
- * raw paths with dot segments, or no automatic headers at all.
+ * raw paths with dot segments, or no automatic headers at all. With `tls`, node:https on a fresh
+ * connection per request (the CA to trust, and the client certificate to present, if any).
  */
 import { request } from 'node:http';
+import { request as httpsRequest } from 'node:https';
 
 export interface RawResponse {
   status: number;
@@ -13,12 +15,13 @@ export interface RawResponse {
 
 export function rawRequest(
   url: string,
-  options: { method?: string; path?: string; headers?: Record<string, string | string[]>; body?: string } = {},
+  options: { method?: string; path?: string; headers?: Record<string, string | string[]>; body?: string; tls?: { ca: string; cert?: string; key?: string } } = {},
 ): Promise<RawResponse> {
   const u = new URL(url);
+  const send = options.tls ? httpsRequest : request;
   return new Promise((resolve, reject) => {
-    const req = request(
-      { host: u.hostname, port: u.port, method: options.method ?? 'GET', path: options.path ?? `${u.pathname}${u.search}`, headers: options.headers ?? {}, agent: false },
+    const req = send(
+      { host: u.hostname, port: u.port, method: options.method ?? 'GET', path: options.path ?? `${u.pathname}${u.search}`, headers: options.headers ?? {}, agent: false, ...options.tls },
       (res) => {
         const chunks: Buffer[] = [];
         res.on('data', (c: Buffer) => chunks.push(c));

@@ -34,7 +34,7 @@ function input(sub: SubjectInput | null = subject(), chain: { sub: string; iss: 
   return {
     version: 1,
     now: 1764460800,
-    request: { id: 'req-1', method: 'GET', scheme: 'https', host: 'tools.example.com', path: '/mcp', query: {}, headers: {} },
+    request: { id: 'req-1', method: 'GET', scheme: 'https', host: 'tools.example.com', path: '/mcp', query: {}, headers: {}, clientCertificate: null },
     resource: { id: 'https://tools.example.com/mcp' },
     agent: null,
     subject: sub,

@@ -254,6 +254,14 @@ describe('key binding (RFC 9449 §6.2, RFC 7800)', () => {
     expect(result.claims.cnf).toEqual({ jkt: JKT });
   });
 
+  test('cnf x5t#S256 (RFC 8705 §3.2): the thumbprint is kept when certificates are checked, refused otherwise', async () => {
+    const thumbprint = 'bwcK0esc3ACC3DB2Y5_lESsXE8o9ltc05O89jdN-dg2';
+    const withCerts = await setup({ overrides: { certificateBinding: true } });
+    await expect(withCerts.introspector.introspect(withCerts.token(active({ cnf: { 'x5t#S256': thumbprint } })))).resolves.toMatchObject({ x5t: thumbprint, jkt: undefined });
+    const without = await setup();
+    await expectCode(without.introspector.introspect(without.token(active({ cnf: { 'x5t#S256': thumbprint } }))), 'ERR_TOKEN_BINDING_UNSUPPORTED');
+  });
+
   test('token_type DPoP with cnf.jkt → DPoP-bound; without cnf.jkt → ERR_DPOP_TOKEN_NOT_BOUND', async () => {
     const s = await setup();
     await expect(s.introspector.introspect(s.token(active({ token_type: 'DPoP', cnf: { jkt: JKT } })))).resolves.toMatchObject({ jkt: JKT, binding: 'dpop' });

@@ -1,0 +1,235 @@
+/**
+ * TLS of the main listener (`listen.tls`, design §3.2): the certificate, key and client CA files,
+ * read and checked at startup and reloaded when they change. A reload reads and checks every file,
+ * builds the new context, and only then swaps it in (`server.setSecureContext`): new handshakes use
+ * it, open connections keep theirs. A missing or broken file keeps the last good context and is
+ * logged, like a failed policy reload (conventions §9).
+ */
+import { createHash, X509Certificate } from 'node:crypto';
+import { readFileSync, realpathSync, watch, type FSWatcher } from 'node:fs';
+import type { Server as HttpsServer, ServerOptions } from 'node:https';
+import { basename, dirname } from 'node:path';
+import { createSecureContext } from 'node:tls';
+import { distinguishedName } from '../credentials/client-certificate.ts';
+import type { Logger } from '../observability/logger.ts';
+
+export type ClientCertMode = 'none' | 'optional' | 'required';
+
+/** Absolute paths of the files. */
+export interface TlsFiles {
+  certFile: string;
+  keyFile: string;
+  clientCaFile?: string | undefined;
+}
+
+export interface LoadedTls {
+  /** What `createSecureContext` takes: the certificate chain, key and client CAs as read. */
+  context: { cert: Buffer; key: Buffer; ca?: Buffer };
+  /** The listener's own certificate (the first in certFile). */
+  certificate: X509Certificate;
+  /** How many CA certificates clientCaFile holds (0 without one). */
+  clientCas: number;
+  /** SHA-256 over every file, so an event that changed nothing reloads nothing. */
+  digest: string;
+}
+
+/** A TLS file that cannot be used; `key` is its `listen.tls` key. */
+export class TlsFileError extends Error {
+  readonly key: 'certFile' | 'keyFile' | 'clientCaFile';
+  readonly file: string;
+  /** What is wrong with the file, without its name. */
+  readonly reason: string;
+  constructor(key: TlsFileError['key'], file: string, reason: string, cause?: unknown) {
+    super(`listen.tls.${key} ${file}: ${reason}`, cause === undefined ? undefined : { cause });
+    this.name = 'TlsFileError';
+    this.key = key;
+    this.file = file;
+    this.reason = reason;
+  }
+}
+
+/**
+ * Reads and checks the files: certFile holds PEM certificates (leaf first), keyFile the PEM key
+ * of that leaf (unencrypted), clientCaFile PEM certificates. Throws TlsFileError naming the file.
+ * Node itself accepts a CA file without any certificate in it, and would then trust nothing
+ * without saying so; that is refused here.
+ */
+export function readTlsFiles(files: TlsFiles): LoadedTls {
+  const read = (key: TlsFileError['key'], file: string): Buffer => {
+    try {
+      return readFileSync(file);
+    } catch (err) {
+      throw new TlsFileError(key, file, `cannot be read (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`, err);
+    }
+  };
+  const cert = read('certFile', files.certFile);
+  const key = read('keyFile', files.keyFile);
+  const ca = files.clientCaFile === undefined ? undefined : read('clientCaFile', files.clientCaFile);
+  const chain = pemCertificates(cert, 'certFile', files.certFile);
+  const clientCas = ca === undefined ? 0 : pemCertificates(ca, 'clientCaFile', files.clientCaFile!).length;
+  const context = { cert, key, ...(ca === undefined ? {} : { ca }) };
+  try {
+    createSecureContext(context);
+  } catch (err) {
+    // The certificates parsed, so what fails is the key: unreadable, encrypted, or not the leaf's.
+    throw new TlsFileError('keyFile', files.keyFile, `is not a usable private key for certFile (${(err as Error).message})`, err);
+  }
+  const digest = createHash('sha256');
+  for (const part of [cert, key, ca ?? Buffer.alloc(0)]) digest.update(createHash('sha256').update(part).digest());
+  return { context, certificate: chain[0]!, clientCas, digest: digest.digest('hex') };
+}
+
+function pemCertificates(pem: Buffer, key: TlsFileError['key'], file: string): X509Certificate[] {
+  const blocks = pem.toString('latin1').match(/-----BEGIN CERTIFICATE-----[^-]+-----END CERTIFICATE-----/g) ?? [];
+  if (blocks.length === 0) throw new TlsFileError(key, file, 'holds no PEM certificate (-----BEGIN CERTIFICATE-----)');
+  return blocks.map((block, i) => {
+    try {
+      return new X509Certificate(block);
+    } catch (err) {
+      throw new TlsFileError(key, file, `certificate ${i + 1} cannot be parsed (${(err as Error).message})`, err);
+    }
+  });
+}
+
+export interface ListenerTlsOptions extends TlsFiles {
+  clientCert: ClientCertMode;
+  logger: Logger;
+  /** Wait after the last file event before reloading. Default 200 ms. */
+  debounceMs?: number;
+  now?: () => number;
+}
+
+export interface TlsStatus {
+  clientCert: ClientCertMode;
+  certificate: { subject: string; notAfter: string };
+  clientCas: number;
+  loadedAt: string;
+  /** Why the last reload failed; null after a success. */
+  lastError: string | null;
+}
+
+export class ListenerTls {
+  readonly clientCert: ClientCertMode;
+  private readonly options: ListenerTlsOptions;
+  private current: LoadedTls;
+  private loadedAt: Date;
+  private lastError: string | null = null;
+  private server: HttpsServer | undefined;
+  private watchers: FSWatcher[] = [];
+  private timer: NodeJS.Timeout | undefined;
+
+  /** Reads the files once; throws TlsFileError when one cannot be used (startup fails). */
+  constructor(options: ListenerTlsOptions) {
+    this.options = options;
+    this.clientCert = options.clientCert;
+    this.current = readTlsFiles(options);
+    this.loadedAt = new Date(this.now());
+    this.warnIfExpired();
+  }
+
+  /**
+   * Options for `https.createServer`. `optional` asks for a certificate and lets the handshake
+   * finish without one, or with one the CA does not verify (`socket.authorized` is then false);
+   * `required` fails the handshake unless the CA verifies the certificate.
+   */
+  serverOptions(): ServerOptions {
+    return {
+      ...this.current.context,
+      requestCert: this.clientCert !== 'none',
+      rejectUnauthorized: this.clientCert === 'required',
+    };
+  }
+
+  /**
+   * Watches the files' folders and reloads into `server`. Editors replace a file by renaming
+   * another onto it, and a Kubernetes secret volume swaps its `..data` symlink, so a folder is
+   * watched, and only events for the files' names (or Kubernetes' `..` entries) count: other
+   * files in the folder, say an audit log, never delay a reload.
+   */
+  watch(server: HttpsServer): void {
+    this.server = server;
+    if (this.watchers.length > 0) return;
+    const dirs = new Set<string>();
+    const names = new Set<string>();
+    for (const file of [this.options.certFile, this.options.keyFile, this.options.clientCaFile]) {
+      if (file === undefined) continue;
+      dirs.add(dirname(file));
+      names.add(basename(file));
+      // A symlinked file changes where its target lives.
+      try {
+        const target = realpathSync(file);
+        dirs.add(dirname(target));
+        names.add(basename(target));
+      } catch {
+        // Gone for now: the folder watch sees it come back.
+      }
+    }
+    const relevant = (filename: string | null) => filename === null || names.has(basename(filename)) || filename.startsWith('..');
+    for (const dir of dirs) {
+      try {
+        const watcher = watch(dir, { persistent: false }, (_event, filename) => {
+          if (relevant(filename)) this.scheduleReload();
+        });
+        watcher.on('error', (err) => this.options.logger.error({ err, dir }, 'TLS file watcher failed; certificate reload is off for this folder'));
+        this.watchers.push(watcher);
+      } catch (err) {
+        this.options.logger.error({ err, dir }, 'TLS file watcher failed; certificate reload is off for this folder');
+      }
+    }
+  }
+
+  /**
+   * Reads the files again and, when they changed and all are usable, makes new handshakes use
+   * them. Returns whether the context was replaced. Never throws.
+   */
+  reload(): boolean {
+    let next: LoadedTls;
+    try {
+      next = readTlsFiles(this.options);
+      if (next.digest !== this.current.digest) this.server?.setSecureContext(next.context);
+    } catch (err) {
+      this.lastError = err instanceof Error ? err.message : String(err);
+      this.options.logger.error({ err: this.lastError, keptCertificate: this.status().certificate }, 'TLS files reload failed; keeping the previous certificate');
+      return false;
+    }
+    this.lastError = null;
+    if (next.digest === this.current.digest) return false;
+    this.current = next;
+    this.loadedAt = new Date(this.now());
+    this.options.logger.info({ certificate: this.status().certificate, clientCas: next.clientCas }, 'TLS files reloaded');
+    this.warnIfExpired();
+    return true;
+  }
+
+  close(): void {
+    for (const w of this.watchers) w.close();
+    this.watchers = [];
+    if (this.timer) clearTimeout(this.timer);
+  }
+
+  status(): TlsStatus {
+    const c = this.current.certificate;
+    return {
+      clientCert: this.clientCert,
+      certificate: { subject: distinguishedName(c.subject), notAfter: c.validToDate.toISOString() },
+      clientCas: this.current.clientCas,
+      loadedAt: this.loadedAt.toISOString(),
+      lastError: this.lastError,
+    };
+  }
+
+  private warnIfExpired(): void {
+    const c = this.current.certificate;
+    if (c.validToDate.getTime() < this.now()) this.options.logger.warn({ certificate: this.status().certificate }, 'the listener certificate has expired; clients will refuse the handshake');
+  }
+
+  private scheduleReload(): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = setTimeout(() => this.reload(), this.options.debounceMs ?? 200);
+    this.timer.unref();
+  }
+
+  private now(): number {
+    return (this.options.now ?? Date.now)();
+  }
+}
