@@ -9,6 +9,8 @@
  *   wrong-aud       aud names another resource
  *   no-scope        no tools.read scope (the default policy denies GET with 403)
  *   wrong-iss       iss names an issuer nobody configured
+ *   dpop-key.json   a client's DPoP proof key (private JWK, ES256), for bench/dpop-proofs.ts
+ *   dpop-token      the valid token bound to that key (cnf.jkt = its RFC 7638 thumbprint)
  *   ready           written last, so the caller can wait for this one file
  *
  * The negative tokens let run.sh prove, before loading, that HAProxy and agentward really
@@ -20,7 +22,7 @@ import { createServer } from 'node:http';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { SignJWT, exportJWK, exportSPKI, generateKeyPair, type CryptoKey } from 'jose';
+import { SignJWT, calculateJwkThumbprint, exportJWK, exportSPKI, generateKeyPair, type CryptoKey } from 'jose';
 
 const { values } = parseArgs({
   options: { port: { type: 'string' }, out: { type: 'string' }, audience: { type: 'string' } },
@@ -38,6 +40,10 @@ const kid = 'bench-1';
 
 const signing = await generateKeyPair('ES256', { extractable: true });
 const impostor = await generateKeyPair('ES256', { extractable: true });
+// The DPoP client's key: the issuer binds a token to it, bench/dpop-proofs.ts signs proofs with it.
+const dpopKey = await generateKeyPair('ES256', { extractable: true });
+const dpopPublicJwk = await exportJWK(dpopKey.publicKey);
+const dpopJkt = await calculateJwkThumbprint(dpopPublicJwk, 'sha256');
 const jwks = JSON.stringify({ keys: [{ ...(await exportJWK(signing.publicKey)), kid, alg: 'ES256', use: 'sig' }] });
 
 async function mint(claims: Record<string, unknown> = {}, key: CryptoKey = signing.privateKey): Promise<string> {
@@ -79,6 +85,8 @@ const files: Record<string, string> = {
   'wrong-aud': await mint({ aud: 'https://other.bench.test' }),
   'no-scope': await mint({ scope: 'tools.write' }),
   'wrong-iss': await mint({ iss: 'http://127.0.0.1:1' }),
+  'dpop-key.json': JSON.stringify({ ...(await exportJWK(dpopKey.privateKey)), alg: 'ES256' }),
+  'dpop-token': await mint({ cnf: { jkt: dpopJkt } }),
 };
 for (const [name, content] of Object.entries(files)) writeFileSync(join(out, name), content);
 writeFileSync(join(out, 'ready'), `${issuer}\n`);

@@ -6,6 +6,14 @@
 #   haproxy            HAProxy gating on the same JWT (jwt_verify ES256 + alg/typ/iss/aud/exp/scope)
 #   agentward          agentward: RFC 9068 verification, the default Rego policy, file audit
 #   agentward-nocache  the same with oauth.tokenCacheSize 0: a signature check on every request
+#   agentward-dpop     agentward with a DPoP-bound token (cnf.jkt) and a fresh DPoP proof per request
+#                      (bench/dpop-proofs.ts writes them just before the run, bench/dpop.lua sends them)
+#   agentward-introspection
+#                      agentward with an opaque token, introspected (RFC 7662) at bench/introspection.ts;
+#                      the answer cached (default cacheTtl 60s): the steady state of a repeated token
+#   agentward-introspection-nocache
+#                      the same with introspection cacheSize 0 and a new token on every request
+#                      (bench/opaque.lua): one introspection round trip per request
 # and writes req/s, p50/p99 latency, CPU per request and RSS to bench/results/<stamp>.md
 # (raw tool output to bench/results/<stamp>.raw, gitignored).
 #
@@ -14,7 +22,9 @@
 # Knobs (environment): BENCH_DURATION (s, default 15), BENCH_WARMUP (s, 3), BENCH_CONNECTIONS (32),
 # BENCH_LOAD_CPU (1), BENCH_SERVER_CPU (0), BENCH_PORT_BASE (18000), BENCH_ONLY ("nginx haproxy"),
 # BENCH_LOADGEN (wrk|autocannon; default wrk when installed), BENCH_QUIET_BUDGET (s, 60),
-# BENCH_TIME_LIMIT (s, 290).
+# BENCH_TIME_LIMIT (s, 420), BENCH_DPOP_MAX_RPS (3000: proofs written per second of load),
+# BENCH_INTROSPECTION_CACHE_TTL (agentward's default, 60s), BENCH_OPAQUE_TOKENS (unique: a new token
+# per request in agentward-introspection-nocache; one: the same token, which single flight shares).
 #
 # Only 127.0.0.1 is ever targeted. Every process started here is stopped on exit, success or not.
 set -euo pipefail
@@ -28,11 +38,21 @@ CONNECTIONS=${BENCH_CONNECTIONS:-32}
 LOAD_CPU=${BENCH_LOAD_CPU:-1}
 SERVER_CPU=${BENCH_SERVER_CPU:-0}
 PORT_BASE=${BENCH_PORT_BASE:-18000}
-TIME_LIMIT=${BENCH_TIME_LIMIT:-290}
-ALL_CONTENDERS=(direct forwarder nginx haproxy agentward agentward-nocache)
+TIME_LIMIT=${BENCH_TIME_LIMIT:-420}
+# More proofs than agentward-dpop can use at this rate (it serves ~1000 req/s here); a run that
+# runs out fails (bench/dpop.lua sends the surplus requests without a proof: 401).
+DPOP_MAX_RPS=${BENCH_DPOP_MAX_RPS:-3000}
+INTROSPECTION_CACHE_TTL=${BENCH_INTROSPECTION_CACHE_TTL:-}
+OPAQUE_TOKENS=${BENCH_OPAQUE_TOKENS:-unique}
+[ "$OPAQUE_TOKENS" = unique ] || [ "$OPAQUE_TOKENS" = one ] || { echo "bench: BENCH_OPAQUE_TOKENS is unique or one" >&2; exit 2; }
+ALL_CONTENDERS=(direct forwarder nginx haproxy agentward agentward-nocache agentward-dpop agentward-introspection agentward-introspection-nocache)
 read -r -a CONTENDERS <<<"${BENCH_ONLY:-${ALL_CONTENDERS[*]}}"
 REQUEST_PATH=/api/items
 AUDIENCE=https://tools.bench.test
+# RFC 9449 §4.3 step 9: agentward compares htu with the resource origin (resource.id's) + path.
+DPOP_HTU=$AUDIENCE$REQUEST_PATH
+# agentward's client id at the introspection endpoint.
+INTROSPECTION_CLIENT=bench-rs
 
 log() { printf 'bench: %s\n' "$*" >&2; }
 die() { printf 'bench: FAILED: %b\n' "$*" >&2; exit 1; }
@@ -76,6 +96,9 @@ ensure_packages() {
 ensure_packages
 
 LOADGEN=${BENCH_LOADGEN:-$(command -v wrk >/dev/null && echo wrk || echo autocannon)}
+if [ "$LOADGEN" != wrk ] && [[ " ${CONTENDERS[*]} " == *" agentward-dpop "* || " ${CONTENDERS[*]} " == *" agentward-introspection-nocache "* ]]; then
+  die "agentward-dpop and agentward-introspection-nocache need wrk (a new header on every request, from a Lua script)"
+fi
 
 # CPU split. The host has 2 cores: the load generator gets one, and the upstream plus the
 # contender share the other, so every contender is measured within the same one-core budget and
@@ -99,9 +122,17 @@ P_NGINX=$((PORT_BASE + 3))
 P_HAPROXY=$((PORT_BASE + 4))
 P_AW=$((PORT_BASE + 5))
 P_AW_NOCACHE=$((PORT_BASE + 6))
+P_AW_DPOP=$((PORT_BASE + 7))
+P_AW_INTRO=$((PORT_BASE + 8))
+P_AW_INTRO_NOCACHE=$((PORT_BASE + 9))
+P_INTROSPECTION=$((PORT_BASE + 10))
 P_AW_ADMIN=$((PORT_BASE + 15))
 P_AW_NOCACHE_ADMIN=$((PORT_BASE + 16))
-for port in "$P_ISSUER" "$P_UPSTREAM" "$P_FORWARDER" "$P_NGINX" "$P_HAPROXY" "$P_AW" "$P_AW_NOCACHE" "$P_AW_ADMIN" "$P_AW_NOCACHE_ADMIN"; do
+P_AW_DPOP_ADMIN=$((PORT_BASE + 17))
+P_AW_INTRO_ADMIN=$((PORT_BASE + 18))
+P_AW_INTRO_NOCACHE_ADMIN=$((PORT_BASE + 19))
+for port in "$P_ISSUER" "$P_UPSTREAM" "$P_FORWARDER" "$P_NGINX" "$P_HAPROXY" "$P_AW" "$P_AW_NOCACHE" "$P_AW_DPOP" "$P_AW_INTRO" "$P_AW_INTRO_NOCACHE" \
+  "$P_INTROSPECTION" "$P_AW_ADMIN" "$P_AW_NOCACHE_ADMIN" "$P_AW_DPOP_ADMIN" "$P_AW_INTRO_ADMIN" "$P_AW_INTRO_NOCACHE_ADMIN"; do
   # A connect that succeeds means someone else listens there; refuse rather than measure them.
   if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then die "port $port on 127.0.0.1 is in use (set BENCH_PORT_BASE)"; fi
 done
@@ -176,9 +207,20 @@ ISSUER=http://127.0.0.1:$P_ISSUER
 
 start upstream "${PIN_SERVER[@]}" node bench/upstream.ts "$P_UPSTREAM"
 
+want() { [[ " ${CONTENDERS[*]} " == *" $1 "* ]]; }
+
+# The introspection endpoint stands for an authorization server on another machine, so it runs
+# beside the load generator, not on the server CPU: agentward's share of a round trip is charged
+# to agentward, the endpoint's own work is reported apart (introspection CPU µs/call).
+INTROSPECTION=http://127.0.0.1:$P_INTROSPECTION
+if want agentward-introspection || want agentward-introspection-nocache; then
+  start introspection "${PIN_LOAD[@]}" node bench/introspection.ts --port "$P_INTROSPECTION" --out "$WORK/introspection" \
+    --issuer "$ISSUER" --audience "$AUDIENCE" --client-id "$INTROSPECTION_CLIENT"
+  wait_until 20 introspection test -f "$WORK/introspection/ready"
+fi
+
 # ---------------------------------------------------------------------------------------------
 # Contenders. Each config is written here so the file in bench/ is the whole truth.
-want() { [[ " ${CONTENDERS[*]} " == *" $1 "* ]]; }
 
 if want forwarder; then
   start forwarder "${PIN_SERVER[@]}" node bench/forwarder.ts "$P_FORWARDER" "http://127.0.0.1:$P_UPSTREAM"
@@ -258,8 +300,9 @@ EOF
   start haproxy "${PIN_SERVER[@]}" haproxy -db -f "$WORK/haproxy.cfg"
 fi
 
-# agentward_config NAME PORT ADMIN_PORT CACHE_SIZE: the proxy with the default policy, audit to a
-# file (hash-chained, the default), log level warn: what a production deployment writes.
+# agentward_config NAME PORT ADMIN_PORT CACHE_SIZE [ISSUER_EXTRA [OAUTH_EXTRA]]: the proxy with the
+# default policy, audit to a file (hash-chained, the default), log level warn: what a production
+# deployment writes. The extras are YAML lines added to the issuer entry and to oauth.
 agentward_config() {
   cat >"$WORK/$1.yaml" <<EOF
 listen:
@@ -275,7 +318,9 @@ oauth:
     - issuer: $ISSUER
       jwksUri: $ISSUER/jwks
       algorithms: [ES256]
+${5:-}
   tokenCacheSize: $4
+${6:-}
 policy:
   source: $ROOT/policies
 audit:
@@ -293,6 +338,35 @@ if want agentward-nocache; then
   agentward_config agentward-nocache "$P_AW_NOCACHE" "$P_AW_NOCACHE_ADMIN" 0
   start agentward-nocache "${PIN_SERVER[@]}" node src/main.ts serve --config "$WORK/agentward-nocache.yaml"
 fi
+if want agentward-dpop; then
+  # DPoP in its default mode (allowed) with every default but maxAge: the proofs are written a
+  # few seconds before the warm-up and must still be accepted at the end of the measured run
+  # (iat within maxAge + oauth.clockSkew, 30s), so 120s rather than 60s. Nothing else changes:
+  # a proof is checked in full either way, and its id is remembered for maxAge + 2 x clockSkew.
+  agentward_config agentward-dpop "$P_AW_DPOP" "$P_AW_DPOP_ADMIN" 10000 "" "  dpop:
+    maxAge: 120s"
+  start agentward-dpop "${PIN_SERVER[@]}" node src/main.ts serve --config "$WORK/agentward-dpop.yaml"
+fi
+# introspection_yaml CACHE_SIZE: the issuer's RFC 7662 settings (cacheTtl and the rest default
+# unless BENCH_INTROSPECTION_CACHE_TTL is set).
+introspection_yaml() {
+  cat <<EOF
+      introspection:
+        endpoint: $INTROSPECTION/introspect
+        clientId: $INTROSPECTION_CLIENT
+        clientSecret: { fromFile: $WORK/introspection/client-secret }
+        cacheSize: $1
+EOF
+  [ -z "$INTROSPECTION_CACHE_TTL" ] || echo "        cacheTtl: $INTROSPECTION_CACHE_TTL"
+}
+if want agentward-introspection; then
+  agentward_config agentward-introspection "$P_AW_INTRO" "$P_AW_INTRO_ADMIN" 10000 "$(introspection_yaml 10000)"
+  start agentward-introspection "${PIN_SERVER[@]}" node src/main.ts serve --config "$WORK/agentward-introspection.yaml"
+fi
+if want agentward-introspection-nocache; then
+  agentward_config agentward-introspection-nocache "$P_AW_INTRO_NOCACHE" "$P_AW_INTRO_NOCACHE_ADMIN" 10000 "$(introspection_yaml 0)"
+  start agentward-introspection-nocache "${PIN_SERVER[@]}" node src/main.ts serve --config "$WORK/agentward-introspection-nocache.yaml"
+fi
 
 declare -A URL=(
   [direct]="http://127.0.0.1:$P_UPSTREAM$REQUEST_PATH"
@@ -301,9 +375,17 @@ declare -A URL=(
   [haproxy]="http://127.0.0.1:$P_HAPROXY$REQUEST_PATH"
   [agentward]="http://127.0.0.1:$P_AW$REQUEST_PATH"
   [agentward-nocache]="http://127.0.0.1:$P_AW_NOCACHE$REQUEST_PATH"
+  [agentward-dpop]="http://127.0.0.1:$P_AW_DPOP$REQUEST_PATH"
+  [agentward-introspection]="http://127.0.0.1:$P_AW_INTRO$REQUEST_PATH"
+  [agentward-introspection-nocache]="http://127.0.0.1:$P_AW_INTRO_NOCACHE$REQUEST_PATH"
+)
+declare -A ADMIN=(
+  [agentward]=$P_AW_ADMIN [agentward-nocache]=$P_AW_NOCACHE_ADMIN [agentward-dpop]=$P_AW_DPOP_ADMIN
+  [agentward-introspection]=$P_AW_INTRO_ADMIN [agentward-introspection-nocache]=$P_AW_INTRO_NOCACHE_ADMIN
 )
 # The process whose CPU and memory are the contender's cost (the upstream for "direct").
-declare -A PROC=([direct]=upstream [forwarder]=forwarder [nginx]=nginx [haproxy]=haproxy [agentward]=agentward [agentward-nocache]=agentward-nocache)
+declare -A PROC=([direct]=upstream [forwarder]=forwarder [nginx]=nginx [haproxy]=haproxy)
+for c in "${!ADMIN[@]}"; do PROC[$c]=$c; done
 declare -A LABEL=(
   [direct]="upstream direct"
   [forwarder]="Node forwarder (undici, no auth)"
@@ -311,13 +393,16 @@ declare -A LABEL=(
   [haproxy]="HAProxy + jwt_verify"
   [agentward]="agentward (JWT + policy)"
   [agentward-nocache]="agentward, token cache off"
+  [agentward-dpop]="agentward, JWT + DPoP proof"
+  [agentward-introspection]="agentward, opaque token, introspection cached"
+  [agentward-introspection-nocache]="agentward, opaque token, introspected every request"
 )
+[ "$OPAQUE_TOKENS" = unique ] || LABEL[agentward-introspection-nocache]="agentward, one opaque token, introspection cacheSize 0"
 
 wait_until 20 upstream answers_http "${URL[direct]}"
 for c in "${CONTENDERS[@]}"; do
   case $c in
-    agentward) wait_until 90 agentward http_200 "http://127.0.0.1:$P_AW_ADMIN/readyz" ;;
-    agentward-nocache) wait_until 90 agentward-nocache http_200 "http://127.0.0.1:$P_AW_NOCACHE_ADMIN/readyz" ;;
+    agentward*) wait_until 90 "$c" http_200 "http://127.0.0.1:${ADMIN[$c]}/readyz" ;;
     direct) ;;
     *) wait_until 20 "${PROC[$c]}" answers_http "${URL[$c]}" ;;
   esac
@@ -332,26 +417,74 @@ RAW=bench/results/$STAMP.raw
 RESULTS=bench/results/$STAMP.md
 : >"$RAW"
 
-status_for() { # status_for URL [TOKEN_FILE]
-  local auth=()
-  [ -n "${2:-}" ] && auth=(-H "Authorization: Bearer $(cat "$WORK/issuer/$2")")
-  curl -s -o "$WORK/last-body" -w '%{http_code}' --max-time 5 "${auth[@]}" "$1"
+# status_for URL [HEADER...]: the status code of a GET; the body lands in $WORK/last-body.
+status_for() {
+  local url=$1 headers=() h
+  shift
+  for h in "$@"; do headers+=(-H "$h"); done
+  curl -s -o "$WORK/last-body" -w '%{http_code}' --max-time 5 "${headers[@]}" "$url"
+}
+# expect CONTENDER WHAT STATUS ERROR_CODE URL [HEADER...]: the answer must have STATUS and, unless
+# ERROR_CODE is "-", agentward's error code ERROR_CODE in its body.
+expect() {
+  local c=$1 what=$2 status=$3 code=$4 got note=
+  shift 4
+  got=$(status_for "$@")
+  [ "$got" = "$status" ] || die "$c answered $got (expected $status) for $what: $(head -c 300 "$WORK/last-body")"
+  if [ "$code" != - ]; then
+    grep -q "\"code\":\"$code\"" "$WORK/last-body" || die "$c answered $got without $code for $what: $(head -c 300 "$WORK/last-body")"
+    note=" $code"
+  fi
+  echo "check $c $what -> $got$note" >>"$RAW"
+}
+bearer() { echo "Authorization: Bearer $(cat "$WORK/$1")"; }
+DPOP_TOKEN=$(cat "$WORK/issuer/dpop-token")
+# proofs OUT COUNT [IAT_OFFSET [HTU]]: COUNT fresh DPoP proofs for the bound token, one per line.
+proofs() {
+  "${PIN_LOAD[@]}" node bench/dpop-proofs.ts --key "$WORK/issuer/dpop-key.json" --token-file "$WORK/issuer/dpop-token" \
+    --htu "${4:-$DPOP_HTU}" --count "$2" --iat-offset="${3:-0}" --out "$1"
 }
 for c in "${CONTENDERS[@]}"; do
-  code=$(status_for "${URL[$c]}" token)
+  url=${URL[$c]}
+  case $c in
+    agentward-dpop)
+      proofs "$WORK/check-proofs" 2
+      valid=("Authorization: DPoP $DPOP_TOKEN" "DPoP: $(sed -n 1p "$WORK/check-proofs")")
+      ;;
+    agentward-introspection) valid=("$(bearer introspection/opaque)") ;;
+    agentward-introspection-nocache) valid=("Authorization: Bearer $(cat "$WORK/introspection/unique-prefix")check") ;;
+    *) valid=("$(bearer issuer/token)") ;;
+  esac
+  code=$(status_for "$url" "${valid[@]}")
   [ "$code" = 200 ] && grep -q '"ok":true' "$WORK/last-body" || die "$c answered $code for the valid token: $(head -c 300 "$WORK/last-body")"
   echo "check $c valid-token -> $code" >>"$RAW"
   case $c in haproxy | agentward*) ;; *) continue ;; esac
   for probe in none:401 forged:401 expired:401 wrong-aud:401 wrong-iss:401 no-scope:403; do
     token=${probe%%:*}
-    expected=${probe##*:}
-    [ "$token" = none ] && token=
-    code=$(status_for "${URL[$c]}" "$token")
-    [ "$code" = "$expected" ] || die "$c answered $code (expected $expected) for token '${token:-none}': $(head -c 300 "$WORK/last-body")"
-    echo "check $c ${token:-no-token} -> $code" >>"$RAW"
+    if [ "$token" = none ]; then expect "$c" no-token "${probe##*:}" - "$url"
+    else expect "$c" "$token" "${probe##*:}" - "$url" "$(bearer "issuer/$token")"
+    fi
   done
+  case $c in
+    agentward-dpop)
+      # A proof is single-use, bound to the token (ath), to this URI (htu) and recent (iat); a
+      # bound token needs its proof.
+      expect "$c" replayed-proof 401 ERR_DPOP_REPLAYED "$url" "${valid[@]}"
+      expect "$c" proof-for-another-token 401 ERR_DPOP_PROOF_ATH "$url" "Authorization: DPoP $(cat "$WORK/issuer/token")" "DPoP: $(sed -n 2p "$WORK/check-proofs")"
+      expect "$c" bound-token-as-bearer 401 ERR_DPOP_BOUND_TOKEN_AS_BEARER "$url" "$(bearer issuer/dpop-token)"
+      proofs "$WORK/check-stale" 1 -300
+      expect "$c" stale-proof 401 ERR_DPOP_PROOF_EXPIRED "$url" "Authorization: DPoP $DPOP_TOKEN" "DPoP: $(cat "$WORK/check-stale")"
+      proofs "$WORK/check-htu" 1 0 "https://other.bench.test$REQUEST_PATH"
+      expect "$c" proof-for-another-uri 401 ERR_DPOP_PROOF_URI "$url" "Authorization: DPoP $DPOP_TOKEN" "DPoP: $(cat "$WORK/check-htu")"
+      ;;
+    agentward-introspection*)
+      expect "$c" opaque-inactive 401 ERR_TOKEN_INACTIVE "$url" "$(bearer introspection/opaque-inactive)"
+      expect "$c" opaque-wrong-aud 401 ERR_TOKEN_AUDIENCE "$url" "$(bearer introspection/opaque-wrong-aud)"
+      expect "$c" opaque-no-scope 403 - "$url" "$(bearer introspection/opaque-no-scope)"
+      ;;
+  esac
 done
-log "checks passed: every contender answers 200; haproxy and agentward refuse forged, expired, wrong-aud, wrong-iss, no-scope and missing tokens"
+log "checks passed: every contender answers 200; haproxy and agentward refuse forged, expired, wrong-aud, wrong-iss, no-scope and missing tokens; agentward-dpop replayed, stale, misdirected and missing proofs; agentward-introspection inactive, wrong-aud and no-scope opaque tokens"
 
 # ---------------------------------------------------------------------------------------------
 # Load.
@@ -368,6 +501,22 @@ cpu_ticks() {
     total=$((total + fields[11] + fields[12]))
   done
   echo "$total"
+}
+# thread_ticks PID: "main pool v8" CPU ticks of a Node process by thread: the event loop
+# (MainThread), libuv's thread pool (libuv-worker: WebCrypto jobs, file writes) and V8's helpers
+# (V8Worker: concurrent GC and compilation). Where a contender's CPU per request goes.
+thread_ticks() {
+  local main=0 pool=0 v8=0 t comm stat fields
+  for t in /proc/"$1"/task/*; do
+    comm=$(cat "$t/comm" 2>/dev/null) && stat=$(cat "$t/stat" 2>/dev/null) || continue
+    read -r -a fields <<<"${stat##*) }"
+    case $comm in
+      MainThread) main=$((main + fields[11] + fields[12])) ;;
+      libuv-worker) pool=$((pool + fields[11] + fields[12])) ;;
+      V8Worker) v8=$((v8 + fields[11] + fields[12])) ;;
+    esac
+  done
+  echo "$main $pool $v8"
 }
 # rss_kib PID: resident memory of the process tree.
 rss_kib() {
@@ -402,15 +551,27 @@ wait_quiet() {
   done
 }
 
-# load URL SECONDS OUT: one closed-loop run from the load core; leaves a RESULT line in OUT.
+# load CONTENDER SECONDS OUT PHASE: one closed-loop run from the load core; leaves a RESULT line in
+# OUT. PHASE (warmup or run) picks the DPoP proof file, and the token prefix of the uncached
+# introspection run (so no token of the warm-up comes back in the run).
 load() {
-  local url=$1 secs=$2 out=$3
+  local c=$1 secs=$2 out=$3 phase=$4 url=${URL[$1]} token=$TOKEN
+  local -a how=()
+  case $c in
+    agentward-dpop) how=(-s bench/dpop.lua -H "Authorization: DPoP $DPOP_TOKEN" "$url" -- "$WORK/proofs-$phase") ;;
+    agentward-introspection-nocache)
+      if [ "$OPAQUE_TOKENS" = unique ]; then how=(-s bench/opaque.lua "$url" -- "$(cat "$WORK/introspection/unique-prefix")$phase-")
+      else token=$(cat "$WORK/introspection/opaque")
+      fi
+      ;;
+    agentward-introspection) token=$(cat "$WORK/introspection/opaque") ;;
+  esac
+  [ ${#how[@]} -gt 0 ] || how=(-s bench/report.lua -H "Authorization: Bearer $token" "$url")
   if [ "$LOADGEN" = wrk ]; then
-    timeout $((secs + 20)) "${PIN_LOAD[@]}" wrk -t1 -c"$CONNECTIONS" -d"${secs}s" --timeout 5s --latency \
-      -s bench/report.lua -H "Authorization: Bearer $TOKEN" "$url" >"$out"
+    timeout $((secs + 20)) "${PIN_LOAD[@]}" wrk -t1 -c"$CONNECTIONS" -d"${secs}s" --timeout 5s --latency "${how[@]}" >"$out"
   else
     timeout $((secs + 60)) "${PIN_LOAD[@]}" npx -y autocannon@8 -c "$CONNECTIONS" -d "$secs" -j \
-      -H "authorization=Bearer $TOKEN" "$url" >"$out.json" 2>/dev/null
+      -H "authorization=Bearer $token" "$url" >"$out.json" 2>/dev/null
     node -e '
       const r = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8"));
       const us = (ms) => Math.round(ms * 1000);
@@ -420,21 +581,39 @@ load() {
   fi
 }
 
-declare -A RES=()
+# introspection_calls: calls the introspection endpoint has answered so far.
+introspection_calls() { curl -s --max-time 2 "$INTROSPECTION/stats" | sed -n 's/.*"calls":\([0-9]*\).*/\1/p'; }
+
+declare -A RES=() NOTES=() THREADS=()
 FAILED=()
 for c in "${CONTENDERS[@]}"; do
   proc_pid=${PID[${PROC[$c]}]}
   up_pid=${PID[upstream]}
   wait_quiet
+  if [ "$c" = agentward-dpop ]; then
+    # One proof per request, written now so that every iat is still within maxAge (120s) at the
+    # end of the measured run. The load core is otherwise idle here.
+    started=$SECONDS
+    proofs "$WORK/proofs-all" $((DPOP_MAX_RPS * (WARMUP + DURATION)))
+    head -n $((DPOP_MAX_RPS * WARMUP)) "$WORK/proofs-all" >"$WORK/proofs-warmup"
+    tail -n +$((DPOP_MAX_RPS * WARMUP + 1)) "$WORK/proofs-all" >"$WORK/proofs-run"
+    proofs_at=$SECONDS
+    log "$c: $((DPOP_MAX_RPS * (WARMUP + DURATION))) DPoP proofs written in $((proofs_at - started))s"
+  fi
+  case $c in agentward-introspection*) calls0=$(introspection_calls) ;; esac
   log "$c: ${WARMUP}s warm-up, ${DURATION}s measured, $CONNECTIONS connections"
-  load "${URL[$c]}" "$WARMUP" "$WORK/$c-warmup.out"
+  load "$c" "$WARMUP" "$WORK/$c-warmup.out" warmup
   cpu0=$(cpu_ticks "$proc_pid")
   up0=$(cpu_ticks "$up_pid")
+  read -r -a threads0 <<<"$(thread_ticks "$proc_pid")"
+  case $c in agentward-introspection*) calls1=$(introspection_calls); ins0=$(cpu_ticks "${PID[introspection]}") ;; esac
   read -r core_busy0 core_total0 <<<"$(core_ticks "$SERVER_CPU")"
-  load "${URL[$c]}" "$DURATION" "$WORK/$c.out"
+  load "$c" "$DURATION" "$WORK/$c.out" run
   cpu1=$(cpu_ticks "$proc_pid")
   up1=$(cpu_ticks "$up_pid")
+  read -r -a threads1 <<<"$(thread_ticks "$proc_pid")"
   read -r core_busy1 core_total1 <<<"$(core_ticks "$SERVER_CPU")"
+  case $c in agentward-introspection*) calls2=$(introspection_calls); ins1=$(cpu_ticks "${PID[introspection]}") ;; esac
   # The server CPU's busy time not spent in the contender or the upstream (other processes,
   # steal, and kernel softirq work not charged to a process), as a share of the run.
   ours=$((up1 - up0))
@@ -449,6 +628,24 @@ for c in "${CONTENDERS[@]}"; do
   for kv in ${line#RESULT }; do r[${kv%%=*}]=${kv#*=}; done
   errors=$((r[status_err] + r[connect_err] + r[read_err] + r[write_err] + r[timeouts]))
   [ "$errors" -eq 0 ] || FAILED+=("$c: $errors errors or non-2xx responses (see $RAW)")
+  case $c in
+    agentward-dpop)
+      read -r _ used missing _ <<<"$(grep '^PROOFS ' "$WORK/$c.out")"
+      [ "${missing#missing=}" = 0 ] || FAILED+=("$c: the proofs ran out (${missing}); raise BENCH_DPOP_MAX_RPS")
+      NOTES[$c]="${LABEL[$c]}: a new proof on every request (${used#used=} sent in the measured run, none twice); all written $((SECONDS - proofs_at)) s before the end of the run, within oauth.dpop.maxAge (120s)."
+      ;;
+    agentward-introspection*)
+      NOTES[$c]="${LABEL[$c]}: $((calls2 - calls1)) introspection calls in the measured run for ${r[requests]} requests, $((calls1 - calls0)) in the warm-up (cacheTtl ${INTROSPECTION_CACHE_TTL:-60s}); the endpoint (on the load CPU) used $(awk -v t=$((ins1 - ins0)) -v hz="$CLK_TCK" -v n=$((calls2 - calls1)) 'BEGIN { if (n >= 100) printf "%.0f µs of CPU per call", t / hz * 1e6 / n; else printf "%.2f s of CPU in all (too few calls for a per-call figure)", t / hz }')."
+      ;;
+  esac
+  [ -z "${NOTES[$c]:-}" ] || echo "note $c: ${NOTES[$c]}" >>"$RAW"
+  case $c in
+    agentward* | forwarder)
+      THREADS[$c]=$(awk -v m=$((threads1[0] - threads0[0])) -v p=$((threads1[1] - threads0[1])) -v v=$((threads1[2] - threads0[2])) \
+        -v hz="$CLK_TCK" -v n="${r[requests]}" 'BEGIN { f = 1e6 / hz / n; printf "%.0f|%.0f|%.0f", m * f, p * f, v * f }')
+      echo "threads $c µs/req main|pool|v8 = ${THREADS[$c]}" >>"$RAW"
+      ;;
+  esac
   # Derived numbers; the contender's CPU excludes the upstream's except for "direct".
   RES[$c]=$(awk -v n="${r[requests]}" -v d="${r[duration_us]}" -v p50="${r[p50_us]}" -v p99="${r[p99_us]}" \
     -v cpu=$((cpu1 - cpu0)) -v up=$((up1 - up0)) -v hz="$CLK_TCK" -v rss="$rss" -v direct="$([ "$c" = direct ] && echo 1 || echo 0)" -v err="$errors" -v other="$other" '
@@ -462,7 +659,7 @@ for c in "${CONTENDERS[@]}"; do
   unset r
 done
 
-for name in agentward agentward-nocache; do
+for name in "${!ADMIN[@]}"; do
   [ -f "$WORK/$name-audit.jsonl" ] && echo "audit $name: $(wc -l <"$WORK/$name-audit.jsonl") records" >>"$RAW"
 done
 
@@ -478,10 +675,14 @@ versions="node $(node -v), $(nginx -v 2>&1 | sed 's/^nginx version: //'), HAProx
 {
   echo "# Load benchmark, $(date -u '+%Y-%m-%d %H:%M UTC')"
   echo
-  echo "- command: \`bash bench/run.sh\` (agentward $revision)"
+  echo "- command: \`$(env | grep '^BENCH_' | sort | sed 's/=\(.*\)/="\1" /' | tr -d '\n')bash bench/run.sh\` (agentward $revision)"
   echo "- machine: $(nproc) CPUs ($cpu_model), $mem RAM, $(uname -sr)"
   echo "- versions: $versions"
   echo "- load: $LOADGEN, 1 thread, $CONNECTIONS keep-alive connections, ${WARMUP}s warm-up then ${DURATION}s measured, GET $REQUEST_PATH with one valid ES256 token"
+  want agentward-dpop && echo "  (agentward-dpop: one ES256 token bound to a DPoP key, \`Authorization: DPoP\`, and a new ES256 proof per request)"
+  if want agentward-introspection || want agentward-introspection-nocache; then
+    echo "  (agentward-introspection: one opaque token; -nocache: $([ "$OPAQUE_TOKENS" = unique ] && echo "a new opaque token per request" || echo "the same opaque token"); endpoint bench/introspection.ts on CPU ${PIN_LOAD[2]:-any})"
+  fi
   echo "- CPUs: load generator on CPU ${PIN_LOAD[2]:-any}; upstream and contender share CPU ${PIN_SERVER[2]:-any}"
   echo
   echo "| contender | req/s | p50 ms | p99 ms | proxy CPU µs/req | upstream CPU µs/req | proxy RSS MiB | other load % | errors |"
@@ -495,6 +696,22 @@ versions="node $(node -v), $(nginx -v 2>&1 | sed 's/^nginx version: //'), HAProx
   echo "CPU µs/req: user+system time of the process (all threads) during the measured run, divided by the"
   echo "requests served. Other load %: share of the server CPU busy with anything else during the run"
   echo "(other processes, hypervisor steal, softirq work); above ~10 % the row is disturbed."
+  if [ ${#THREADS[@]} -gt 0 ]; then
+    echo
+    echo "The Node contenders' CPU µs/req by thread: the event loop, libuv's thread pool (WebCrypto"
+    echo "signature jobs, file writes) and V8's helper threads (concurrent GC, compilation):"
+    echo
+    echo "| contender | event loop | thread pool | V8 helpers |"
+    echo "|---|---:|---:|---:|"
+    for c in "${CONTENDERS[@]}"; do
+      [ -n "${THREADS[$c]:-}" ] || continue
+      IFS='|' read -r tm tp tv <<<"${THREADS[$c]}"
+      echo "| ${LABEL[$c]} | $tm | $tp | $tv |"
+    done
+  fi
+  for c in "${CONTENDERS[@]}"; do
+    [ -z "${NOTES[$c]:-}" ] || printf '\n%s\n' "${NOTES[$c]}"
+  done
 } >"$RESULTS"
 { echo; echo "===== report"; cat "$RESULTS"; echo "versions: $versions"; } >>"$RAW"
 
