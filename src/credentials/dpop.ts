@@ -9,7 +9,7 @@
  * forgotten one are refused as too old, so a forgotten id can never be replayed.
  */
 import { createHmac, hash, randomBytes, timingSafeEqual } from 'node:crypto';
-import { calculateJwkThumbprint, compactVerify, EmbeddedJWK, errors as joseErrors, type JWK } from 'jose';
+import { compactVerify, errors as joseErrors, importJWK, type CryptoKey, type JWK } from 'jose';
 import { LRUCache } from 'lru-cache';
 import { AgentwardError } from '../errors.ts';
 import { normalizeTyp } from './access-token.ts';
@@ -53,6 +53,12 @@ export class DpopVerifier {
   private readonly nonces: DpopNonces | undefined;
   private readonly now: () => number;
   private readonly seen: LRUCache<string, number>;
+  /**
+   * Imported proof keys by thumbprint and algorithm: a client signs every proof with the same key,
+   * and importing it is a third of a proof's cost. Keyed by the thumbprint, so a different key
+   * can never be served from the cache.
+   */
+  private readonly keys = new LRUCache<string, CryptoKey>({ max: 10_000 });
   /** Proofs with an `iat` at or before this (seconds) are refused: their ids may have been forgotten. */
   private forgottenUpTo = -Infinity;
 
@@ -79,6 +85,16 @@ export class DpopVerifier {
     return this.seen.size;
   }
 
+  private async importKey(jkt: string, alg: string, jwk: JWK): Promise<CryptoKey> {
+    const id = `${alg}.${jkt}`;
+    let key = this.keys.get(id);
+    if (!key) {
+      key = (await importJWK(jwk, alg)) as CryptoKey;
+      this.keys.set(id, key);
+    }
+    return key;
+  }
+
   async verify(proof: string, request: DpopRequest): Promise<VerifiedDpopProof> {
     // §4.3 step 2: one well-formed JWS in compact form.
     const parts = proof.split('.');
@@ -94,10 +110,13 @@ export class DpopVerifier {
     }
 
     // Step 6: the signature by the embedded key.
+    const jkt = jwkThumbprint(jwk as Record<string, unknown>);
     let payloadBytes: Uint8Array;
     try {
-      payloadBytes = (await compactVerify(proof, EmbeddedJWK, { algorithms: this.algorithms })).payload;
+      const key = await this.importKey(jkt, header.alg, jwk as JWK);
+      payloadBytes = (await compactVerify(proof, key, { algorithms: this.algorithms })).payload;
     } catch (err) {
+      if (err instanceof AgentwardError) throw err;
       if (err instanceof joseErrors.JWSSignatureVerificationFailed) throw new AgentwardError('ERR_DPOP_PROOF_SIGNATURE', undefined, { cause: err });
       throw new AgentwardError('ERR_DPOP_PROOF_KEY', undefined, { cause: err });
     }
@@ -129,7 +148,6 @@ export class DpopVerifier {
     const ath = hash('sha256', request.accessToken, 'base64url');
     if (typeof claims.ath !== 'string' || claims.ath !== ath) throw new AgentwardError('ERR_DPOP_PROOF_ATH');
 
-    const jkt = await calculateJwkThumbprint(jwk as JWK, 'sha256');
     const replayKey = hash('sha256', `${jkt}.${jti}`, 'base64url');
     if (this.seen.has(replayKey)) throw new AgentwardError('ERR_DPOP_REPLAYED');
     return {
@@ -143,6 +161,29 @@ export class DpopVerifier {
     };
   }
 }
+
+/**
+ * RFC 7638 §3: the SHA-256 thumbprint of a public JWK, computed synchronously over the required
+ * members in lexicographic order (§3.2). A key lacking them is not a usable proof key.
+ */
+export function jwkThumbprint(jwk: Record<string, unknown>): string {
+  const members = THUMBPRINT_MEMBERS[jwk.kty as string];
+  if (!members) throw new AgentwardError('ERR_DPOP_PROOF_KEY');
+  const parts: string[] = [];
+  for (const name of members) {
+    const value = jwk[name];
+    if (typeof value !== 'string' || value === '') throw new AgentwardError('ERR_DPOP_PROOF_KEY');
+    parts.push(`${JSON.stringify(name)}:${JSON.stringify(value)}`);
+  }
+  return hash('sha256', `{${parts.join(',')}}`, 'base64url');
+}
+
+/** RFC 7638 §3.2 (EC, RSA), RFC 8037 §2 (OKP): required members, sorted. */
+const THUMBPRINT_MEMBERS: Record<string, readonly string[]> = {
+  EC: ['crv', 'kty', 'x', 'y'],
+  RSA: ['e', 'kty', 'n'],
+  OKP: ['crv', 'kty', 'x'],
+};
 
 function decodeJson(segment: string): Record<string, unknown> {
   if (!/^[A-Za-z0-9_-]+$/.test(segment)) throw new AgentwardError('ERR_DPOP_PROOF_MALFORMED');

@@ -4,7 +4,7 @@
  */
 import { describe, expect, test } from 'vitest';
 import { calculateJwkThumbprint, type JWK } from 'jose';
-import { DpopNonces, DpopVerifier, normalizeHtu } from '../../src/credentials/dpop.ts';
+import { DpopNonces, DpopVerifier, jwkThumbprint, normalizeHtu } from '../../src/credentials/dpop.ts';
 import { AgentwardError } from '../../src/errors.ts';
 import { ath, proof, proofKey } from '../helpers/dpop.ts';
 
@@ -152,5 +152,16 @@ describe('htu normalization (RFC 3986 §6.2.2, §6.2.3)', () => {
   });
   test('an unparsable value never equals anything parsable', () => {
     expect(normalizeHtu('not a uri')).not.toBe(normalizeHtu('https://example.com/'));
+  });
+});
+
+describe('RFC 7638 thumbprints, computed synchronously', () => {
+  test.each(['ES256', 'ES384', 'EdDSA', 'RS256'])('%s keys: the same value as jose', async (alg) => {
+    const key = await proofKey(alg);
+    expect(jwkThumbprint(key.publicJwk as Record<string, unknown>)).toBe(await calculateJwkThumbprint(key.publicJwk, 'sha256'));
+  });
+  test('a key without its required members is not a usable proof key', () => {
+    expect(() => jwkThumbprint({ kty: 'EC', crv: 'P-256', x: 'abc' })).toThrow(AgentwardError);
+    expect(() => jwkThumbprint({ kty: 'oct', k: 'abc' })).toThrow(AgentwardError);
   });
 });
