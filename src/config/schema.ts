@@ -85,7 +85,7 @@ const IssuerSchema = Closed({
         format: Enum(['json', 'jwt'], { default: 'json', description: 'Ask for plain JSON (RFC 7662) or a signed response (RFC 9701), verified with the issuer\'s keys.' }),
         cacheTtl: Duration('60s', 'Longest time an active answer is reused (never beyond the token exp): the revocation delay.'),
         negativeCacheTtl: Duration('5s', 'How long an inactive answer is reused.'),
-        cacheSize: Type.Integer({ minimum: 0, default: 10000, description: 'Answers remembered, by SHA-256 of the token.' }),
+        cacheSize: Type.Integer({ minimum: 0, default: 10000, description: 'Answers remembered, by SHA-256 of the token; 0 keeps none (concurrent requests with one token still share one call).' }),
       },
       {
         description:
