@@ -157,8 +157,12 @@ const utf8 = (v: string) => tlv(0x0c, Buffer.from(v, 'utf8'));
 const bitString = (v: Buffer, unused = 0) => tlv(0x03, Buffer.concat([Buffer.from([unused]), v]));
 const explicit = (n: number, v: Buffer) => tlv(0xa0 + n, v);
 
+/** X.690 §8.3.2: the minimal two's-complement encoding of a non-negative integer. */
 function integer(v: Buffer): Buffer {
-  return tlv(0x02, v[0]! & 0x80 ? Buffer.concat([Buffer.from([0]), v]) : v);
+  let start = 0;
+  while (start < v.length - 1 && v[start] === 0) start++;
+  const bytes = v.subarray(start);
+  return tlv(0x02, bytes[0]! & 0x80 ? Buffer.concat([Buffer.from([0]), bytes]) : bytes);
 }
 
 function oid(dotted: string): Buffer {
@@ -204,7 +208,7 @@ function build(c: { subject: Buffer; issuer: Buffer; publicKey: KeyObject; signe
   const algorithm = seq(oid(OID.ecdsaWithSha256));
   const tbs = seq(
     explicit(0, integer(Buffer.from([2]))), // v3
-    integer(randomBytes(16)),
+    integer(Buffer.concat([Buffer.from([0x01]), randomBytes(15)])), // positive, never zero (RFC 5280 §4.1.2.2)
     algorithm,
     c.issuer,
     seq(time(c.notBefore), time(c.notAfter)),
