@@ -3,11 +3,11 @@
  * mean"), every problem reported together with its YAML path, line and a fix, defaults from one
  * place, secrets resolved at load, the result frozen. Checking touches no network.
  */
-import { spawn } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { describe, expect, test } from 'vitest';
+import { cli } from '../helpers/cli.ts';
 import { parseConfig, loadConfig, relaxations, ConfigError, type ConfigProblem, type LoadedConfig } from '../../src/config/load.ts';
 
 const REPO = resolve(import.meta.dirname, '../..');
@@ -53,19 +53,6 @@ function problem(text: string, env: NodeJS.ProcessEnv = {}): ConfigProblem {
 /** MINIMAL plus extra sections (appended, so line numbers below count from line 7). */
 function withExtra(extra: string): string {
   return MINIMAL + extra;
-}
-
-/** Runs `node src/main.ts ...args` and collects its exit code and output. */
-function cli(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((done, fail) => {
-    const child = spawn(process.execPath, [join(REPO, 'src/main.ts'), ...args], { cwd: REPO, env: { ...process.env, AGENTWARD_CONFIG: '' } });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
-    child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
-    child.on('error', fail);
-    child.on('close', (code) => done({ code, stdout, stderr }));
-  });
 }
 
 /** Three mistakes, each on a known line: a bad duration (3), an unknown key (6), resource.id missing (resource block at 7-8). */

@@ -4,11 +4,11 @@
  * (unchanged files do nothing, a broken file keeps the last good context), `agentward check`, and
  * the thumbprint comparison. The proxy end to end is in test/integration/mtls.test.ts.
  */
-import { spawn } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
+import { cli } from '../helpers/cli.ts';
 import { describe, expect, test } from 'vitest';
 import { ConfigError, parseConfig, type ConfigProblem } from '../../src/config/load.ts';
 import { boundCertificateOf, checkCertificateBinding, type ClientCertificate } from '../../src/credentials/client-certificate.ts';
@@ -224,18 +224,6 @@ describe('ListenerTls', () => {
 });
 
 describe('agentward check with listen.tls', () => {
-  function cli(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-    return new Promise((done, fail) => {
-      const child = spawn(process.execPath, [join(REPO, 'src/main.ts'), ...args], { cwd: REPO, env: { ...process.env, AGENTWARD_CONFIG: '' } });
-      let stdout = '';
-      let stderr = '';
-      child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
-      child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
-      child.on('error', fail);
-      child.on('close', (code) => done({ code, stdout, stderr }));
-    });
-  }
-
   test('a key that does not fit the certificate → exit 1, naming listen.tls.keyFile', async () => {
     const dir = folder({ 'server.crt': server.certPem, 'server.key': other.keyPem });
     writeFileSync(join(dir, 'agentward.yaml'), config('certFile: server.crt\nkeyFile: server.key'));
