@@ -80,18 +80,19 @@ export function createApp(loaded: LoadedConfig, options: AppOptions = {}): App {
           now,
         });
 
+  // The key bindings whose proof this resource can check (RFC 7800): the same for every token path.
+  const bindings = { dpopBinding: config.oauth.dpop.mode !== 'disabled', certificateBinding: tls !== undefined && tls.clientCert !== 'none' };
   const jwtVerifier = new AccessTokenVerifier({
     issuers,
     resourceId: config.resource.id,
     clockSkewSeconds: durationMs(config.oauth.clockSkew) / 1000,
     maxDelegationDepth: config.oauth.maxDelegationDepth,
     cacheSize: config.oauth.tokenCacheSize,
-    dpopBinding: config.oauth.dpop.mode !== 'disabled',
-    certificateBinding: tls !== undefined && tls.clientCert !== 'none',
+    ...bindings,
     now,
   });
   const introspecting = issuers.find((i) => i.config.introspection !== undefined);
-  const verifier = new AccessTokens(jwtVerifier, introspecting && createIntrospector(loaded, introspecting, options));
+  const verifier = new AccessTokens(jwtVerifier, introspecting && createIntrospector(loaded, introspecting, bindings, options));
 
   const dpopConfig = config.oauth.dpop;
   const dpop =
@@ -247,7 +248,12 @@ export function createApp(loaded: LoadedConfig, options: AppOptions = {}): App {
 }
 
 /** RFC 7662 introspection for the one issuer that has it (config/load.ts allows one). */
-function createIntrospector(loaded: LoadedConfig, issuer: { config: IssuerConfig; keys: IssuerKeys }, options: AppOptions): TokenIntrospector {
+function createIntrospector(
+  loaded: LoadedConfig,
+  issuer: { config: IssuerConfig; keys: IssuerKeys },
+  bindings: { dpopBinding: boolean; certificateBinding: boolean },
+  options: AppOptions,
+): TokenIntrospector {
   const { config } = loaded;
   const settings = issuer.config.introspection!;
   const index = config.oauth.issuers.indexOf(issuer.config);
@@ -269,8 +275,7 @@ function createIntrospector(loaded: LoadedConfig, issuer: { config: IssuerConfig
     maxDelegationDepth: config.oauth.maxDelegationDepth,
     cache: { maxEntries: settings.cacheSize, maxTtlMs: durationMs(settings.cacheTtl), negativeTtlMs: durationMs(settings.negativeCacheTtl) },
     timeoutMs: durationMs(config.oauth.keys.timeout),
-    dpopBinding: config.oauth.dpop.mode !== 'disabled',
-    certificateBinding: config.listen.tls !== undefined && config.listen.tls.clientCert !== 'none',
+    ...bindings,
     responseFormat: settings.format,
     responseKeys: (header, token) => issuer.keys.getKey(header, token),
     ...(options.dispatcher ? { dispatcher: options.dispatcher } : {}),
