@@ -1,0 +1,278 @@
+/**
+ * Transaction Tokens (draft-ietf-oauth-transaction-tokens-11; spec digest §E.2). A Txn-Token
+ * carries the user, the transaction and its immutable context through the call chain inside one
+ * trust domain. It is neither an authentication credential (§13.12) nor an OAuth access token
+ * (§13.13): this module only says whether the token is genuine, current and meant for this trust
+ * domain; what it allows is policy's business (TXN-N10..N13) and its binding to the caller is the
+ * WPT `tth` claim's (TXN-N14).
+ *
+ * Checks run in one fixed order, each failure with its own code: cardinality (§12.1), compact JWS,
+ * `typ` (§9.1, RFC 8725 §3.11), algorithm allow-list (RFC 8725 §3.1), signature with a key of the
+ * trust domain's TTS (§12.2 step 1), `aud` (step 2), `exp` (step 3), then the claims of §9.2 with
+ * their types, `iat`, and the lifetime bound (§6, §13.1: minutes or less).
+ *
+ * The token itself never appears in an error message or in the result; `hashPrefix` identifies it
+ * in audit records (§15.2: never log it verbatim).
+ */
+import { hash as digest, type KeyObject, type webcrypto } from 'node:crypto';
+import { compactVerify, errors as joseErrors, type FlattenedJWSInput, type JWK, type JWSHeaderParameters } from 'jose';
+import { AgentwardError } from '../errors.ts';
+import { normalizeTyp } from './access-token.ts';
+import { audienceList, checkClaimTypes, isObject, numericClaim } from './claims.ts';
+
+/**
+ * Failure codes of Txn-Token verification. They are not in src/errors.ts yet; once they are,
+ * `TxnTokenError` gives way to `AgentwardError` with the same codes.
+ */
+export type TxnTokenErrorCode =
+  | 'ERR_TXN_TOKEN_MISSING'
+  | 'ERR_TXN_TOKEN_MULTIPLE'
+  | 'ERR_TXN_TOKEN_MALFORMED'
+  | 'ERR_TXN_TOKEN_TYPE'
+  | 'ERR_TXN_TOKEN_ALGORITHM'
+  | 'ERR_TXN_TOKEN_KEY_UNKNOWN'
+  | 'ERR_TXN_TOKEN_SIGNATURE'
+  | 'ERR_TXN_TOKEN_AUDIENCE'
+  | 'ERR_TXN_TOKEN_EXPIRED'
+  | 'ERR_TXN_TOKEN_NOT_YET_VALID'
+  | 'ERR_TXN_TOKEN_ISSUED_IN_FUTURE'
+  | 'ERR_TXN_TOKEN_LIFETIME'
+  | 'ERR_TXN_TOKEN_CLAIM_MISSING'
+  | 'ERR_TXN_TOKEN_CLAIM_INVALID';
+
+/** Stand-in for `AgentwardError` until the codes above are added to src/errors.ts. */
+export class TxnTokenError extends Error {
+  readonly code: TxnTokenErrorCode;
+
+  constructor(code: TxnTokenErrorCode, message: string, options: { cause?: unknown } = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = 'TxnTokenError';
+    this.code = code;
+  }
+}
+
+/** What `input.txn` is built from (design §3.3). Frozen, deeply. */
+export interface VerifiedTxnToken {
+  /** §9.2 `txn`: the transaction identifier (RFC 8417 §2.2). */
+  txn: string;
+  /** §9.2 `sub`: the subject, unique within the trust domain. */
+  sub: string;
+  /** §9.2 `scope` split on spaces (RFC 8693 §4.2 format). */
+  scopes: string[];
+  /** §9.2 `tctx`: immutable transaction context, or null when absent. */
+  tctx: Readonly<Record<string, unknown>> | null;
+  /** §9.2 `rctx`: request environment, or null when absent. */
+  rctx: Readonly<Record<string, unknown>> | null;
+  /** §9.2 `req_wl`: the workload that requested the token. */
+  reqWl: string;
+  /** §9.2 `iss` (optional), or null. */
+  iss: string | null;
+  /** `iat`, seconds since the epoch. */
+  issuedAt: number;
+  /** `exp`, seconds since the epoch. */
+  expiresAt: number;
+  /** The claims not listed above (and not `aud`, which equals the trust domain). */
+  claims: Readonly<Record<string, unknown>>;
+  /** First 16 characters of `txnTokenHash(token)`: an audit identifier that reveals nothing. */
+  hashPrefix: string;
+}
+
+/** Selects the TTS key for a token; `IssuerKeys.getKey` fits (bind it to its instance). */
+export type TxnKeyResolver = (header: JWSHeaderParameters, token: FlattenedJWSInput) => Promise<webcrypto.CryptoKey | KeyObject | JWK | Uint8Array>;
+
+export interface TxnTokenVerifierOptions {
+  /** The trust domain this workload belongs to; `aud` must equal it (§9.2, §12.2 step 2). */
+  trustDomain: string;
+  /** Keys of the trust domain's single logical TTS (§3, §10). Header key material is never used (RFC 8725 §3.10). */
+  keys: TxnKeyResolver;
+  /** Asymmetric JWS algorithms the TTS may use (RFC 8725 §3.1); `none` and HMAC are refused. */
+  algorithms: readonly string[];
+  /** Leeway for `exp`, `nbf` and `iat`, in seconds. */
+  clockSkewSeconds: number;
+  /** Longest accepted `exp - iat`, in seconds: Txn-Tokens live minutes or less (§6, §13.1). */
+  maxLifetimeSeconds: number;
+  /** Clock in milliseconds since the epoch. Default `Date.now`. */
+  now?: () => number;
+}
+
+/** RFC 7518 §3.1 / RFC 8037 / RFC 9864 signature algorithms with a public verification key. */
+const ASYMMETRIC_ALGORITHMS: ReadonlySet<string> = new Set(['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA', 'Ed25519']);
+
+/**
+ * Compact JWS: three base64url segments (RFC 7515 §7.1). The signature may be empty here so that
+ * an unsecured JWS (`alg: none`) is refused for its algorithm; the signature check refuses it too.
+ */
+const COMPACT_JWS = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$/;
+
+/** Claims §9.2 requires, in the order they are reported missing. */
+const REQUIRED_CLAIMS = ['iat', 'aud', 'exp', 'txn', 'sub', 'scope', 'req_wl'] as const;
+
+/** Claims surfaced as fields of the result, hence left out of `claims`. */
+const EXTRACTED_CLAIMS: ReadonlySet<string> = new Set(['txn', 'sub', 'scope', 'tctx', 'rctx', 'req_wl', 'iss', 'iat', 'exp', 'aud']);
+
+/**
+ * base64url(SHA-256(token)) over the token exactly as received (the field value without its
+ * surrounding whitespace, RFC 9110 §5.5): the WPT `tth` claim binds it (wpt-02 §2; spec H.3).
+ */
+export function txnTokenHash(token: string): string {
+  return digest('sha256', token, 'base64url');
+}
+
+export class TxnTokenVerifier {
+  private readonly trustDomain: string;
+  private readonly keys: TxnKeyResolver;
+  private readonly algorithms: string[];
+  private readonly skew: number;
+  private readonly maxLifetime: number;
+  private readonly now: () => number;
+
+  /** Throws TypeError on options that would loosen verification; config checking should catch these first. */
+  constructor(options: TxnTokenVerifierOptions) {
+    if (options.trustDomain === '') throw new TypeError('trustDomain must not be empty.');
+    if (options.algorithms.length === 0) throw new TypeError('algorithms must list at least one algorithm.');
+    const weak = options.algorithms.filter((alg) => !ASYMMETRIC_ALGORITHMS.has(alg));
+    if (weak.length > 0) throw new TypeError(`algorithms must be asymmetric JWS algorithms; not allowed: ${weak.join(', ')}.`);
+    if (!(options.clockSkewSeconds >= 0)) throw new TypeError('clockSkewSeconds must be zero or more.');
+    if (!(options.maxLifetimeSeconds > 0)) throw new TypeError('maxLifetimeSeconds must be more than zero.');
+    this.trustDomain = options.trustDomain;
+    this.keys = options.keys;
+    this.algorithms = [...options.algorithms];
+    this.skew = options.clockSkewSeconds;
+    this.maxLifetime = options.maxLifetimeSeconds;
+    this.now = options.now ?? Date.now;
+  }
+
+  /**
+   * Verifies the `Txn-Token` header field values of one request, as received (one entry per field
+   * line). Throws TxnTokenError with a specific code; a key set that cannot be loaded surfaces as
+   * the resolver's own 5xx AgentwardError (fail closed, not "invalid").
+   */
+  async verify(headerValues: readonly string[]): Promise<VerifiedTxnToken> {
+    // §12.1: the header "MUST be exactly one Txn-Token". A comma joins two field lines (RFC 9110
+    // §5.3) and never occurs in a compact JWS, so it means two tokens (TXN-N02).
+    if (headerValues.length === 0) throw new TxnTokenError('ERR_TXN_TOKEN_MISSING', 'The request has no Txn-Token header.');
+    if (headerValues.length > 1) throw new TxnTokenError('ERR_TXN_TOKEN_MULTIPLE', 'Send exactly one Txn-Token header.');
+    const token = headerValues[0]!.trim();
+    if (token.includes(',')) throw new TxnTokenError('ERR_TXN_TOKEN_MULTIPLE', 'The Txn-Token header must carry exactly one token.');
+    if (token === '') throw new TxnTokenError('ERR_TXN_TOKEN_MALFORMED', 'The Txn-Token header is empty.');
+    if (!COMPACT_JWS.test(token)) throw new TxnTokenError('ERR_TXN_TOKEN_MALFORMED', 'The Txn-Token must be a compact JWS with three base64url parts.');
+    const [protectedHeader, payload, signature] = token.split('.') as [string, string, string];
+    const header = decodeSegment(protectedHeader, 'header') as JWSHeaderParameters;
+    const claims = decodeSegment(payload, 'payload');
+
+    // §9.1: typ MUST be txntoken+jwt; explicit typing keeps access tokens, ID tokens, WITs and
+    // older-draft tokens (`txn_token`, `N_A`) out (RFC 8725 §3.11, TXN-N04).
+    if (header.typ === undefined) throw new TxnTokenError('ERR_TXN_TOKEN_TYPE', 'The Txn-Token has no typ header; it must be txntoken+jwt (draft-ietf-oauth-transaction-tokens section 9.1).');
+    if (normalizeTyp(header.typ) !== 'txntoken+jwt') throw new TxnTokenError('ERR_TXN_TOKEN_TYPE', 'The Txn-Token typ must be txntoken+jwt (draft-ietf-oauth-transaction-tokens section 9.1).');
+
+    // RFC 8725 §3.1: the allow-list, never the token, picks the algorithm (TXN-N05).
+    if (typeof header.alg !== 'string' || !this.algorithms.includes(header.alg)) throw new TxnTokenError('ERR_TXN_TOKEN_ALGORITHM', 'The Txn-Token signing algorithm is not allowed.');
+
+    // §12.2 step 1: a signature by a key of this trust domain's TTS (TXN-N06).
+    const key = await this.resolveKey(header, { protected: protectedHeader, payload, signature });
+    try {
+      await compactVerify(token, key, { algorithms: this.algorithms });
+    } catch (err) {
+      if (err instanceof joseErrors.JWSSignatureVerificationFailed) throw new TxnTokenError('ERR_TXN_TOKEN_SIGNATURE', 'The Txn-Token signature is invalid.', { cause: err });
+      // Unknown `crit` (RFC 7515 §4.1.11), a key unusable with the algorithm.
+      throw new TxnTokenError('ERR_TXN_TOKEN_MALFORMED', 'The Txn-Token could not be verified as a JWS.', { cause: err });
+    }
+
+    // §12.2 step 2: the token "MUST NOT be accepted outside the Trust Domain" named in aud (TXN-N07).
+    requirePresent(claims, 'aud');
+    const audiences = translate(() => audienceList(claims.aud));
+    if (!audiences.includes(this.trustDomain)) throw new TxnTokenError('ERR_TXN_TOKEN_AUDIENCE', 'The Txn-Token was not issued for this trust domain.');
+
+    // §12.2 step 3, with a small leeway (RFC 8725; spec §1.1) (TXN-N08).
+    const nowSeconds = this.now() / 1000;
+    requirePresent(claims, 'exp');
+    const exp = translate(() => numericClaim(claims, 'exp'))!;
+    if (nowSeconds > exp + this.skew) throw new TxnTokenError('ERR_TXN_TOKEN_EXPIRED', 'The Txn-Token has expired.');
+    const nbf = translate(() => numericClaim(claims, 'nbf'));
+    if (nbf !== undefined && nbf > nowSeconds + this.skew) throw new TxnTokenError('ERR_TXN_TOKEN_NOT_YET_VALID', 'The Txn-Token is not valid yet.');
+
+    // §9.2: the claims every Txn-Token carries (TXN-N09), then their types.
+    for (const name of REQUIRED_CLAIMS) requirePresent(claims, name);
+    for (const name of ['txn', 'req_wl', 'iss'] as const) {
+      if (claims[name] !== undefined && typeof claims[name] !== 'string') throw new TxnTokenError('ERR_TXN_TOKEN_CLAIM_INVALID', `The Txn-Token ${name} claim must be a string.`);
+    }
+    // Shared with access tokens: sub and scope are strings, amr and authorization_details typed.
+    translate(() => checkClaimTypes(claims));
+    for (const name of ['tctx', 'rctx'] as const) {
+      if (claims[name] !== undefined && !isObject(claims[name])) throw new TxnTokenError('ERR_TXN_TOKEN_CLAIM_INVALID', `The Txn-Token ${name} claim must be a JSON object.`);
+    }
+    const scopes = (claims.scope as string).split(' ').filter(Boolean);
+    if (scopes.length === 0) throw new TxnTokenError('ERR_TXN_TOKEN_CLAIM_INVALID', 'The Txn-Token scope claim is empty.');
+
+    // §6, §13.1: short-lived. A token issued in the future or valid for longer than configured is
+    // refused, so a leaked or mis-issued token cannot be replayed for long.
+    const iat = translate(() => numericClaim(claims, 'iat'))!;
+    if (iat > nowSeconds + this.skew) throw new TxnTokenError('ERR_TXN_TOKEN_ISSUED_IN_FUTURE', 'The Txn-Token was issued in the future.');
+    if (exp - iat > this.maxLifetime) throw new TxnTokenError('ERR_TXN_TOKEN_LIFETIME', `The Txn-Token is valid for longer than ${this.maxLifetime} seconds.`);
+
+    const rest: Record<string, unknown> = {};
+    for (const [name, value] of Object.entries(claims)) if (!EXTRACTED_CLAIMS.has(name)) rest[name] = value;
+    return deepFreeze({
+      txn: claims.txn as string,
+      sub: claims.sub as string,
+      scopes,
+      tctx: (claims.tctx as Record<string, unknown> | undefined) ?? null,
+      rctx: (claims.rctx as Record<string, unknown> | undefined) ?? null,
+      reqWl: claims.req_wl as string,
+      iss: (claims.iss as string | undefined) ?? null,
+      issuedAt: iat,
+      expiresAt: exp,
+      claims: rest,
+      hashPrefix: txnTokenHash(token).slice(0, 16),
+    });
+  }
+
+  /** Wraps the resolver's throws (conventions §6); key-set outages stay 5xx. */
+  private async resolveKey(header: JWSHeaderParameters, token: FlattenedJWSInput): Promise<Awaited<ReturnType<TxnKeyResolver>>> {
+    try {
+      return await this.keys(header, token);
+    } catch (err) {
+      if (err instanceof AgentwardError && err.status >= 500) throw err;
+      throw new TxnTokenError('ERR_TXN_TOKEN_KEY_UNKNOWN', "No key of the trust domain's Txn-Token service matches the token.", { cause: err });
+    }
+  }
+}
+
+function requirePresent(claims: Record<string, unknown>, name: string): void {
+  if (claims[name] === undefined || claims[name] === null) {
+    throw new TxnTokenError('ERR_TXN_TOKEN_CLAIM_MISSING', `The Txn-Token has no ${name} claim (draft-ietf-oauth-transaction-tokens section 9.2).`);
+  }
+}
+
+/** Runs a shared claim check from claims.ts and gives its failure the Txn-Token code. */
+function translate<T>(check: () => T): T {
+  try {
+    return check();
+  } catch (err) {
+    if (err instanceof AgentwardError) {
+      const code: TxnTokenErrorCode = err.code === 'ERR_TOKEN_AUDIENCE' ? 'ERR_TXN_TOKEN_AUDIENCE' : 'ERR_TXN_TOKEN_CLAIM_INVALID';
+      // claims.ts messages name the claim, never its value.
+      throw new TxnTokenError(code, err.detail.replace('access token', 'Txn-Token'), { cause: err });
+    }
+    throw err;
+  }
+}
+
+function decodeSegment(segment: string, what: 'header' | 'payload'): Record<string, unknown> {
+  let value: unknown;
+  try {
+    value = JSON.parse(Buffer.from(segment, 'base64url').toString('utf8'));
+  } catch {
+    throw new TxnTokenError('ERR_TXN_TOKEN_MALFORMED', `The Txn-Token ${what} is not base64url-encoded JSON.`);
+  }
+  if (!isObject(value)) throw new TxnTokenError('ERR_TXN_TOKEN_MALFORMED', `The Txn-Token ${what} is not a JSON object.`);
+  return value;
+}
+
+function deepFreeze<T>(value: T): T {
+  if (value !== null && typeof value === 'object' && !Object.isFrozen(value)) {
+    Object.freeze(value);
+    for (const child of Object.values(value)) deepFreeze(child);
+  }
+  return value;
+}
