@@ -14,6 +14,7 @@ import { relaxations, type LoadedConfig } from './config/load.ts';
 import { durationMs } from './config/duration.ts';
 import { AccessTokenVerifier } from './credentials/access-token.ts';
 import { IssuerKeys } from './keys/issuer-keys.ts';
+import { TxnTokenVerifier } from './credentials/txn-token.ts';
 import { DpopNonces, DpopVerifier } from './credentials/dpop.ts';
 import { TokenIntrospector, type IntrospectionClientAuth } from './credentials/introspection.ts';
 import { AccessTokens } from './credentials/tokens.ts';
@@ -111,6 +112,37 @@ export function createApp(loaded: LoadedConfig, options: AppOptions = {}): App {
           return { verifier, nonces, required: dpopConfig.mode === 'required' };
         })();
 
+  // Txn-Tokens: the trust domain's Txn-Token service keys, fetched and refreshed like an issuer's.
+  const txnConfig = config.txnTokens;
+  const txnKeys =
+    txnConfig === undefined
+      ? undefined
+      : new IssuerKeys(
+          { issuer: txnConfig.issuer ?? txnConfig.trustDomain, jwksUri: txnConfig.jwksUri, discovery: 'auto', algorithms: [...txnConfig.algorithms], requiredClaims: [] },
+          {
+            maxAgeMs: durationMs(config.oauth.keys.maxAge),
+            cooldownMs: durationMs(config.oauth.keys.cooldown),
+            timeoutMs: durationMs(config.oauth.keys.timeout),
+            logger,
+            now,
+            ...(options.dispatcher ? { dispatcher: options.dispatcher } : {}),
+          },
+        );
+  const txn =
+    txnConfig === undefined || txnKeys === undefined
+      ? undefined
+      : {
+          verifier: new TxnTokenVerifier({
+            trustDomain: txnConfig.trustDomain,
+            keys: (header, token) => txnKeys.getKey(header, token),
+            algorithms: txnConfig.algorithms,
+            clockSkewSeconds: durationMs(config.oauth.clockSkew) / 1000,
+            maxLifetimeSeconds: durationMs(txnConfig.maxLifetime) / 1000,
+            now,
+          }),
+          required: txnConfig.mode === 'required',
+        };
+
   const policy = createPolicyEngine(loaded, logger, options.env);
 
   const forwarder = new Forwarder({
@@ -134,6 +166,7 @@ export function createApp(loaded: LoadedConfig, options: AppOptions = {}): App {
     resource,
     verifier,
     dpop,
+    txn,
     schemes: { bearer: dpopConfig.mode !== 'required', dpopAlgs: dpop ? dpopConfig.algorithms.join(' ') : undefined },
     policy,
     forwarder,
@@ -157,7 +190,7 @@ export function createApp(loaded: LoadedConfig, options: AppOptions = {}): App {
   };
 
   let draining = false;
-  const ready = () => !draining && policy.status().loaded && issuers.every((i) => i.keys.ready);
+  const ready = () => !draining && policy.status().loaded && issuers.every((i) => i.keys.ready) && (txnKeys?.ready ?? true);
 
   const httpOptions = {
     maxHeaderSize: config.listen.maxHeaderBytes,
@@ -204,7 +237,7 @@ export function createApp(loaded: LoadedConfig, options: AppOptions = {}): App {
 
   const admin = createAdminServer({
     ready,
-    detail: () => ({ draining, policy: policy.status(), issuers: issuers.map((i) => i.keys.status()), ...(tls ? { tls: tls.status() } : {}) }),
+    detail: () => ({ draining, policy: policy.status(), issuers: issuers.map((i) => i.keys.status()), ...(txnKeys ? { txnTokens: txnKeys.status() } : {}), ...(tls ? { tls: tls.status() } : {}) }),
   });
 
   return {
@@ -216,6 +249,7 @@ export function createApp(loaded: LoadedConfig, options: AppOptions = {}): App {
       await Promise.all([
         policy.load().catch((err: unknown) => logger.error({ err: (err as Error).message }, 'policy could not be loaded; requests are refused until it is')),
         ...issuers.map((i) => i.keys.start()),
+        ...(txnKeys ? [txnKeys.start()] : []),
       ]);
       if (config.policy.watch) policy.watch();
       if (httpsServer) tls?.watch(httpsServer);
@@ -240,6 +274,7 @@ export function createApp(loaded: LoadedConfig, options: AppOptions = {}): App {
       policy.close();
       tls?.close();
       for (const i of issuers) i.keys.close();
+      txnKeys?.close();
       forwarder.close();
       await audit.flush();
       logger.info('agentward stopped');

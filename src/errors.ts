@@ -78,6 +78,23 @@ export const ERROR_CODES = {
   ERR_TOKEN_INACTIVE: { status: 401, oauthError: 'invalid_token', title: 'The access token is not active (revoked, expired or unknown to its issuer).' },
   ERR_INTROSPECTION_UNAVAILABLE: { status: 503, title: 'The token introspection endpoint is unavailable; retry later.' },
   ERR_INTROSPECTION_RESPONSE_INVALID: { status: 503, title: 'The token introspection endpoint returned an answer that could not be trusted.' },
+  // Transaction Tokens (draft-ietf-oauth-transaction-tokens §9, §12). A Txn-Token is not an access
+  // token (§13.13), so its 401s carry no `invalid_token`: the challenge is the plain Bearer one.
+  ERR_TXN_TOKEN_MISSING: { status: 401, title: 'This resource needs a Txn-Token header.' },
+  ERR_TXN_TOKEN_MULTIPLE: { status: 400, oauthError: 'invalid_request', title: 'Send exactly one Txn-Token.' },
+  ERR_TXN_TOKEN_UNSUPPORTED: { status: 401, title: 'This resource does not accept Txn-Tokens.' },
+  ERR_TXN_TOKEN_MALFORMED: { status: 401, title: 'The Txn-Token is not a well-formed compact JWS.' },
+  ERR_TXN_TOKEN_TYPE: { status: 401, title: 'The token is not a Txn-Token (typ must be txntoken+jwt).' },
+  ERR_TXN_TOKEN_ALGORITHM: { status: 401, title: 'The Txn-Token signing algorithm is not allowed.' },
+  ERR_TXN_TOKEN_KEY_UNKNOWN: { status: 401, title: "The Txn-Token's signing key is unknown." },
+  ERR_TXN_TOKEN_SIGNATURE: { status: 401, title: 'The Txn-Token signature is invalid.' },
+  ERR_TXN_TOKEN_AUDIENCE: { status: 401, title: 'The Txn-Token was not issued for this trust domain.' },
+  ERR_TXN_TOKEN_EXPIRED: { status: 401, title: 'The Txn-Token has expired.' },
+  ERR_TXN_TOKEN_NOT_YET_VALID: { status: 401, title: 'The Txn-Token is not valid yet.' },
+  ERR_TXN_TOKEN_ISSUED_IN_FUTURE: { status: 401, title: 'The Txn-Token was issued in the future.' },
+  ERR_TXN_TOKEN_LIFETIME: { status: 401, title: 'The Txn-Token is valid for longer than this resource accepts.' },
+  ERR_TXN_TOKEN_CLAIM_MISSING: { status: 401, title: 'The Txn-Token lacks a required claim.' },
+  ERR_TXN_TOKEN_CLAIM_INVALID: { status: 401, title: 'A Txn-Token claim has an invalid value.' },
   ERR_KEYS_UNAVAILABLE: { status: 503, title: 'The signing keys of the token issuer are unavailable; retry later.' },
 
   // Policy (design §2 step 6: every failure is a deny)

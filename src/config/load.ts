@@ -278,6 +278,9 @@ function semanticChecks(doc: unknown, baseDir: string, env: NodeJS.ProcessEnv, s
     report(['oauth', 'issuers'], `${introspecting.length} issuers have introspection`, 'keep it on one issuer: an opaque token names no issuer, and it is never sent to more than one');
   }
 
+  const txnJwksUri = str(doc, 'txnTokens', 'jwksUri');
+  if (txnJwksUri !== undefined) checkHttpUrl(txnJwksUri, ['txnTokens', 'jwksUri'], report, { allowPath: true });
+
   const policySource = str(doc, 'policy', 'source');
   if (policySource !== undefined) {
     const source = resolve(baseDir, policySource);
@@ -463,6 +466,8 @@ export function relaxations(config: Readonly<Config>): string[] {
       if (url !== undefined && url.startsWith('http:') && !isLoopback(url)) out.push(`oauth.issuers[${i}].${key} uses plain http to a non-loopback host: keys can be tampered with in transit`);
     }
   });
+  const txnJwks = config.txnTokens?.jwksUri;
+  if (txnJwks !== undefined && txnJwks.startsWith('http:') && !isLoopback(txnJwks)) out.push('txnTokens.jwksUri uses plain http to a non-loopback host: keys can be tampered with in transit');
   return out;
 }
 

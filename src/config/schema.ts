@@ -189,6 +189,27 @@ export const ConfigSchema = Closed(
       },
       { default: {} },
     ),
+    txnTokens: Type.Optional(
+      Closed(
+        {
+          trustDomain: Type.String({ minLength: 1, description: 'The trust domain this resource belongs to: a Txn-Token is accepted only when its `aud` names it (draft-ietf-oauth-transaction-tokens §12.2).' }),
+          issuer: Type.Optional(Type.String({ minLength: 1, description: 'The Txn-Token service identifier, used only to label its key set (status, logs). Default: trustDomain.' })),
+          jwksUri: Type.String({ minLength: 1, description: "The JWK Set URL of the trust domain's Txn-Token service." }),
+          algorithms: Type.Array(Enum(ASYMMETRIC_ALGORITHMS), {
+            minItems: 1,
+            uniqueItems: true,
+            default: ['ES256', 'RS256', 'PS256', 'EdDSA'],
+            description: 'JWS algorithms accepted for Txn-Tokens. Only asymmetric algorithms can be listed.',
+          }),
+          maxLifetime: Duration('10m', 'Longest accepted `exp - iat` of a Txn-Token (they live minutes or less, §6).'),
+          mode: Enum(['optional', 'required'], {
+            default: 'optional',
+            description: '`optional`: a Txn-Token is verified when present; `required`: a request without one gets ERR_TXN_TOKEN_MISSING.',
+          }),
+        },
+        { description: 'Transaction Tokens (draft-ietf-oauth-transaction-tokens) in the `Txn-Token` header, verified and given to the policy as `input.txn`. Without this section a request carrying a Txn-Token is refused.' },
+      ),
+    ),
     policy: Closed({
       source: Type.String({ minLength: 1, description: 'A folder of .rego files (compiled with opa at start and on change), an OPA bundle (.tar.gz with policy.wasm) or a .wasm file.' }),
       entrypoint: Type.String({ minLength: 1, default: 'agentward/decision', description: 'The rule that returns the decision.' }),
@@ -229,6 +250,7 @@ export const ConfigSchema = Closed(
 
 export type Config = Static<typeof ConfigSchema>;
 export type IssuerConfig = Static<typeof IssuerSchema>;
+export type TxnTokensConfig = NonNullable<Config['txnTokens']>;
 export type Secret = Static<typeof SecretSchema>;
 
 /**

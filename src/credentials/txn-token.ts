@@ -16,40 +16,12 @@
  */
 import { hash as digest, type KeyObject, type webcrypto } from 'node:crypto';
 import { compactVerify, errors as joseErrors, type FlattenedJWSInput, type JWK, type JWSHeaderParameters } from 'jose';
-import { AgentwardError } from '../errors.ts';
+import { AgentwardError, type ErrorCode } from '../errors.ts';
 import { normalizeTyp } from './access-token.ts';
 import { audienceList, checkClaimTypes, isObject, numericClaim } from './claims.ts';
 
-/**
- * Failure codes of Txn-Token verification. They are not in src/errors.ts yet; once they are,
- * `TxnTokenError` gives way to `AgentwardError` with the same codes.
- */
-export type TxnTokenErrorCode =
-  | 'ERR_TXN_TOKEN_MISSING'
-  | 'ERR_TXN_TOKEN_MULTIPLE'
-  | 'ERR_TXN_TOKEN_MALFORMED'
-  | 'ERR_TXN_TOKEN_TYPE'
-  | 'ERR_TXN_TOKEN_ALGORITHM'
-  | 'ERR_TXN_TOKEN_KEY_UNKNOWN'
-  | 'ERR_TXN_TOKEN_SIGNATURE'
-  | 'ERR_TXN_TOKEN_AUDIENCE'
-  | 'ERR_TXN_TOKEN_EXPIRED'
-  | 'ERR_TXN_TOKEN_NOT_YET_VALID'
-  | 'ERR_TXN_TOKEN_ISSUED_IN_FUTURE'
-  | 'ERR_TXN_TOKEN_LIFETIME'
-  | 'ERR_TXN_TOKEN_CLAIM_MISSING'
-  | 'ERR_TXN_TOKEN_CLAIM_INVALID';
-
-/** Stand-in for `AgentwardError` until the codes above are added to src/errors.ts. */
-export class TxnTokenError extends Error {
-  readonly code: TxnTokenErrorCode;
-
-  constructor(code: TxnTokenErrorCode, message: string, options: { cause?: unknown } = {}) {
-    super(message, options.cause === undefined ? undefined : { cause: options.cause });
-    this.name = 'TxnTokenError';
-    this.code = code;
-  }
-}
+/** Failure codes of Txn-Token verification (each in src/errors.ts). */
+export type TxnTokenErrorCode = Extract<ErrorCode, `ERR_TXN_TOKEN_${string}`>;
 
 /** What `input.txn` is built from (design §3.3). Frozen, deeply. */
 export interface VerifiedTxnToken {
@@ -144,71 +116,71 @@ export class TxnTokenVerifier {
 
   /**
    * Verifies the `Txn-Token` header field values of one request, as received (one entry per field
-   * line). Throws TxnTokenError with a specific code; a key set that cannot be loaded surfaces as
+   * line). Throws AgentwardError with a specific code; a key set that cannot be loaded surfaces as
    * the resolver's own 5xx AgentwardError (fail closed, not "invalid").
    */
   async verify(headerValues: readonly string[]): Promise<VerifiedTxnToken> {
     // §12.1: the header "MUST be exactly one Txn-Token". A comma joins two field lines (RFC 9110
     // §5.3) and never occurs in a compact JWS, so it means two tokens (TXN-N02).
-    if (headerValues.length === 0) throw new TxnTokenError('ERR_TXN_TOKEN_MISSING', 'The request has no Txn-Token header.');
-    if (headerValues.length > 1) throw new TxnTokenError('ERR_TXN_TOKEN_MULTIPLE', 'Send exactly one Txn-Token header.');
+    if (headerValues.length === 0) throw new AgentwardError('ERR_TXN_TOKEN_MISSING', 'The request has no Txn-Token header.');
+    if (headerValues.length > 1) throw new AgentwardError('ERR_TXN_TOKEN_MULTIPLE', 'Send exactly one Txn-Token header.');
     const token = headerValues[0]!.trim();
-    if (token.includes(',')) throw new TxnTokenError('ERR_TXN_TOKEN_MULTIPLE', 'The Txn-Token header must carry exactly one token.');
-    if (token === '') throw new TxnTokenError('ERR_TXN_TOKEN_MALFORMED', 'The Txn-Token header is empty.');
-    if (!COMPACT_JWS.test(token)) throw new TxnTokenError('ERR_TXN_TOKEN_MALFORMED', 'The Txn-Token must be a compact JWS with three base64url parts.');
+    if (token.includes(',')) throw new AgentwardError('ERR_TXN_TOKEN_MULTIPLE', 'The Txn-Token header must carry exactly one token.');
+    if (token === '') throw new AgentwardError('ERR_TXN_TOKEN_MALFORMED', 'The Txn-Token header is empty.');
+    if (!COMPACT_JWS.test(token)) throw new AgentwardError('ERR_TXN_TOKEN_MALFORMED', 'The Txn-Token must be a compact JWS with three base64url parts.');
     const [protectedHeader, payload, signature] = token.split('.') as [string, string, string];
     const header = decodeSegment(protectedHeader, 'header') as JWSHeaderParameters;
     const claims = decodeSegment(payload, 'payload');
 
     // §9.1: typ MUST be txntoken+jwt; explicit typing keeps access tokens, ID tokens, WITs and
     // older-draft tokens (`txn_token`, `N_A`) out (RFC 8725 §3.11, TXN-N04).
-    if (header.typ === undefined) throw new TxnTokenError('ERR_TXN_TOKEN_TYPE', 'The Txn-Token has no typ header; it must be txntoken+jwt (draft-ietf-oauth-transaction-tokens section 9.1).');
-    if (normalizeTyp(header.typ) !== 'txntoken+jwt') throw new TxnTokenError('ERR_TXN_TOKEN_TYPE', 'The Txn-Token typ must be txntoken+jwt (draft-ietf-oauth-transaction-tokens section 9.1).');
+    if (header.typ === undefined) throw new AgentwardError('ERR_TXN_TOKEN_TYPE', 'The Txn-Token has no typ header; it must be txntoken+jwt (draft-ietf-oauth-transaction-tokens section 9.1).');
+    if (normalizeTyp(header.typ) !== 'txntoken+jwt') throw new AgentwardError('ERR_TXN_TOKEN_TYPE', 'The Txn-Token typ must be txntoken+jwt (draft-ietf-oauth-transaction-tokens section 9.1).');
 
     // RFC 8725 §3.1: the allow-list, never the token, picks the algorithm (TXN-N05).
-    if (typeof header.alg !== 'string' || !this.algorithms.includes(header.alg)) throw new TxnTokenError('ERR_TXN_TOKEN_ALGORITHM', 'The Txn-Token signing algorithm is not allowed.');
+    if (typeof header.alg !== 'string' || !this.algorithms.includes(header.alg)) throw new AgentwardError('ERR_TXN_TOKEN_ALGORITHM', 'The Txn-Token signing algorithm is not allowed.');
 
     // §12.2 step 1: a signature by a key of this trust domain's TTS (TXN-N06).
     const key = await this.resolveKey(header, { protected: protectedHeader, payload, signature });
     try {
       await compactVerify(token, key, { algorithms: this.algorithms });
     } catch (err) {
-      if (err instanceof joseErrors.JWSSignatureVerificationFailed) throw new TxnTokenError('ERR_TXN_TOKEN_SIGNATURE', 'The Txn-Token signature is invalid.', { cause: err });
+      if (err instanceof joseErrors.JWSSignatureVerificationFailed) throw new AgentwardError('ERR_TXN_TOKEN_SIGNATURE', 'The Txn-Token signature is invalid.', { cause: err });
       // Unknown `crit` (RFC 7515 §4.1.11), a key unusable with the algorithm.
-      throw new TxnTokenError('ERR_TXN_TOKEN_MALFORMED', 'The Txn-Token could not be verified as a JWS.', { cause: err });
+      throw new AgentwardError('ERR_TXN_TOKEN_MALFORMED', 'The Txn-Token could not be verified as a JWS.', { cause: err });
     }
 
     // §12.2 step 2: the token "MUST NOT be accepted outside the Trust Domain" named in aud (TXN-N07).
     requirePresent(claims, 'aud');
     const audiences = translate(() => audienceList(claims.aud));
-    if (!audiences.includes(this.trustDomain)) throw new TxnTokenError('ERR_TXN_TOKEN_AUDIENCE', 'The Txn-Token was not issued for this trust domain.');
+    if (!audiences.includes(this.trustDomain)) throw new AgentwardError('ERR_TXN_TOKEN_AUDIENCE', 'The Txn-Token was not issued for this trust domain.');
 
     // §12.2 step 3, with a small leeway (RFC 8725; spec §1.1) (TXN-N08).
     const nowSeconds = this.now() / 1000;
     requirePresent(claims, 'exp');
     const exp = translate(() => numericClaim(claims, 'exp'))!;
-    if (nowSeconds > exp + this.skew) throw new TxnTokenError('ERR_TXN_TOKEN_EXPIRED', 'The Txn-Token has expired.');
+    if (nowSeconds > exp + this.skew) throw new AgentwardError('ERR_TXN_TOKEN_EXPIRED', 'The Txn-Token has expired.');
     const nbf = translate(() => numericClaim(claims, 'nbf'));
-    if (nbf !== undefined && nbf > nowSeconds + this.skew) throw new TxnTokenError('ERR_TXN_TOKEN_NOT_YET_VALID', 'The Txn-Token is not valid yet.');
+    if (nbf !== undefined && nbf > nowSeconds + this.skew) throw new AgentwardError('ERR_TXN_TOKEN_NOT_YET_VALID', 'The Txn-Token is not valid yet.');
 
     // §9.2: the claims every Txn-Token carries (TXN-N09), then their types.
     for (const name of REQUIRED_CLAIMS) requirePresent(claims, name);
     for (const name of ['txn', 'req_wl', 'iss'] as const) {
-      if (claims[name] !== undefined && typeof claims[name] !== 'string') throw new TxnTokenError('ERR_TXN_TOKEN_CLAIM_INVALID', `The Txn-Token ${name} claim must be a string.`);
+      if (claims[name] !== undefined && typeof claims[name] !== 'string') throw new AgentwardError('ERR_TXN_TOKEN_CLAIM_INVALID', `The Txn-Token ${name} claim must be a string.`);
     }
     // Shared with access tokens: sub and scope are strings, amr and authorization_details typed.
     translate(() => checkClaimTypes(claims));
     for (const name of ['tctx', 'rctx'] as const) {
-      if (claims[name] !== undefined && !isObject(claims[name])) throw new TxnTokenError('ERR_TXN_TOKEN_CLAIM_INVALID', `The Txn-Token ${name} claim must be a JSON object.`);
+      if (claims[name] !== undefined && !isObject(claims[name])) throw new AgentwardError('ERR_TXN_TOKEN_CLAIM_INVALID', `The Txn-Token ${name} claim must be a JSON object.`);
     }
     const scopes = (claims.scope as string).split(' ').filter(Boolean);
-    if (scopes.length === 0) throw new TxnTokenError('ERR_TXN_TOKEN_CLAIM_INVALID', 'The Txn-Token scope claim is empty.');
+    if (scopes.length === 0) throw new AgentwardError('ERR_TXN_TOKEN_CLAIM_INVALID', 'The Txn-Token scope claim is empty.');
 
     // §6, §13.1: short-lived. A token issued in the future or valid for longer than configured is
     // refused, so a leaked or mis-issued token cannot be replayed for long.
     const iat = translate(() => numericClaim(claims, 'iat'))!;
-    if (iat > nowSeconds + this.skew) throw new TxnTokenError('ERR_TXN_TOKEN_ISSUED_IN_FUTURE', 'The Txn-Token was issued in the future.');
-    if (exp - iat > this.maxLifetime) throw new TxnTokenError('ERR_TXN_TOKEN_LIFETIME', `The Txn-Token is valid for longer than ${this.maxLifetime} seconds.`);
+    if (iat > nowSeconds + this.skew) throw new AgentwardError('ERR_TXN_TOKEN_ISSUED_IN_FUTURE', 'The Txn-Token was issued in the future.');
+    if (exp - iat > this.maxLifetime) throw new AgentwardError('ERR_TXN_TOKEN_LIFETIME', `The Txn-Token is valid for longer than ${this.maxLifetime} seconds.`);
 
     const rest: Record<string, unknown> = {};
     for (const [name, value] of Object.entries(claims)) if (!EXTRACTED_CLAIMS.has(name)) rest[name] = value;
@@ -233,14 +205,14 @@ export class TxnTokenVerifier {
       return await this.keys(header, token);
     } catch (err) {
       if (err instanceof AgentwardError && err.status >= 500) throw err;
-      throw new TxnTokenError('ERR_TXN_TOKEN_KEY_UNKNOWN', "No key of the trust domain's Txn-Token service matches the token.", { cause: err });
+      throw new AgentwardError('ERR_TXN_TOKEN_KEY_UNKNOWN', "No key of the trust domain's Txn-Token service matches the token.", { cause: err });
     }
   }
 }
 
 function requirePresent(claims: Record<string, unknown>, name: string): void {
   if (claims[name] === undefined || claims[name] === null) {
-    throw new TxnTokenError('ERR_TXN_TOKEN_CLAIM_MISSING', `The Txn-Token has no ${name} claim (draft-ietf-oauth-transaction-tokens section 9.2).`);
+    throw new AgentwardError('ERR_TXN_TOKEN_CLAIM_MISSING', `The Txn-Token has no ${name} claim (draft-ietf-oauth-transaction-tokens section 9.2).`);
   }
 }
 
@@ -252,7 +224,7 @@ function translate<T>(check: () => T): T {
     if (err instanceof AgentwardError) {
       const code: TxnTokenErrorCode = err.code === 'ERR_TOKEN_AUDIENCE' ? 'ERR_TXN_TOKEN_AUDIENCE' : 'ERR_TXN_TOKEN_CLAIM_INVALID';
       // claims.ts messages name the claim, never its value.
-      throw new TxnTokenError(code, err.detail.replace('access token', 'Txn-Token'), { cause: err });
+      throw new AgentwardError(code, err.detail.replace('access token', 'Txn-Token'), { cause: err });
     }
     throw err;
   }
@@ -263,9 +235,9 @@ function decodeSegment(segment: string, what: 'header' | 'payload'): Record<stri
   try {
     value = JSON.parse(Buffer.from(segment, 'base64url').toString('utf8'));
   } catch {
-    throw new TxnTokenError('ERR_TXN_TOKEN_MALFORMED', `The Txn-Token ${what} is not base64url-encoded JSON.`);
+    throw new AgentwardError('ERR_TXN_TOKEN_MALFORMED', `The Txn-Token ${what} is not base64url-encoded JSON.`);
   }
-  if (!isObject(value)) throw new TxnTokenError('ERR_TXN_TOKEN_MALFORMED', `The Txn-Token ${what} is not a JSON object.`);
+  if (!isObject(value)) throw new AgentwardError('ERR_TXN_TOKEN_MALFORMED', `The Txn-Token ${what} is not a JSON object.`);
   return value;
 }
 

@@ -27,6 +27,8 @@ export interface AuditRecord {
   reason: string | null;
   policyRevision: string | null;
   token: { jti: string | null; hash: string } | null;
+  /** The verified Txn-Token: its transaction id and the first 16 characters of its hash. */
+  txn: { id: string; hash: string } | null;
   posture: Record<string, unknown> | null;
   latencyMs: number;
 }

@@ -6,6 +6,7 @@
 import type { VerifiedAccessToken } from '../credentials/access-token.ts';
 import type { ClientCertificate } from '../credentials/client-certificate.ts';
 import type { DelegationChain } from '../identity/delegation.ts';
+import type { VerifiedTxnToken } from '../credentials/txn-token.ts';
 
 export interface RequestInput {
   id: string;
@@ -50,6 +51,47 @@ export interface SubjectInput {
   claims: Record<string, unknown>;
 }
 
+/**
+ * A verified Transaction Token (draft-ietf-oauth-transaction-tokens §9.2): genuine, current and
+ * for this trust domain. What it allows is the policy's decision.
+ */
+export interface TxnInput {
+  /** `txn`: the transaction identifier. */
+  txn: string;
+  /** `sub`: the subject, unique within the trust domain. */
+  sub: string;
+  /** `scope` split on spaces. */
+  scopes: string[];
+  /** `tctx`: immutable transaction context, or null. */
+  tctx: Record<string, unknown> | null;
+  /** `rctx`: request environment, or null. */
+  rctx: Record<string, unknown> | null;
+  /** `req_wl`: the workload that requested the token. */
+  reqWl: string;
+  /** `iss`, or null. */
+  iss: string | null;
+  issuedAt: number;
+  expiresAt: number;
+  /** The other claims. */
+  claims: Record<string, unknown>;
+}
+
+/** The policy view of a verified Txn-Token (no hash: that is for audit records). */
+export function txnInput(token: VerifiedTxnToken): TxnInput {
+  return {
+    txn: token.txn,
+    sub: token.sub,
+    scopes: token.scopes,
+    tctx: token.tctx,
+    rctx: token.rctx,
+    reqWl: token.reqWl,
+    iss: token.iss,
+    issuedAt: token.issuedAt,
+    expiresAt: token.expiresAt,
+    claims: token.claims,
+  };
+}
+
 export interface PolicyInput {
   version: 1;
   now: number;
@@ -58,7 +100,7 @@ export interface PolicyInput {
   agent: null;
   subject: SubjectInput | null;
   delegation: DelegationChain;
-  txn: null;
+  txn: TxnInput | null;
   mcp: null;
   credentials: { presented: string[] };
 }

@@ -15,6 +15,7 @@ import { AgentwardError, asAgentwardError } from '../errors.ts';
 import { extractCredentials } from '../credentials/extract.ts';
 import { CREDENTIAL_HEADERS } from '../credentials/headers.ts';
 import type { VerifiedAccessToken } from '../credentials/access-token.ts';
+import type { TxnTokenVerifier, VerifiedTxnToken } from '../credentials/txn-token.ts';
 import type { AccessTokens } from '../credentials/tokens.ts';
 import type { DpopNonces, DpopVerifier } from '../credentials/dpop.ts';
 import { checkCertificateBinding, clientCertificateOf } from '../credentials/client-certificate.ts';
@@ -22,7 +23,7 @@ import type { PresentedCredentials } from '../credentials/extract.ts';
 import { NO_DELEGATION } from '../identity/delegation.ts';
 import type { PolicyEngine } from '../policy/engine.ts';
 import type { Decision } from '../policy/decision.ts';
-import { subjectInput, type PolicyInput } from '../policy/input.ts';
+import { subjectInput, txnInput, type PolicyInput } from '../policy/input.ts';
 import type { AuditSink } from '../observability/audit.ts';
 import type { Forwarder } from './forward.ts';
 import { rewriteUpstreamHeaders, type UpstreamHeaderPlan } from './headers.ts';
@@ -35,6 +36,8 @@ export interface PipelineDeps {
   verifier: AccessTokens;
   /** DPoP proof checks; undefined when `oauth.dpop.mode` is `disabled`. */
   dpop: { verifier: DpopVerifier; nonces: DpopNonces | undefined; required: boolean } | undefined;
+  /** Txn-Token checks; undefined when `txnTokens` is not configured (a Txn-Token is then refused). */
+  txn: { verifier: Pick<TxnTokenVerifier, 'verify'>; required: boolean } | undefined;
   /** The schemes offered in challenges. */
   schemes: ChallengeSchemes;
   policy: PolicyEngine;
@@ -58,6 +61,7 @@ interface RequestContext {
   path: string;
   scheme: PresentedCredentials['scheme'];
   token: VerifiedAccessToken | undefined;
+  txn: VerifiedTxnToken | undefined;
   decision: Decision | undefined;
   error: AgentwardError | undefined;
   status: number;
@@ -88,9 +92,10 @@ export async function handleRequest(req: IncomingMessage, res: ServerResponse, d
     if (credentials.accessToken === undefined) throw new AgentwardError('ERR_CREDENTIALS_MISSING');
     ctx.token = await deps.verifier.verify(credentials.accessToken);
     await verifySenderConstraint(credentials, ctx.token, req, res, target, deps);
+    ctx.txn = await verifyTxnToken(req, deps);
 
     const body = await inspectBody(req, deps.maxBodyBytes);
-    const input = buildInput(req, ctx, target, credentials.presented, deps);
+    const input = buildInput(req, ctx, target, ctx.txn ? [...credentials.presented, 'txn_token'] : credentials.presented, deps);
     ctx.decision = deps.policy.evaluate(input);
     enforce(ctx.decision);
 
@@ -133,6 +138,7 @@ export function handleClientError(err: NodeJS.ErrnoException, socket: Socket, de
     path: '',
     scheme: undefined,
     token: undefined,
+    txn: undefined,
     decision: undefined,
     error: new AgentwardError(code, undefined, { cause: err }),
     status: 0,
@@ -158,6 +164,7 @@ function admit(req: IncomingMessage, deps: PipelineDeps): RequestContext {
     path: '',
     scheme: undefined,
     token: undefined,
+    txn: undefined,
     decision: undefined,
     error: undefined,
     status: 0,
@@ -193,6 +200,18 @@ async function verifySenderConstraint(
   if (proof.jkt !== token.jkt) throw new AgentwardError('ERR_DPOP_BINDING_MISMATCH');
   proof.commit();
   if (proof.freshNonce !== undefined) res.setHeader('dpop-nonce', proof.freshNonce);
+}
+
+/**
+ * Step 3, third part: the Txn-Token (draft-ietf-oauth-transaction-tokens §12), after the caller's
+ * access token and its sender constraint. Verified when present, or required by configuration; a
+ * Txn-Token sent to a resource that is not set up for them is refused, never ignored.
+ */
+async function verifyTxnToken(req: IncomingMessage, deps: PipelineDeps): Promise<VerifiedTxnToken | undefined> {
+  const values = req.headersDistinct['txn-token'];
+  if (values === undefined && !deps.txn?.required) return undefined;
+  if (!deps.txn) throw new AgentwardError('ERR_TXN_TOKEN_UNSUPPORTED');
+  return deps.txn.verifier.verify(values ?? []);
 }
 
 /** What the error mapping needs to know about this request. */
@@ -277,7 +296,7 @@ function buildInput(req: IncomingMessage, ctx: RequestContext, target: URL, pres
     agent: null,
     subject: token ? subjectInput(token) : null,
     delegation: token?.delegation ?? NO_DELEGATION,
-    txn: null,
+    txn: ctx.txn ? txnInput(ctx.txn) : null,
     mcp: null,
     credentials: { presented: clientCertificate ? [...presented, 'client_certificate'] : presented },
   };
@@ -322,6 +341,7 @@ function record(ctx: RequestContext, deps: PipelineDeps): void {
       reason: ctx.decision?.reason ?? null,
       policyRevision: deps.policy.revision ?? null,
       token: token ? { jti: (token.claims.jti as string | undefined) ?? null, hash: token.hashPrefix } : null,
+      txn: ctx.txn ? { id: ctx.txn.txn, hash: ctx.txn.hashPrefix } : null,
       posture: null,
       latencyMs,
     });

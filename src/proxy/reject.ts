@@ -79,7 +79,9 @@ export function problemFor(err: AgentwardError, ctx: RejectContext): ProblemResp
 
   // Which challenge, if any, goes with the error. Exhaustive over the RFC 6750, RFC 9449 and
   // RFC 9470 errors.
-  const kind = err.oauthError ?? (err.code === 'ERR_CREDENTIALS_MISSING' ? 'no_credentials' : 'none');
+  // A 401 without an OAuth error (no access token, or a Txn-Token problem: a Txn-Token is not an
+  // access token, §13.13) still carries a challenge (RFC 9110 §15.5.2), the plain one.
+  const kind = err.oauthError ?? (err.status === 401 ? 'no_credentials' : 'none');
   switch (kind) {
     case 'no_credentials':
       // RFC 6750 §3, RFC 9449 §7.1: no authentication information, so no `error`.

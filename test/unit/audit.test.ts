@@ -30,6 +30,7 @@ function record(i: number): AuditRecord {
     reason: null,
     policyRevision: 'rev-1',
     token: { jti: `jti-${i}`, hash: 'AAAAAAAAAAAAAAAA' },
+    txn: null,
     posture: null,
     latencyMs: 1.5,
   };

@@ -8,7 +8,7 @@ import { createHash, type webcrypto } from 'node:crypto';
 import { SignJWT, createLocalJWKSet, exportJWK, generateKeyPair, type JWK } from 'jose';
 import { beforeAll, describe, expect, test } from 'vitest';
 import { AccessTokenVerifier, normalizeTyp } from '../../src/credentials/access-token.ts';
-import { TxnTokenError, TxnTokenVerifier, txnTokenHash, type TxnKeyResolver, type TxnTokenErrorCode, type TxnTokenVerifierOptions } from '../../src/credentials/txn-token.ts';
+import { TxnTokenVerifier, txnTokenHash, type TxnKeyResolver, type TxnTokenErrorCode, type TxnTokenVerifierOptions } from '../../src/credentials/txn-token.ts';
 import { AgentwardError } from '../../src/errors.ts';
 import type { IssuerKeys } from '../../src/keys/issuer-keys.ts';
 
@@ -89,15 +89,15 @@ async function txnToken(extra: Record<string, unknown> = {}, options: { key?: Si
 const b64 = (value: unknown): string => Buffer.from(JSON.stringify(value)).toString('base64url');
 
 /** Asserts the code, and that neither the token nor its payload is in any message. */
-async function expectCode(promise: Promise<unknown>, code: TxnTokenErrorCode, token?: string): Promise<TxnTokenError> {
+async function expectCode(promise: Promise<unknown>, code: TxnTokenErrorCode, token?: string): Promise<AgentwardError> {
   let caught: unknown;
   try {
     await promise;
   } catch (err) {
     caught = err;
   }
-  expect(caught, `expected ${code}`).toBeInstanceOf(TxnTokenError);
-  const error = caught as TxnTokenError;
+  expect(caught, `expected ${code}`).toBeInstanceOf(AgentwardError);
+  const error = caught as AgentwardError;
   expect(error.code).toBe(code);
   if (token) {
     const messages = [error.message, String((error.cause as Error | undefined)?.message ?? '')];
