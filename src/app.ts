@@ -53,17 +53,16 @@ export function createApp(loaded: LoadedConfig, options: AppOptions = {}): App {
   const logger = options.logger ?? createLogger(config.log.level);
   const now = options.now ?? Date.now;
 
-  const issuers = config.oauth.issuers.map((issuer) => ({
-    config: issuer,
-    keys: new IssuerKeys(issuer, {
-      maxAgeMs: durationMs(config.oauth.keys.maxAge),
-      cooldownMs: durationMs(config.oauth.keys.cooldown),
-      timeoutMs: durationMs(config.oauth.keys.timeout),
-      logger,
-      now,
-      ...(options.dispatcher ? { dispatcher: options.dispatcher } : {}),
-    }),
-  }));
+  // Every key set (issuers, the Txn-Token service) is fetched and refreshed the same way.
+  const keySetOptions = {
+    maxAgeMs: durationMs(config.oauth.keys.maxAge),
+    cooldownMs: durationMs(config.oauth.keys.cooldown),
+    timeoutMs: durationMs(config.oauth.keys.timeout),
+    logger,
+    now,
+    ...(options.dispatcher ? { dispatcher: options.dispatcher } : {}),
+  };
+  const issuers = config.oauth.issuers.map((issuer) => ({ config: issuer, keys: new IssuerKeys(issuer, keySetOptions) }));
   if (issuers.length === 0) logger.warn('no OAuth issuers are configured: every request with a token will be refused');
 
   // Read before the verifier: certificate-bound tokens are accepted only when the listener asks
@@ -119,14 +118,7 @@ export function createApp(loaded: LoadedConfig, options: AppOptions = {}): App {
       ? undefined
       : new IssuerKeys(
           { issuer: txnConfig.issuer ?? txnConfig.trustDomain, jwksUri: txnConfig.jwksUri, discovery: 'auto', algorithms: [...txnConfig.algorithms], requiredClaims: [] },
-          {
-            maxAgeMs: durationMs(config.oauth.keys.maxAge),
-            cooldownMs: durationMs(config.oauth.keys.cooldown),
-            timeoutMs: durationMs(config.oauth.keys.timeout),
-            logger,
-            now,
-            ...(options.dispatcher ? { dispatcher: options.dispatcher } : {}),
-          },
+          keySetOptions,
         );
   const txn =
     txnConfig === undefined || txnKeys === undefined
