@@ -9,9 +9,9 @@ import { afterAll, beforeAll, beforeEach, describe, expect, test } from 'vitest'
 import { AccessTokenVerifier } from '../../src/credentials/access-token.ts';
 import { IssuerKeys } from '../../src/keys/issuer-keys.ts';
 import { RFC9068_REQUIRED_CLAIMS, type IssuerConfig } from '../../src/config/schema.ts';
-import { AgentwardError, type ErrorCode } from '../../src/errors.ts';
 import { createLogger } from '../../src/observability/logger.ts';
 import { startIssuer, newKey, type TestIssuer, type TestKey } from '../helpers/issuer.ts';
+import { expectCode } from '../helpers/expect-code.ts';
 
 const RESOURCE = 'https://tools.example.com/mcp';
 const NOW_S = Date.UTC(2026, 0, 15, 12, 0, 0) / 1000;
@@ -48,17 +48,6 @@ function claims(iss: string, extra: Record<string, unknown> = {}, omit: string[]
   return c;
 }
 
-async function expectCode(promise: Promise<unknown>, code: ErrorCode): Promise<AgentwardError> {
-  let caught: unknown;
-  try {
-    await promise;
-  } catch (err) {
-    caught = err;
-  }
-  expect(caught, `expected ${code}`).toBeInstanceOf(AgentwardError);
-  expect((caught as AgentwardError).code).toBe(code);
-  return caught as AgentwardError;
-}
 
 interface Harness {
   issuer: TestIssuer;

@@ -10,6 +10,7 @@ import { TokenIntrospector, type IntrospectionClientAuth, type TokenIntrospector
 import { AgentwardError } from '../../src/errors.ts';
 import { newKey, type TestKey } from '../helpers/issuer.ts';
 import { startCountingServer, startIntrospectionServer, type ExpectedClientAuth, type IntrospectionServer } from '../helpers/introspection-server.ts';
+import { expectCode } from '../helpers/expect-code.ts';
 
 const RESOURCE = 'https://tools.example.com/mcp';
 const ISSUER = 'https://as.example.com';
@@ -96,25 +97,6 @@ async function setup(
   };
 }
 
-/** Asserts the code, and that neither the message, the detail nor any cause mentions the token. */
-async function expectCode(promise: Promise<unknown>, code: string, token?: string): Promise<AgentwardError> {
-  let caught: unknown;
-  try {
-    await promise;
-  } catch (err) {
-    caught = err;
-  }
-  expect(caught, `expected ${code}`).toBeInstanceOf(AgentwardError);
-  const err = caught as AgentwardError;
-  expect(err.code).toBe(code);
-  if (token !== undefined) {
-    for (let e: unknown = err; e instanceof Error; e = e.cause) {
-      expect(e.message).not.toContain(token);
-      expect(String((e as { detail?: unknown }).detail ?? '')).not.toContain(token);
-    }
-  }
-  return err;
-}
 
 // ---------------------------------------------------------------- mapping
 

@@ -8,9 +8,10 @@ import { createHash, type webcrypto } from 'node:crypto';
 import { SignJWT, createLocalJWKSet, exportJWK, generateKeyPair, type JWK } from 'jose';
 import { beforeAll, describe, expect, test } from 'vitest';
 import { AccessTokenVerifier, normalizeTyp } from '../../src/credentials/access-token.ts';
-import { TxnTokenVerifier, txnTokenHash, type TxnKeyResolver, type TxnTokenErrorCode, type TxnTokenVerifierOptions } from '../../src/credentials/txn-token.ts';
+import { TxnTokenVerifier, txnTokenHash, type TxnKeyResolver, type TxnTokenVerifierOptions } from '../../src/credentials/txn-token.ts';
 import { AgentwardError } from '../../src/errors.ts';
 import type { IssuerKeys } from '../../src/keys/issuer-keys.ts';
+import { expectCode } from '../helpers/expect-code.ts';
 
 const TRUST_DOMAIN = 'trust-domain.example';
 const NOW_S = Date.UTC(2026, 0, 15, 12, 0, 0) / 1000;
@@ -88,25 +89,6 @@ async function txnToken(extra: Record<string, unknown> = {}, options: { key?: Si
 
 const b64 = (value: unknown): string => Buffer.from(JSON.stringify(value)).toString('base64url');
 
-/** Asserts the code, and that neither the token nor its payload is in any message. */
-async function expectCode(promise: Promise<unknown>, code: TxnTokenErrorCode, token?: string): Promise<AgentwardError> {
-  let caught: unknown;
-  try {
-    await promise;
-  } catch (err) {
-    caught = err;
-  }
-  expect(caught, `expected ${code}`).toBeInstanceOf(AgentwardError);
-  const error = caught as AgentwardError;
-  expect(error.code).toBe(code);
-  if (token) {
-    const messages = [error.message, String((error.cause as Error | undefined)?.message ?? '')];
-    for (const part of token.split('.').filter((p) => p.length > 0)) {
-      for (const message of messages) expect(message).not.toContain(part);
-    }
-  }
-  return error;
-}
 
 describe('positive', () => {
   test('the §9.2.4 example, re-signed with ES256', async () => {
