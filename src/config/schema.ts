@@ -49,6 +49,10 @@ export const SecretSchema = Type.Object(
 /** Asymmetric JWS algorithms only (RFC 8725 §3.1, §3.2): never `none`, never HMAC with a public key. */
 export const ASYMMETRIC_ALGORITHMS = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA', 'Ed25519'] as const;
 
+/** An explicit allow-list of asymmetric JWS algorithms (RFC 8725 §3.1), never empty. */
+const Algorithms = (defaults: readonly (typeof ASYMMETRIC_ALGORITHMS)[number][], description: string) =>
+  Type.Array(Enum(ASYMMETRIC_ALGORITHMS), { minItems: 1, uniqueItems: true, default: [...defaults], description });
+
 /** RFC 9068 §2.2: the claims every JWT access token carries. */
 export const RFC9068_REQUIRED_CLAIMS = ['iss', 'exp', 'aud', 'sub', 'client_id', 'iat', 'jti'] as const;
 
@@ -62,12 +66,7 @@ const IssuerSchema = Closed({
   audiences: Type.Optional(
     Type.Array(Type.String({ minLength: 1 }), { minItems: 1, uniqueItems: true, description: 'Audience values that name this resource. Default: [resource.id].' }),
   ),
-  algorithms: Type.Array(Enum(ASYMMETRIC_ALGORITHMS), {
-    minItems: 1,
-    uniqueItems: true,
-    default: ['RS256', 'PS256', 'ES256', 'EdDSA'],
-    description: 'JWS algorithms accepted from this issuer. Only asymmetric algorithms can be listed.',
-  }),
+  algorithms: Algorithms(['RS256', 'PS256', 'ES256', 'EdDSA'], 'JWS algorithms accepted from this issuer. Only asymmetric algorithms can be listed.'),
   requiredClaims: Type.Array(Type.String({ minLength: 1 }), {
     uniqueItems: true,
     default: [...RFC9068_REQUIRED_CLAIMS],
@@ -153,12 +152,7 @@ export const ConfigSchema = Closed(
               default: 'allowed',
               description: 'DPoP (RFC 9449) at this resource: `allowed` accepts Bearer and DPoP-bound tokens (a bound token only with its proof), `required` accepts only DPoP, `disabled` refuses DPoP and every bound token.',
             }),
-            algorithms: Type.Array(Enum(ASYMMETRIC_ALGORITHMS), {
-              minItems: 1,
-              uniqueItems: true,
-              default: ['ES256', 'EdDSA', 'PS256', 'RS256'],
-              description: 'Algorithms accepted for DPoP proofs (advertised as `algs` and in the metadata).',
-            }),
+            algorithms: Algorithms(['ES256', 'EdDSA', 'PS256', 'RS256'], 'Algorithms accepted for DPoP proofs (advertised as `algs` and in the metadata).'),
             maxAge: Duration('60s', 'How old a proof may be (its iat), besides oauth.clockSkew; also how long proof ids are remembered against replay.'),
             nonce: Closed(
               {
@@ -195,12 +189,7 @@ export const ConfigSchema = Closed(
           trustDomain: Type.String({ minLength: 1, description: 'The trust domain this resource belongs to: a Txn-Token is accepted only when its `aud` names it (draft-ietf-oauth-transaction-tokens §12.2).' }),
           issuer: Type.Optional(Type.String({ minLength: 1, description: 'The Txn-Token service identifier, used only to label its key set (status, logs). Default: trustDomain.' })),
           jwksUri: Type.String({ minLength: 1, description: "The JWK Set URL of the trust domain's Txn-Token service." }),
-          algorithms: Type.Array(Enum(ASYMMETRIC_ALGORITHMS), {
-            minItems: 1,
-            uniqueItems: true,
-            default: ['ES256', 'RS256', 'PS256', 'EdDSA'],
-            description: 'JWS algorithms accepted for Txn-Tokens. Only asymmetric algorithms can be listed.',
-          }),
+          algorithms: Algorithms(['ES256', 'RS256', 'PS256', 'EdDSA'], 'JWS algorithms accepted for Txn-Tokens. Only asymmetric algorithms can be listed.'),
           maxLifetime: Duration('10m', 'Longest accepted `exp - iat` of a Txn-Token (they live minutes or less, §6).'),
           mode: Enum(['optional', 'required'], {
             default: 'optional',

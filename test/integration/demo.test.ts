@@ -48,18 +48,15 @@ function runDemo(args: string[], env: NodeJS.ProcessEnv, timeoutMs: number): Pro
   });
 }
 
+/** The demo's environment with its four ports set. */
+function demoEnv(proxy: number, tool: number, issuer: number, admin: number): NodeJS.ProcessEnv {
+  return { ...process.env, DEMO_PROXY_PORT: String(proxy), DEMO_TOOL_PORT: String(tool), DEMO_ISSUER_PORT: String(issuer), DEMO_ADMIN_PORT: String(admin) };
+}
+
 describe('npm run demo -- --check', () => {
   it('starts the tool, the issuer and agentward, and the calls answer 200, 403 insufficient_scope and 401 invalid_token', { timeout: 60_000 }, async () => {
     const [proxy, tool, issuer, admin] = await freePorts(4);
-    const env = {
-      ...process.env,
-      DEMO_PROXY_PORT: String(proxy),
-      DEMO_TOOL_PORT: String(tool),
-      DEMO_ISSUER_PORT: String(issuer),
-      DEMO_ADMIN_PORT: String(admin),
-      DEMO_CHECK: '',
-      DEMO_KEEP_TMP: '',
-    };
+    const env = { ...demoEnv(proxy, tool, issuer, admin), DEMO_CHECK: '', DEMO_KEEP_TMP: '' };
     const run = await runDemo(['--check'], env, 50_000);
     const report = `exit ${run.code} ${run.signal ?? ''}\n--- stdout\n${run.stdout}\n--- stderr\n${run.stderr}`;
 
@@ -85,13 +82,7 @@ describe('npm run demo -- --check', () => {
     const holder = createServer();
     await new Promise<void>((done) => holder.listen(issuer, '127.0.0.1', done));
     try {
-      const env = {
-        ...process.env,
-        DEMO_PROXY_PORT: String(proxy),
-        DEMO_TOOL_PORT: String(tool),
-        DEMO_ISSUER_PORT: String(issuer),
-        DEMO_ADMIN_PORT: String(admin),
-      };
+      const env = demoEnv(proxy, tool, issuer, admin);
       const run = await runDemo(['--check'], env, 20_000);
       expect(run.code).toBe(1);
       expect(run.stderr).toContain(`port ${issuer} on 127.0.0.1 (token issuer) is already in use`);
