@@ -15,6 +15,12 @@ interface CodeInfo {
   readonly status: number;
   readonly oauthError?: OAuthError;
   readonly title: string;
+  /**
+   * A WIMSE workload-credential failure. U3 (credentials.md §I): 401 with `WWW-Authenticate: WPT`
+   * when the proof was a WPT (wpt-02 §2.1), 400 without a challenge when it was an HTTP message
+   * signature (http-signature §3.5). `status` is the WPT-mode status; reject.ts applies the rule.
+   */
+  readonly wimse?: true;
 }
 
 export const ERROR_CODES = {
@@ -95,6 +101,71 @@ export const ERROR_CODES = {
   ERR_TXN_TOKEN_LIFETIME: { status: 401, title: 'The Txn-Token is valid for longer than this resource accepts.' },
   ERR_TXN_TOKEN_CLAIM_MISSING: { status: 401, title: 'The Txn-Token lacks a required claim.' },
   ERR_TXN_TOKEN_CLAIM_INVALID: { status: 401, title: 'A Txn-Token claim has an invalid value.' },
+  // Workload identity (draft-ietf-wimse-*, SPIFFE): which credentials prove the agent
+  ERR_WORKLOAD_MISSING: { status: 401, title: 'This resource needs a workload identity (a WIT with a WPT or an HTTP message signature, an X.509-SVID, or a JWT-SVID).' },
+  ERR_WORKLOAD_UNSUPPORTED: { status: 401, title: 'This resource does not accept workload identity credentials.' },
+  ERR_WORKLOAD_CONFLICT: { status: 401, title: 'The request proves two different workload identities.' },
+  ERR_WORKLOAD_TOKEN_MISMATCH: { status: 401, oauthError: 'invalid_token', title: 'The access token was issued to another agent than the workload that presents it.' },
+  // WIMSE Workload Identity Token (workload-creds-02 §5.1; WIT-SVID for spiffe:// identifiers)
+  ERR_WIT_MISSING: { status: 401, wimse: true, title: 'A workload proof needs the Workload-Identity-Token header.' },
+  ERR_WIT_MULTIPLE: { status: 401, wimse: true, title: 'Send exactly one Workload-Identity-Token.' },
+  ERR_WIT_MALFORMED: { status: 401, wimse: true, title: 'The workload identity token is not a well-formed compact JWS.' },
+  ERR_WIT_TYPE: { status: 401, wimse: true, title: 'The workload identity token must have typ wit+jwt.' },
+  ERR_WIT_ALGORITHM: { status: 401, wimse: true, title: 'The workload identity token algorithm is not allowed for its trust domain.' },
+  ERR_WIT_SUBJECT: { status: 401, wimse: true, title: 'The workload identity token sub is not a valid workload identifier.' },
+  ERR_WIT_TRUST_DOMAIN: { status: 401, wimse: true, title: 'The workload identity token names a trust domain that is not trusted here.' },
+  ERR_WIT_KEY_UNKNOWN: { status: 401, wimse: true, title: 'No single key of the trust domain matches the workload identity token.' },
+  ERR_WIT_SIGNATURE: { status: 401, wimse: true, title: 'The workload identity token signature is invalid.' },
+  ERR_WIT_EXPIRED: { status: 401, wimse: true, title: 'The workload identity token is expired or not yet valid.' },
+  ERR_WIT_LIFETIME: { status: 401, wimse: true, title: 'The workload identity token is valid for longer than its trust domain allows.' },
+  ERR_WIT_CLAIM_MISSING: { status: 401, wimse: true, title: 'The workload identity token lacks a required claim (sub, exp, cnf).' },
+  ERR_WIT_CNF_INVALID: { status: 401, wimse: true, title: 'The workload identity token cnf.jwk is not a public signature key with a matching asymmetric alg.' },
+  ERR_WIT_AUDIENCE: { status: 401, wimse: true, title: 'The workload identity token audience does not include this resource.' },
+  ERR_WIT_NO_PROOF: { status: 401, wimse: true, title: 'A workload identity token is only accepted with a proof of possession (Authorization: WPT or a WIMSE HTTP message signature).' },
+  // WIMSE Workload Proof Token (wpt-02 §2); failures are 401 with WWW-Authenticate: WPT (§2.1)
+  ERR_WPT_MALFORMED: { status: 401, wimse: true, title: 'The workload proof token is not a well-formed compact JWS.' },
+  ERR_WPT_TYPE: { status: 401, wimse: true, title: 'The workload proof token must have typ wpt+jwt.' },
+  ERR_WPT_ALGORITHM: { status: 401, wimse: true, title: 'The workload proof token alg must equal the cnf.jwk.alg of the workload identity token.' },
+  ERR_WPT_SIGNATURE: { status: 401, wimse: true, title: 'The workload proof token is not signed by the key of the workload identity token.' },
+  ERR_WPT_CLAIM_MISSING: { status: 401, wimse: true, title: 'The workload proof token lacks a required claim (aud, exp, jti, wth).' },
+  ERR_WPT_AUDIENCE: { status: 401, wimse: true, title: 'The workload proof token audience is not this resource.' },
+  ERR_WPT_EXPIRED: { status: 401, wimse: true, title: 'The workload proof token is expired or not yet valid.' },
+  ERR_WPT_LIFETIME: { status: 401, wimse: true, title: 'The workload proof token expires too far in the future.' },
+  ERR_WPT_WTH: { status: 401, wimse: true, title: 'The workload proof token wth does not match the workload identity token.' },
+  ERR_WPT_TTH: { status: 401, wimse: true, title: 'The workload proof token tth does not match the Txn-Token of the request.' },
+  ERR_WPT_OTH: { status: 401, wimse: true, title: 'The workload proof token oth does not match the context tokens of the request.' },
+  ERR_WPT_ATH: { status: 401, wimse: true, title: 'The workload proof token carries ath, which wpt-02 removed; send the access token bound by an HTTP message signature instead.' },
+  ERR_WPT_REPLAYED: { status: 401, wimse: true, title: 'The workload proof token was already used.' },
+  ERR_WPT_LEGACY: { status: 401, wimse: true, title: 'The Workload-Proof-Token header (wpt-01) is not accepted; send Authorization: WPT (wpt-02).' },
+  // WIMSE HTTP Message Signatures (RFC 9421 profile, http-signature §3); failures are 400 (§3.5)
+  ERR_HSIG_MALFORMED: { status: 400, title: 'The Signature or Signature-Input header is not a valid RFC 9421 structured field.' },
+  ERR_HSIG_MULTIPLE: { status: 400, title: 'The request carries more than one signature tagged wimse-workload-to-workload.' },
+  ERR_HSIG_COMPONENTS: { status: 400, title: 'The WIMSE signature does not cover every component it must (@method, @path, @query and the credential and content headers present).' },
+  ERR_HSIG_PARAMETERS: { status: 400, title: 'The WIMSE signature parameters are wrong: created, expires, nonce and wimse-aud are required, keyid and alg are forbidden.' },
+  ERR_HSIG_EXPIRED: { status: 400, title: 'The WIMSE signature is expired, not yet valid, or valid for longer than this resource accepts.' },
+  ERR_HSIG_AUDIENCE: { status: 400, title: 'The WIMSE signature wimse-aud is not this resource.' },
+  ERR_HSIG_SIGNATURE: { status: 400, title: 'The WIMSE signature does not verify with the key of the workload identity token.' },
+  ERR_HSIG_DIGEST: { status: 400, title: 'The request body does not match its Content-Digest, or a body was sent without a signed Content-Digest.' },
+  ERR_HSIG_REPLAYED: { status: 400, title: 'The WIMSE signature nonce was already used.' },
+  // SPIFFE X.509-SVID on the TLS connection (X509-SVID §4, §5)
+  ERR_X509_SVID_SAN: { status: 401, title: 'The client certificate must carry exactly one URI SAN, a SPIFFE ID.' },
+  ERR_X509_SVID_ID: { status: 401, title: 'The client certificate SPIFFE ID is not valid for an X.509-SVID.' },
+  ERR_X509_SVID_TRUST_DOMAIN: { status: 401, title: 'The client certificate names a trust domain that is not trusted here.' },
+  ERR_X509_SVID_LEAF: { status: 401, title: 'The client certificate is not a valid X.509-SVID leaf (it must not be a CA and must not sign certificates or CRLs).' },
+  ERR_X509_SVID_CHAIN: { status: 401, title: 'The client certificate does not chain to the X.509 authorities of its own trust domain.' },
+  ERR_X509_SVID_EXPIRED: { status: 401, title: 'The client certificate, or a certificate of its chain, is expired or not yet valid.' },
+  // SPIFFE JWT-SVID in Authorization: Bearer (JWT-SVID §2–§5)
+  ERR_JWT_SVID_MALFORMED: { status: 401, oauthError: 'invalid_token', title: 'The JWT-SVID is not a well-formed compact JWS.' },
+  ERR_JWT_SVID_TYPE: { status: 401, oauthError: 'invalid_token', title: 'The JWT-SVID typ must be JWT or JOSE when present.' },
+  ERR_JWT_SVID_ALGORITHM: { status: 401, oauthError: 'invalid_token', title: 'The JWT-SVID algorithm is not one SPIFFE allows (RS, ES or PS with 256, 384 or 512).' },
+  ERR_JWT_SVID_KEY_UNKNOWN: { status: 401, oauthError: 'invalid_token', title: 'No JWT-SVID key of the trust domain matches the token kid.' },
+  ERR_JWT_SVID_SIGNATURE: { status: 401, oauthError: 'invalid_token', title: 'The JWT-SVID signature is invalid.' },
+  ERR_JWT_SVID_AUDIENCE: { status: 401, oauthError: 'invalid_token', title: 'The JWT-SVID audience does not include this resource.' },
+  ERR_JWT_SVID_EXPIRED: { status: 401, oauthError: 'invalid_token', title: 'The JWT-SVID is expired or not yet valid.' },
+  ERR_JWT_SVID_LIFETIME: { status: 401, oauthError: 'invalid_token', title: 'The JWT-SVID is valid for longer than its trust domain allows.' },
+  ERR_JWT_SVID_CLAIM_MISSING: { status: 401, oauthError: 'invalid_token', title: 'The JWT-SVID lacks a required claim (sub, aud, exp).' },
+  ERR_JWT_SVID_SUBJECT: { status: 401, oauthError: 'invalid_token', title: 'The JWT-SVID sub is not a valid SPIFFE ID.' },
+  ERR_JWT_SVID_TRUST_DOMAIN: { status: 401, oauthError: 'invalid_token', title: 'The JWT-SVID names a trust domain that is not trusted here.' },
   ERR_KEYS_UNAVAILABLE: { status: 503, title: 'The signing keys of the token issuer are unavailable; retry later.' },
 
   // Policy (design §2 step 6: every failure is a deny)

@@ -10,6 +10,7 @@
 import { hash as digest } from 'node:crypto';
 import { compactVerify, errors as joseErrors, type JWSHeaderParameters } from 'jose';
 import { LRUCache } from 'lru-cache';
+import { decodeJsonSegment } from './jose-parts.ts';
 import { AgentwardError } from '../errors.ts';
 import type { IssuerConfig } from '../config/schema.ts';
 import type { IssuerKeys } from '../keys/issuer-keys.ts';
@@ -70,7 +71,6 @@ export function normalizeTyp(typ: unknown): string | undefined {
   return lower.startsWith('application/') ? lower.slice('application/'.length) : lower;
 }
 
-
 export class AccessTokenVerifier {
   private readonly issuers: Map<string, IssuerEntry>;
   private readonly skew: number;
@@ -108,8 +108,8 @@ export class AccessTokenVerifier {
     const parts = token.split('.');
     if (parts.length === 5) throw new AgentwardError('ERR_TOKEN_ENCRYPTED', 'Encrypted (JWE) access tokens were not negotiated with this resource.');
     if (parts.length !== 3) throw new AgentwardError('ERR_TOKEN_MALFORMED', 'The access token must be a compact JWS with three parts.');
-    const header = decodeSegment(parts[0]!, 'header') as JWSHeaderParameters;
-    const claims = decodeSegment(parts[1]!, 'payload');
+    const header = decodeJsonSegment(parts[0]!, 'ERR_TOKEN_MALFORMED', 'The access token header') as JWSHeaderParameters;
+    const claims = decodeJsonSegment(parts[1]!, 'ERR_TOKEN_MALFORMED', 'The access token payload');
 
     // RFC 9068 §4 step 1 (and RFC 8725 §3.11): explicit typing keeps ID tokens, DPoP proofs, WITs
     // and transaction tokens from being accepted as access tokens.
@@ -180,16 +180,4 @@ export class AccessTokenVerifier {
       if (entry.issuer === issuer && (entry.kid === undefined || staleKids.has(entry.kid))) this.cache.delete(hash);
     }
   }
-}
-
-function decodeSegment(segment: string, what: 'header' | 'payload'): Record<string, unknown> {
-  let value: unknown;
-  try {
-    if (!/^[A-Za-z0-9_-]+$/.test(segment)) throw new Error('not base64url');
-    value = JSON.parse(Buffer.from(segment, 'base64url').toString('utf8'));
-  } catch {
-    throw new AgentwardError('ERR_TOKEN_MALFORMED', `The access token ${what} is not base64url-encoded JSON.`);
-  }
-  if (value === null || typeof value !== 'object' || Array.isArray(value)) throw new AgentwardError('ERR_TOKEN_MALFORMED', `The access token ${what} is not a JSON object.`);
-  return value as Record<string, unknown>;
 }

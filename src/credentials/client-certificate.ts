@@ -7,6 +7,7 @@
 import { hash } from 'node:crypto';
 import type { Socket } from 'node:net';
 import { TLSSocket } from 'node:tls';
+import { deepFreeze } from './jose-parts.ts';
 import { AgentwardError } from '../errors.ts';
 
 /** What the policy sees as `input.request.clientCertificate` (docs/policy-guide.md). */
@@ -128,9 +129,4 @@ export function checkCertificateBinding(boundTo: string, certificate: ClientCert
     'ERR_MTLS_BINDING_MISMATCH',
     THUMBPRINT.test(boundTo) ? undefined : 'cnf.x5t#S256 is not a base64url SHA-256 thumbprint of a DER certificate without padding (RFC 8705 section 3.1), so no certificate matches it.',
   );
-}
-
-function deepFreeze<T extends object>(value: T): T {
-  for (const v of Object.values(value)) if (v !== null && typeof v === 'object') deepFreeze(v as object);
-  return Object.freeze(value);
 }

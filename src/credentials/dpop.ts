@@ -11,6 +11,8 @@
 import { createHmac, hash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { compactVerify, errors as joseErrors, importJWK, type CryptoKey, type JWK } from 'jose';
 import { LRUCache } from 'lru-cache';
+import { ReplayCache } from './replay-cache.ts';
+import { decodeJsonSegment, parseJsonObject } from './jose-parts.ts';
 import { AgentwardError } from '../errors.ts';
 import { normalizeTyp } from './access-token.ts';
 
@@ -52,15 +54,13 @@ export class DpopVerifier {
   private readonly skew: number;
   private readonly nonces: DpopNonces | undefined;
   private readonly now: () => number;
-  private readonly seen: LRUCache<string, number>;
+  private readonly seen: ReplayCache;
   /**
    * Imported proof keys by thumbprint and algorithm: a client signs every proof with the same key,
    * and importing it is a third of a proof's cost. Keyed by the thumbprint, so a different key
    * can never be served from the cache.
    */
   private readonly keys = new LRUCache<string, CryptoKey>({ max: 10_000 });
-  /** Proofs with an `iat` at or before this (seconds) are refused: their ids may have been forgotten. */
-  private forgottenUpTo = -Infinity;
 
   constructor(options: DpopVerifierOptions) {
     this.algorithms = [...options.algorithms];
@@ -68,20 +68,12 @@ export class DpopVerifier {
     this.skew = options.clockSkewSeconds;
     this.nonces = options.nonces;
     this.now = options.now ?? Date.now;
-    this.seen = new LRUCache<string, number>({
-      max: options.replayCacheSize,
-      ttl: (this.maxAge + 2 * this.skew) * 1000,
-      ttlAutopurge: false,
-      perf: { now: () => this.now() },
-      dispose: (iat, _key, reason) => {
-        if (reason === 'evict') this.forgottenUpTo = Math.max(this.forgottenUpTo, iat);
-      },
-    });
+    // Marked with the proof's iat: proofs as old as a forgotten one are refused.
+    this.seen = new ReplayCache({ max: options.replayCacheSize, ttlMs: (this.maxAge + 2 * this.skew) * 1000, now: () => this.now() });
   }
 
   /** Proof ids held now, expired ones dropped first (for tests and /readyz detail). */
   get replayCacheEntries(): number {
-    this.seen.purgeStale();
     return this.seen.size;
   }
 
@@ -99,7 +91,7 @@ export class DpopVerifier {
     // §4.3 step 2: one well-formed JWS in compact form.
     const parts = proof.split('.');
     if (parts.length !== 3) throw new AgentwardError('ERR_DPOP_PROOF_MALFORMED');
-    const header = decodeJson(parts[0]!);
+    const header = decodeJsonSegment(parts[0]!, 'ERR_DPOP_PROOF_MALFORMED', 'The DPoP proof header');
 
     // Steps 4, 5, 7: typ, an allowed asymmetric algorithm, a public key only.
     if (normalizeTyp(header.typ) !== 'dpop+jwt') throw new AgentwardError('ERR_DPOP_PROOF_TYPE');
@@ -120,7 +112,7 @@ export class DpopVerifier {
       if (err instanceof joseErrors.JWSSignatureVerificationFailed) throw new AgentwardError('ERR_DPOP_PROOF_SIGNATURE', undefined, { cause: err });
       throw new AgentwardError('ERR_DPOP_PROOF_KEY', undefined, { cause: err });
     }
-    const claims = parseObject(Buffer.from(payloadBytes).toString('utf8'));
+    const claims = parseJsonObject(Buffer.from(payloadBytes).toString('utf8'), 'ERR_DPOP_PROOF_MALFORMED', 'The DPoP proof payload');
 
     // Step 3: required claims with their types.
     const { jti, htm, htu, iat } = claims;
@@ -142,7 +134,7 @@ export class DpopVerifier {
 
     // Step 11: created recently (§11.1), slightly in the future tolerated.
     const now = this.now() / 1000;
-    if (iat < now - this.maxAge - this.skew || iat > now + this.skew || iat <= this.forgottenUpTo) throw new AgentwardError('ERR_DPOP_PROOF_EXPIRED');
+    if (iat < now - this.maxAge - this.skew || iat > now + this.skew || this.seen.forgotten(iat)) throw new AgentwardError('ERR_DPOP_PROOF_EXPIRED');
 
     // Step 12: `ath` is the hash of exactly this access token (§4.2).
     const ath = hash('sha256', request.accessToken, 'base64url');
@@ -156,7 +148,7 @@ export class DpopVerifier {
       // Synchronous check-and-insert: no other request can slip in between (one event loop).
       commit: () => {
         if (this.seen.has(replayKey)) throw new AgentwardError('ERR_DPOP_REPLAYED');
-        this.seen.set(replayKey, iat);
+        this.seen.add(replayKey, iat);
       },
     };
   }
@@ -184,22 +176,6 @@ const THUMBPRINT_MEMBERS: Record<string, readonly string[]> = {
   RSA: ['e', 'kty', 'n'],
   OKP: ['crv', 'kty', 'x'],
 };
-
-function decodeJson(segment: string): Record<string, unknown> {
-  if (!/^[A-Za-z0-9_-]+$/.test(segment)) throw new AgentwardError('ERR_DPOP_PROOF_MALFORMED');
-  return parseObject(Buffer.from(segment, 'base64url').toString('utf8'));
-}
-
-function parseObject(text: string): Record<string, unknown> {
-  let value: unknown;
-  try {
-    value = JSON.parse(text);
-  } catch {
-    throw new AgentwardError('ERR_DPOP_PROOF_MALFORMED');
-  }
-  if (value === null || typeof value !== 'object' || Array.isArray(value)) throw new AgentwardError('ERR_DPOP_PROOF_MALFORMED');
-  return value as Record<string, unknown>;
-}
 
 /**
  * The URI compared for `htu` (RFC 9449 §4.3 step 9): query and fragment removed, then RFC 3986

@@ -16,6 +16,7 @@
  */
 import { hash as digest, type KeyObject, type webcrypto } from 'node:crypto';
 import { compactVerify, errors as joseErrors, type FlattenedJWSInput, type JWK, type JWSHeaderParameters } from 'jose';
+import { decodeJsonSegment, deepFreeze } from './jose-parts.ts';
 import { AgentwardError, type ErrorCode } from '../errors.ts';
 import { normalizeTyp } from './access-token.ts';
 import { audienceList, checkClaimTypes, isObject, numericClaim } from './claims.ts';
@@ -129,8 +130,8 @@ export class TxnTokenVerifier {
     if (token === '') throw new AgentwardError('ERR_TXN_TOKEN_MALFORMED', 'The Txn-Token header is empty.');
     if (!COMPACT_JWS.test(token)) throw new AgentwardError('ERR_TXN_TOKEN_MALFORMED', 'The Txn-Token must be a compact JWS with three base64url parts.');
     const [protectedHeader, payload, signature] = token.split('.') as [string, string, string];
-    const header = decodeSegment(protectedHeader, 'header') as JWSHeaderParameters;
-    const claims = decodeSegment(payload, 'payload');
+    const header = decodeJsonSegment(protectedHeader, 'ERR_TXN_TOKEN_MALFORMED', 'The Txn-Token header') as JWSHeaderParameters;
+    const claims = decodeJsonSegment(payload, 'ERR_TXN_TOKEN_MALFORMED', 'The Txn-Token payload');
 
     // §9.1: typ MUST be txntoken+jwt; explicit typing keeps access tokens, ID tokens, WITs and
     // older-draft tokens (`txn_token`, `N_A`) out (RFC 8725 §3.11, TXN-N04).
@@ -228,23 +229,4 @@ function translate<T>(check: () => T): T {
     }
     throw err;
   }
-}
-
-function decodeSegment(segment: string, what: 'header' | 'payload'): Record<string, unknown> {
-  let value: unknown;
-  try {
-    value = JSON.parse(Buffer.from(segment, 'base64url').toString('utf8'));
-  } catch {
-    throw new AgentwardError('ERR_TXN_TOKEN_MALFORMED', `The Txn-Token ${what} is not base64url-encoded JSON.`);
-  }
-  if (!isObject(value)) throw new AgentwardError('ERR_TXN_TOKEN_MALFORMED', `The Txn-Token ${what} is not a JSON object.`);
-  return value;
-}
-
-function deepFreeze<T>(value: T): T {
-  if (value !== null && typeof value === 'object' && !Object.isFrozen(value)) {
-    Object.freeze(value);
-    for (const child of Object.values(value)) deepFreeze(child);
-  }
-  return value;
 }

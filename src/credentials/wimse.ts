@@ -16,48 +16,20 @@
 import { hash } from 'node:crypto';
 import { calculateJwkThumbprint, compactVerify, errors as joseErrors, importJWK, type CryptoKey, type JWK, type JWSHeaderParameters, type FlattenedJWSInput } from 'jose';
 import { LRUCache } from 'lru-cache';
+import { ReplayCache } from './replay-cache.ts';
+import { decodeJsonSegment, parseJsonObject } from './jose-parts.ts';
+import { AgentwardError, type ErrorCode } from '../errors.ts';
 import { parseWorkloadId, WorkloadIdError, type WorkloadId } from '../identity/workload-id.ts';
 import { normalizeTyp } from './access-token.ts';
 import { normalizeHtu } from './dpop.ts';
 import { txnTokenHash } from './txn-token.ts';
 
-export const WIMSE_ERROR_MESSAGES = {
-  ERR_WIT_MALFORMED: 'The workload identity token is not a well-formed compact JWS.',
-  ERR_WIT_TYPE: 'The workload identity token must have typ wit+jwt.',
-  ERR_WIT_ALGORITHM: 'The workload identity token algorithm is not allowed for its trust domain.',
-  ERR_WIT_SUBJECT: 'The workload identity token sub is not a valid workload identifier.',
-  ERR_WIT_TRUST_DOMAIN: 'The workload identity token names a trust domain that is not trusted here.',
-  ERR_WIT_KEY_UNKNOWN: 'No single key of the trust domain matches the workload identity token.',
-  ERR_WIT_SIGNATURE: 'The workload identity token signature is invalid.',
-  ERR_WIT_EXPIRED: 'The workload identity token is expired or not yet valid.',
-  ERR_WIT_CLAIM_MISSING: 'The workload identity token lacks a required claim (sub, exp, cnf).',
-  ERR_WIT_CNF_INVALID: 'The workload identity token cnf.jwk is not a public signature key with a matching asymmetric alg.',
-  ERR_WIT_AUDIENCE: 'The workload identity token audience does not include this resource.',
-  ERR_WPT_MALFORMED: 'The workload proof token is not a well-formed compact JWS.',
-  ERR_WPT_TYPE: 'The workload proof token must have typ wpt+jwt.',
-  ERR_WPT_ALGORITHM: 'The workload proof token alg must equal the cnf.jwk.alg of the workload identity token.',
-  ERR_WPT_SIGNATURE: 'The workload proof token is not signed by the key of the workload identity token.',
-  ERR_WPT_CLAIM_MISSING: 'The workload proof token lacks a required claim (aud, exp, jti, wth).',
-  ERR_WPT_AUDIENCE: 'The workload proof token audience is not this resource.',
-  ERR_WPT_EXPIRED: 'The workload proof token is expired or not yet valid.',
-  ERR_WPT_LIFETIME: 'The workload proof token expires too far in the future.',
-  ERR_WPT_WTH: 'The workload proof token wth does not match the workload identity token.',
-  ERR_WPT_TTH: 'The workload proof token tth does not match the Txn-Token of the request.',
-  ERR_WPT_OTH: 'The workload proof token oth does not match the context tokens of the request.',
-  ERR_WPT_ATH: 'The workload proof token carries ath, which wpt-02 removed.',
-  ERR_WPT_REPLAYED: 'The workload proof token was already used.',
-} as const;
+/** Failure codes of WIT and WPT verification (each in src/errors.ts). */
+export type WimseErrorCode = Extract<ErrorCode, `ERR_WIT_${string}` | `ERR_WPT_${string}`>;
 
-export type WimseErrorCode = keyof typeof WIMSE_ERROR_MESSAGES;
-
-/** A refused WIT or WPT. Not an AgentwardError yet: the codes are not in errors.ts (see report). */
-export class WimseError extends Error {
-  readonly code: WimseErrorCode;
-
+class WimseError extends AgentwardError {
   constructor(code: WimseErrorCode, options?: { cause?: unknown }) {
-    super(WIMSE_ERROR_MESSAGES[code], options);
-    this.name = 'WimseError';
-    this.code = code;
+    super(code, undefined, options);
   }
 }
 
@@ -68,6 +40,22 @@ export interface WimseTrustDomain {
   witKeys: WitKeyResolver;
   /** Algorithms the domain's issuer may sign WITs with (creds-02 §3). Symmetric ones are never used. */
   algorithms: readonly string[];
+  /** Longest accepted WIT validity (`exp - iat`, or `exp - now` without `iat`), seconds. Default: no limit. */
+  maxLifetimeSeconds?: number;
+}
+
+/** A WIT whose signature, claims and `cnf.jwk` have passed: not yet an identity (creds-02 §5.1, §9.2). */
+export interface VerifiedWit {
+  id: WorkloadId;
+  exp: number;
+  claims: Record<string, unknown>;
+  /** `cnf.jwk.alg`: the algorithm every proof must use. */
+  alg: string;
+  /** `cnf.jwk`, imported. */
+  key: CryptoKey;
+  jkt: string;
+  /** base64url(SHA-256(WIT)): the WPT `wth`. */
+  witHash: string;
 }
 
 export interface WimseVerifierOptions {
@@ -84,6 +72,11 @@ export interface WimseVerifierOptions {
 }
 
 export interface WimseRequest {
+  /**
+   * This request's target URI built from trusted configuration (resource origin + path, no query;
+   * wpt-02 §3.1.7: never from Host). Accepted as WPT `aud` besides `audiences`.
+   */
+  targetUri?: string | undefined;
   /** The `Workload-Identity-Token` value exactly as received. */
   wit: string;
   /** The `WPT` credentials of the `Authorization` field. */
@@ -132,6 +125,9 @@ const KEY_FOR_ALG: Record<string, (jwk: Record<string, unknown>) => boolean> = {
   Ed25519: (k) => k.kty === 'OKP' && k.crv === 'Ed25519',
 };
 
+/** The algorithms SPIFFE allows for JWT-SVIDs and WIT-SVIDs (JWT-SVID §2.1, WIT-SVID §2.1, §3.2). */
+export const SPIFFE_ALGORITHMS: ReadonlySet<string> = new Set(['RS256', 'RS384', 'RS512', 'ES256', 'ES384', 'ES512', 'PS256', 'PS384', 'PS512']);
+
 export class WimseVerifier {
   private readonly domains: ReadonlyMap<string, WimseTrustDomain>;
   private readonly audiences: ReadonlySet<string>;
@@ -139,11 +135,9 @@ export class WimseVerifier {
   private readonly maxLifetime: number;
   private readonly strictAudience: boolean;
   private readonly now: () => number;
-  private readonly seen: LRUCache<string, number>;
+  private readonly seen: ReplayCache;
   /** Proof keys by algorithm and thumbprint: a workload signs every WPT with the same key. */
   private readonly keys = new LRUCache<string, CryptoKey>({ max: 10_000 });
-  /** WPTs expiring at or before this (seconds) are refused: their ids may have been forgotten. */
-  private forgottenUpTo = -Infinity;
 
   constructor(options: WimseVerifierOptions) {
     this.domains = options.trustDomains;
@@ -152,30 +146,23 @@ export class WimseVerifier {
     this.maxLifetime = options.maxWptLifetimeSeconds;
     this.strictAudience = options.strictWptAudience ?? false;
     this.now = options.now ?? Date.now;
-    this.seen = new LRUCache<string, number>({
-      max: options.replayCacheSize,
-      ttlAutopurge: false,
-      perf: { now: () => this.now() },
-      dispose: (exp, _key, reason) => {
-        if (reason === 'evict') this.forgottenUpTo = Math.max(this.forgottenUpTo, exp);
-      },
-    });
+    // Marked with the WPT's exp: WPTs expiring no later than a forgotten one are refused.
+    this.seen = new ReplayCache({ max: options.replayCacheSize, now: () => this.now() });
   }
 
   /** WPT ids held now, expired ones dropped first. */
   get replayCacheEntries(): number {
-    this.seen.purgeStale();
     return this.seen.size;
   }
 
   async verify(request: WimseRequest): Promise<VerifiedWorkload> {
-    const wit = await this.verifyWit(request.wit);
+    const wit = await this.verifyIdentityToken(request.wit, request.targetUri);
     const nowSeconds = this.now() / 1000;
 
     // wpt-02 §2 step 3: one compact JWS.
     const { wpt } = request;
     if (typeof wpt !== 'string' || !COMPACT_JWS.test(wpt)) throw new WimseError('ERR_WPT_MALFORMED');
-    const header = decodeJson(wpt.slice(0, wpt.indexOf('.')), 'ERR_WPT_MALFORMED');
+    const header = decodeJsonSegment(wpt.slice(0, wpt.indexOf('.')), 'ERR_WPT_MALFORMED', 'The workload proof token header');
 
     // Steps 6, 4, 5: typ, alg equal to cnf.jwk.alg, signature by cnf.jwk.
     if (normalizeTyp(header.typ) !== 'wpt+jwt') throw new WimseError('ERR_WPT_TYPE');
@@ -187,7 +174,7 @@ export class WimseVerifier {
       if (err instanceof joseErrors.JWSSignatureVerificationFailed) throw new WimseError('ERR_WPT_SIGNATURE', { cause: err });
       throw new WimseError('ERR_WPT_MALFORMED', { cause: err });
     }
-    const claims = parseObject(Buffer.from(payload).toString('utf8'), 'ERR_WPT_MALFORMED');
+    const claims = parseJsonObject(Buffer.from(payload).toString('utf8'), 'ERR_WPT_MALFORMED', 'The workload proof token payload');
     const { aud, exp, jti, wth, nbf } = claims;
     if (aud === undefined || exp === undefined || jti === undefined || wth === undefined) throw new WimseError('ERR_WPT_CLAIM_MISSING');
     if (typeof exp !== 'number' || !Number.isFinite(exp) || typeof jti !== 'string' || jti === '' || jti.length > MAX_JTI_LENGTH || typeof wth !== 'string') {
@@ -197,10 +184,10 @@ export class WimseVerifier {
     if (claims.ath !== undefined) throw new WimseError('ERR_WPT_ATH');
 
     // Step 7 and U6: aud names this resource, from trusted configuration.
-    if (!this.audienceMatches(aud)) throw new WimseError('ERR_WPT_AUDIENCE');
+    if (!this.audienceMatches(aud, request.targetUri)) throw new WimseError('ERR_WPT_AUDIENCE');
 
     // Step 8: within its short validity.
-    if (exp <= nowSeconds - this.skew || exp <= this.forgottenUpTo) throw new WimseError('ERR_WPT_EXPIRED');
+    if (exp <= nowSeconds - this.skew || this.seen.forgotten(exp)) throw new WimseError('ERR_WPT_EXPIRED');
     if (nbf !== undefined && (typeof nbf !== 'number' || !Number.isFinite(nbf) || nbf > nowSeconds + this.skew)) throw new WimseError('ERR_WPT_EXPIRED');
     if (exp - nowSeconds > this.maxLifetime + this.skew) throw new WimseError('ERR_WPT_LIFETIME');
 
@@ -221,8 +208,7 @@ export class WimseVerifier {
     // Step 10: not seen before; check-and-insert with no await in between.
     const replayKey = hash('sha256', `${wit.witHash}.${jti}`, 'base64url');
     if (this.seen.has(replayKey)) throw new WimseError('ERR_WPT_REPLAYED');
-    const ttlMs = Math.max(1, Math.ceil((exp + this.skew) * 1000 - this.now()));
-    this.seen.set(replayKey, exp, { ttl: ttlMs });
+    this.seen.add(replayKey, exp, (exp + this.skew) * 1000 - this.now());
 
     return {
       id: wit.id.id,
@@ -237,10 +223,20 @@ export class WimseVerifier {
     };
   }
 
-  private audienceMatches(aud: unknown): boolean {
-    if (typeof aud === 'string') return this.audiences.has(normalizeHtu(aud));
-    if (this.strictAudience || !Array.isArray(aud) || aud.length === 0) return false;
-    return aud.every((a) => typeof a === 'string') && aud.some((a: string) => this.audiences.has(normalizeHtu(a)));
+  /** U6: a string naming this resource, or (unless strict) an array of strings containing it. */
+  private audienceMatches(aud: unknown, targetUri: string | undefined): boolean {
+    if (typeof aud === 'string') return this.namesThisResource(aud, targetUri);
+    if (this.strictAudience) return false;
+    return this.listNamesThisResource(aud, targetUri);
+  }
+
+  private listNamesThisResource(list: unknown, targetUri: string | undefined): boolean {
+    return Array.isArray(list) && list.length > 0 && list.every((a) => typeof a === 'string') && list.some((a: string) => this.namesThisResource(a, targetUri));
+  }
+
+  private namesThisResource(aud: string, targetUri: string | undefined): boolean {
+    const n = normalizeHtu(aud);
+    return (targetUri !== undefined && n === normalizeHtu(targetUri)) || this.audiences.has(n);
   }
 
   private checkOth(oth: unknown, otherTokens: Readonly<Record<string, string>> | undefined): string[] {
@@ -259,22 +255,32 @@ export class WimseVerifier {
     return bound;
   }
 
-  private async verifyWit(wit: string): Promise<{ id: WorkloadId; exp: number; claims: Record<string, unknown>; alg: string; key: CryptoKey; jkt: string; witHash: string }> {
+  /**
+   * The WIT alone (credentials.md §A.2 steps 1–8). The result is not an authenticated identity:
+   * the caller must still check a proof by its `cnf.jwk` (a WPT here, or an HTTP message signature).
+   */
+  async verifyIdentityToken(wit: string, targetUri?: string): Promise<VerifiedWit> {
     // creds-02 §5.1.1: one compact JWS.
     if (typeof wit !== 'string' || !COMPACT_JWS.test(wit)) throw new WimseError('ERR_WIT_MALFORMED');
     const [headerPart, payloadPart] = wit.split('.') as [string, string, string];
-    const header = decodeJson(headerPart, 'ERR_WIT_MALFORMED');
+    const header = decodeJsonSegment(headerPart, 'ERR_WIT_MALFORMED', 'The workload identity token header');
     if (normalizeTyp(header.typ) !== 'wit+jwt') throw new WimseError('ERR_WIT_TYPE');
 
     // The unverified sub picks the trust domain whose keys alone may verify it (§3, §9.1).
-    const unverified = decodeJson(payloadPart, 'ERR_WIT_MALFORMED');
+    const unverified = decodeJsonSegment(payloadPart, 'ERR_WIT_MALFORMED', 'The workload identity token payload');
     if (unverified.sub === undefined) throw new WimseError('ERR_WIT_CLAIM_MISSING');
-    const claimedDomain = parseSub(unverified.sub).trustDomain;
+    const claimed = parseSub(unverified.sub);
+    const claimedDomain = claimed.trustDomain;
     const domain = this.domains.get(claimedDomain);
     if (!domain) throw new WimseError('ERR_WIT_TRUST_DOMAIN');
 
+    // A spiffe:// subject makes the token a WIT-SVID, whose profile is stricter (WIT-SVID §2.1,
+    // §3.2, §3.7): `kid` required, RS/ES/PS algorithms only (for the token and for cnf.jwk), no `aud`.
+    const witSvid = claimed.scheme === 'spiffe';
     const alg = header.alg;
     if (typeof alg !== 'string' || !(alg in KEY_FOR_ALG) || !domain.algorithms.includes(alg)) throw new WimseError('ERR_WIT_ALGORITHM');
+    if (witSvid && !SPIFFE_ALGORITHMS.has(alg)) throw new WimseError('ERR_WIT_ALGORITHM');
+    if (witSvid && (typeof header.kid !== 'string' || header.kid === '')) throw new WimseError('ERR_WIT_KEY_UNKNOWN');
 
     let payload: Uint8Array;
     try {
@@ -285,7 +291,7 @@ export class WimseVerifier {
       if (err instanceof joseErrors.JOSEAlgNotAllowed) throw new WimseError('ERR_WIT_ALGORITHM', { cause: err });
       throw new WimseError('ERR_WIT_MALFORMED', { cause: err });
     }
-    const claims = parseObject(Buffer.from(payload).toString('utf8'), 'ERR_WIT_MALFORMED');
+    const claims = parseJsonObject(Buffer.from(payload).toString('utf8'), 'ERR_WIT_MALFORMED', 'The workload identity token payload');
 
     // The verified sub must still name the domain whose key signed it.
     if (claims.sub === undefined) throw new WimseError('ERR_WIT_CLAIM_MISSING');
@@ -298,11 +304,16 @@ export class WimseVerifier {
     if (typeof exp !== 'number' || !Number.isFinite(exp)) throw new WimseError('ERR_WIT_MALFORMED');
     if (exp <= nowSeconds - this.skew) throw new WimseError('ERR_WIT_EXPIRED');
     if (nbf !== undefined && (typeof nbf !== 'number' || !Number.isFinite(nbf) || nbf > nowSeconds + this.skew)) throw new WimseError('ERR_WIT_EXPIRED');
+    if (domain.maxLifetimeSeconds !== undefined) {
+      const { iat } = claims;
+      const from = typeof iat === 'number' && Number.isFinite(iat) ? Math.min(iat, nowSeconds) : nowSeconds;
+      if (exp - from > domain.maxLifetimeSeconds + this.skew) throw new WimseError('ERR_WIT_LIFETIME');
+    }
 
-    // U5: an aud, when present, must include this resource.
+    // U5: no aud in a WIT-SVID; elsewhere an aud, when present, must include this resource.
+    if (aud !== undefined && witSvid) throw new WimseError('ERR_WIT_AUDIENCE');
     if (aud !== undefined) {
-      const list = typeof aud === 'string' ? [aud] : aud;
-      if (!Array.isArray(list) || !list.some((a) => typeof a === 'string' && this.audiences.has(normalizeHtu(a)))) throw new WimseError('ERR_WIT_AUDIENCE');
+      if (!this.listNamesThisResource(typeof aud === 'string' ? [aud] : aud, targetUri)) throw new WimseError('ERR_WIT_AUDIENCE');
     }
 
     // cnf.jwk: a public signature key with an asymmetric alg consistent with it (§5.1).
@@ -312,6 +323,7 @@ export class WimseVerifier {
     const k = jwk as Record<string, unknown>;
     const keyAlg = k.alg;
     if (typeof keyAlg !== 'string' || !(keyAlg in KEY_FOR_ALG) || !KEY_FOR_ALG[keyAlg]!(k)) throw new WimseError('ERR_WIT_CNF_INVALID');
+    if (witSvid && !SPIFFE_ALGORITHMS.has(keyAlg)) throw new WimseError('ERR_WIT_CNF_INVALID');
     if (PRIVATE_JWK_MEMBERS.some((m) => m in k)) throw new WimseError('ERR_WIT_CNF_INVALID');
     if (k.use !== undefined && k.use !== 'sig') throw new WimseError('ERR_WIT_CNF_INVALID');
     if (k.key_ops !== undefined && !(Array.isArray(k.key_ops) && k.key_ops.includes('verify'))) throw new WimseError('ERR_WIT_CNF_INVALID');
@@ -342,19 +354,4 @@ function parseSub(sub: unknown): WorkloadId {
     if (err instanceof WorkloadIdError) throw new WimseError('ERR_WIT_SUBJECT', { cause: err });
     throw err;
   }
-}
-
-function decodeJson(segment: string, code: WimseErrorCode): Record<string, unknown> {
-  return parseObject(Buffer.from(segment, 'base64url').toString('utf8'), code);
-}
-
-function parseObject(text: string, code: WimseErrorCode): Record<string, unknown> {
-  let value: unknown;
-  try {
-    value = JSON.parse(text);
-  } catch {
-    throw new WimseError(code);
-  }
-  if (value === null || typeof value !== 'object' || Array.isArray(value)) throw new WimseError(code);
-  return value as Record<string, unknown>;
 }

@@ -114,6 +114,7 @@ export class TrustBundle {
   private closed = false;
   private staleLogged = false;
   private readonly listeners: BundleRotationListener[] = [];
+  private readonly installListeners: ((trustDomain: string) => void)[] = [];
 
   /** Throws a TypeError for a malformed trust domain or a plain-http endpoint off loopback (config check reports these first). */
   constructor(options: TrustBundleOptions) {
@@ -157,6 +158,11 @@ export class TrustBundle {
 
   onRotation(listener: BundleRotationListener): void {
     this.listeners.push(listener);
+  }
+
+  /** Called after every bundle that differs from the previous one is installed (the first included). */
+  onInstall(listener: (trustDomain: string) => void): void {
+    this.installListeners.push(listener);
   }
 
   /**
@@ -295,6 +301,7 @@ export class TrustBundle {
     if (old !== undefined && (removed.jwtSvid.size > 0 || removed.witSvid.size > 0 || removed.x509Svid.size > 0)) {
       for (const listener of this.listeners) listener(this.trustDomain, removed);
     }
+    for (const listener of this.installListeners) listener(this.trustDomain);
   }
 
   /**

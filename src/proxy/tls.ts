@@ -4,12 +4,19 @@
  * builds the new context, and only then swaps it in (`server.setSecureContext`): new handshakes use
  * it, open connections keep theirs. A missing or broken file keeps the last good context and is
  * logged, like a failed policy reload (conventions §9).
+ *
+ * Client chains are verified in the handshake against clientCaFile plus the X.509 authorities of
+ * every configured SPIFFE trust domain ({@link ListenerTls.setClientAuthorities}), swapped in the
+ * same way when a bundle changes. That union only decides whether the handshake verified the
+ * chain; which authority may vouch for which SPIFFE ID is checked per trust domain afterwards
+ * (src/credentials/x509-svid.ts). When client certificates are asked for, the CA list is always
+ * given, even empty: without one Node would verify clients against its public root store.
  */
 import { createHash, X509Certificate } from 'node:crypto';
 import { readFileSync, realpathSync, watch, type FSWatcher } from 'node:fs';
 import type { Server as HttpsServer, ServerOptions } from 'node:https';
 import { basename, dirname } from 'node:path';
-import { createSecureContext } from 'node:tls';
+import { createSecureContext, type SecureContextOptions } from 'node:tls';
 import { distinguishedName } from '../credentials/client-certificate.ts';
 import type { Logger } from '../observability/logger.ts';
 
@@ -103,8 +110,10 @@ export interface TlsStatus {
   clientCert: ClientCertMode;
   certificate: { subject: string; notAfter: string };
   clientCas: number;
+  /** How many X.509 authorities of SPIFFE trust bundles the handshake also trusts. */
+  clientAuthorities: number;
   loadedAt: string;
-  /** Why the last reload failed; null after a success. */
+  /** Why the last file reload (or else the last setClientAuthorities) failed; null after a success. */
   lastError: string | null;
 }
 
@@ -112,8 +121,12 @@ export class ListenerTls {
   readonly clientCert: ClientCertMode;
   private readonly options: ListenerTlsOptions;
   private current: LoadedTls;
+  /** Bundle authorities added to clientCaFile's CAs, without duplicates. */
+  private clientAuthorities: readonly X509Certificate[] = [];
   private loadedAt: Date;
   private lastError: string | null = null;
+  /** Why the last setClientAuthorities failed; kept apart so a file reload does not clear it, nor it a file error. */
+  private authoritiesError: string | null = null;
   private server: HttpsServer | undefined;
   private watchers: FSWatcher[] = [];
   private timer: NodeJS.Timeout | undefined;
@@ -134,7 +147,7 @@ export class ListenerTls {
    */
   serverOptions(): ServerOptions {
     return {
-      ...this.current.context,
+      ...this.contextOptions(this.current, this.clientAuthorities),
       requestCert: this.clientCert !== 'none',
       rejectUnauthorized: this.clientCert === 'required',
     };
@@ -186,7 +199,7 @@ export class ListenerTls {
     let next: LoadedTls;
     try {
       next = readTlsFiles(this.options);
-      if (next.digest !== this.current.digest) this.server?.setSecureContext(next.context);
+      if (next.digest !== this.current.digest) this.server?.setSecureContext(this.contextOptions(next, this.clientAuthorities));
     } catch (err) {
       this.lastError = err instanceof Error ? err.message : String(err);
       this.options.logger.error({ err: this.lastError, keptCertificate: this.status().certificate }, 'TLS files reload failed; keeping the previous certificate');
@@ -198,6 +211,35 @@ export class ListenerTls {
     this.loadedAt = new Date(this.now());
     this.options.logger.info({ certificate: this.status().certificate, clientCas: next.clientCas }, 'TLS files reloaded');
     this.warnIfExpired();
+    return true;
+  }
+
+  /**
+   * Makes the handshake verify client chains against `certs` too (X509-SVID §5.1: the X.509
+   * authorities of every configured trust domain), next to clientCaFile's CAs. Call it at startup
+   * and whenever a bundle changes; the same set again (by SHA-256 fingerprint) does nothing. Like a
+   * file reload, the new context is built fully, then swapped in for new handshakes; if it cannot
+   * be built the previous one stays, and the failure is logged and shown in status().lastError.
+   * Ignored with clientCert none, where no certificate is asked for. Returns whether the context
+   * was replaced; never throws.
+   */
+  setClientAuthorities(certs: readonly X509Certificate[]): boolean {
+    if (this.clientCert === 'none') return false;
+    const byFingerprint = new Map(certs.map((c) => [c.fingerprint256, c]));
+    const next = [...byFingerprint.values()];
+    if (next.length === this.clientAuthorities.length && this.clientAuthorities.every((c) => byFingerprint.has(c.fingerprint256))) return false;
+    try {
+      const options = this.contextOptions(this.current, next);
+      createSecureContext(options);
+      this.server?.setSecureContext(options);
+    } catch (err) {
+      this.authoritiesError = `client authorities: ${err instanceof Error ? err.message : String(err)}`;
+      this.options.logger.error({ err: this.authoritiesError, keptClientAuthorities: this.clientAuthorities.length }, 'TLS client authorities could not be installed; keeping the previous ones');
+      return false;
+    }
+    this.authoritiesError = null;
+    this.clientAuthorities = next;
+    this.options.logger.info({ clientAuthorities: next.map((c) => distinguishedName(c.subject)), clientCas: this.current.clientCas }, 'TLS client authorities updated');
     return true;
   }
 
@@ -213,9 +255,20 @@ export class ListenerTls {
       clientCert: this.clientCert,
       certificate: { subject: distinguishedName(c.subject), notAfter: c.validToDate.toISOString() },
       clientCas: this.current.clientCas,
+      clientAuthorities: this.clientAuthorities.length,
       loadedAt: this.loadedAt.toISOString(),
-      lastError: this.lastError,
+      lastError: this.lastError ?? this.authoritiesError,
     };
+  }
+
+  /**
+   * What `createSecureContext` gets. With client certificates asked for, `ca` is clientCaFile's
+   * PEM plus each authority, and present even when empty (see the module comment).
+   */
+  private contextOptions(loaded: LoadedTls, authorities: readonly X509Certificate[]): SecureContextOptions {
+    if (this.clientCert === 'none') return loaded.context;
+    const { cert, key, ca } = loaded.context;
+    return { cert, key, ca: [...(ca === undefined ? [] : [ca]), ...authorities.map((c) => c.toString())] };
   }
 
   private warnIfExpired(): void {

@@ -1,8 +1,9 @@
 /**
- * A small X.509 factory for TLS tests: a CA, server and client certificates, made with node:crypto
- * (ECDSA P-256, SHA-256) and a minimal DER encoder, so tests need no openssl binary and can ask for
- * exactly the names, dates and key usages a case needs. Test fixtures only: nothing here checks
- * its input the way a real CA must.
+ * A small X.509 factory for TLS tests: CAs, intermediates, server and client certificates (also
+ * X509-SVIDs and deliberately broken ones), made with node:crypto (ECDSA P-256, SHA-256) and a
+ * minimal DER encoder, so tests need no openssl binary and can ask for exactly the names, dates,
+ * basic constraints and key usages a case needs; and SPIFFE bundle documents for those CAs. Test
+ * fixtures only: nothing here checks its input the way a real CA must.
  */
 import { createHash, generateKeyPairSync, randomBytes, sign, X509Certificate, type KeyObject } from 'node:crypto';
 import { isIPv4, isIPv6 } from 'node:net';
@@ -14,14 +15,37 @@ export interface SubjectAltNames {
   email?: string[];
 }
 
+export type KeyUsageBit = 'digitalSignature' | 'nonRepudiation' | 'keyEncipherment' | 'dataEncipherment' | 'keyAgreement' | 'keyCertSign' | 'cRLSign' | 'encipherOnly' | 'decipherOnly';
+export type ExtKeyUsagePurpose = 'serverAuth' | 'clientAuth' | 'codeSigning' | 'anyExtendedKeyUsage';
+
 export interface CertificateOptions {
   /** Subject common name. */
   cn: string;
   /** Subject organization. */
   o?: string;
   sans?: SubjectAltNames;
-  /** Extended key usage: server (serverAuth), client (clientAuth) or both. Default both. */
+  /** Extended key usage: server (serverAuth), client (clientAuth) or both. Default both. `extKeyUsage` overrides it. */
   usage?: 'server' | 'client' | 'both';
+  /** Extended key usage purposes, in this order; `null` leaves the extension out. */
+  extKeyUsage?: ExtKeyUsagePurpose[] | null;
+  /** Basic constraints (critical). Default `{ ca: false }`; `null` leaves the extension out. */
+  basicConstraints?: { ca: boolean; pathLen?: number } | null;
+  /** Key usage bits (critical). Default `['digitalSignature']`; `null` leaves the extension out. */
+  keyUsage?: KeyUsageBit[] | null;
+  notBefore?: Date;
+  notAfter?: Date;
+}
+
+/** A CA certificate: root (self-signed) or intermediate. */
+export interface CaOptions {
+  /** Subject organization. Default `agentward tests`. */
+  o?: string;
+  /** SPIFFE CAs usually name their trust domain, e.g. `{ uri: ['spiffe://example.org'] }`. */
+  sans?: SubjectAltNames;
+  /** Default `{ ca: true }`; `null` leaves the extension out. */
+  basicConstraints?: { ca: boolean; pathLen?: number } | null;
+  /** Default `['keyCertSign', 'cRLSign']`; `null` leaves the extension out. */
+  keyUsage?: KeyUsageBit[] | null;
   notBefore?: Date;
   notAfter?: Date;
 }
@@ -34,71 +58,150 @@ export interface IssuedCertificate {
   /** RFC 8705 §3.1 `x5t#S256`: base64url SHA-256 of the DER, no padding. */
   thumbprint: string;
   x509: X509Certificate;
+  /** What a TLS peer sends: this certificate, then each intermediate up to (not including) the root. */
+  chainPem: string;
 }
 
 export interface TestCa extends IssuedCertificate {
   issue(options: CertificateOptions): IssuedCertificate;
+  /** A CA signed by this one (basic constraints cA=true, keyCertSign and cRLSign by default). */
+  intermediate(cn: string, options?: CaOptions): TestCa;
 }
 
-/** A self-signed CA that issues leaf certificates. */
-export function createCa(cn = 'agentward test CA'): TestCa {
-  const { privateKey, publicKey } = newKey();
-  const name = encodeName({ cn, o: 'agentward tests' });
-  const ca = build({
+interface Issuer {
+  name: Buffer;
+  key: KeyObject;
+  keyId: Buffer;
+  /** PEM of the issuer and its intermediates, up to (not including) the root. */
+  chainPem: string;
+}
+
+/** A self-signed CA that issues leaf certificates and intermediates. */
+export function createCa(cn = 'agentward test CA', options: CaOptions = {}): TestCa {
+  const own = newKey();
+  const name = encodeName({ cn, o: options.o ?? 'agentward tests' });
+  const der = build({
     subject: name,
     issuer: name,
-    publicKey,
-    signer: privateKey,
-    extensions: [
-      extension(OID.basicConstraints, seq(bool(true)), true),
-      extension(OID.keyUsage, bitString(Buffer.from([0x06]), 1), true), // keyCertSign, cRLSign
-      extension(OID.subjectKeyIdentifier, octets(keyId(publicKey))),
-    ],
-    notBefore: new Date(Date.now() - 3600_000),
-    notAfter: new Date(Date.now() + 24 * 3600_000),
+    publicKey: own.publicKey,
+    signer: own.privateKey,
+    extensions: caExtensions(options, own.publicKey, undefined),
+    notBefore: options.notBefore ?? new Date(Date.now() - 3600_000),
+    notAfter: options.notAfter ?? new Date(Date.now() + 24 * 3600_000),
   });
-  return {
-    ...finish(ca, privateKey),
-    issue: (options) => issueLeaf(options, name, privateKey, keyId(publicKey)),
-  };
+  return asCa(finish(der, own.privateKey, ''), { name, key: own.privateKey, keyId: keyId(own.publicKey), chainPem: '' });
 }
 
 /** A self-signed leaf (for a client certificate no CA vouches for). */
 export function selfSigned(options: CertificateOptions): IssuedCertificate {
-  const { privateKey, publicKey } = newKey();
-  return issueLeaf(options, encodeName(options), privateKey, keyId(publicKey), { privateKey, publicKey });
+  const own = newKey();
+  return issueLeaf(options, { name: encodeName(options), key: own.privateKey, keyId: keyId(own.publicKey), chainPem: '' }, own);
 }
 
-function issueLeaf(options: CertificateOptions, issuerName: Buffer, issuerKey: KeyObject, issuerKeyId: Buffer, own = newKey()): IssuedCertificate {
-  const usage = options.usage ?? 'both';
-  const eku = [...(usage !== 'client' ? [OID.serverAuth] : []), ...(usage !== 'server' ? [OID.clientAuth] : [])];
-  const extensions = [
-    extension(OID.basicConstraints, seq(), true),
-    extension(OID.keyUsage, bitString(Buffer.from([0x80]), 7), true), // digitalSignature
-    extension(OID.extKeyUsage, seq(...eku.map(oid))),
-    extension(OID.authorityKeyIdentifier, seq(tlv(0x80, issuerKeyId))),
+/**
+ * A SPIFFE trust bundle (SPIFFE Trust Domain and Bundle §4) holding the given CAs as `x509-svid`
+ * authorities: one JWK per CA, its public key with `x5c` = [the CA certificate], as parseBundle
+ * in src/keys/trust-bundle.ts accepts it. `extraKeys` are appended as they are (jwt-svid keys,
+ * malformed entries).
+ */
+export function spiffeBundle(authorities: readonly IssuedCertificate[], options: { sequence?: number; refreshHint?: number; extraKeys?: readonly object[] } = {}): { keys: object[]; spiffe_sequence?: number; spiffe_refresh_hint?: number } {
+  const keys: object[] = authorities.map((ca) => {
+    const { kty, crv, x, y, n, e } = ca.x509.publicKey.export({ format: 'jwk' });
+    return { use: 'x509-svid', kty, ...(crv === undefined ? {} : { crv, x, y }), ...(n === undefined ? {} : { n, e }), x5c: [ca.der.toString('base64')] };
+  });
+  return {
+    keys: [...keys, ...(options.extraKeys ?? [])],
+    ...(options.sequence === undefined ? {} : { spiffe_sequence: options.sequence }),
+    ...(options.refreshHint === undefined ? {} : { spiffe_refresh_hint: options.refreshHint }),
+  };
+}
+
+function asCa(cert: IssuedCertificate, self: Issuer): TestCa {
+  return {
+    ...cert,
+    issue: (options) => issueLeaf(options, self),
+    intermediate: (cn, options = {}) => {
+      const own = newKey();
+      const name = encodeName({ cn, o: options.o ?? 'agentward tests' });
+      const der = build({
+        subject: name,
+        issuer: self.name,
+        publicKey: own.publicKey,
+        signer: self.key,
+        extensions: caExtensions(options, own.publicKey, self.keyId),
+        notBefore: options.notBefore ?? new Date(Date.now() - 3600_000),
+        notAfter: options.notAfter ?? new Date(Date.now() + 24 * 3600_000),
+      });
+      const issued = finish(der, own.privateKey, self.chainPem);
+      return asCa(issued, { name, key: own.privateKey, keyId: keyId(own.publicKey), chainPem: issued.chainPem });
+    },
+  };
+}
+
+function caExtensions(options: CaOptions, publicKey: KeyObject, issuerKeyId: Buffer | undefined): Buffer[] {
+  const bc = options.basicConstraints === undefined ? { ca: true } : options.basicConstraints;
+  const ku = options.keyUsage === undefined ? (['keyCertSign', 'cRLSign'] as KeyUsageBit[]) : options.keyUsage;
+  return [
+    ...(bc === null ? [] : [basicConstraints(bc)]),
+    ...(ku === null ? [] : [keyUsage(ku)]),
+    extension(OID.subjectKeyIdentifier, octets(keyId(publicKey))),
+    ...(issuerKeyId === undefined ? [] : [extension(OID.authorityKeyIdentifier, seq(tlv(0x80, issuerKeyId)))]),
+    ...subjectAltName(options.sans),
   ];
-  const sans = options.sans ?? {};
+}
+
+function issueLeaf(options: CertificateOptions, issuer: Issuer, own = newKey()): IssuedCertificate {
+  const usage = options.usage ?? 'both';
+  const eku = options.extKeyUsage === undefined ? [...(usage !== 'client' ? (['serverAuth'] as const) : []), ...(usage !== 'server' ? (['clientAuth'] as const) : [])] : options.extKeyUsage;
+  const bc = options.basicConstraints === undefined ? { ca: false } : options.basicConstraints;
+  const ku = options.keyUsage === undefined ? (['digitalSignature'] as KeyUsageBit[]) : options.keyUsage;
+  const extensions = [
+    ...(bc === null ? [] : [basicConstraints(bc)]),
+    ...(ku === null ? [] : [keyUsage(ku)]),
+    ...(eku === null ? [] : [extension(OID.extKeyUsage, seq(...eku.map((p) => oid(OID[p]))))]),
+    extension(OID.authorityKeyIdentifier, seq(tlv(0x80, issuer.keyId))),
+    ...subjectAltName(options.sans),
+  ];
+  const der = build({
+    subject: encodeName(options),
+    issuer: issuer.name,
+    publicKey: own.publicKey,
+    signer: issuer.key,
+    extensions,
+    notBefore: options.notBefore ?? new Date(Date.now() - 3600_000),
+    notAfter: options.notAfter ?? new Date(Date.now() + 24 * 3600_000),
+  });
+  return finish(der, own.privateKey, issuer.chainPem);
+}
+
+/** RFC 5280 §4.2.1.9; cA=false is the DEFAULT, so DER leaves it out (X.690 §11.5). */
+function basicConstraints(bc: { ca: boolean; pathLen?: number }): Buffer {
+  const pathLen = bc.pathLen === undefined ? [] : [integer(Buffer.from([bc.pathLen]))];
+  return extension(OID.basicConstraints, seq(...(bc.ca ? [bool(true)] : []), ...pathLen), true);
+}
+
+const KEY_USAGE_BITS: readonly KeyUsageBit[] = ['digitalSignature', 'nonRepudiation', 'keyEncipherment', 'dataEncipherment', 'keyAgreement', 'keyCertSign', 'cRLSign', 'encipherOnly', 'decipherOnly'];
+
+/** RFC 5280 §4.2.1.3: a named BIT STRING, trailing zero bits removed (X.690 §11.2.2). */
+function keyUsage(bits: readonly KeyUsageBit[]): Buffer {
+  const numbers = bits.map((b) => KEY_USAGE_BITS.indexOf(b));
+  const length = numbers.length === 0 ? 0 : Math.max(...numbers) + 1;
+  const bytes = Buffer.alloc(Math.ceil(length / 8));
+  for (const n of numbers) bytes[n >> 3]! |= 0x80 >> (n & 7);
+  return extension(OID.keyUsage, bitString(bytes, bytes.length * 8 - length), true);
+}
+
+function subjectAltName(sans: SubjectAltNames = {}): Buffer[] {
   const names = [
     ...(sans.email ?? []).map((v) => tlv(0x81, Buffer.from(v, 'ascii'))),
     ...(sans.dns ?? []).map((v) => tlv(0x82, Buffer.from(v, 'ascii'))),
     ...(sans.uri ?? []).map((v) => tlv(0x86, Buffer.from(v, 'ascii'))),
     ...(sans.ip ?? []).map((v) => tlv(0x87, ipBytes(v))),
   ];
-  if (names.length > 0) extensions.push(extension(OID.subjectAltName, seq(...names)));
-  const der = build({
-    subject: encodeName(options),
-    issuer: issuerName,
-    publicKey: own.publicKey,
-    signer: issuerKey,
-    extensions,
-    notBefore: options.notBefore ?? new Date(Date.now() - 3600_000),
-    notAfter: options.notAfter ?? new Date(Date.now() + 24 * 3600_000),
-  });
-  return finish(der, own.privateKey);
+  return names.length === 0 ? [] : [extension(OID.subjectAltName, seq(...names))];
 }
 
-function finish(der: Buffer, privateKey: KeyObject): IssuedCertificate {
+function finish(der: Buffer, privateKey: KeyObject, issuerChainPem: string): IssuedCertificate {
   const b64 = der.toString('base64').replace(/.{64}/g, '$&\n');
   const certPem = `-----BEGIN CERTIFICATE-----\n${b64}${b64.endsWith('\n') ? '' : '\n'}-----END CERTIFICATE-----\n`;
   return {
@@ -107,6 +210,7 @@ function finish(der: Buffer, privateKey: KeyObject): IssuedCertificate {
     der,
     thumbprint: createHash('sha256').update(der).digest('base64url'),
     x509: new X509Certificate(der),
+    chainPem: certPem + issuerChainPem,
   };
 }
 
@@ -135,6 +239,8 @@ const OID = {
   authorityKeyIdentifier: '2.5.29.35',
   serverAuth: '1.3.6.1.5.5.7.3.1',
   clientAuth: '1.3.6.1.5.5.7.3.2',
+  codeSigning: '1.3.6.1.5.5.7.3.3',
+  anyExtendedKeyUsage: '2.5.29.37.0',
 };
 
 function tlv(tag: number, value: Buffer): Buffer {

@@ -2,12 +2,18 @@
  * TLS of the main listener and the RFC 8705 binding check, below the proxy: the `listen.tls`
  * config checks, reading and checking the PEM files (each problem names its key), reloading
  * (unchanged files do nothing, a broken file keeps the last good context), `agentward check`, and
- * the thumbprint comparison. The proxy end to end is in test/integration/mtls.test.ts.
+ * the thumbprint comparison, and the SPIFFE bundle authorities the handshake trusts next to
+ * clientCaFile (setClientAuthorities). The proxy end to end is in test/integration/mtls.test.ts.
  */
+import type { X509Certificate } from 'node:crypto';
+import { once } from 'node:events';
 import { mkdtempSync, writeFileSync } from 'node:fs';
+import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
+import { connect, type TLSSocket } from 'node:tls';
 import { cli } from '../helpers/cli.ts';
 import { describe, expect, test } from 'vitest';
 import { ConfigError, parseConfig, type ConfigProblem } from '../../src/config/load.ts';
@@ -17,7 +23,7 @@ import { createApp } from '../../src/app.ts';
 import { createLogger } from '../../src/observability/logger.ts';
 import { ListenerTls, readTlsFiles, TlsFileError } from '../../src/proxy/tls.ts';
 import { REPO } from '../helpers/agentward.ts';
-import { createCa } from '../helpers/pki.ts';
+import { createCa, type IssuedCertificate } from '../helpers/pki.ts';
 
 const POLICY = join(REPO, 'test/fixtures/policies/tls-facts');
 const ca = createCa();
@@ -220,6 +226,131 @@ describe('ListenerTls', () => {
     const text = config('certFile: server.crt\nkeyFile: server.key');
     const loaded = parseConfig(text, join(dir, 'agentward.yaml'), {});
     expect(() => createApp(loaded, { logger: createLogger('silent') })).toThrow(/listen\.tls\.keyFile .*server\.key: is not a usable private key/);
+  });
+});
+
+describe('ListenerTls client authorities (SPIFFE trust bundles)', () => {
+  const spiffeCa = createCa('example.org CA', { sans: { uri: ['spiffe://example.org'] } });
+  const otherCa = createCa('other.org CA');
+  const svid = spiffeCa.issue({ cn: 'workload', sans: { uri: ['spiffe://example.org/agent'] }, usage: 'client' });
+
+  function listener(clientCert: 'none' | 'optional' | 'required', withCaFile = true) {
+    const dir = folder({ 'server.crt': server.certPem, 'server.key': server.keyPem, 'ca.pem': ca.certPem });
+    const log = memoryLogger();
+    const tls = new ListenerTls({
+      certFile: join(dir, 'server.crt'),
+      keyFile: join(dir, 'server.key'),
+      clientCaFile: withCaFile && clientCert !== 'none' ? join(dir, 'ca.pem') : undefined,
+      clientCert,
+      logger: log.logger,
+    });
+    const contexts: { ca?: (Buffer | string)[] }[] = [];
+    tls.watch({ setSecureContext: (c: { ca?: (Buffer | string)[] }) => contexts.push(c) } as never);
+    return { dir, tls, log, contexts };
+  }
+
+  /** A real HTTPS server with the listener's options and context swaps. */
+  async function serve(tls: ListenerTls): Promise<{ server: HttpsServer; port: number }> {
+    const httpsServer = createHttpsServer(tls.serverOptions(), (_req, res) => res.end());
+    tls.watch(httpsServer);
+    httpsServer.listen(0, '127.0.0.1');
+    await once(httpsServer, 'listening');
+    return { server: httpsServer, port: (httpsServer.address() as AddressInfo).port };
+  }
+
+  /** The server's view of one handshake: whether the client chain verified, or the handshake error. */
+  async function handshake(target: { server: HttpsServer; port: number }, client: IssuedCertificate): Promise<{ authorized: boolean } | { error: string }> {
+    const outcome = new Promise<{ authorized: boolean } | { error: string }>((resolve) => {
+      const ok = (socket: TLSSocket) => {
+        target.server.off('tlsClientError', bad);
+        resolve({ authorized: socket.authorized });
+        socket.destroy();
+      };
+      const bad = (err: NodeJS.ErrnoException) => {
+        target.server.off('secureConnection', ok);
+        resolve({ error: err.code ?? err.message });
+      };
+      target.server.once('secureConnection', ok);
+      target.server.once('tlsClientError', bad);
+    });
+    const socket = connect({ host: '127.0.0.1', port: target.port, servername: 'localhost', ca: ca.certPem, cert: client.chainPem, key: client.keyPem });
+    socket.on('error', () => {});
+    try {
+      return await outcome;
+    } finally {
+      socket.destroy();
+    }
+  }
+
+  test('an SVID from a bundle authority is authorized after setClientAuthorities, not before', async () => {
+    const { tls } = listener('optional');
+    const target = await serve(tls);
+    try {
+      expect(await handshake(target, svid)).toEqual({ authorized: false });
+      expect(tls.setClientAuthorities([spiffeCa.x509])).toBe(true);
+      expect(await handshake(target, svid)).toEqual({ authorized: true });
+      // clientCaFile's CA still verifies its own clients.
+      expect(await handshake(target, ca.issue({ cn: 'plain', usage: 'client' }))).toEqual({ authorized: true });
+      // A rotation that drops the authority stops verifying its chains for new handshakes.
+      expect(tls.setClientAuthorities([otherCa.x509])).toBe(true);
+      expect(await handshake(target, svid)).toEqual({ authorized: false });
+    } finally {
+      target.server.close();
+      tls.close();
+    }
+  });
+
+  test('without clientCaFile: no client is trusted (not even by public roots) until authorities are set', async () => {
+    const { tls } = listener('required', false);
+    expect(tls.serverOptions()).toMatchObject({ requestCert: true, rejectUnauthorized: true, ca: [] });
+    const target = await serve(tls);
+    try {
+      expect(await handshake(target, svid)).toHaveProperty('error');
+      tls.setClientAuthorities([spiffeCa.x509]);
+      expect(await handshake(target, svid)).toEqual({ authorized: true });
+      expect(tls.status()).toMatchObject({ clientCas: 0, clientAuthorities: 1, lastError: null });
+    } finally {
+      target.server.close();
+      tls.close();
+    }
+  });
+
+  test('the same set again swaps nothing; a file reload keeps the authorities; clientCert none ignores them', () => {
+    const { dir, tls, log, contexts } = listener('optional');
+    expect(tls.setClientAuthorities([spiffeCa.x509, spiffeCa.x509])).toBe(true);
+    expect(tls.status().clientAuthorities).toBe(1);
+    expect(tls.setClientAuthorities([spiffeCa.x509])).toBe(false);
+    expect(contexts).toHaveLength(1);
+    expect(contexts[0]!.ca).toEqual([Buffer.from(ca.certPem), spiffeCa.x509.toString()]);
+    expect(log.text()).toContain('TLS client authorities updated');
+
+    writeFileSync(join(dir, 'ca.pem'), ca.certPem + other.certPem);
+    expect(tls.reload()).toBe(true);
+    expect(contexts[1]!.ca).toEqual([Buffer.from(ca.certPem + other.certPem), spiffeCa.x509.toString()]);
+    tls.close();
+
+    const none = listener('none');
+    expect(none.tls.setClientAuthorities([spiffeCa.x509])).toBe(false);
+    expect(none.contexts).toHaveLength(0);
+    expect(none.tls.serverOptions().ca).toBeUndefined();
+    none.tls.close();
+  });
+
+  test('authorities that cannot be installed keep the previous context, logged', () => {
+    const { tls, log, contexts } = listener('optional');
+    tls.setClientAuthorities([spiffeCa.x509]);
+    const broken = {
+      fingerprint256: 'broken',
+      subject: 'CN=broken',
+      toString: () => {
+        throw new Error('not a certificate');
+      },
+    } as unknown as X509Certificate;
+    expect(tls.setClientAuthorities([broken])).toBe(false);
+    expect(contexts).toHaveLength(1);
+    expect(tls.status()).toMatchObject({ clientAuthorities: 1, lastError: 'client authorities: not a certificate' });
+    expect(log.text()).toContain('TLS client authorities could not be installed; keeping the previous ones');
+    tls.close();
   });
 });
 

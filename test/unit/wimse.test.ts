@@ -5,7 +5,8 @@
 import { describe, expect, test } from 'vitest';
 import { hash } from 'node:crypto';
 import { base64url, createLocalJWKSet, exportJWK, generateKeyPair, importJWK, SignJWT, type CryptoKey, type JWK } from 'jose';
-import { WimseError, WimseVerifier, type WimseTrustDomain, type WimseVerifierOptions } from '../../src/credentials/wimse.ts';
+import { AgentwardError } from "../../src/errors.ts";
+import { WimseVerifier, type WimseTrustDomain, type WimseVerifierOptions } from '../../src/credentials/wimse.ts';
 import { txnTokenHash } from '../../src/credentials/txn-token.ts';
 
 // §G.1 (wpt-02 Figs. 2–5)
@@ -46,8 +47,8 @@ async function expectCode(promise: Promise<unknown>, code: string): Promise<void
     () => undefined,
     (e: unknown) => e,
   );
-  expect(err, `expected ${code}`).toBeInstanceOf(WimseError);
-  expect((err as WimseError).code).toBe(code);
+  expect(err, `expected ${code}`).toBeInstanceOf(AgentwardError);
+  expect((err as AgentwardError).code).toBe(code);
 }
 
 const sha = (s: string) => hash('sha256', s, 'base64url');

@@ -1,0 +1,60 @@
+/**
+ * The bounded memory of proof ids that stops replays: DPoP `jti` (RFC 9449 §11.1), WPT `jti`
+ * (wpt-02 §3.1.4) and HTTP-signature `nonce` (http-signature §3). Ids are keyed by a hash (a token
+ * is a secret, RFC 9700 §4.9) and kept until their proof can no longer be accepted anyway.
+ *
+ * Memory is bounded: when the cache is full the oldest ids are forgotten, and from then on every
+ * proof whose mark (its `iat` or `exp`, seconds) is at or before a forgotten one is refused by the
+ * caller (`forgotten(mark)`), so a forgotten id can never be replayed. Under a flood this refuses
+ * some old-but-valid proofs; it never accepts a replay.
+ */
+import { LRUCache } from 'lru-cache';
+
+export interface ReplayCacheOptions {
+  /** Ids remembered at most. */
+  max: number;
+  /** How long an id is kept when `add` gives no ttl, ms. */
+  ttlMs?: number;
+  /** Clock, ms since the epoch. */
+  now: () => number;
+}
+
+export class ReplayCache {
+  private readonly seen: LRUCache<string, number>;
+  private forgottenUpTo = -Infinity;
+
+  constructor(options: ReplayCacheOptions) {
+    this.seen = new LRUCache<string, number>({
+      max: options.max,
+      ...(options.ttlMs === undefined ? {} : { ttl: options.ttlMs }),
+      ttlAutopurge: false,
+      perf: { now: options.now },
+      dispose: (mark, _key, reason) => {
+        if (reason === 'evict') this.forgottenUpTo = Math.max(this.forgottenUpTo, mark);
+      },
+    });
+  }
+
+  /** Whether a proof with this mark (seconds) must be refused because ids as old were forgotten. */
+  forgotten(mark: number): boolean {
+    return mark <= this.forgottenUpTo;
+  }
+
+  has(key: string): boolean {
+    return this.seen.has(key);
+  }
+
+  /**
+   * Remembers `key`. Call it in the same synchronous step as `has` (no await between), so two
+   * concurrent requests cannot both pass.
+   */
+  add(key: string, mark: number, ttlMs?: number): void {
+    this.seen.set(key, mark, ttlMs === undefined ? undefined : { ttl: Math.max(1, Math.ceil(ttlMs)) });
+  }
+
+  /** Ids held now, expired ones dropped first (for tests and /readyz detail). */
+  get size(): number {
+    this.seen.purgeStale();
+    return this.seen.size;
+  }
+}
