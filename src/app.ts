@@ -18,6 +18,11 @@ import { TxnTokenVerifier } from './credentials/txn-token.ts';
 import { DpopNonces, DpopVerifier } from './credentials/dpop.ts';
 import { TokenIntrospector, type IntrospectionClientAuth } from './credentials/introspection.ts';
 import { AccessTokens } from './credentials/tokens.ts';
+import { HttpSignatureVerifier } from './credentials/http-signature.ts';
+import { JwtSvidVerifier } from './credentials/jwt-svid.ts';
+import { WimseVerifier } from './credentials/wimse.ts';
+import { WorkloadAuthenticator } from './credentials/workload.ts';
+import { TrustBundle } from './keys/trust-bundle.ts';
 import type { IssuerConfig } from './config/schema.ts';
 import type { JWK } from 'jose';
 import { PolicyEngine } from './policy/engine.ts';
@@ -135,6 +140,32 @@ export function createApp(loaded: LoadedConfig, options: AppOptions = {}): App {
           required: txnConfig.mode === 'required',
         };
 
+  // Workload identity: one trust bundle per trust domain, never merged (SPIFFE Federation §4.2).
+  const workloadConfig = config.workload;
+  const bundles = new Map(
+    (workloadConfig?.trustDomains ?? []).map((domain) => [
+      domain.name,
+      new TrustBundle({
+        trustDomain: domain.name,
+        // config/load.ts guarantees exactly one of file and url.
+        source: domain.bundle.file !== undefined ? { file: resolve(baseDir, domain.bundle.file) } : { url: domain.bundle.url! },
+        maxStaleMs: durationMs(domain.bundle.maxStale),
+        timeoutMs: durationMs(domain.bundle.timeout),
+        logger,
+        now,
+        ...(options.dispatcher ? { dispatcher: options.dispatcher } : {}),
+      }),
+    ]),
+  );
+  const acceptsX509Svids = workloadConfig !== undefined && workloadConfig.x509Svid.enabled && tls !== undefined && tls.clientCert !== 'none';
+  if (acceptsX509Svids) {
+    // The handshake verifies client chains against clientCaFile plus every trust domain's X.509
+    // authorities; the request path then checks each SVID against its own domain's bundle only.
+    const installAuthorities = () => tls!.setClientAuthorities([...bundles.values()].flatMap((b) => (b.ready ? safeAuthorities(b) : [])));
+    for (const bundle of bundles.values()) bundle.onInstall(installAuthorities);
+  }
+  const workload = workloadConfig && createWorkloadAuthenticator(loaded, bundles, acceptsX509Svids, now);
+
   const policy = createPolicyEngine(loaded, logger, options.env);
 
   const forwarder = new Forwarder({
@@ -159,7 +190,10 @@ export function createApp(loaded: LoadedConfig, options: AppOptions = {}): App {
     verifier,
     dpop,
     txn,
-    schemes: { bearer: dpopConfig.mode !== 'required', dpopAlgs: dpop ? dpopConfig.algorithms.join(' ') : undefined },
+    workload,
+    requireToken: config.oauth.requireToken,
+    accepted: { dpop: dpop !== undefined, wpt: workload !== undefined },
+    schemes: { bearer: dpopConfig.mode !== 'required', dpopAlgs: dpop ? dpopConfig.algorithms.join(' ') : undefined, wpt: workload !== undefined },
     policy,
     forwarder,
     headerPlan: {
@@ -182,7 +216,7 @@ export function createApp(loaded: LoadedConfig, options: AppOptions = {}): App {
   };
 
   let draining = false;
-  const ready = () => !draining && policy.status().loaded && issuers.every((i) => i.keys.ready) && (txnKeys?.ready ?? true);
+  const ready = () => !draining && policy.status().loaded && issuers.every((i) => i.keys.ready) && (txnKeys?.ready ?? true) && [...bundles.values()].every((b) => b.ready && !b.status().stale);
 
   const httpOptions = {
     maxHeaderSize: config.listen.maxHeaderBytes,
@@ -229,7 +263,14 @@ export function createApp(loaded: LoadedConfig, options: AppOptions = {}): App {
 
   const admin = createAdminServer({
     ready,
-    detail: () => ({ draining, policy: policy.status(), issuers: issuers.map((i) => i.keys.status()), ...(txnKeys ? { txnTokens: txnKeys.status() } : {}), ...(tls ? { tls: tls.status() } : {}) }),
+    detail: () => ({
+      draining,
+      policy: policy.status(),
+      issuers: issuers.map((i) => i.keys.status()),
+      ...(txnKeys ? { txnTokens: txnKeys.status() } : {}),
+      ...(bundles.size > 0 ? { trustDomains: [...bundles.values()].map((b) => b.status()) } : {}),
+      ...(tls ? { tls: tls.status() } : {}),
+    }),
   });
 
   return {
@@ -242,6 +283,7 @@ export function createApp(loaded: LoadedConfig, options: AppOptions = {}): App {
         policy.load().catch((err: unknown) => logger.error({ err: (err as Error).message }, 'policy could not be loaded; requests are refused until it is')),
         ...issuers.map((i) => i.keys.start()),
         ...(txnKeys ? [txnKeys.start()] : []),
+        ...[...bundles.values()].map((b) => b.start()),
       ]);
       if (config.policy.watch) policy.watch();
       if (httpsServer) tls?.watch(httpsServer);
@@ -267,6 +309,7 @@ export function createApp(loaded: LoadedConfig, options: AppOptions = {}): App {
       tls?.close();
       for (const i of issuers) i.keys.close();
       txnKeys?.close();
+      for (const b of bundles.values()) b.close();
       forwarder.close();
       await audit.flush();
       logger.info('agentward stopped');
@@ -308,6 +351,55 @@ function createIntrospector(
     ...(options.dispatcher ? { dispatcher: options.dispatcher } : {}),
     ...(options.now ? { now: options.now } : {}),
   });
+}
+
+/** The workload authenticator: WIMSE verifiers and SPIFFE checks over the trust bundles. */
+function createWorkloadAuthenticator(loaded: LoadedConfig, bundles: ReadonlyMap<string, TrustBundle>, acceptsX509Svids: boolean, now: () => number): WorkloadAuthenticator {
+  const { config } = loaded;
+  const settings = config.workload!;
+  const clockSkewSeconds = durationMs(config.oauth.clockSkew) / 1000;
+  const maxProofSeconds = durationMs(settings.wimse.maxProofLifetime) / 1000;
+  const domains = settings.trustDomains.map((domain) => ({ domain, bundle: bundles.get(domain.name)!, maxLifetimeSeconds: durationMs(domain.maxLifetime) / 1000 }));
+  const audiences = new Set(settings.wimse.audiences);
+  return new WorkloadAuthenticator({
+    wimse: new WimseVerifier({
+      trustDomains: new Map(
+        domains.map(({ domain, bundle, maxLifetimeSeconds }) => [domain.name, { witKeys: (header, token) => bundle.witSvidKeys()(header, token), algorithms: domain.algorithms, maxLifetimeSeconds }]),
+      ),
+      audiences,
+      clockSkewSeconds,
+      maxWptLifetimeSeconds: maxProofSeconds,
+      replayCacheSize: settings.wimse.replayCacheSize,
+      strictWptAudience: settings.wimse.strictAudience,
+      now,
+    }),
+    httpSignatures: new HttpSignatureVerifier({ audiences, clockSkewSeconds, maxLifetimeSeconds: maxProofSeconds, replayCacheSize: settings.wimse.replayCacheSize, now }),
+    jwtSvid: settings.jwtSvid.enabled
+      ? new JwtSvidVerifier({
+          trustDomains: new Map(domains.map(({ domain, bundle, maxLifetimeSeconds }) => [domain.name, { jwtKeys: () => bundle.jwtSvidKeys(), maxLifetimeSeconds }])),
+          audiences: new Set(settings.jwtSvid.audiences ?? [config.resource.id]),
+          requireKid: settings.jwtSvid.requireKid,
+          clockSkewSeconds,
+          now,
+        })
+      : undefined,
+    x509Authorities: acceptsX509Svids ? (trustDomain) => bundles.get(trustDomain)?.x509Authorities() : undefined,
+    trustDomains: new Set(bundles.keys()),
+    oauthIssuers: new Set(config.oauth.issuers.map((i) => i.issuer)),
+    contextTokenHeaders: settings.wimse.contextTokenHeaders,
+    required: settings.require,
+    binding: { rule: settings.binding.rule, clients: settings.binding.clients },
+    now,
+  });
+}
+
+/** A bundle's X.509 authorities for the handshake; none while it is stale (its SVIDs are refused anyway). */
+function safeAuthorities(bundle: TrustBundle) {
+  try {
+    return [...bundle.x509Authorities()];
+  } catch {
+    return [];
+  }
 }
 
 /** The policy engine for a config; `agentward check` uses it alone. */

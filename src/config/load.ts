@@ -11,6 +11,7 @@ import { ConfigSchema, type Config, type Secret, DURATION_PATTERN, POSITIVE_DURA
 import { durationMs } from './duration.ts';
 import { CREDENTIAL_HEADERS } from '../credentials/headers.ts';
 import { IDENTITY_HEADER_SOURCES } from '../policy/input.ts';
+import { parseWorkloadId } from '../identity/workload-id.ts';
 
 export interface ConfigProblem {
   /** YAML path such as `oauth.issuers[0].audiences`; empty for the whole file. */
@@ -294,7 +295,8 @@ function semanticChecks(doc: unknown, baseDir: string, env: NodeJS.ProcessEnv, s
   if (policyData !== undefined && !existsSync(resolve(baseDir, policyData))) {
     report(['policy', 'data'], `"${policyData}" does not exist`, 'point it at a JSON file or remove the key');
   }
-  checkListenTls(obj(doc, 'listen', 'tls'), baseDir, report);
+  checkListenTls(obj(doc, 'listen', 'tls'), get(doc, 'workload') !== undefined, baseDir, report);
+  checkWorkload(obj(doc, 'workload'), baseDir, report);
 
   const seen = new Set<string>();
   for (const [name, field] of Object.entries(obj(doc, 'forward', 'identityHeaders'))) {
@@ -358,8 +360,52 @@ function checkIntrospection(section: Record<string, unknown>, path: Path, baseDi
   if (get(section, unused) !== undefined) report([...path, unused], `is not used with auth ${method}`, `remove it, or set auth to ${unused === 'privateKey' ? 'private_key_jwt' : 'client_secret_basic'}`);
 }
 
-/** `listen.tls`: the files exist, and a CA is given exactly when client certificates are asked for. */
-function checkListenTls(section: Record<string, unknown>, baseDir: string, report: Report): void {
+/**
+ * `workload`: trust domain names are SPIFFE trust domain names, each listed once, bundle files
+ * exist, bundle endpoints are https (http only on loopback); binding table values are workload
+ * identifiers of configured trust domains.
+ */
+function checkWorkload(section: Record<string, unknown>, baseDir: string, report: Report): void {
+  if (Object.keys(section).length === 0) return;
+  const names = new Set<string>();
+  list(section, 'trustDomains').forEach((domain, i) => {
+    const path: Path = ['workload', 'trustDomains', i];
+    const name = str(domain, 'name');
+    if (name !== undefined) {
+      if (!/^[a-z0-9._-]+$/.test(name) || name.length > 255) report([...path, 'name'], `"${name}" is not a trust domain name`, 'use the lower-case host-like name only, e.g. agents.example.com (no scheme, port or path)');
+      if (names.has(name)) report([...path, 'name'], `trust domain "${name}" is listed twice`, 'keep one entry: bundles of one trust domain are never merged (SPIFFE Federation §4.2)');
+      names.add(name);
+    }
+    const file = str(domain, 'bundle', 'file');
+    const url = str(domain, 'bundle', 'url');
+    if ((file === undefined) === (url === undefined)) {
+      report([...path, 'bundle'], file === undefined ? 'has neither file nor url' : 'has both file and url', 'give exactly one: bundle: { file: ./bundle.json } or bundle: { url: https://spire.example.com/bundle }');
+    }
+    if (file !== undefined) {
+      const resolved = resolve(baseDir, file);
+      if (!statSync(resolved, { throwIfNoEntry: false })?.isFile()) report([...path, 'bundle', 'file'], `"${file}" is not a file (resolved to ${resolved})`, 'point it at the SPIFFE bundle (JWK Set) of this trust domain; relative paths start at this file\'s folder');
+    }
+    if (url !== undefined) {
+      checkHttpUrl(url, [...path, 'bundle', 'url'], report, { allowPath: true });
+      if (url.startsWith('http:') && URL.canParse(url) && !isLoopback(url)) report([...path, 'bundle', 'url'], 'uses plain http to a non-loopback host', 'use https: the https_web profile trusts the bundle only as far as its transport (SPIFFE Federation §5.2.1)');
+    }
+  });
+  for (const [client, id] of Object.entries(obj(section, 'binding', 'clients'))) {
+    if (typeof id !== 'string') continue;
+    const path: Path = ['workload', 'binding', 'clients', client];
+    try {
+      parseWorkloadId(id, { trustDomains: names });
+    } catch (err) {
+      report(path, `"${id}" is not a workload identifier of a configured trust domain (${err instanceof Error ? err.message : String(err)})`, 'write the full identifier, e.g. spiffe://agents.example.com/research-bot, of a trust domain listed in workload.trustDomains');
+    }
+  }
+}
+
+/**
+ * `listen.tls`: the files exist, and a CA is given when client certificates are asked for (with a
+ * `workload` section the trust domains' X.509 authorities can be the only CAs).
+ */
+function checkListenTls(section: Record<string, unknown>, workload: boolean, baseDir: string, report: Report): void {
   if (Object.keys(section).length === 0) return;
   const path: Path = ['listen', 'tls'];
   for (const key of ['certFile', 'keyFile', 'clientCaFile']) {
@@ -370,7 +416,7 @@ function checkListenTls(section: Record<string, unknown>, baseDir: string, repor
   }
   const mode = str(section, 'clientCert') ?? 'none';
   const ca = str(section, 'clientCaFile');
-  if ((mode === 'optional' || mode === 'required') && ca === undefined) report([...path, 'clientCaFile'], `is required with clientCert ${mode}`, 'add clientCaFile: the PEM CA certificates your agents\' client certificates chain to');
+  if ((mode === 'optional' || mode === 'required') && ca === undefined && !workload) report([...path, 'clientCaFile'], `is required with clientCert ${mode}`, 'add clientCaFile: the PEM CA certificates your agents\' client certificates chain to');
   if (mode === 'none' && ca !== undefined) report([...path, 'clientCaFile'], 'is not used with clientCert none', 'set clientCert to optional or required, or remove clientCaFile');
 }
 
@@ -465,6 +511,10 @@ export function relaxations(config: Readonly<Config>): string[] {
     for (const [key, url] of [['issuer', issuer.issuer], ['jwksUri', issuer.jwksUri]] as const) {
       if (url !== undefined && url.startsWith('http:') && !isLoopback(url)) out.push(`oauth.issuers[${i}].${key} uses plain http to a non-loopback host: keys can be tampered with in transit`);
     }
+  });
+  if (!config.oauth.requireToken) out.push('oauth.requireToken is off: a proven workload identity alone authenticates a request (the policy sees subject: null)');
+  config.workload?.trustDomains.forEach((domain, i) => {
+    if (domain.bundle.url?.startsWith('http:') && isLoopback(domain.bundle.url)) out.push(`workload.trustDomains[${i}].bundle.url uses plain http (loopback only)`);
   });
   const txnJwks = config.txnTokens?.jwksUri;
   if (txnJwks !== undefined && txnJwks.startsWith('http:') && !isLoopback(txnJwks)) out.push('txnTokens.jwksUri uses plain http to a non-loopback host: keys can be tampered with in transit');

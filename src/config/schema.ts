@@ -94,6 +94,79 @@ const IssuerSchema = Closed({
   ),
 });
 
+const TrustDomainSchema = Closed({
+  name: Type.String({ minLength: 1, description: 'The trust domain, e.g. `agents.example.com`: the authority of the workload identifiers it vouches for (SPIFFE ID §2.1: lowercase letters, digits, ".", "-", "_").' }),
+  bundle: Closed(
+    {
+      file: Type.Optional(Type.String({ minLength: 1, description: 'A SPIFFE bundle file (JWK Set with `use` x509-svid, jwt-svid, wit-svid), reloaded when it changes. Relative to this file.' })),
+      url: Type.Optional(Type.String({ minLength: 1, description: 'A SPIFFE bundle endpoint (https_web profile, SPIFFE Federation §5.2.1), polled every `spiffe_refresh_hint` (default 5 minutes).' })),
+      maxStale: Duration('1h', 'With `url`: how long the last good bundle is still used while the endpoint fails; after that credentials of this trust domain are refused (503).'),
+      timeout: Duration('5s', 'With `url`: longest wait for one bundle fetch.'),
+    },
+    { description: 'Where the trust domain key material comes from: exactly one of `file` or `url`.' },
+  ),
+  algorithms: Algorithms(['ES256', 'RS256', 'PS256', 'EdDSA'], 'JWS algorithms accepted for WITs and JWT-SVIDs of this trust domain (SPIFFE profiles narrow them further to RS/ES/PS).'),
+  maxLifetime: Duration('24h', 'Longest validity (`exp - iat`) of a WIT or JWT-SVID of this trust domain.'),
+});
+
+const WorkloadSchema = Closed(
+  {
+    trustDomains: Type.Array(TrustDomainSchema, { minItems: 1, description: 'The trust domains whose workloads may call this resource. Credentials of any other trust domain are refused.' }),
+    require: Type.Boolean({ default: false, description: 'Every request must prove a workload identity; without one it gets ERR_WORKLOAD_MISSING.' }),
+    wimse: Closed(
+      {
+        audiences: Type.Array(Type.String({ minLength: 1 }), {
+          default: [],
+          uniqueItems: true,
+          description: 'Values accepted as WPT `aud` and signature `wimse-aud` besides the target URI (resource origin + path), e.g. a name the callers use before a rewrite. From trusted configuration only (wpt-02 §3.1.7).',
+        }),
+        maxProofLifetime: Duration('5m', 'Longest time a WPT or an HTTP message signature may be valid for (wpt-02 §2: "MUST be short").'),
+        strictAudience: Type.Boolean({ default: false, description: 'Accept a WPT `aud` only as a string, never as an array (credentials.md U6).' }),
+        contextTokenHeaders: Type.Array(Type.String({ pattern: "^[!#$%&'*+.^_`|~0-9a-z-]+$" }), {
+          default: [],
+          uniqueItems: true,
+          description:
+            'Lower-case names of headers that carry other context tokens (wpt-02 §2 `oth`). With a WPT, such a header reaches the policy only when `oth` binds it; one `oth` names but the request lacks is refused.',
+        }),
+        replayCacheSize: Type.Integer({ minimum: 1000, default: 200000, description: 'WPT ids and signature nonces remembered against replay (bounded; when full, proofs as old as the forgotten ones are refused).' }),
+      },
+      { default: {}, description: 'WIMSE workload credentials: a Workload-Identity-Token proved by `Authorization: WPT` or by an HTTP message signature.' },
+    ),
+    jwtSvid: Closed(
+      {
+        enabled: Type.Boolean({ default: true, description: 'Accept SPIFFE JWT-SVIDs in `Authorization: Bearer` (recognised when `sub` is a spiffe ID of a configured trust domain and `iss` is not an OAuth issuer).' }),
+        audiences: Type.Optional(Type.Array(Type.String({ minLength: 1 }), { minItems: 1, uniqueItems: true, description: 'Audience values naming this resource in JWT-SVIDs. Default: [resource.id].' })),
+        requireKid: Type.Boolean({ default: true, description: 'Refuse JWT-SVIDs without `kid` (credentials.md U10).' }),
+      },
+      { default: {} },
+    ),
+    x509Svid: Closed(
+      {
+        enabled: Type.Boolean({
+          default: true,
+          description: 'Accept SPIFFE X.509-SVIDs as TLS client certificates (needs `listen.tls` with clientCert optional or required); the trust domain X.509 authorities are added to the handshake CAs.',
+        }),
+      },
+      { default: {} },
+    ),
+    binding: Closed(
+      {
+        rule: Enum(['none', 'client_id', 'actor', 'client_id_or_actor'], {
+          default: 'none',
+          description:
+            'When a request carries both an access token and a workload identity, which token party must be that workload: `client_id`, the current `actor` (RFC 8693 act.sub), either, or `none` (the comparison still reaches the policy as input.agent.token).',
+        }),
+        clients: Type.Record(Type.String({ minLength: 1 }), Type.String({ minLength: 1 }), {
+          default: {},
+          description: 'Token `client_id` (or actor) values that name a workload differently, mapped to its workload identifier, e.g. `research-bot: spiffe://agents.example.com/research-bot`.',
+        }),
+      },
+      { default: {} },
+    ),
+  },
+  { description: 'Agent workload identity (draft-ietf-wimse-*, SPIFFE): trust domains, and how their credentials are accepted. Without this section a workload credential is refused.' },
+);
+
 export const ConfigSchema = Closed(
   {
     listen: Closed(
@@ -143,6 +216,11 @@ export const ConfigSchema = Closed(
     oauth: Closed(
       {
         issuers: Type.Array(IssuerSchema, { default: [], description: 'Authorization servers whose JWT access tokens are accepted.' }),
+        requireToken: Type.Boolean({
+          default: true,
+          description:
+            'Every request must carry an access token. Set false to let a proven workload identity alone (see `workload`) authenticate a request, e.g. WIT + WPT, which uses the Authorization header for the proof; the policy then sees `subject: null`.',
+        }),
         clockSkew: Duration('30s', 'Leeway for exp, nbf and iat (RFC 9068 §4: a few minutes at most).', { allowZero: true }),
         maxDelegationDepth: Type.Integer({ minimum: 0, maximum: 32, default: 4, description: 'Longest RFC 8693 `act` chain accepted; deeper tokens get ERR_DELEGATION_TOO_DEEP.' }),
         tokenCacheSize: Type.Integer({ minimum: 0, default: 10000, description: 'Verified tokens remembered (by SHA-256) until they expire; 0 disables the cache.' }),
@@ -183,6 +261,7 @@ export const ConfigSchema = Closed(
       },
       { default: {} },
     ),
+    workload: Type.Optional(WorkloadSchema),
     txnTokens: Type.Optional(
       Closed(
         {
@@ -240,6 +319,8 @@ export const ConfigSchema = Closed(
 export type Config = Static<typeof ConfigSchema>;
 export type IssuerConfig = Static<typeof IssuerSchema>;
 export type TxnTokensConfig = NonNullable<Config['txnTokens']>;
+export type WorkloadConfig = NonNullable<Config['workload']>;
+export type TrustDomainConfig = Static<typeof TrustDomainSchema>;
 export type Secret = Static<typeof SecretSchema>;
 
 /**

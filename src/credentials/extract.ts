@@ -8,10 +8,12 @@ import type { IncomingMessage } from 'node:http';
 import { AgentwardError } from '../errors.ts';
 
 export interface PresentedCredentials {
-  /** The OAuth access token from `Authorization: Bearer` or `Authorization: DPoP`, if any. */
+  /** The token from `Authorization: Bearer` (an access token or a JWT-SVID) or `Authorization: DPoP`, if any. */
   accessToken: string | undefined;
-  /** Which scheme carried it. */
-  scheme: 'bearer' | 'dpop' | undefined;
+  /** Which scheme the Authorization field used. */
+  scheme: 'bearer' | 'dpop' | 'wpt' | undefined;
+  /** The Workload Proof Token of `Authorization: WPT` (wpt-02 §2), which then carries no access token (§2.2). */
+  wpt: string | undefined;
   /** The `DPoP` header (RFC 9449 §4.1), with the DPoP scheme only. */
   dpopProof: string | undefined;
   /** Names of what was presented, for `input.credentials.presented` and the audit record. */
@@ -21,10 +23,16 @@ export interface PresentedCredentials {
 /** RFC 6750 §2.1 b64token, also RFC 9449 §7.1's token68 for the DPoP scheme. */
 const B64TOKEN = /^[A-Za-z0-9\-._~+/]+=*$/;
 
-/**
- * @param dpopEnabled whether the DPoP scheme is accepted at all (`oauth.dpop.mode` not `disabled`).
- */
-export function extractCredentials(req: IncomingMessage, query: URLSearchParams, dpopEnabled: boolean): PresentedCredentials {
+/** Which Authorization schemes this resource accepts besides Bearer. */
+export interface AcceptedSchemes {
+  /** DPoP (RFC 9449), unless `oauth.dpop.mode` is `disabled`. */
+  dpop: boolean;
+  /** WPT (wpt-02 §2), when a `workload` section is configured. */
+  wpt: boolean;
+}
+
+export function extractCredentials(req: IncomingMessage, query: URLSearchParams, accepted: AcceptedSchemes): PresentedCredentials {
+  const dpopEnabled = accepted.dpop;
   // headersDistinct keeps every field; `req.headers` would silently drop a second Authorization.
   const authorization = req.headersDistinct.authorization ?? [];
   if (authorization.length > 1) throw new AgentwardError('ERR_AUTHORIZATION_MULTIPLE', 'The request has more than one Authorization header (RFC 6750 section 2).');
@@ -33,6 +41,7 @@ export function extractCredentials(req: IncomingMessage, query: URLSearchParams,
 
   const presented: string[] = [];
   let accessToken: string | undefined;
+  let wpt: string | undefined;
   let scheme: PresentedCredentials['scheme'];
   const header = authorization[0];
   if (header !== undefined) {
@@ -42,10 +51,18 @@ export function extractCredentials(req: IncomingMessage, query: URLSearchParams,
     const credentials = match[2] ?? '';
     if (name === 'bearer') scheme = 'bearer';
     else if (name === 'dpop' && dpopEnabled) scheme = 'dpop';
-    else throw new AgentwardError('ERR_AUTHORIZATION_SCHEME', dpopEnabled ? 'Use Authorization: Bearer or Authorization: DPoP.' : 'Use Authorization: Bearer.');
-    if (!B64TOKEN.test(credentials)) throw new AgentwardError('ERR_AUTHORIZATION_MALFORMED', `The ${match[1]} credentials must be one token (RFC 6750 section 2.1).`);
-    accessToken = credentials;
-    presented.push('access_token');
+    else if (name === 'wpt' && accepted.wpt) scheme = 'wpt';
+    else throw new AgentwardError('ERR_AUTHORIZATION_SCHEME', `Use Authorization: ${['Bearer', ...(dpopEnabled ? ['DPoP'] : []), ...(accepted.wpt ? ['WPT'] : [])].join(', ')}.`);
+    if (scheme === 'wpt') {
+      // wpt-02 §2: `WPT 1*SP token68`. A malformed one is a WPT failure (401 with the WPT
+      // challenge, §2.1), reported by the WPT check (WPT-N05).
+      wpt = credentials;
+      presented.push('wpt');
+    } else {
+      if (!B64TOKEN.test(credentials)) throw new AgentwardError('ERR_AUTHORIZATION_MALFORMED', `The ${match[1]} credentials must be one token (RFC 6750 section 2.1).`);
+      accessToken = credentials;
+      presented.push('access_token');
+    }
   }
 
   let dpopProof: string | undefined;
@@ -58,5 +75,5 @@ export function extractCredentials(req: IncomingMessage, query: URLSearchParams,
   } else if (scheme === 'dpop') {
     throw new AgentwardError('ERR_DPOP_PROOF_MISSING');
   }
-  return { accessToken, scheme, dpopProof, presented };
+  return { accessToken, scheme, wpt, dpopProof, presented };
 }

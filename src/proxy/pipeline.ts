@@ -12,7 +12,8 @@ import { STATUS_CODES, type IncomingMessage, type ServerResponse } from 'node:ht
 import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
 import { AgentwardError, asAgentwardError } from '../errors.ts';
-import { extractCredentials } from '../credentials/extract.ts';
+import { extractCredentials, type AcceptedSchemes } from '../credentials/extract.ts';
+import type { ProvenWorkload, TokenMatch, WorkloadAuthenticator, WorkloadResult } from '../credentials/workload.ts';
 import { CREDENTIAL_HEADERS } from '../credentials/headers.ts';
 import type { VerifiedAccessToken } from '../credentials/access-token.ts';
 import type { TxnTokenVerifier, VerifiedTxnToken } from '../credentials/txn-token.ts';
@@ -23,7 +24,7 @@ import type { PresentedCredentials } from '../credentials/extract.ts';
 import { NO_DELEGATION } from '../identity/delegation.ts';
 import type { PolicyEngine } from '../policy/engine.ts';
 import type { Decision } from '../policy/decision.ts';
-import { subjectInput, txnInput, type PolicyInput } from '../policy/input.ts';
+import { agentInput, subjectInput, txnInput, type PolicyInput } from '../policy/input.ts';
 import type { AuditSink } from '../observability/audit.ts';
 import type { Forwarder } from './forward.ts';
 import { rewriteUpstreamHeaders, type UpstreamHeaderPlan } from './headers.ts';
@@ -36,6 +37,12 @@ export interface PipelineDeps {
   verifier: AccessTokens;
   /** DPoP proof checks; undefined when `oauth.dpop.mode` is `disabled`. */
   dpop: { verifier: DpopVerifier; nonces: DpopNonces | undefined; required: boolean } | undefined;
+  /** Workload identity (WIT + WPT or HTTP signature, X.509-SVID, JWT-SVID); undefined without a `workload` section (workload credentials are then refused). */
+  workload: WorkloadAuthenticator | undefined;
+  /** `oauth.requireToken`: every request needs an access token, even with a proven workload identity. */
+  requireToken: boolean;
+  /** Authorization schemes accepted besides Bearer. */
+  accepted: AcceptedSchemes;
   /** Txn-Token checks; undefined when `txnTokens` is not configured (a Txn-Token is then refused). */
   txn: { verifier: Pick<TxnTokenVerifier, 'verify'>; required: boolean } | undefined;
   /** The schemes offered in challenges. */
@@ -60,7 +67,12 @@ interface RequestContext {
   method: string;
   path: string;
   scheme: PresentedCredentials['scheme'];
+  /** How a WIT was proven, known before it is verified (its failures' status depends on it, U3). */
+  workloadProof: 'wpt' | 'http_signature' | undefined;
+  agent: ProvenWorkload | undefined;
   token: VerifiedAccessToken | undefined;
+  /** The request body, when a step had to read it (an HTTP signature's Content-Digest, a form). */
+  body: Buffer | undefined;
   txn: VerifiedTxnToken | undefined;
   decision: Decision | undefined;
   error: AgentwardError | undefined;
@@ -87,15 +99,29 @@ export async function handleRequest(req: IncomingMessage, res: ServerResponse, d
       return;
     }
 
-    const credentials = extractCredentials(req, target.searchParams, deps.dpop !== undefined);
+    const credentials = extractCredentials(req, target.searchParams, deps.accepted);
     ctx.scheme = credentials.scheme;
-    if (credentials.accessToken === undefined) throw new AgentwardError('ERR_CREDENTIALS_MISSING');
-    ctx.token = await deps.verifier.verify(credentials.accessToken);
-    await verifySenderConstraint(credentials, ctx.token, req, res, target, deps);
+    // Step 3, in the order of credentials.md §H.1: the workload (agent) first, then the access
+    // token with its sender constraint, then the Txn-Token. Every credential presented is verified.
+    const workload = await authenticateWorkload(req, credentials, ctx, deps);
+    ctx.agent = workload.agent;
+    const accessToken = workload.bearerWasJwtSvid ? undefined : credentials.accessToken;
+    if (accessToken !== undefined) {
+      ctx.token = await deps.verifier.verify(accessToken);
+      await verifySenderConstraint(credentials, ctx.token, req, res, target, deps);
+    } else if (deps.requireToken || ctx.agent === undefined) {
+      throw new AgentwardError('ERR_CREDENTIALS_MISSING');
+    }
+    const tokenMatch = ctx.agent && ctx.token ? deps.workload!.matchToken(ctx.agent, ctx.token) : null;
     ctx.txn = await verifyTxnToken(req, deps);
 
-    const body = await inspectBody(req, deps.maxBodyBytes);
-    const input = buildInput(req, ctx, target, ctx.txn ? [...credentials.presented, 'txn_token'] : credentials.presented, deps);
+    const body = await inspectBody(req, deps.maxBodyBytes, ctx);
+    const presented = [
+      ...credentials.presented.filter((name) => !(workload.bearerWasJwtSvid && name === 'access_token')),
+      ...workload.presented,
+      ...(ctx.txn ? ['txn_token'] : []),
+    ];
+    const input = buildInput(req, ctx, target, presented, tokenMatch, workload.unboundContextHeaders, deps);
     ctx.decision = deps.policy.evaluate(input);
     enforce(ctx.decision);
 
@@ -113,8 +139,8 @@ export async function handleRequest(req: IncomingMessage, res: ServerResponse, d
     ctx.status = result.status;
   } catch (err) {
     ctx.error = asAgentwardError(err);
-    ctx.status = ctx.error.status;
     sendProblem(res, ctx.error, rejectContext(ctx, deps));
+    ctx.status = res.statusCode;
   } finally {
     record(ctx, deps);
   }
@@ -137,7 +163,10 @@ export function handleClientError(err: NodeJS.ErrnoException, socket: Socket, de
     method: '',
     path: '',
     scheme: undefined,
+    workloadProof: undefined,
+    agent: undefined,
     token: undefined,
+    body: undefined,
     txn: undefined,
     decision: undefined,
     error: new AgentwardError(code, undefined, { cause: err }),
@@ -163,7 +192,10 @@ function admit(req: IncomingMessage, deps: PipelineDeps): RequestContext {
     method: req.method ?? 'GET',
     path: '',
     scheme: undefined,
+    workloadProof: undefined,
+    agent: undefined,
     token: undefined,
+    body: undefined,
     txn: undefined,
     decision: undefined,
     error: undefined,
@@ -202,6 +234,32 @@ async function verifySenderConstraint(
   if (proof.freshNonce !== undefined) res.setHeader('dpop-nonce', proof.freshNonce);
 }
 
+const NO_WORKLOAD: WorkloadResult = { agent: undefined, bearerWasJwtSvid: false, unboundContextHeaders: [], presented: [] };
+
+/**
+ * Step 3, first part: the workload identity. Without a `workload` section a WIT is refused, never
+ * ignored (a client relying on it must learn it did not count).
+ */
+async function authenticateWorkload(req: IncomingMessage, credentials: PresentedCredentials, ctx: RequestContext, deps: PipelineDeps): Promise<WorkloadResult> {
+  if (!deps.workload) {
+    if (req.headersDistinct['workload-identity-token'] !== undefined || req.headersDistinct['workload-proof-token'] !== undefined) throw new AgentwardError('ERR_WORKLOAD_UNSUPPORTED');
+    return NO_WORKLOAD;
+  }
+  ctx.workloadProof = deps.workload.proofMode(req, credentials);
+  // The signed components are the request as received (RFC 9421 §2.2.6, §2.2.7), not a parsed form.
+  const raw = req.url ?? '/';
+  const q = raw.indexOf('?');
+  const path = q === -1 ? raw : raw.slice(0, q);
+  return deps.workload.authenticate({
+    req,
+    credentials,
+    targetUri: `${deps.resource.origin}${path}`,
+    path,
+    query: q === -1 ? '?' : raw.slice(q),
+    readBody: async () => (ctx.body ??= await readBody(req, deps.maxBodyBytes)),
+  });
+}
+
 /**
  * Step 3, third part: the Txn-Token (draft-ietf-oauth-transaction-tokens §12), after the caller's
  * access token and its sender constraint. Verified when present, or required by configuration; a
@@ -221,6 +279,7 @@ function rejectContext(ctx: RequestContext, deps: PipelineDeps): RejectContext {
     resourceMetadataUrl: deps.resource.metadataUrl,
     schemes: deps.schemes,
     scheme: ctx.scheme,
+    workloadProof: ctx.workloadProof,
     dpopNonce: ctx.error?.code === 'ERR_DPOP_NONCE' ? deps.dpop?.nonces?.current() : undefined,
     exposedReason: deps.exposeReason && ctx.decision && !ctx.decision.allow ? ctx.decision.reason : undefined,
   };
@@ -254,11 +313,19 @@ function serveMetadata(req: IncomingMessage, res: ServerResponse, resource: Prot
 /**
  * Step 4. A form body is the one place RFC 6750 §2.2 lets a token ride; we accept tokens only in
  * the header, so a form body is read (bounded) and refused if it carries `access_token`
- * (AT-N20). The exact bytes read are the bytes forwarded. Other bodies stream through unread.
+ * (AT-N20). The exact bytes read are the bytes forwarded. Other bodies stream through unread,
+ * unless an earlier step read them (an HTTP message signature's Content-Digest).
  */
-async function inspectBody(req: IncomingMessage, maxBytes: number): Promise<Buffer | undefined> {
+async function inspectBody(req: IncomingMessage, maxBytes: number, ctx: RequestContext): Promise<Buffer | undefined> {
   const type = req.headers['content-type']?.split(';')[0]?.trim().toLowerCase();
-  if (type !== 'application/x-www-form-urlencoded') return undefined;
+  if (type !== 'application/x-www-form-urlencoded') return ctx.body;
+  const body = (ctx.body ??= await readBody(req, maxBytes));
+  if (new URLSearchParams(body.toString('latin1')).has('access_token')) throw new AgentwardError('ERR_TOKEN_IN_BODY');
+  return body;
+}
+
+/** Reads the whole request body, refusing more than `maxBytes` (413) before buffering it. */
+async function readBody(req: IncomingMessage, maxBytes: number): Promise<Buffer> {
   const declared = Number(req.headers['content-length']);
   if (Number.isFinite(declared) && declared > maxBytes) throw new AgentwardError('ERR_BODY_TOO_LARGE');
   const chunks: Buffer[] = [];
@@ -272,19 +339,26 @@ async function inspectBody(req: IncomingMessage, maxBytes: number): Promise<Buff
   } catch (err) {
     throw err instanceof AgentwardError ? err : new AgentwardError('ERR_BODY_READ', undefined, { cause: err });
   }
-  const body = Buffer.concat(chunks);
-  if (new URLSearchParams(body.toString('latin1')).has('access_token')) throw new AgentwardError('ERR_TOKEN_IN_BODY');
-  return body;
+  return Buffer.concat(chunks);
 }
 
 /** Step 5: the policy input, version 1 (design §3.3). */
-function buildInput(req: IncomingMessage, ctx: RequestContext, target: URL, presented: string[], deps: PipelineDeps): PolicyInput {
+function buildInput(
+  req: IncomingMessage,
+  ctx: RequestContext,
+  target: URL,
+  presented: string[],
+  tokenMatch: TokenMatch | null,
+  unboundContextHeaders: readonly string[],
+  deps: PipelineDeps,
+): PolicyInput {
   const query: Record<string, string[]> = {};
   for (const [k, v] of target.searchParams) (query[k] ??= []).push(v);
   const headers: Record<string, string> = {};
   for (const [name, values] of Object.entries(req.headersDistinct)) {
     // Repeated fields join with ", " (RFC 9110 §5.3), cookies with "; " (RFC 6265 §5.4).
-    if (values && !CREDENTIAL_HEADERS.includes(name)) headers[name] = values.join(name === 'cookie' ? '; ' : ', ');
+    // A context token a WPT did not bind must not feed a decision (wpt-02 §2, WPT-N31).
+    if (values && !CREDENTIAL_HEADERS.includes(name) && !unboundContextHeaders.includes(name)) headers[name] = values.join(name === 'cookie' ? '; ' : ', ');
   }
   const token = ctx.token;
   const clientCertificate = clientCertificateOf(req.socket);
@@ -293,7 +367,7 @@ function buildInput(req: IncomingMessage, ctx: RequestContext, target: URL, pres
     now: Math.floor(deps.now() / 1000),
     request: { id: ctx.id, method: ctx.method, scheme: deps.resource.scheme, host: deps.resource.host, path: target.pathname, query, headers, clientCertificate },
     resource: { id: deps.resource.id },
-    agent: null,
+    agent: ctx.agent ? agentInput(ctx.agent, tokenMatch) : null,
     subject: token ? subjectInput(token) : null,
     delegation: token?.delegation ?? NO_DELEGATION,
     txn: ctx.txn ? txnInput(ctx.txn) : null,
@@ -330,7 +404,7 @@ function record(ctx: RequestContext, deps: PipelineDeps): void {
       time: new Date(performance.timeOrigin + ctx.startedAt).toISOString(),
       requestId: ctx.id,
       traceId: ctx.traceId,
-      agent: null,
+      agent: ctx.agent ? { id: ctx.agent.id, via: ctx.agent.via } : null,
       subject: token ? { iss: token.issuer, sub: (token.claims.sub as string | undefined) ?? null, clientId: (token.claims.client_id as string | undefined) ?? null } : null,
       delegation: token ? token.delegation.chain.map((a) => a.sub) : [],
       resource: deps.resource.id,

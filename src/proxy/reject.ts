@@ -11,6 +11,8 @@ export interface ChallengeSchemes {
   bearer: boolean;
   /** RFC 9449 §7.1 `algs` for the DPoP challenge; undefined when DPoP is not offered. */
   dpopAlgs: string | undefined;
+  /** wpt-02 §2.1: the `WPT` scheme (no auth-params) is offered when workload identity is configured. */
+  wpt: boolean;
 }
 
 export interface RejectContext {
@@ -19,7 +21,12 @@ export interface RejectContext {
   resourceMetadataUrl: string;
   schemes: ChallengeSchemes;
   /** The scheme the request used, which carries the `error` when it is offered. */
-  scheme?: 'bearer' | 'dpop' | undefined;
+  scheme?: 'bearer' | 'dpop' | 'wpt' | undefined;
+  /**
+   * How the request proved its WIT, when it did (U3, credentials.md §I): a WIT failure is a 401
+   * with the WPT challenge in WPT mode, a 400 without challenge in HTTP-signature mode.
+   */
+  workloadProof?: 'wpt' | 'http_signature' | undefined;
   /** RFC 9449 §9: sent as `DPoP-Nonce` with `use_dpop_nonce`. */
   dpopNonce?: string | undefined;
   /** Policy reason, sent only when `policy.exposeReason` is on. */
@@ -42,7 +49,9 @@ export function quote(value: string): string {
 
 type Params = [string, string | undefined][];
 
-function challenge(scheme: 'Bearer' | 'DPoP', params: Params): string {
+function challenge(scheme: 'Bearer' | 'DPoP' | 'WPT', params: Params): string {
+  // wpt-02 §2.1 defines no auth-params for WPT.
+  if (scheme === 'WPT') return 'WPT';
   return `${scheme} ${params
     .filter((p): p is [string, string] => p[1] !== undefined)
     .map(([k, v]) => `${k}=${quote(v)}`)
@@ -55,9 +64,10 @@ function challenge(scheme: 'Bearer' | 'DPoP', params: Params): string {
  * scheme's challenge only says it exists.
  */
 function challenges(schemes: ChallengeSchemes, used: RejectContext['scheme'], dpopOnly: boolean, errorParams: Params, metadata: [string, string]): string[] {
-  const offered: ('Bearer' | 'DPoP')[] = [];
+  const offered: ('Bearer' | 'DPoP' | 'WPT')[] = [];
   if (schemes.bearer) offered.push('Bearer');
   if (schemes.dpopAlgs !== undefined) offered.push('DPoP');
+  if (schemes.wpt) offered.push('WPT');
   const preferred = dpopOnly || used === 'dpop' ? 'DPoP' : 'Bearer';
   const carrier = offered.includes(preferred) ? preferred : offered[0];
   return offered.map((scheme) => {
@@ -70,6 +80,10 @@ function challenges(schemes: ChallengeSchemes, used: RejectContext['scheme'], dp
 
 export function problemFor(err: AgentwardError, ctx: RejectContext): ProblemResponse {
   const headers: Record<string, string | string[]> = { 'content-type': 'application/problem+json', 'cache-control': 'no-store' };
+  const wimse = 'wimse' in ERROR_CODES[err.code];
+  // U3: a WIT or WPT failure names the WPT scheme alone (wpt-02 §2.1); with an HTTP message
+  // signature it is a plain 400 (http-signature §3.5: 401 NOT RECOMMENDED).
+  const status = wimse && ctx.workloadProof === 'http_signature' ? 400 : err.status;
   const description = err.expose ? err.detail : undefined;
   const metadata: [string, string] = ['resource_metadata', ctx.resourceMetadataUrl];
   const offer = (params: Params, dpopOnly = false) => {
@@ -81,8 +95,11 @@ export function problemFor(err: AgentwardError, ctx: RejectContext): ProblemResp
   // RFC 9470 errors.
   // A 401 without an OAuth error (no access token, or a Txn-Token problem: a Txn-Token is not an
   // access token, §13.13) still carries a challenge (RFC 9110 §15.5.2), the plain one.
-  const kind = err.oauthError ?? (err.status === 401 ? 'no_credentials' : 'none');
+  const kind = wimse ? (status === 401 ? 'wpt' : 'none') : (err.oauthError ?? (err.status === 401 ? 'no_credentials' : 'none'));
   switch (kind) {
+    case 'wpt':
+      headers['www-authenticate'] = challenge('WPT', []);
+      break;
     case 'no_credentials':
       // RFC 6750 §3, RFC 9449 §7.1: no authentication information, so no `error`.
       offer([]);
@@ -121,11 +138,11 @@ export function problemFor(err: AgentwardError, ctx: RejectContext): ProblemResp
 
   // RFC 9457 §3.1: `title` is fixed per type; `detail` is this occurrence, and 5xx get none.
   const title = ERROR_CODES[err.code].title;
-  const body: Record<string, unknown> = { type: `urn:agentward:error:${err.code}`, title, status: err.status, code: err.code };
+  const body: Record<string, unknown> = { type: `urn:agentward:error:${err.code}`, title, status, code: err.code };
   if (description !== undefined && description !== title) body.detail = description;
   body.requestId = ctx.requestId;
   if (ctx.exposedReason !== undefined) body.reason = ctx.exposedReason;
-  return { status: err.status, headers, body: JSON.stringify(body) };
+  return { status, headers, body: JSON.stringify(body) };
 }
 
 /** Writes the problem response, unless the response has already started (then the socket is cut). */

@@ -78,6 +78,7 @@ describe('defaults', () => {
     expect(config.upstream).toEqual({ url: 'http://127.0.0.1:3000', timeout: '30s', connectTimeout: '5s', maxSockets: 256 });
     expect(config.oauth).toEqual({
       issuers: [],
+      requireToken: true,
       clockSkew: '30s',
       maxDelegationDepth: 4,
       tokenCacheSize: 10000,
@@ -296,8 +297,8 @@ describe('checks beyond the schema', () => {
   });
 
   test('identityHeaders to an unknown input field', () => {
-    const p = problem(withExtra('forward:\n  identityHeaders:\n    X-Agent-Id: agent.id\n'));
-    expect(p).toMatchObject({ path: 'forward.identityHeaders.X-Agent-Id', line: 9, message: '"agent.id" is not a policy input field that can be forwarded' });
+    const p = problem(withExtra('forward:\n  identityHeaders:\n    X-Agent-Id: agent.name\n'));
+    expect(p).toMatchObject({ path: 'forward.identityHeaders.X-Agent-Id', line: 9, message: '"agent.name" is not a policy input field that can be forwarded' });
     expect(p.fix).toContain('subject.clientId');
   });
 

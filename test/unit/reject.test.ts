@@ -13,7 +13,7 @@ import type { AddressInfo } from 'node:net';
 const CTX: RejectContext = {
   requestId: 'req-123',
   resourceMetadataUrl: 'https://tools.example.com/.well-known/oauth-protected-resource/mcp',
-  schemes: { bearer: true, dpopAlgs: undefined },
+  schemes: { bearer: true, dpopAlgs: undefined, wpt: false },
 };
 const METADATA = `resource_metadata="${CTX.resourceMetadataUrl}"`;
 const TOKEN = 'eyJhbGciOiJFUzI1NiIsInR5cCI6ImF0K2p3dCJ9.eyJzdWIiOiJ1c2VyLTQyIn0.c2lnbmF0dXJl';
@@ -131,13 +131,32 @@ describe('challenges', () => {
     expect(err?.detail).toMatch(/^[\x20-\x7e]+$/);
   });
 
-  test('every code with an oauthError gets a challenge, every 401 carries resource_metadata', () => {
+  test('every code with an oauthError gets a challenge, every 401 carries resource_metadata (WIMSE codes: the WPT challenge)', () => {
     for (const [code, info] of Object.entries(ERROR_CODES) as [ErrorCode, (typeof ERROR_CODES)[ErrorCode]][]) {
       const p = problem(code);
       expect(p.status, code).toBe(info.status);
       if ('oauthError' in info) expect(params(p.headers['www-authenticate']!).error, code).toBe(info.oauthError);
-      if (info.status === 401) expect(p.headers['www-authenticate'], code).toContain(METADATA);
+      if ('wimse' in info) expect(p.headers['www-authenticate'], code).toBe('WPT');
+      else if (info.status === 401) expect(p.headers['www-authenticate'], code).toContain(METADATA);
     }
+  });
+
+  test('U3: a WIT failure is 401 WPT with a WPT proof, 400 without challenge with an HTTP message signature', () => {
+    const err = new AgentwardError('ERR_WIT_EXPIRED');
+    const wpt = problemFor(err, { ...CTX, workloadProof: 'wpt' });
+    expect(wpt.status).toBe(401);
+    expect(wpt.headers['www-authenticate']).toBe('WPT');
+    const signed = problemFor(err, { ...CTX, workloadProof: 'http_signature' });
+    expect(signed.status).toBe(400);
+    expect(signed.headers['www-authenticate']).toBeUndefined();
+    expect(JSON.parse(signed.body)).toMatchObject({ status: 400, code: 'ERR_WIT_EXPIRED' });
+    // HTTP-signature codes are 400 whatever the mode.
+    expect(problemFor(new AgentwardError('ERR_HSIG_SIGNATURE'), { ...CTX, workloadProof: 'http_signature' }).status).toBe(400);
+  });
+
+  test('with workload identity configured, every challenge list also offers WPT', () => {
+    const p = problemFor(new AgentwardError('ERR_CREDENTIALS_MISSING'), { ...CTX, schemes: { bearer: true, dpopAlgs: 'ES256', wpt: true } });
+    expect(p.headers['www-authenticate']).toEqual([`Bearer ${METADATA}`, `DPoP algs="ES256", ${METADATA}`, 'WPT']);
   });
 });
 
