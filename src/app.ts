@@ -151,6 +151,7 @@ export function createApp(loaded: LoadedConfig, options: AppOptions = {}): App {
         source: domain.bundle.file !== undefined ? { file: resolve(baseDir, domain.bundle.file) } : { url: domain.bundle.url! },
         maxStaleMs: durationMs(domain.bundle.maxStale),
         timeoutMs: durationMs(domain.bundle.timeout),
+        unknownKeyCooldownMs: durationMs(config.oauth.keys.cooldown),
         logger,
         now,
         ...(options.dispatcher ? { dispatcher: options.dispatcher } : {}),
@@ -158,12 +159,10 @@ export function createApp(loaded: LoadedConfig, options: AppOptions = {}): App {
     ]),
   );
   const acceptsX509Svids = workloadConfig !== undefined && workloadConfig.x509Svid.enabled && tls !== undefined && tls.clientCert !== 'none';
-  if (acceptsX509Svids) {
-    // The handshake verifies client chains against clientCaFile plus every trust domain's X.509
-    // authorities; the request path then checks each SVID against its own domain's bundle only.
-    const installAuthorities = () => tls!.setClientAuthorities([...bundles.values()].flatMap((b) => (b.ready ? safeAuthorities(b) : [])));
-    for (const bundle of bundles.values()) bundle.onInstall(installAuthorities);
-  }
+  // The handshake verifies client chains against clientCaFile plus every trust domain's X.509
+  // authorities; the request path then checks each SVID against its own domain's bundle only.
+  const installAuthorities = acceptsX509Svids ? () => tls!.setClientAuthorities([...bundles.values()].flatMap((b) => (b.ready ? safeAuthorities(b) : []))) : undefined;
+  if (installAuthorities) for (const bundle of bundles.values()) bundle.onInstall(installAuthorities);
   const workload = workloadConfig && createWorkloadAuthenticator(loaded, bundles, acceptsX509Svids, now);
 
   const policy = createPolicyEngine(loaded, logger, options.env);

@@ -18,7 +18,7 @@ import { createHash, X509Certificate } from 'node:crypto';
 import { realpathSync, watch, type FSWatcher } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { basename, dirname } from 'node:path';
-import { createLocalJWKSet, type JWK } from 'jose';
+import { createLocalJWKSet, errors as joseErrors, type CryptoKey, type FlattenedJWSInput, type JWK, type JWSHeaderParameters } from 'jose';
 import type { Dispatcher } from 'undici';
 import type { Logger } from 'pino';
 import { AgentwardError } from '../errors.ts';
@@ -42,6 +42,11 @@ export interface TrustBundleOptions {
   defaultRefreshMs?: number;
   /** Quiet time after the last file event before a file is read again. Default 100 ms. */
   debounceMs?: number;
+  /**
+   * Least time between two endpoint fetches caused by a `kid` the bundle lacks (design §2: an
+   * unknown key is refetched once, single flight, with a cooldown). Default 5 s.
+   */
+  unknownKeyCooldownMs?: number;
 }
 
 export type SvidUse = 'x509-svid' | 'jwt-svid' | 'wit-svid';
@@ -59,7 +64,8 @@ const DEFAULT_MAX_STALE_MS = 3_600_000;
 /** setTimeout takes at most 2^31-1 ms; longer delays fire at once. */
 const MAX_TIMER_MS = 2 ** 31 - 1;
 
-export type KeyResolver = ReturnType<typeof createLocalJWKSet>;
+/** Selects the verification key of a JWS among a bundle's keys of one use (jose's key-function shape). */
+export type KeyResolver = (header: JWSHeaderParameters, token: FlattenedJWSInput) => Promise<CryptoKey>;
 
 /**
  * Called when a new bundle removes or replaces keys: the `kid`s per JWT use (`undefined` for a
@@ -113,6 +119,7 @@ export class TrustBundle {
   private watchers: FSWatcher[] = [];
   private closed = false;
   private staleLogged = false;
+  private lastUnknownKeyFetchAt = -Infinity;
   private readonly listeners: BundleRotationListener[] = [];
   private readonly installListeners: ((trustDomain: string) => void)[] = [];
 
@@ -229,9 +236,36 @@ export class TrustBundle {
     return bundle;
   }
 
+  /**
+   * An endpoint's bundle is stale when fetching it has failed since the last success, longer than
+   * maxStale ago. A healthy endpoint polled less often than maxStale never makes it stale.
+   */
   private isStale(): boolean {
-    if (!('url' in this.options.source) || this.lastSuccessAt === undefined) return false;
+    if (!('url' in this.options.source) || this.lastSuccessAt === undefined || this.failures === 0) return false;
     return this.now() - this.lastSuccessAt > this.maxStaleMs;
+  }
+
+  /**
+   * The bundle's keys of one use, asking the endpoint once more when none matches the token's
+   * `kid` (a key rotated in since the last poll), at most once per cooldown. Built once per
+   * installed bundle, so callers may use its identity to tell bundles apart.
+   */
+  private refetchingResolver(use: 'jwt-svid' | 'wit-svid', local: KeyResolver): KeyResolver {
+    const resolver: KeyResolver = async (header, token) => {
+      try {
+        return await local(header, token);
+      } catch (err) {
+        if (!(err instanceof joseErrors.JWKSNoMatchingKey) || !('url' in this.options.source)) throw err;
+        const now = this.now();
+        if (now - this.lastUnknownKeyFetchAt < (this.options.unknownKeyCooldownMs ?? 5000)) throw err;
+        this.lastUnknownKeyFetchAt = now;
+        await this.refresh();
+        const fresh = use === 'jwt-svid' ? this.installed().jwtResolver : this.installed().witResolver;
+        if (fresh === resolver) throw err;
+        return fresh(header, token);
+      }
+    };
+    return resolver;
   }
 
   private unavailable(why: string): AgentwardError {
@@ -278,8 +312,8 @@ export class TrustBundle {
     if (old !== undefined && old.digest === parsed.digest) return;
     this.current = {
       ...parsed,
-      jwtResolver: createLocalJWKSet({ keys: parsed.jwtSvid }),
-      witResolver: createLocalJWKSet({ keys: parsed.witSvid }),
+      jwtResolver: this.refetchingResolver('jwt-svid', createLocalJWKSet({ keys: parsed.jwtSvid })),
+      witResolver: this.refetchingResolver('wit-svid', createLocalJWKSet({ keys: parsed.witSvid })),
     };
     const removed = {
       jwtSvid: removedKids(old?.jwtSvid ?? [], parsed.jwtSvid),

@@ -161,6 +161,9 @@ export class ListenerTls {
    */
   watch(server: HttpsServer): void {
     this.server = server;
+    // Authorities set before the server existed (trust bundles load first) are not in the options
+    // it was created with.
+    if (this.clientAuthorities.length > 0) server.setSecureContext(this.contextOptions(this.current, this.clientAuthorities));
     if (this.watchers.length > 0) return;
     const dirs = new Set<string>();
     const names = new Set<string>();

@@ -7,6 +7,8 @@
  */
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { mkdtempSync, writeFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SignJWT } from 'jose';
@@ -20,6 +22,8 @@ const RESOURCE = 'https://tools.example.com/api';
 const TARGET = 'https://tools.example.com/orders';
 const DOMAIN = 'agents.example.com';
 const OTHER = 'partners.example.org';
+/** A trust domain whose bundle comes from a (loopback) bundle endpoint. */
+const REMOTE = 'remote.example.net';
 const AGENT = `spiffe://${DOMAIN}/research-bot`;
 const TXN_DOMAIN = 'trust-domain.example';
 const POLICY = join(REPO, 'test/fixtures/policies/workload');
@@ -33,6 +37,9 @@ let jwtIssuer: WorkloadKey;
 let otherJwtIssuer: WorkloadKey;
 let workloadKey: WorkloadKey;
 let edKey: WorkloadKey;
+let remoteIssuer: WorkloadKey;
+let bundleServer: Server;
+let remoteBundle: unknown;
 /** Workload-only authentication allowed (oauth.requireToken: false), no binding rule. */
 let open: RunningAgentward;
 /** An access token required, bound to the workload by client_id through a mapping table. */
@@ -52,12 +59,17 @@ beforeAll(async () => {
     newWorkloadKey('ES256'),
   ]);
   edKey = await newWorkloadKey('EdDSA');
+  remoteIssuer = await newWorkloadKey('ES256', 'remote-1');
+  remoteBundle = bundleDocument({ witSvid: [remoteIssuer.publicJwk], sequence: 1 });
+  bundleServer = createServer((_req, res) => res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(remoteBundle)));
+  await new Promise<void>((done) => bundleServer.listen(0, '127.0.0.1', done));
   const dir = mkdtempSync(join(tmpdir(), 'agentward-bundles-'));
   writeFileSync(join(dir, 'agents.json'), JSON.stringify(bundleDocument({ witSvid: [witIssuer.publicJwk], jwtSvid: [jwtIssuer.publicJwk] })));
   writeFileSync(join(dir, 'partners.json'), JSON.stringify(bundleDocument({ witSvid: [otherWitIssuer.publicJwk], jwtSvid: [otherJwtIssuer.publicJwk] })));
   const trustDomains = [
     { name: DOMAIN, bundle: { file: join(dir, 'agents.json') } },
     { name: OTHER, bundle: { file: join(dir, 'partners.json') } },
+    { name: REMOTE, bundle: { url: `http://127.0.0.1:${(bundleServer.address() as AddressInfo).port}/bundle` } },
   ];
   const base = {
     upstream: { url: upstream.url },
@@ -76,6 +88,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await Promise.all([open, bound, requiring, unconfigured].map((a) => a?.stop()));
   await Promise.all([upstream?.close(), issuer?.close(), tts?.close()]);
+  bundleServer?.close();
 });
 
 const wit = (options: Partial<Parameters<typeof mintWit>[0]> = {}) => mintWit({ key: witIssuer, sub: AGENT, cnfJwk: workloadKey.publicJwk, ...options });
@@ -228,6 +241,32 @@ describe('WIT + WPT (wpt-02)', () => {
     const now = Math.floor(Date.now() / 1000);
     const w = await wit({ iat: now, exp: now + 3 * 86400 });
     expectRefused(await send(open, { 'workload-identity-token': w, authorization: `WPT ${await wpt(w)}` }), 401, 'ERR_WIT_LIFETIME');
+  });
+});
+
+describe('a trust domain served by a bundle endpoint', () => {
+  test('its WITs verify; a key rotated in between polls is fetched on first sight of its kid', async () => {
+    const first = await wit({ key: remoteIssuer, sub: `spiffe://${REMOTE}/agent` });
+    expect((await send(open, { 'workload-identity-token': first, authorization: `WPT ${await wpt(first)}` })).res.status).toBe(200);
+
+    const rotated = await newWorkloadKey('ES256', 'remote-2');
+    remoteBundle = bundleDocument({ witSvid: [rotated.publicJwk], sequence: 2 });
+    const next = await wit({ key: rotated, sub: `spiffe://${REMOTE}/agent` });
+    const { res } = await send(open, { 'workload-identity-token': next, authorization: `WPT ${await wpt(next)}` });
+    expect(res.status, res.body).toBe(200);
+    expect(upstream.seen.at(-1)!.headers['x-policy-agent']).toBe(`spiffe://${REMOTE}/agent`);
+    // The old key left the bundle with the rotation.
+    const old = await wit({ key: remoteIssuer, sub: `spiffe://${REMOTE}/agent` });
+    expectRefused(await send(open, { 'workload-identity-token': old, authorization: `WPT ${await wpt(old)}` }), 401, 'ERR_WIT_KEY_UNKNOWN');
+  });
+
+  test('/readyz shows every trust domain bundle', async () => {
+    const detail = (await (await fetch(`${open.adminUrl}/readyz`)).json()) as { trustDomains: { trustDomain: string; ready: boolean; source: string }[] };
+    expect(detail.trustDomains.map((d) => [d.trustDomain, d.source, d.ready])).toEqual([
+      [DOMAIN, 'file', true],
+      [OTHER, 'file', true],
+      [REMOTE, 'url', true],
+    ]);
   });
 });
 

@@ -287,6 +287,49 @@ describe('bundle endpoint (SPIFFE Federation §4.1, §5)', () => {
     await until(() => server.hits() === 3, 'the next poll');
   });
 
+  test('an unknown kid refetches the endpoint once (single flight, cooldown) and verifies with the rotated-in key', async () => {
+    const server = await endpoint();
+    const k1 = await key('k1');
+    const k2 = await key('k2');
+    server.answer(200, { spiffe_sequence: 1, keys: [entry(k1, 'jwt-svid')] });
+    let clock = Date.now();
+    const bundle = bundleFor({ source: { url: server.url }, now: () => clock, unknownKeyCooldownMs: 5000 });
+    await bundle.start();
+    expect(server.hits()).toBe(1);
+
+    // The endpoint already serves k2; the installed bundle does not know it yet.
+    server.answer(200, { spiffe_sequence: 2, keys: [entry(k1, 'jwt-svid'), entry(k2, 'jwt-svid')] });
+    const token = await sign(k2);
+    const first = bundle.jwtSvidKeys();
+    await expect(jwtVerify(token, first)).resolves.toBeDefined();
+    expect(server.hits()).toBe(2);
+    expect(bundle.status().sequence).toBe(2);
+
+    // A kid nobody has: one refetch per cooldown, never a fetch per request.
+    const stranger = await sign(await key('k9'));
+    await expect(jwtVerify(stranger, bundle.jwtSvidKeys())).rejects.toThrow();
+    expect(server.hits()).toBe(2);
+    clock += 5000;
+    await expect(jwtVerify(stranger, bundle.jwtSvidKeys())).rejects.toThrow();
+    await expect(jwtVerify(stranger, bundle.jwtSvidKeys())).rejects.toThrow();
+    expect(server.hits()).toBe(3);
+    clock += 5000;
+    await expect(jwtVerify(stranger, bundle.jwtSvidKeys())).rejects.toThrow();
+    expect(server.hits()).toBe(4);
+    expect(first).not.toBe(bundle.jwtSvidKeys());
+  });
+
+  test('a healthy endpoint polled less often than maxStale never goes stale', async () => {
+    const server = await endpoint();
+    server.answer(200, { keys: [entry(await key('k1'), 'jwt-svid')] });
+    let clock = Date.now();
+    const bundle = bundleFor({ source: { url: server.url }, now: () => clock, maxStaleMs: 1000 });
+    await bundle.start();
+    clock += 60_000;
+    expect(bundle.status().stale).toBe(false);
+    expect(codeOf(() => bundle.jwtSvidKeys())).toBeUndefined();
+  });
+
   test('without a hint, polls every defaultRefreshMs', async () => {
     vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
     const server = await endpoint();
