@@ -120,6 +120,14 @@ describe('refused Txn-Tokens never reach the upstream', () => {
     expect(forwarded).toBe(0);
   });
 
+  test('TXN-N13: a Txn-Token is no caller authentication: alone it gets ERR_CREDENTIALS_MISSING', async () => {
+    const before = upstream.seen.length;
+    const res = await rawRequest(`${optional.url}/orders`, { headers: { 'txn-token': await txnToken() } });
+    expect(res.status).toBe(401);
+    expect(res.json().code).toBe('ERR_CREDENTIALS_MISSING');
+    expect(upstream.seen.length).toBe(before);
+  });
+
   test('mode required: a request without a Txn-Token is 401 ERR_TXN_TOKEN_MISSING', async () => {
     const { res, forwarded } = await send(required, undefined);
     expect(res.status).toBe(401);

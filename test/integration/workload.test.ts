@@ -16,6 +16,7 @@ import { startIssuer, type TestIssuer } from '../helpers/issuer.ts';
 import { startUpstream, type TestUpstream } from '../helpers/upstream.ts';
 import { startAgentward, REPO, type RunningAgentward } from '../helpers/agentward.ts';
 import { rawRequest, type RawResponse } from '../helpers/http.ts';
+import { waitFor } from '../helpers/wait.ts';
 import { bundleDocument, mintJwtSvid, mintWit, mintWpt, newWorkloadKey, othFor, tokenHash, type WorkloadKey } from '../helpers/workload-tokens.ts';
 
 const RESOURCE = 'https://tools.example.com/api';
@@ -131,7 +132,10 @@ describe('WIT + WPT (wpt-02)', () => {
     expect(seen['x-policy-presented']).toBe('wpt wit');
     expect(seen['workload-identity-token']).toBeUndefined();
     expect(seen.authorization).toBeUndefined();
-    const record = open.audit().at(-1)!;
+    const requestId = String(res.headers['x-request-id']);
+    // The record is written after the response; the audit file may lag a little.
+    await waitFor(async () => open.audit().some((r) => r.requestId === requestId), 'the audit record');
+    const record = open.audit().find((r) => r.requestId === requestId)!;
     expect(record.agent).toEqual({ id: AGENT, via: 'wit+wpt' });
     expect(JSON.stringify(record)).not.toContain(w.split('.')[2]);
   });
@@ -156,7 +160,7 @@ describe('WIT + WPT (wpt-02)', () => {
     expectRefused(await send(open, headers), 401, 'ERR_WPT_REPLAYED');
   });
 
-  test('WPT-N11, N12, N13, N15: a WPT for another audience is refused; Host cannot make it ours', async () => {
+  test('WPT-N11, WPT-N12, WPT-N13, WPT-N15: a WPT for another audience is refused; Host cannot make it ours', async () => {
     const w = await wit();
     for (const aud of ['https://billing.example.com/orders', 'https://tools.example.com/other', 'http://tools.example.com/orders']) {
       expectRefused(await send(open, { 'workload-identity-token': w, authorization: `WPT ${await wpt(w, { aud })}` }), 401, 'ERR_WPT_AUDIENCE');
@@ -214,6 +218,11 @@ describe('WIT + WPT (wpt-02)', () => {
   test('WPT-N01 and a WPT without WIT: each refused with 401 WPT', async () => {
     const w = await wit();
     expectRefused(await send(open, { authorization: `WPT ${await wpt(w)}` }), 401, 'ERR_WIT_MISSING');
+  });
+
+  test('WPT-N02: a WPT sent with the Bearer scheme is no proof: the WIT is refused', async () => {
+    const w = await wit();
+    expectRefused(await send(open, { 'workload-identity-token': w, authorization: `Bearer ${await wpt(w)}` }), 401, 'ERR_WIT_NO_PROOF');
   });
 
   test('WPT-N04: the wpt-01 Workload-Proof-Token header is refused', async () => {
@@ -279,7 +288,7 @@ describe('WPT with context tokens (tth, oth)', () => {
     expect(upstream.seen.at(-1)!.headers['x-policy-presented']).toBe('wpt wit txn_token');
   });
 
-  test('WPT-N24, TXN-N14, WPT-N26: tth missing, for another Txn-Token, or without a Txn-Token is refused', async () => {
+  test('WPT-N24, WPT-N25, TXN-N14, WPT-N26: tth missing, for another Txn-Token, or without a Txn-Token is refused', async () => {
     const w = await wit();
     const [txn, otherTxn] = await Promise.all([txnToken(), txnToken()]);
     expectRefused(await send(open, { 'workload-identity-token': w, authorization: `WPT ${await wpt(w)}`, 'txn-token': txn }), 401, 'ERR_WPT_TTH');
@@ -298,7 +307,7 @@ describe('WPT with context tokens (tth, oth)', () => {
     expect(upstream.seen.at(-1)!.headers['x-policy-headers']).not.toContain('x-user-token');
   });
 
-  test('WPT-N27, N28, N30: oth for an absent header, with a wrong hash, or a repeated header is refused', async () => {
+  test('WPT-N27, WPT-N28, WPT-N30: oth for an absent header, with a wrong hash, or a repeated header is refused', async () => {
     const w = await wit();
     const oth = othFor({ 'x-user-token': 'a' });
     expectRefused(await send(open, { 'workload-identity-token': w, authorization: `WPT ${await wpt(w, { oth })}` }), 401, 'ERR_WPT_OTH');
@@ -341,7 +350,7 @@ describe('binding the agent to its OAuth token', () => {
     expect(String(result.res.headers['www-authenticate'])).toMatch(/^Bearer resource_metadata="[^"]+", DPoP algs="[^"]+", resource_metadata="[^"]+", WPT$/);
   });
 
-  test('workload.require: an access token alone gets ERR_WORKLOAD_MISSING', async () => {
+  test('WIT-N01: with workload.require an access token alone gets ERR_WORKLOAD_MISSING', async () => {
     expectRefused(await send(requiring, { authorization: `Bearer ${await issuer.mint()}` }), 401, 'ERR_WORKLOAD_MISSING');
   });
 

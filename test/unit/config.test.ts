@@ -356,6 +356,54 @@ describe('checks beyond the schema', () => {
   });
 });
 
+describe('workload', () => {
+  const domains = (entries: string) => withExtra(`workload:\n  trustDomains:\n${entries}`);
+
+  test('BND-N06: a trust domain listed twice is refused (bundles of one domain are never merged)', () => {
+    const p = problem(domains('    - name: agents.example.com\n      bundle: { url: https://a.example/b }\n    - name: agents.example.com\n      bundle: { url: https://c.example/d }\n'));
+    expect(p).toMatchObject({ path: 'workload.trustDomains[1].name', message: 'trust domain "agents.example.com" is listed twice' });
+  });
+
+  test('a bundle needs exactly one of file and url; a file must exist; an endpoint must be https off loopback', () => {
+    const all = problems(
+      domains(
+        '    - name: a.example\n      bundle: {}\n' +
+          '    - name: b.example\n      bundle: { file: ./missing.json, url: https://b.example/bundle }\n' +
+          '    - name: c.example\n      bundle: { url: http://c.example/bundle }\n',
+      ),
+    );
+    expect(all.map((p) => [p.path, p.message])).toEqual([
+      ['workload.trustDomains[0].bundle', 'has neither file nor url'],
+      ['workload.trustDomains[1].bundle', 'has both file and url'],
+      ['workload.trustDomains[1].bundle.file', expect.stringContaining('"./missing.json" is not a file') as unknown as string],
+      ['workload.trustDomains[2].bundle.url', 'uses plain http to a non-loopback host'],
+    ]);
+  });
+
+  test('trust domain names are SPIFFE trust domain names', () => {
+    const p = problem(domains('    - name: Agents.Example.com:8443\n      bundle: { url: https://a.example/b }\n'));
+    expect(p).toMatchObject({ path: 'workload.trustDomains[0].name', fix: expect.stringContaining('lower-case') as unknown as string });
+  });
+
+  test('binding.clients values must be identifiers of configured trust domains', () => {
+    const p = problem(domains('    - name: agents.example.com\n      bundle: { url: https://a.example/b }\n  binding:\n    rule: client_id\n    clients:\n      research-bot: spiffe://elsewhere.example/bot\n'));
+    expect(p).toMatchObject({ path: 'workload.binding.clients.research-bot' });
+    expect(p.message).toContain('not a workload identifier of a configured trust domain');
+  });
+
+  test('defaults: no requirement, no binding rule, JWT-SVIDs and X.509-SVIDs on', () => {
+    const { config } = parse(domains('    - name: agents.example.com\n      bundle: { url: https://a.example/b }\n'));
+    expect(config.workload).toMatchObject({
+      require: false,
+      wimse: { audiences: [], maxProofLifetime: '5m', strictAudience: false, contextTokenHeaders: [], replayCacheSize: 200000 },
+      jwtSvid: { enabled: true, requireKid: true },
+      x509Svid: { enabled: true },
+      binding: { rule: 'none', clients: {} },
+    });
+    expect(config.workload!.trustDomains[0]).toMatchObject({ algorithms: ['ES256', 'RS256', 'PS256', 'EdDSA'], maxLifetime: '24h', bundle: { maxStale: '1h', timeout: '5s' } });
+  });
+});
+
 describe('relaxations (conventions §8: loosening is named)', () => {
   test('the defaults loosen nothing', () => {
     expect(relaxations(parse(withExtra('oauth:\n  issuers:\n    - issuer: http://127.0.0.1:9000\n')).config)).toEqual([]);

@@ -5,9 +5,11 @@
 import { describe, expect, test } from 'vitest';
 import { hash } from 'node:crypto';
 import { base64url, createLocalJWKSet, exportJWK, generateKeyPair, importJWK, SignJWT, type CryptoKey, type JWK } from 'jose';
-import { AgentwardError } from "../../src/errors.ts";
+import { AgentwardError } from '../../src/errors.ts';
 import { WimseVerifier, type WimseTrustDomain, type WimseVerifierOptions } from '../../src/credentials/wimse.ts';
 import { txnTokenHash } from '../../src/credentials/txn-token.ts';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 
 // §G.1 (wpt-02 Figs. 2–5)
 const G1_ISSUER_JWK = { kty: 'EC', kid: 'June 5', crv: 'P-256', x: 'kXqnA2Op7hgd4zRMbw0iFcc_hDxUxhojxOFVGjE2gks', y: 'n__VndPMR021-59UAs0b9qDTFT-EZtT6xSNs_xFskLo' };
@@ -143,7 +145,7 @@ describe('WIT checks (§A.2)', () => {
     expect(v.replayCacheEntries).toBe(1);
   });
 
-  test('WIT-N12: signed by another trust domain key but sub in example.com', async () => {
+  test('WIT-N12, BND-N05: signed by another trust domain key but sub in example.com', async () => {
     const { f, v } = await minted();
     const wit = await mintWit(f, { signer: 'evil.example' });
     await expectCode(v.verify({ wit, wpt: await mintWpt(wit) }), 'ERR_WIT_KEY_UNKNOWN');
@@ -178,7 +180,7 @@ describe('WIT checks (§A.2)', () => {
     await expectCode(v.verify({ wit: forged, wpt: await mintWpt(forged) }), 'ERR_WIT_SIGNATURE');
   });
 
-  test('WIT-N04..N06: wrong typ; WIT-N03: not a compact JWS', async () => {
+  test('WIT-N04, WIT-N05, WIT-N06: wrong typ; WIT-N03: not a compact JWS', async () => {
     const { f, v } = await minted();
     for (const typ of [undefined, 'JWT', 'wpt+jwt', 'at+jwt']) {
       const wit = await mintWit(f, { header: { typ } });
@@ -188,7 +190,7 @@ describe('WIT checks (§A.2)', () => {
     await expectCode(v.verify({ wit: 'a.b.c.d.e', wpt: 'a.b.c' }), 'ERR_WIT_MALFORMED');
   });
 
-  test('WIT-N07 / N09: alg none or not in the domain allow-list', async () => {
+  test('WIT-N07, WIT-N09: alg none or not in the domain allow-list', async () => {
     const { f, v } = await minted();
     const good = await mintWit(f);
     const [, p] = good.split('.');
@@ -202,7 +204,7 @@ describe('WIT checks (§A.2)', () => {
     await expectCode(esOnly384.verify({ wit: good, wpt: await mintWpt(good) }), 'ERR_WIT_ALGORITHM');
   });
 
-  test('WIT-N15 / N16 / N17: exp missing, expired beyond leeway, nbf in the future', async () => {
+  test('WIT-N15, WIT-N16, WIT-N17: exp missing, expired beyond leeway, nbf in the future', async () => {
     const { f, v } = await minted();
     const noExp = await mintWit(f, { claims: { exp: undefined } });
     await expectCode(v.verify({ wit: noExp, wpt: await mintWpt(noExp) }), 'ERR_WIT_CLAIM_MISSING');
@@ -214,7 +216,7 @@ describe('WIT checks (§A.2)', () => {
     await expectCode(v.verify({ wit: future, wpt: await mintWpt(future) }), 'ERR_WIT_EXPIRED');
   });
 
-  test('WIT-N18..N25: cnf missing or not a public asymmetric signature key', async () => {
+  test('WIT-N18, WIT-N19, WIT-N20, WIT-N21, WIT-N22, WIT-N23, WIT-N24, WIT-N25: cnf missing or not a public asymmetric signature key', async () => {
     const { f, v } = await minted();
     const pub = f.workload.jwk;
     const noCnf = await mintWit(f, { claims: { cnf: undefined } });
@@ -236,7 +238,7 @@ describe('WIT checks (§A.2)', () => {
     }
   });
 
-  test('WIT-N26 / N28: embedded jwk header is never used; unknown crit is refused', async () => {
+  test('WIT-N26, WIT-N28: embedded jwk header is never used; unknown crit is refused', async () => {
     const { f, v } = await minted();
     const attacker = await generateKeyPair('ES256', { extractable: true });
     const claims = { sub: SUB, exp: G1_NOW + 3600, cnf: { jwk: { ...f.workload.jwk, alg: 'EdDSA' } } };
@@ -296,7 +298,7 @@ describe('WPT checks (§A.3)', () => {
     await expect(v.verify({ wit, wpt: await mintWpt(wit, { claims: { exp: G1_NOW + 40 } }) })).resolves.toBeDefined();
   });
 
-  test('WPT-N11..N13, N16, U6: audience', async () => {
+  test('WPT-N11, WPT-N12, WPT-N13, WPT-N16, U6: audience', async () => {
     const { f, v } = await minted();
     const wit = await mintWit(f);
     for (const aud of ['https://other.example.com/path', 'https://workload.example.com/other', 'http://workload.example.com/path', ['https://other.example.com/path'], [], 7]) {
@@ -308,7 +310,7 @@ describe('WPT checks (§A.3)', () => {
     await expectCode(strict.verify({ wit, wpt: await mintWpt(wit, { claims: { aud: [AUD] } }) }), 'ERR_WPT_AUDIENCE');
   });
 
-  test('WPT-N17..N19, N34: exp missing, expired, too far ahead, nbf in the future', async () => {
+  test('WPT-N17, WPT-N18, WPT-N19, WPT-N34: exp missing, expired, too far ahead, nbf in the future', async () => {
     const { f, v } = await minted();
     const wit = await mintWit(f);
     await expectCode(v.verify({ wit, wpt: await mintWpt(wit, { claims: { exp: undefined } }) }), 'ERR_WPT_CLAIM_MISSING');
@@ -338,7 +340,7 @@ describe('WPT checks (§A.3)', () => {
     await expectCode(v.verify({ wit, wpt: wpt.split('.').slice(0, 2).join('.') }), 'ERR_WPT_MALFORMED');
   });
 
-  test('WPT-N07..N10: alg mismatch with cnf.jwk.alg, none, other key, tampered payload', async () => {
+  test('WPT-N07, WPT-N08, WPT-N09, WPT-N10: alg mismatch with cnf.jwk.alg, none, other key, tampered payload', async () => {
     const { f, v } = await minted();
     const wit = await mintWit(f);
     const es = await generateKeyPair('ES256');
@@ -354,7 +356,7 @@ describe('WPT checks (§A.3)', () => {
     await expectCode(v.verify({ wit, wpt: `${h}.${base64url.encode(JSON.stringify(claims))}.${s}` }), 'ERR_WPT_SIGNATURE');
   });
 
-  test('WPT-N24..N26 (U4): tth', async () => {
+  test('WPT-N24, WPT-N25, WPT-N26 (U4): tth', async () => {
     const { f, v } = await minted();
     const wit = await mintWit(f);
     const txn = 'eyJhbGciOiJSUzI1NiJ9.eyJ0eG4iOiIxIn0.c2ln';
@@ -364,7 +366,7 @@ describe('WPT checks (§A.3)', () => {
     await expect(v.verify({ wit, wpt: await mintWpt(wit, { claims: { tth: txnTokenHash(txn) } }), txnToken: txn })).resolves.toBeDefined();
   });
 
-  test('WPT-N27..N29, N31 (U4): oth', async () => {
+  test('WPT-N27, WPT-N28, WPT-N29, WPT-N31 (U4): oth', async () => {
     const { f, v } = await minted();
     const wit = await mintWit(f);
     const value = 'some-example-other-token';
@@ -380,5 +382,76 @@ describe('WPT checks (§A.3)', () => {
     expect(ok.boundContextTokens).toEqual(['x-custom-token']);
     const none = await v.verify({ wit, wpt: await mintWpt(wit), otherTokens: { 'x-unbound': 'v' } });
     expect(none.boundContextTokens).toEqual([]);
+  });
+});
+
+describe('named cases not covered above', () => {
+  test('WIT-N08: HS256 with the issuer public key as the HMAC secret (the classic confusion attack)', async () => {
+    const { f, v } = await minted();
+    const secret = new TextEncoder().encode(JSON.stringify(f.issuers['example.com']!.jwk));
+    const wit = await new SignJWT({ sub: SUB, exp: G1_NOW + 3600, cnf: { jwk: { ...f.workload.jwk, alg: 'EdDSA' } } })
+      .setProtectedHeader({ alg: 'HS256', typ: 'wit+jwt', kid: 'example.com-1' })
+      .sign(secret);
+    await expectCode(v.verify({ wit, wpt: await mintWpt(wit) }), 'ERR_WIT_ALGORITHM');
+  });
+
+  test('WIT-N32, WIT-N33, WIT-N34: a spiffe:// WIT is a WIT-SVID: kid required, no aud, RS/ES/PS only', async () => {
+    const { f, v } = await minted();
+    const spiffe = 'spiffe://example.com/agent';
+    const es256 = await generateKeyPair('ES256', { extractable: true });
+    const cnfJwk = { ...(await exportJWK(es256.publicKey)), alg: 'ES256' };
+    const wptFor = (wit: string) => new SignJWT({ aud: AUD, exp: G1_NOW + 30, jti: crypto.randomUUID(), wth: sha(wit) }).setProtectedHeader({ alg: 'ES256', typ: 'wpt+jwt' }).sign(es256.privateKey);
+    const ok = await mintWit(f, { claims: { sub: spiffe }, cnfJwk });
+    await expect(v.verify({ wit: ok, wpt: await wptFor(ok) })).resolves.toMatchObject({ id: spiffe });
+    const noKid = await mintWit(f, { claims: { sub: spiffe }, cnfJwk, header: { kid: undefined } });
+    await expectCode(v.verify({ wit: noKid, wpt: await wptFor(noKid) }), 'ERR_WIT_KEY_UNKNOWN');
+    const withAud = await mintWit(f, { claims: { sub: spiffe, aud: AUD }, cnfJwk });
+    await expectCode(v.verify({ wit: withAud, wpt: await wptFor(withAud) }), 'ERR_WIT_AUDIENCE');
+    const edCnf = await mintWit(f, { claims: { sub: spiffe } });
+    await expectCode(v.verify({ wit: edCnf, wpt: await mintWpt(edCnf) }), 'ERR_WIT_CNF_INVALID');
+  });
+
+  test('WIT-N27: an iss naming an attacker-run issuer is never fetched; its keys never count', async () => {
+    const { f, v } = await minted();
+    let hits = 0;
+    const server = createServer((_req, res) => {
+      hits++;
+      res.end('{}');
+    });
+    await new Promise<void>((done) => server.listen(0, '127.0.0.1', done));
+    try {
+      const attacker = await generateKeyPair('ES256', { extractable: true });
+      const iss = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+      const wit = await new SignJWT({ sub: SUB, iss, exp: G1_NOW + 3600, cnf: { jwk: { ...f.workload.jwk, alg: 'EdDSA' } } })
+        .setProtectedHeader({ alg: 'ES256', typ: 'wit+jwt', kid: 'attacker', jku: `${iss}/jwks` })
+        .sign(attacker.privateKey);
+      await expectCode(v.verify({ wit, wpt: await mintWpt(wit) }), 'ERR_WIT_KEY_UNKNOWN');
+      expect(hits).toBe(0);
+    } finally {
+      server.close();
+    }
+  });
+
+  test('WPT-N32: when the WIT fails, its failure is reported, before any WPT check', async () => {
+    const { f, v } = await minted();
+    const expired = await mintWit(f, { claims: { exp: G1_NOW - 60 } });
+    await expectCode(v.verify({ wit: expired, wpt: 'not-a-jwt' }), 'ERR_WIT_EXPIRED');
+  });
+
+  test('WPT-N14: an aud that names this resource only after an unconfigured rewrite is refused; configured, it is accepted', async () => {
+    const { f, v } = await minted();
+    const wit = await mintWit(f);
+    const internal = 'https://orders.internal.svc/path';
+    await expectCode(v.verify({ wit, wpt: await mintWpt(wit, { claims: { aud: internal } }) }), 'ERR_WPT_AUDIENCE');
+    const { v: aliased } = await minted({ audiences: new Set([AUD, internal]) });
+    await expect(aliased.verify({ wit, wpt: await mintWpt(wit, { claims: { aud: internal } }) })).resolves.toBeDefined();
+  });
+
+  test('WPT-N15: the target URI comes from configuration; a WPT for the Host an attacker sends is refused', async () => {
+    const { f, v } = await minted({ audiences: new Set() });
+    const wit = await mintWit(f);
+    await expect(v.verify({ wit, wpt: await mintWpt(wit), targetUri: AUD })).resolves.toBeDefined();
+    const forged = await mintWit(f);
+    await expectCode(v.verify({ wit: forged, wpt: await mintWpt(forged, { claims: { aud: 'https://attacker.example/path' } }), targetUri: AUD }), 'ERR_WPT_AUDIENCE');
   });
 });
