@@ -1,5 +1,5 @@
 /**
- * DPoP proofs for the load run (RFC 9449 §4.2), one per line, for bench/dpop.lua. wrk sends static
+ * DPoP proofs for the load run (RFC 9449 §4.2), one per line, for bench/proofs.lua. wrk sends static
  * headers, and a proof is single-use (agentward remembers its jti) and must be recent (its iat
  * within oauth.dpop.maxAge + oauth.clockSkew), so run.sh writes them right before each load run:
  * every proof carries the same key, htm, htu and ath, a fresh random jti, and iat = now.

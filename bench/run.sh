@@ -7,7 +7,9 @@
 #   agentward          agentward: RFC 9068 verification, the default Rego policy, file audit
 #   agentward-nocache  the same with oauth.tokenCacheSize 0: a signature check on every request
 #   agentward-dpop     agentward with a DPoP-bound token (cnf.jkt) and a fresh DPoP proof per request
-#                      (bench/dpop-proofs.ts writes them just before the run, bench/dpop.lua sends them)
+#                      (bench/dpop-proofs.ts writes them just before the run, bench/proofs.lua sends them)
+#   agentward-wpt      agentward authenticating the agent alone by WIMSE WIT + WPT (a fresh WPT per
+#                      request, bench/wimse.ts), a SPIFFE bundle file, bench/policies/workload
 #   agentward-introspection
 #                      agentward with an opaque token, introspected (RFC 7662) at bench/introspection.ts;
 #                      the answer cached (default cacheTtl 60s): the steady state of a repeated token
@@ -40,12 +42,13 @@ SERVER_CPU=${BENCH_SERVER_CPU:-0}
 PORT_BASE=${BENCH_PORT_BASE:-18000}
 TIME_LIMIT=${BENCH_TIME_LIMIT:-420}
 # More proofs than agentward-dpop can use at this rate (it serves ~1000 req/s here); a run that
-# runs out fails (bench/dpop.lua sends the surplus requests without a proof: 401).
+# runs out fails (bench/proofs.lua sends the surplus requests without a proof: 401). The same rate
+# sizes the WPT files of agentward-wpt.
 DPOP_MAX_RPS=${BENCH_DPOP_MAX_RPS:-3000}
 INTROSPECTION_CACHE_TTL=${BENCH_INTROSPECTION_CACHE_TTL:-}
 OPAQUE_TOKENS=${BENCH_OPAQUE_TOKENS:-unique}
 [ "$OPAQUE_TOKENS" = unique ] || [ "$OPAQUE_TOKENS" = one ] || { echo "bench: BENCH_OPAQUE_TOKENS is unique or one" >&2; exit 2; }
-ALL_CONTENDERS=(direct forwarder nginx haproxy agentward agentward-nocache agentward-dpop agentward-introspection agentward-introspection-nocache)
+ALL_CONTENDERS=(direct forwarder nginx haproxy agentward agentward-nocache agentward-dpop agentward-wpt agentward-introspection agentward-introspection-nocache)
 read -r -a CONTENDERS <<<"${BENCH_ONLY:-${ALL_CONTENDERS[*]}}"
 REQUEST_PATH=/api/items
 AUDIENCE=https://tools.bench.test
@@ -96,8 +99,8 @@ ensure_packages() {
 ensure_packages
 
 LOADGEN=${BENCH_LOADGEN:-$(command -v wrk >/dev/null && echo wrk || echo autocannon)}
-if [ "$LOADGEN" != wrk ] && [[ " ${CONTENDERS[*]} " == *" agentward-dpop "* || " ${CONTENDERS[*]} " == *" agentward-introspection-nocache "* ]]; then
-  die "agentward-dpop and agentward-introspection-nocache need wrk (a new header on every request, from a Lua script)"
+if [ "$LOADGEN" != wrk ] && [[ " ${CONTENDERS[*]} " == *" agentward-dpop "* || " ${CONTENDERS[*]} " == *" agentward-wpt "* || " ${CONTENDERS[*]} " == *" agentward-introspection-nocache "* ]]; then
+  die "agentward-dpop, agentward-wpt and agentward-introspection-nocache need wrk (a new header on every request, from a Lua script)"
 fi
 
 # CPU split. The host has 2 cores: the load generator gets one, and the upstream plus the
@@ -126,13 +129,15 @@ P_AW_DPOP=$((PORT_BASE + 7))
 P_AW_INTRO=$((PORT_BASE + 8))
 P_AW_INTRO_NOCACHE=$((PORT_BASE + 9))
 P_INTROSPECTION=$((PORT_BASE + 10))
+P_AW_WPT=$((PORT_BASE + 11))
 P_AW_ADMIN=$((PORT_BASE + 15))
 P_AW_NOCACHE_ADMIN=$((PORT_BASE + 16))
 P_AW_DPOP_ADMIN=$((PORT_BASE + 17))
 P_AW_INTRO_ADMIN=$((PORT_BASE + 18))
 P_AW_INTRO_NOCACHE_ADMIN=$((PORT_BASE + 19))
+P_AW_WPT_ADMIN=$((PORT_BASE + 20))
 for port in "$P_ISSUER" "$P_UPSTREAM" "$P_FORWARDER" "$P_NGINX" "$P_HAPROXY" "$P_AW" "$P_AW_NOCACHE" "$P_AW_DPOP" "$P_AW_INTRO" "$P_AW_INTRO_NOCACHE" \
-  "$P_INTROSPECTION" "$P_AW_ADMIN" "$P_AW_NOCACHE_ADMIN" "$P_AW_DPOP_ADMIN" "$P_AW_INTRO_ADMIN" "$P_AW_INTRO_NOCACHE_ADMIN"; do
+  "$P_INTROSPECTION" "$P_AW_ADMIN" "$P_AW_NOCACHE_ADMIN" "$P_AW_DPOP_ADMIN" "$P_AW_INTRO_ADMIN" "$P_AW_INTRO_NOCACHE_ADMIN" "$P_AW_WPT" "$P_AW_WPT_ADMIN"; do
   # A connect that succeeds means someone else listens there; refuse rather than measure them.
   if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then die "port $port on 127.0.0.1 is in use (set BENCH_PORT_BASE)"; fi
 done
@@ -347,6 +352,24 @@ if want agentward-dpop; then
     maxAge: 120s"
   start agentward-dpop "${PIN_SERVER[@]}" node src/main.ts serve --config "$WORK/agentward-dpop.yaml"
 fi
+if want agentward-wpt; then
+  # The agent alone authenticates (WIT + WPT in Authorization, so no access token can come along:
+  # oauth.requireToken false), with a bundle file for its trust domain and a policy on input.agent
+  # (the default policy refuses requests without an access token). Everything else default:
+  # wimse.maxProofLifetime 5m, the replay cache, audit and log as for the others.
+  "${PIN_LOAD[@]}" node bench/wimse.ts init --out "$WORK/wimse"
+  mkdir -p "$WORK/wpt-policy"
+  cp -r "$ROOT/policies/lib" "$ROOT/bench/policies/workload/policy.rego" "$WORK/wpt-policy/"
+  agentward_config agentward-wpt "$P_AW_WPT" "$P_AW_WPT_ADMIN" 10000 "" "  requireToken: false"
+  sed -i "s|source: $ROOT/policies|source: $WORK/wpt-policy|" "$WORK/agentward-wpt.yaml"
+  cat >>"$WORK/agentward-wpt.yaml" <<EOF
+workload:
+  trustDomains:
+    - name: agents.bench.test
+      bundle: { file: $WORK/wimse/bundle.json }
+EOF
+  start agentward-wpt "${PIN_SERVER[@]}" node src/main.ts serve --config "$WORK/agentward-wpt.yaml"
+fi
 # introspection_yaml CACHE_SIZE: the issuer's RFC 7662 settings (cacheTtl and the rest default
 # unless BENCH_INTROSPECTION_CACHE_TTL is set).
 introspection_yaml() {
@@ -376,12 +399,14 @@ declare -A URL=(
   [agentward]="http://127.0.0.1:$P_AW$REQUEST_PATH"
   [agentward-nocache]="http://127.0.0.1:$P_AW_NOCACHE$REQUEST_PATH"
   [agentward-dpop]="http://127.0.0.1:$P_AW_DPOP$REQUEST_PATH"
+  [agentward-wpt]="http://127.0.0.1:$P_AW_WPT$REQUEST_PATH"
   [agentward-introspection]="http://127.0.0.1:$P_AW_INTRO$REQUEST_PATH"
   [agentward-introspection-nocache]="http://127.0.0.1:$P_AW_INTRO_NOCACHE$REQUEST_PATH"
 )
 declare -A ADMIN=(
   [agentward]=$P_AW_ADMIN [agentward-nocache]=$P_AW_NOCACHE_ADMIN [agentward-dpop]=$P_AW_DPOP_ADMIN
   [agentward-introspection]=$P_AW_INTRO_ADMIN [agentward-introspection-nocache]=$P_AW_INTRO_NOCACHE_ADMIN
+  [agentward-wpt]=$P_AW_WPT_ADMIN
 )
 # The process whose CPU and memory are the contender's cost (the upstream for "direct").
 declare -A PROC=([direct]=upstream [forwarder]=forwarder [nginx]=nginx [haproxy]=haproxy)
@@ -394,6 +419,7 @@ declare -A LABEL=(
   [agentward]="agentward (JWT + policy)"
   [agentward-nocache]="agentward, token cache off"
   [agentward-dpop]="agentward, JWT + DPoP proof"
+  [agentward-wpt]="agentward, WIT + WPT (no token)"
   [agentward-introspection]="agentward, opaque token, introspection cached"
   [agentward-introspection-nocache]="agentward, opaque token, introspected every request"
 )
@@ -438,6 +464,10 @@ expect() {
   echo "check $c $what -> $got$note" >>"$RAW"
 }
 bearer() { echo "Authorization: Bearer $(cat "$WORK/$1")"; }
+# wpts OUT COUNT [AUD]: COUNT fresh WPTs for the agent's WIT, one per line.
+wpts() { "${PIN_LOAD[@]}" node bench/wimse.ts proofs --dir "$WORK/wimse" --aud "${3:-$DPOP_HTU}" --count "$2" --out "$1"; }
+WIT=
+if want agentward-wpt; then WIT=$(cat "$WORK/wimse/wit"); fi
 DPOP_TOKEN=$(cat "$WORK/issuer/dpop-token")
 # proofs OUT COUNT [IAT_OFFSET [HTU]]: COUNT fresh DPoP proofs for the bound token, one per line.
 proofs() {
@@ -450,6 +480,10 @@ for c in "${CONTENDERS[@]}"; do
     agentward-dpop)
       proofs "$WORK/check-proofs" 2
       valid=("Authorization: DPoP $DPOP_TOKEN" "DPoP: $(sed -n 1p "$WORK/check-proofs")")
+      ;;
+    agentward-wpt)
+      wpts "$WORK/check-wpts" 2
+      valid=("Workload-Identity-Token: $WIT" "Authorization: WPT $(sed -n 1p "$WORK/check-wpts")")
       ;;
     agentward-introspection) valid=("$(bearer introspection/opaque)") ;;
     agentward-introspection-nocache) valid=("Authorization: Bearer $(cat "$WORK/introspection/unique-prefix")check") ;;
@@ -477,6 +511,14 @@ for c in "${CONTENDERS[@]}"; do
       proofs "$WORK/check-htu" 1 0 "https://other.bench.test$REQUEST_PATH"
       expect "$c" proof-for-another-uri 401 ERR_DPOP_PROOF_URI "$url" "Authorization: DPoP $DPOP_TOKEN" "DPoP: $(cat "$WORK/check-htu")"
       ;;
+    agentward-wpt)
+      # A WPT is single-use and for this resource; a WIT needs a proof and the trust domain's key.
+      expect "$c" replayed-wpt 401 ERR_WPT_REPLAYED "$url" "${valid[@]}"
+      expect "$c" wit-without-proof 401 ERR_WIT_NO_PROOF "$url" "Workload-Identity-Token: $WIT"
+      expect "$c" forged-wit 401 ERR_WIT_SIGNATURE "$url" "Workload-Identity-Token: $(cat "$WORK/wimse/wit-forged")" "Authorization: WPT $(sed -n 2p "$WORK/check-wpts")"
+      wpts "$WORK/check-aud" 1 "https://other.bench.test$REQUEST_PATH"
+      expect "$c" wpt-for-another-resource 401 ERR_WPT_AUDIENCE "$url" "Workload-Identity-Token: $WIT" "Authorization: WPT $(cat "$WORK/check-aud")"
+      ;;
     agentward-introspection*)
       expect "$c" opaque-inactive 401 ERR_TOKEN_INACTIVE "$url" "$(bearer introspection/opaque-inactive)"
       expect "$c" opaque-wrong-aud 401 ERR_TOKEN_AUDIENCE "$url" "$(bearer introspection/opaque-wrong-aud)"
@@ -484,7 +526,7 @@ for c in "${CONTENDERS[@]}"; do
       ;;
   esac
 done
-log "checks passed: every contender answers 200; haproxy and agentward refuse forged, expired, wrong-aud, wrong-iss, no-scope and missing tokens; agentward-dpop replayed, stale, misdirected and missing proofs; agentward-introspection inactive, wrong-aud and no-scope opaque tokens"
+log "checks passed: every contender answers 200; haproxy and agentward refuse forged, expired, wrong-aud, wrong-iss, no-scope and missing tokens; agentward-dpop replayed, stale, misdirected and missing proofs; agentward-wpt replayed, missing and misdirected WPTs and forged WITs; agentward-introspection inactive, wrong-aud and no-scope opaque tokens"
 
 # ---------------------------------------------------------------------------------------------
 # Load.
@@ -558,7 +600,8 @@ load() {
   local c=$1 secs=$2 out=$3 phase=$4 url=${URL[$1]} token=$TOKEN
   local -a how=()
   case $c in
-    agentward-dpop) how=(-s bench/dpop.lua -H "Authorization: DPoP $DPOP_TOKEN" "$url" -- "$WORK/proofs-$phase") ;;
+    agentward-dpop) how=(-s bench/proofs.lua -H "Authorization: DPoP $DPOP_TOKEN" "$url" -- "$WORK/proofs-$phase" DPoP) ;;
+    agentward-wpt) how=(-s bench/proofs.lua -H "Workload-Identity-Token: $WIT" "$url" -- "$WORK/proofs-$phase" Authorization "WPT ") ;;
     agentward-introspection-nocache)
       if [ "$OPAQUE_TOKENS" = unique ]; then how=(-s bench/opaque.lua "$url" -- "$(cat "$WORK/introspection/unique-prefix")$phase-")
       else token=$(cat "$WORK/introspection/opaque")
@@ -590,15 +633,18 @@ for c in "${CONTENDERS[@]}"; do
   proc_pid=${PID[${PROC[$c]}]}
   up_pid=${PID[upstream]}
   wait_quiet
-  if [ "$c" = agentward-dpop ]; then
-    # One proof per request, written now so that every iat is still within maxAge (120s) at the
-    # end of the measured run. The load core is otherwise idle here.
+  if [ "$c" = agentward-dpop ] || [ "$c" = agentward-wpt ]; then
+    # One proof per request, written now so that every DPoP iat is still within maxAge (120s), and
+    # every WPT exp (now + 240s) still ahead, at the end of the measured run. The load core is
+    # otherwise idle here.
     started=$SECONDS
-    proofs "$WORK/proofs-all" $((DPOP_MAX_RPS * (WARMUP + DURATION)))
+    if [ "$c" = agentward-dpop ]; then proofs "$WORK/proofs-all" $((DPOP_MAX_RPS * (WARMUP + DURATION)))
+    else wpts "$WORK/proofs-all" $((DPOP_MAX_RPS * (WARMUP + DURATION)))
+    fi
     head -n $((DPOP_MAX_RPS * WARMUP)) "$WORK/proofs-all" >"$WORK/proofs-warmup"
     tail -n +$((DPOP_MAX_RPS * WARMUP + 1)) "$WORK/proofs-all" >"$WORK/proofs-run"
     proofs_at=$SECONDS
-    log "$c: $((DPOP_MAX_RPS * (WARMUP + DURATION))) DPoP proofs written in $((proofs_at - started))s"
+    log "$c: $((DPOP_MAX_RPS * (WARMUP + DURATION))) proofs written in $((proofs_at - started))s"
   fi
   case $c in agentward-introspection*) calls0=$(introspection_calls) ;; esac
   log "$c: ${WARMUP}s warm-up, ${DURATION}s measured, $CONNECTIONS connections"
@@ -633,6 +679,11 @@ for c in "${CONTENDERS[@]}"; do
       read -r _ used missing _ <<<"$(grep '^PROOFS ' "$WORK/$c.out")"
       [ "${missing#missing=}" = 0 ] || FAILED+=("$c: the proofs ran out (${missing}); raise BENCH_DPOP_MAX_RPS")
       NOTES[$c]="${LABEL[$c]}: a new proof on every request (${used#used=} sent in the measured run, none twice); all written $((SECONDS - proofs_at)) s before the end of the run, within oauth.dpop.maxAge (120s)."
+      ;;
+    agentward-wpt)
+      read -r _ used missing _ <<<"$(grep '^PROOFS ' "$WORK/$c.out")"
+      [ "${missing#missing=}" = 0 ] || FAILED+=("$c: the WPTs ran out (${missing}); raise BENCH_DPOP_MAX_RPS")
+      NOTES[$c]="${LABEL[$c]}: one WIT, a new WPT on every request (${used#used=} sent in the measured run, none twice), written $((SECONDS - proofs_at)) s before the end of the run (exp now + 240 s)."
       ;;
     agentward-introspection*)
       NOTES[$c]="${LABEL[$c]}: $((calls2 - calls1)) introspection calls in the measured run for ${r[requests]} requests, $((calls1 - calls0)) in the warm-up (cacheTtl ${INTROSPECTION_CACHE_TTL:-60s}); the endpoint (on the load CPU) used $(awk -v t=$((ins1 - ins0)) -v hz="$CLK_TCK" -v n=$((calls2 - calls1)) 'BEGIN { if (n >= 100) printf "%.0f µs of CPU per call", t / hz * 1e6 / n; else printf "%.2f s of CPU in all (too few calls for a per-call figure)", t / hz }')."
@@ -680,6 +731,7 @@ versions="node $(node -v), $(nginx -v 2>&1 | sed 's/^nginx version: //'), HAProx
   echo "- versions: $versions"
   echo "- load: $LOADGEN, 1 thread, $CONNECTIONS keep-alive connections, ${WARMUP}s warm-up then ${DURATION}s measured, GET $REQUEST_PATH with one valid ES256 token"
   want agentward-dpop && echo "  (agentward-dpop: one ES256 token bound to a DPoP key, \`Authorization: DPoP\`, and a new ES256 proof per request)"
+  want agentward-wpt && echo "  (agentward-wpt: no access token; one ES256 WIT-SVID in \`Workload-Identity-Token\` and a new ES256 WPT per request in \`Authorization: WPT\`)"
   if want agentward-introspection || want agentward-introspection-nocache; then
     echo "  (agentward-introspection: one opaque token; -nocache: $([ "$OPAQUE_TOKENS" = unique ] && echo "a new opaque token per request" || echo "the same opaque token"); endpoint bench/introspection.ts on CPU ${PIN_LOAD[2]:-any})"
   fi

@@ -363,13 +363,14 @@ function createWorkloadAuthenticator(loaded: LoadedConfig, bundles: ReadonlyMap<
   return new WorkloadAuthenticator({
     wimse: new WimseVerifier({
       trustDomains: new Map(
-        domains.map(({ domain, bundle, maxLifetimeSeconds }) => [domain.name, { witKeys: (header, token) => bundle.witSvidKeys()(header, token), algorithms: domain.algorithms, maxLifetimeSeconds }]),
+        domains.map(({ domain, bundle, maxLifetimeSeconds }) => [domain.name, { witKeys: () => bundle.witSvidKeys(), algorithms: domain.algorithms, maxLifetimeSeconds }]),
       ),
       audiences,
       clockSkewSeconds,
       maxWptLifetimeSeconds: maxProofSeconds,
       replayCacheSize: settings.wimse.replayCacheSize,
       strictWptAudience: settings.wimse.strictAudience,
+      cacheSize: config.oauth.tokenCacheSize,
       now,
     }),
     httpSignatures: new HttpSignatureVerifier({ audiences, clockSkewSeconds, maxLifetimeSeconds: maxProofSeconds, replayCacheSize: settings.wimse.replayCacheSize, now }),
@@ -379,6 +380,7 @@ function createWorkloadAuthenticator(loaded: LoadedConfig, bundles: ReadonlyMap<
           audiences: new Set(settings.jwtSvid.audiences ?? [config.resource.id]),
           requireKid: settings.jwtSvid.requireKid,
           clockSkewSeconds,
+          cacheSize: config.oauth.tokenCacheSize,
           now,
         })
       : undefined,

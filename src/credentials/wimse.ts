@@ -37,7 +37,12 @@ class WimseError extends AgentwardError {
 export type WitKeyResolver = (header: JWSHeaderParameters, token: FlattenedJWSInput) => Promise<CryptoKey | JWK | Uint8Array>;
 
 export interface WimseTrustDomain {
-  witKeys: WitKeyResolver;
+  /**
+   * The domain's current WIT keys (`() => bundle.witSvidKeys()` fits). A new resolver object means
+   * new keys: WITs verified with the previous one are verified again. May throw
+   * ERR_KEYS_UNAVAILABLE (a stale bundle), which then refuses cached WITs too.
+   */
+  witKeys: () => WitKeyResolver;
   /** Algorithms the domain's issuer may sign WITs with (creds-02 §3). Symmetric ones are never used. */
   algorithms: readonly string[];
   /** Longest accepted WIT validity (`exp - iat`, or `exp - now` without `iat`), seconds. Default: no limit. */
@@ -68,7 +73,18 @@ export interface WimseVerifierOptions {
   replayCacheSize: number;
   /** U6 strict mode: accept a WPT `aud` string only, not an array. Default false. */
   strictWptAudience?: boolean;
+  /** Verified WITs remembered (by SHA-256) until they expire; 0 disables. Default 10000. */
+  cacheSize?: number;
   now?: () => number;
+}
+
+/** A verified WIT as cached: with what its time and audience checks need again on every use. */
+interface CachedWit extends VerifiedWit {
+  /** The key resolver that verified it: a different one (a new bundle) means verify again. */
+  verifiedWith: WitKeyResolver;
+  nbf: number | undefined;
+  aud: unknown;
+  witSvid: boolean;
 }
 
 export interface WimseRequest {
@@ -138,6 +154,11 @@ export class WimseVerifier {
   private readonly seen: ReplayCache;
   /** Proof keys by algorithm and thumbprint: a workload signs every WPT with the same key. */
   private readonly keys = new LRUCache<string, CryptoKey>({ max: 10_000 });
+  /**
+   * Verified WITs by SHA-256: an agent sends the same WIT (valid for hours) with every request,
+   * each time with a new proof, so the WIT's signature is checked once and only the proof after.
+   */
+  private readonly wits: LRUCache<string, CachedWit> | undefined;
 
   constructor(options: WimseVerifierOptions) {
     this.domains = options.trustDomains;
@@ -146,6 +167,8 @@ export class WimseVerifier {
     this.maxLifetime = options.maxWptLifetimeSeconds;
     this.strictAudience = options.strictWptAudience ?? false;
     this.now = options.now ?? Date.now;
+    const cacheSize = options.cacheSize ?? 10_000;
+    this.wits = cacheSize > 0 ? new LRUCache<string, CachedWit>({ max: cacheSize, ttlAutopurge: false, perf: { now: () => this.now() } }) : undefined;
     // Marked with the WPT's exp: WPTs expiring no later than a forgotten one are refused.
     this.seen = new ReplayCache({ max: options.replayCacheSize, now: () => this.now() });
   }
@@ -260,6 +283,30 @@ export class WimseVerifier {
    * the caller must still check a proof by its `cnf.jwk` (a WPT here, or an HTTP message signature).
    */
   async verifyIdentityToken(wit: string, targetUri?: string): Promise<VerifiedWit> {
+    const witHash = hash('sha256', wit, 'base64url');
+    let verified = this.wits?.get(witHash);
+    // A cached WIT still needs its trust domain's current keys to be the ones that verified it
+    // (a bundle rotation or a stale bundle must reach it), and its time and audience checks.
+    if (verified === undefined || this.domains.get(verified.id.trustDomain)!.witKeys() !== verified.verifiedWith) {
+      verified = await this.verifyWitToken(wit, witHash);
+      this.wits?.set(witHash, verified, { ttl: Math.max(1, Math.ceil((verified.exp + this.skew) * 1000 - this.now())) });
+    }
+    this.checkWitUse(verified, targetUri);
+    return verified;
+  }
+
+  /** §A.2 steps 5–6 (time) and U5 (audience): what can change between two uses of one WIT. */
+  private checkWitUse(wit: CachedWit, targetUri: string | undefined): void {
+    const nowSeconds = this.now() / 1000;
+    if (wit.exp <= nowSeconds - this.skew) throw new WimseError('ERR_WIT_EXPIRED');
+    if (wit.nbf !== undefined && wit.nbf > nowSeconds + this.skew) throw new WimseError('ERR_WIT_EXPIRED');
+    // U5: no aud in a WIT-SVID; elsewhere an aud, when present, must include this resource.
+    if (wit.aud !== undefined && wit.witSvid) throw new WimseError('ERR_WIT_AUDIENCE');
+    if (wit.aud !== undefined && !this.listNamesThisResource(typeof wit.aud === 'string' ? [wit.aud] : wit.aud, targetUri)) throw new WimseError('ERR_WIT_AUDIENCE');
+  }
+
+  /** §A.2 steps 1–5 and 7–8: everything about a WIT that does not change with time or target. */
+  private async verifyWitToken(wit: string, witHash: string): Promise<CachedWit> {
     // creds-02 §5.1.1: one compact JWS.
     if (typeof wit !== 'string' || !COMPACT_JWS.test(wit)) throw new WimseError('ERR_WIT_MALFORMED');
     const [headerPart, payloadPart] = wit.split('.') as [string, string, string];
@@ -282,9 +329,10 @@ export class WimseVerifier {
     if (witSvid && !SPIFFE_ALGORITHMS.has(alg)) throw new WimseError('ERR_WIT_ALGORITHM');
     if (witSvid && (typeof header.kid !== 'string' || header.kid === '')) throw new WimseError('ERR_WIT_KEY_UNKNOWN');
 
+    const verifiedWith = domain.witKeys();
     let payload: Uint8Array;
     try {
-      payload = (await compactVerify(wit, domain.witKeys, { algorithms: [alg] })).payload;
+      payload = (await compactVerify(wit, verifiedWith, { algorithms: [alg] })).payload;
     } catch (err) {
       if (err instanceof joseErrors.JWSSignatureVerificationFailed) throw new WimseError('ERR_WIT_SIGNATURE', { cause: err });
       if (err instanceof joseErrors.JWKSNoMatchingKey || err instanceof joseErrors.JWKSMultipleMatchingKeys) throw new WimseError('ERR_WIT_KEY_UNKNOWN', { cause: err });
@@ -302,18 +350,13 @@ export class WimseVerifier {
     const { exp, nbf, cnf, aud } = claims;
     if (exp === undefined || cnf === undefined) throw new WimseError('ERR_WIT_CLAIM_MISSING');
     if (typeof exp !== 'number' || !Number.isFinite(exp)) throw new WimseError('ERR_WIT_MALFORMED');
+    if (nbf !== undefined && (typeof nbf !== 'number' || !Number.isFinite(nbf))) throw new WimseError('ERR_WIT_EXPIRED');
+    // Expired before anything else is looked at (the same check runs again on every use).
     if (exp <= nowSeconds - this.skew) throw new WimseError('ERR_WIT_EXPIRED');
-    if (nbf !== undefined && (typeof nbf !== 'number' || !Number.isFinite(nbf) || nbf > nowSeconds + this.skew)) throw new WimseError('ERR_WIT_EXPIRED');
     if (domain.maxLifetimeSeconds !== undefined) {
       const { iat } = claims;
       const from = typeof iat === 'number' && Number.isFinite(iat) ? Math.min(iat, nowSeconds) : nowSeconds;
       if (exp - from > domain.maxLifetimeSeconds + this.skew) throw new WimseError('ERR_WIT_LIFETIME');
-    }
-
-    // U5: no aud in a WIT-SVID; elsewhere an aud, when present, must include this resource.
-    if (aud !== undefined && witSvid) throw new WimseError('ERR_WIT_AUDIENCE');
-    if (aud !== undefined) {
-      if (!this.listNamesThisResource(typeof aud === 'string' ? [aud] : aud, targetUri)) throw new WimseError('ERR_WIT_AUDIENCE');
     }
 
     // cnf.jwk: a public signature key with an asymmetric alg consistent with it (§5.1).
@@ -342,7 +385,7 @@ export class WimseVerifier {
       throw new WimseError('ERR_WIT_CNF_INVALID', { cause: err });
     }
 
-    return { id, exp, claims, alg: keyAlg, key, jkt, witHash: hash('sha256', wit, 'base64url') };
+    return { id, exp, claims, alg: keyAlg, key, jkt, witHash, verifiedWith, nbf: nbf as number | undefined, aud, witSvid };
   }
 }
 

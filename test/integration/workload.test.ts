@@ -80,7 +80,12 @@ beforeAll(async () => {
     policy: { source: POLICY },
   };
   [open, bound, requiring, unconfigured] = await Promise.all([
-    startAgentward({ ...base, oauth: { ...base.oauth, requireToken: false }, workload: { trustDomains, wimse: { contextTokenHeaders: ['x-user-token'] } } }),
+    startAgentward({
+      ...base,
+      oauth: { ...base.oauth, requireToken: false },
+      workload: { trustDomains, wimse: { contextTokenHeaders: ['x-user-token'] } },
+      forward: { identityHeaders: { 'X-Agent-Id': 'agent.id', 'X-Agent-Via': 'agent.via' } },
+    }),
     startAgentward({ ...base, workload: { trustDomains, binding: { rule: 'client_id', clients: { 'research-bot': AGENT } } } }),
     startAgentward({ ...base, workload: { trustDomains, require: true } }),
     startAgentward(base),
@@ -132,6 +137,8 @@ describe('WIT + WPT (wpt-02)', () => {
     expect(seen['x-policy-presented']).toBe('wpt wit');
     expect(seen['workload-identity-token']).toBeUndefined();
     expect(seen.authorization).toBeUndefined();
+    expect(seen['x-agent-id']).toBe(AGENT);
+    expect(seen['x-agent-via']).toBe('wit+wpt');
     const requestId = String(res.headers['x-request-id']);
     // The record is written after the response; the audit file may lag a little.
     await waitFor(async () => open.audit().some((r) => r.requestId === requestId), 'the audit record');
@@ -354,10 +361,11 @@ describe('binding the agent to its OAuth token', () => {
     expectRefused(await send(requiring, { authorization: `Bearer ${await issuer.mint()}` }), 401, 'ERR_WORKLOAD_MISSING');
   });
 
-  test('a caller-sent identity header is never an identity', async () => {
+  test('a caller-sent identity header is never an identity, and never reaches the upstream', async () => {
     const { res } = await send(open, { authorization: `Bearer ${await issuer.mint()}`, 'x-agent-id': AGENT });
     expect(res.status).toBe(200);
     expect(upstream.seen.at(-1)!.headers['x-policy-agent']).toBe('none');
+    expect(upstream.seen.at(-1)!.headers['x-agent-id']).toBeUndefined();
   });
 
   test('without a workload section a WIT is refused, never ignored', async () => {

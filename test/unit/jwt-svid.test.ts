@@ -393,7 +393,7 @@ describe('BND-N07 the other way, and the WIT/WPT helpers against the WIMSE verif
 
   function wimse(): WimseVerifier {
     return new WimseVerifier({
-      trustDomains: new Map([[DOMAIN, { witKeys: org.witSvidKeys(), algorithms: ['ES256'] }]]),
+      trustDomains: new Map([[DOMAIN, { witKeys: () => org.witSvidKeys(), algorithms: ['ES256'] }]]),
       audiences: new Set([TARGET]),
       clockSkewSeconds: 5,
       maxWptLifetimeSeconds: 60,

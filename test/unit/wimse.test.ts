@@ -29,7 +29,8 @@ function clock(startSeconds = G1_NOW) {
 }
 
 function domain(keys: JWK[], algorithms = ['ES256']): WimseTrustDomain {
-  return { witKeys: createLocalJWKSet({ keys }), algorithms };
+  const resolver = createLocalJWKSet({ keys });
+  return { witKeys: () => resolver, algorithms };
 }
 
 function verifier(domains: Record<string, WimseTrustDomain>, now: () => number, options: Partial<WimseVerifierOptions> = {}) {
@@ -453,5 +454,56 @@ describe('named cases not covered above', () => {
     await expect(v.verify({ wit, wpt: await mintWpt(wit), targetUri: AUD })).resolves.toBeDefined();
     const forged = await mintWit(f);
     await expectCode(v.verify({ wit: forged, wpt: await mintWpt(forged, { claims: { aud: 'https://attacker.example/path' } }), targetUri: AUD }), 'ERR_WPT_AUDIENCE');
+  });
+});
+
+describe('verified WITs are cached, never beyond what a fresh check would allow', () => {
+  test('the second use of a WIT skips its signature check but not its expiry', async () => {
+    const { f, c, v } = await minted();
+    const wit = await mintWit(f, { claims: { exp: G1_NOW + 60 } });
+    await v.verify({ wit, wpt: await mintWpt(wit) });
+    const first = await v.verifyIdentityToken(wit);
+    expect(await v.verifyIdentityToken(wit)).toBe(first);
+    c.ms = (G1_NOW + 66) * 1000;
+    await expectCode(v.verifyIdentityToken(wit), 'ERR_WIT_EXPIRED');
+  });
+
+  test('new trust domain keys (a rotated bundle) verify a cached WIT again', async () => {
+    const f = await fixture();
+    const c = clock();
+    let resolver = createLocalJWKSet({ keys: [f.issuers['example.com']!.jwk] });
+    const v = verifier({ 'example.com': { witKeys: () => resolver, algorithms: ['ES256'] } }, c.now);
+    const wit = await mintWit(f);
+    await expect(v.verifyIdentityToken(wit)).resolves.toBeDefined();
+    resolver = createLocalJWKSet({ keys: [f.issuers['evil.example']!.jwk] });
+    await expectCode(v.verifyIdentityToken(wit), 'ERR_WIT_KEY_UNKNOWN');
+  });
+
+  test('a stale bundle refuses cached WITs too', async () => {
+    const f = await fixture();
+    let stale = false;
+    const resolver = createLocalJWKSet({ keys: [f.issuers['example.com']!.jwk] });
+    const witKeys = () => {
+      if (stale) throw new AgentwardError('ERR_KEYS_UNAVAILABLE');
+      return resolver;
+    };
+    const v = verifier({ 'example.com': { witKeys, algorithms: ['ES256'] } }, clock().now);
+    const wit = await mintWit(f);
+    await v.verifyIdentityToken(wit);
+    stale = true;
+    await expectCode(v.verifyIdentityToken(wit), 'ERR_KEYS_UNAVAILABLE');
+  });
+
+  test('the audience of a cached WIT is checked against each request target', async () => {
+    const { f, v } = await minted({ audiences: new Set() });
+    const wit = await mintWit(f, { claims: { aud: AUD } });
+    await expect(v.verifyIdentityToken(wit, AUD)).resolves.toBeDefined();
+    await expectCode(v.verifyIdentityToken(wit, 'https://workload.example.com/other'), 'ERR_WIT_AUDIENCE');
+  });
+
+  test('cacheSize 0 verifies every time', async () => {
+    const { f, v } = await minted({ cacheSize: 0 });
+    const wit = await mintWit(f);
+    expect(await v.verifyIdentityToken(wit)).not.toBe(await v.verifyIdentityToken(wit));
   });
 });

@@ -1,8 +1,10 @@
--- wrk script for DPoP (RFC 9449): every request carries the next proof of a file written by
--- bench/dpop-proofs.ts (one proof per line), since a proof is single-use and wrk's headers are
--- otherwise static. The Authorization: DPoP header comes from the command line (-H).
+-- wrk script for single-use proofs: every request carries the next line of a file (one proof per
+-- line) in a header, since a DPoP proof (RFC 9449) or a WPT (wpt-02) is single-use and wrk's
+-- headers are otherwise static. Written by bench/dpop-proofs.ts or bench/wimse.ts just before the
+-- run; the other credentials come from the command line (-H).
 --
---   wrk -t1 ... -s bench/dpop.lua -H "Authorization: DPoP $TOKEN" URL -- PROOF_FILE
+--   wrk -t1 ... -s bench/proofs.lua -H "Authorization: DPoP $TOKEN" URL -- PROOF_FILE DPoP
+--   wrk -t1 ... -s bench/proofs.lua -H "Workload-Identity-Token: $WIT" URL -- PROOF_FILE Authorization "WPT "
 --
 -- Use one thread (-t1): each thread would read the file from its start, and reuse is a replay.
 -- When the file runs out the request goes without a proof (agentward answers 401, which wrk counts
@@ -17,7 +19,9 @@ function setup(thread)
 end
 
 function init(args)
-  proofs = assert(io.open(assert(args[1], "usage: -- PROOF_FILE"), "r"))
+  proofs = assert(io.open(assert(args[1], "usage: -- PROOF_FILE HEADER [PREFIX]"), "r"))
+  header = assert(args[2], "usage: -- PROOF_FILE HEADER [PREFIX]")
+  prefix = args[3] or ""
   used = 0
   missing = 0
 end
@@ -26,10 +30,11 @@ function request()
   local proof = proofs:read("*l")
   if proof then
     used = used + 1
+    wrk.headers[header] = prefix .. proof
   else
     missing = missing + 1
+    wrk.headers[header] = nil
   end
-  wrk.headers["DPoP"] = proof
   return wrk.format()
 end
 
