@@ -297,6 +297,7 @@ function semanticChecks(doc: unknown, baseDir: string, env: NodeJS.ProcessEnv, s
   }
   checkListenTls(obj(doc, 'listen', 'tls'), get(doc, 'workload') !== undefined, baseDir, report);
   checkWorkload(obj(doc, 'workload'), baseDir, report);
+  checkRpcPaths(doc, report);
 
   const seen = new Set<string>();
   for (const [name, field] of Object.entries(obj(doc, 'forward', 'identityHeaders'))) {
@@ -399,6 +400,14 @@ function checkWorkload(section: Record<string, unknown>, baseDir: string, report
       report(path, `"${id}" is not a workload identifier of a configured trust domain (${err instanceof Error ? err.message : String(err)})`, 'write the full identifier, e.g. spiffe://agents.example.com/research-bot, of a trust domain listed in workload.trustDomains');
     }
   }
+}
+
+/** A path is MCP or A2A, not both: the body of one request is read by one protocol's rules. */
+function checkRpcPaths(doc: unknown, report: Report): void {
+  const mcp = new Set(list(doc, 'mcp', 'paths'));
+  list(doc, 'a2a', 'paths').forEach((path, i) => {
+    if (mcp.has(path)) report(['a2a', 'paths', i], `"${String(path)}" is also in mcp.paths`, 'list each path under one protocol only');
+  });
 }
 
 /**
@@ -512,6 +521,7 @@ export function relaxations(config: Readonly<Config>): string[] {
       if (url !== undefined && url.startsWith('http:') && !isLoopback(url)) out.push(`oauth.issuers[${i}].${key} uses plain http to a non-loopback host: keys can be tampered with in transit`);
     }
   });
+  if (config.policy.mode === 'shadow') out.push('policy.mode is shadow: requests the policy denies are forwarded anyway (logged as would-deny); only authentication failures are refused');
   if (!config.oauth.requireToken) out.push('oauth.requireToken is off: a proven workload identity alone authenticates a request (the policy sees subject: null)');
   config.workload?.trustDomains.forEach((domain, i) => {
     if (domain.bundle.url?.startsWith('http:') && isLoopback(domain.bundle.url)) out.push(`workload.trustDomains[${i}].bundle.url uses plain http (loopback only)`);

@@ -167,6 +167,29 @@ const WorkloadSchema = Closed(
   { description: 'Agent workload identity (draft-ietf-wimse-*, SPIFFE): trust domains, and how their credentials are accepted. Without this section a workload credential is refused.' },
 );
 
+const RpcPaths = (description: string) =>
+  Type.Array(Type.String({ pattern: '^/', minLength: 1 }), { default: [], uniqueItems: true, description });
+
+const McpSchema = Closed(
+  {
+    paths: RpcPaths('Request paths (exact) served by an MCP server over Streamable HTTP. Their JSON-RPC bodies are read and decided per call (input.mcp).'),
+    maxBodyBytes: Type.Integer({ minimum: 1, default: 1048576, description: 'Largest JSON-RPC body read on these paths; larger gets 413 ERR_BODY_TOO_LARGE.' }),
+    filterLists: Type.Boolean({
+      default: true,
+      description: 'Filter the results of tools/list, prompts/list and resources/list: each item stays only when the policy would allow the corresponding call (tools/call, prompts/get, resources/read).',
+    }),
+  },
+  { description: 'MCP (Model Context Protocol, Streamable HTTP) awareness: tool-level decisions and list filtering.' },
+);
+
+const A2aSchema = Closed(
+  {
+    paths: RpcPaths('Request paths (exact) served by an A2A agent over JSON-RPC. Their bodies are read and decided per call (input.a2a).'),
+    maxBodyBytes: Type.Integer({ minimum: 1, default: 1048576, description: 'Largest JSON-RPC body read on these paths; larger gets 413 ERR_BODY_TOO_LARGE.' }),
+  },
+  { description: 'A2A (Agent2Agent protocol, JSON-RPC binding) awareness: method-level decisions.' },
+);
+
 export const ConfigSchema = Closed(
   {
     listen: Closed(
@@ -262,6 +285,8 @@ export const ConfigSchema = Closed(
       { default: {} },
     ),
     workload: Type.Optional(WorkloadSchema),
+    mcp: Type.Optional(McpSchema),
+    a2a: Type.Optional(A2aSchema),
     txnTokens: Type.Optional(
       Closed(
         {
@@ -282,7 +307,11 @@ export const ConfigSchema = Closed(
       source: Type.String({ minLength: 1, description: 'A folder of .rego files (compiled with opa at start and on change), an OPA bundle (.tar.gz with policy.wasm) or a .wasm file.' }),
       entrypoint: Type.String({ minLength: 1, default: 'agentward/decision', description: 'The rule that returns the decision.' }),
       data: Type.Optional(Type.String({ minLength: 1, description: 'A JSON file loaded as `data` (with a .wasm source, or on top of a bundle\'s data.json).' })),
-      mode: Enum(['enforce'], { default: 'enforce', description: 'How decisions are applied. Only `enforce` exists today.' }),
+      mode: Enum(['enforce', 'shadow'], {
+        default: 'enforce',
+        description:
+          'How decisions are applied. `enforce`: a deny is answered. `shadow`: every request is evaluated and audited, and forwarded whatever the policy says (authentication failures are still refused); would-deny decisions are logged and counted. A relaxed setting, named at startup.',
+      }),
       watch: Type.Boolean({ default: true, description: 'Reload the policy when its files change.' }),
       opa: Type.Optional(Type.String({ minLength: 1, description: 'The opa binary used to compile a folder of Rego. Default: $AGENTWARD_OPA, then `opa` on PATH.' })),
       maxMemoryBytes: Type.Integer({ minimum: 1048576, maximum: 4294967296, default: 134217728, description: 'WebAssembly memory the policy may grow to; past it evaluation fails (a deny).' }),

@@ -119,6 +119,38 @@ export function txnInput(token: VerifiedTxnToken): TxnInput {
   };
 }
 
+/**
+ * One MCP JSON-RPC call on a `mcp.paths` route (Streamable HTTP). For a batch, the policy is
+ * asked once per element with that element here.
+ */
+export interface McpInput {
+  /** The JSON-RPC `method`, e.g. `tools/call`, `tools/list`, `resources/read`. */
+  method: string;
+  /** `params.name` (tools/call, prompts/get) or `params.uri` (resources/read, resources/subscribe); null otherwise. */
+  name: string | null;
+  /** `params.arguments` (tools/call, prompts/get) when it is an object; null otherwise. */
+  arguments: Record<string, unknown> | null;
+  /** The JSON-RPC `id`; null for a notification. */
+  id: string | number | null;
+  /**
+   * True when the call is not being made but asked about: the policy decides whether one item of
+   * a tools/list, prompts/list or resources/list result is shown (as the call it would allow).
+   */
+  listFilter: boolean;
+}
+
+/** One A2A JSON-RPC call on an `a2a.paths` route. */
+export interface A2aInput {
+  /** The JSON-RPC `method` as sent, e.g. `SendMessage` (A2A 1.0) or `message/send` (0.3). */
+  method: string;
+  /** The A2A 1.0 operation name for either naming (`SendMessage`, `GetTask`, ...); the method itself when unknown. */
+  operation: string;
+  /** The JSON-RPC `id`; null for a notification. */
+  id: string | number | null;
+  /** `params` when it is an object; null otherwise. */
+  arguments: Record<string, unknown> | null;
+}
+
 export interface PolicyInput {
   version: 1;
   now: number;
@@ -128,7 +160,8 @@ export interface PolicyInput {
   subject: SubjectInput | null;
   delegation: DelegationChain;
   txn: TxnInput | null;
-  mcp: null;
+  mcp: McpInput | null;
+  a2a: A2aInput | null;
   credentials: { presented: string[] };
 }
 

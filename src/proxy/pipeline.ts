@@ -372,6 +372,7 @@ function buildInput(
     delegation: token?.delegation ?? NO_DELEGATION,
     txn: ctx.txn ? txnInput(ctx.txn) : null,
     mcp: null,
+    a2a: null,
     credentials: { presented: clientCertificate ? [...presented, 'client_certificate'] : presented },
   };
 }
