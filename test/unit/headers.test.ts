@@ -41,6 +41,7 @@ function input(sub: SubjectInput | null = subject(), chain: { sub: string; iss: 
     delegation: { chain: chain.map((a) => ({ ...a, claims: {} })), depth: chain.length },
     txn: null,
     mcp: null,
+    a2a: null,
     credentials: { presented: ['access_token'] },
   };
 }
