@@ -1,12 +1,48 @@
 /**
  * A small X.509 factory for TLS tests: CAs, intermediates, server and client certificates (also
- * X509-SVIDs and deliberately broken ones), made with node:crypto (ECDSA P-256, SHA-256) and a
- * minimal DER encoder, so tests need no openssl binary and can ask for exactly the names, dates,
- * basic constraints and key usages a case needs; and SPIFFE bundle documents for those CAs. Test
- * fixtures only: nothing here checks its input the way a real CA must.
+ * X509-SVIDs and deliberately broken ones), and SPIFFE bundle documents for those CAs. Keys and
+ * signatures come from node:crypto (ECDSA P-256, SHA-256); the certificate structure is encoded by
+ * the ASN.1 schemas of @peculiar/asn1-x509 (RFC 5280), the library src/credentials/x509-svid.ts
+ * reads them back with. So tests need no openssl binary and can ask for exactly the names, dates,
+ * basic constraints and key usages a case needs. Test fixtures only: nothing here checks its
+ * input the way a real CA must.
  */
 import { createHash, generateKeyPairSync, randomBytes, sign, X509Certificate, type KeyObject } from 'node:crypto';
-import { isIPv4, isIPv6 } from 'node:net';
+import { isIP } from 'node:net';
+import { AsnConvert, OctetString } from '@peculiar/asn1-schema';
+import {
+  AlgorithmIdentifier,
+  anyExtendedKeyUsage,
+  AttributeTypeAndValue,
+  AttributeValue,
+  AuthorityKeyIdentifier,
+  BasicConstraints,
+  Certificate,
+  ExtendedKeyUsage,
+  Extension,
+  Extensions,
+  GeneralName,
+  id_ce_authorityKeyIdentifier,
+  id_ce_basicConstraints,
+  id_ce_extKeyUsage,
+  id_ce_keyUsage,
+  id_ce_subjectAltName,
+  id_ce_subjectKeyIdentifier,
+  id_kp_clientAuth,
+  id_kp_codeSigning,
+  id_kp_serverAuth,
+  KeyIdentifier,
+  KeyUsage,
+  KeyUsageFlags,
+  Name,
+  RelativeDistinguishedName,
+  SubjectAlternativeName,
+  SubjectKeyIdentifier,
+  SubjectPublicKeyInfo,
+  TBSCertificate,
+  Validity,
+  Version,
+} from '@peculiar/asn1-x509';
 
 export interface SubjectAltNames {
   dns?: string[];
@@ -69,7 +105,7 @@ export interface TestCa extends IssuedCertificate {
 }
 
 interface Issuer {
-  name: Buffer;
+  name: Name;
   key: KeyObject;
   keyId: Buffer;
   /** PEM of the issuer and its intermediates, up to (not including) the root. */
@@ -79,7 +115,7 @@ interface Issuer {
 /** A self-signed CA that issues leaf certificates and intermediates. */
 export function createCa(cn = 'agentward test CA', options: CaOptions = {}): TestCa {
   const own = newKey();
-  const name = encodeName({ cn, o: options.o ?? 'agentward tests' });
+  const name = distinguishedName({ cn, o: options.o ?? 'agentward tests' });
   const der = build({
     subject: name,
     issuer: name,
@@ -95,7 +131,7 @@ export function createCa(cn = 'agentward test CA', options: CaOptions = {}): Tes
 /** A self-signed leaf (for a client certificate no CA vouches for). */
 export function selfSigned(options: CertificateOptions): IssuedCertificate {
   const own = newKey();
-  return issueLeaf(options, { name: encodeName(options), key: own.privateKey, keyId: keyId(own.publicKey), chainPem: '' }, own);
+  return issueLeaf(options, { name: distinguishedName(options), key: own.privateKey, keyId: keyId(own.publicKey), chainPem: '' }, own);
 }
 
 /**
@@ -122,7 +158,7 @@ function asCa(cert: IssuedCertificate, self: Issuer): TestCa {
     issue: (options) => issueLeaf(options, self),
     intermediate: (cn, options = {}) => {
       const own = newKey();
-      const name = encodeName({ cn, o: options.o ?? 'agentward tests' });
+      const name = distinguishedName({ cn, o: options.o ?? 'agentward tests' });
       const der = build({
         subject: name,
         issuer: self.name,
@@ -138,14 +174,14 @@ function asCa(cert: IssuedCertificate, self: Issuer): TestCa {
   };
 }
 
-function caExtensions(options: CaOptions, publicKey: KeyObject, issuerKeyId: Buffer | undefined): Buffer[] {
+function caExtensions(options: CaOptions, publicKey: KeyObject, issuerKeyId: Buffer | undefined): Extension[] {
   const bc = options.basicConstraints === undefined ? { ca: true } : options.basicConstraints;
   const ku = options.keyUsage === undefined ? (['keyCertSign', 'cRLSign'] as KeyUsageBit[]) : options.keyUsage;
   return [
     ...(bc === null ? [] : [basicConstraints(bc)]),
     ...(ku === null ? [] : [keyUsage(ku)]),
-    extension(OID.subjectKeyIdentifier, octets(keyId(publicKey))),
-    ...(issuerKeyId === undefined ? [] : [extension(OID.authorityKeyIdentifier, seq(tlv(0x80, issuerKeyId)))]),
+    extension(id_ce_subjectKeyIdentifier, new SubjectKeyIdentifier(keyId(publicKey))),
+    ...(issuerKeyId === undefined ? [] : [authorityKeyIdentifier(issuerKeyId)]),
     ...subjectAltName(options.sans),
   ];
 }
@@ -158,12 +194,12 @@ function issueLeaf(options: CertificateOptions, issuer: Issuer, own = newKey()):
   const extensions = [
     ...(bc === null ? [] : [basicConstraints(bc)]),
     ...(ku === null ? [] : [keyUsage(ku)]),
-    ...(eku === null ? [] : [extension(OID.extKeyUsage, seq(...eku.map((p) => oid(OID[p]))))]),
-    extension(OID.authorityKeyIdentifier, seq(tlv(0x80, issuer.keyId))),
+    ...(eku === null ? [] : [extension(id_ce_extKeyUsage, new ExtendedKeyUsage(eku.map((p) => PURPOSES[p])))]),
+    authorityKeyIdentifier(issuer.keyId),
     ...subjectAltName(options.sans),
   ];
   const der = build({
-    subject: encodeName(options),
+    subject: distinguishedName(options),
     issuer: issuer.name,
     publicKey: own.publicKey,
     signer: issuer.key,
@@ -174,31 +210,50 @@ function issueLeaf(options: CertificateOptions, issuer: Issuer, own = newKey()):
   return finish(der, own.privateKey, issuer.chainPem);
 }
 
-/** RFC 5280 §4.2.1.9; cA=false is the DEFAULT, so DER leaves it out (X.690 §11.5). */
-function basicConstraints(bc: { ca: boolean; pathLen?: number }): Buffer {
-  const pathLen = bc.pathLen === undefined ? [] : [integer(Buffer.from([bc.pathLen]))];
-  return extension(OID.basicConstraints, seq(...(bc.ca ? [bool(true)] : []), ...pathLen), true);
+/** RFC 5280 §4.2.1.9. cA=false is the DEFAULT, which DER leaves out (X.690 §11.5); the serializer does. */
+function basicConstraints(bc: { ca: boolean; pathLen?: number }): Extension {
+  return extension(id_ce_basicConstraints, new BasicConstraints({ cA: bc.ca, pathLenConstraint: bc.pathLen }), true);
 }
 
-const KEY_USAGE_BITS: readonly KeyUsageBit[] = ['digitalSignature', 'nonRepudiation', 'keyEncipherment', 'dataEncipherment', 'keyAgreement', 'keyCertSign', 'cRLSign', 'encipherOnly', 'decipherOnly'];
-
-/** RFC 5280 §4.2.1.3: a named BIT STRING, trailing zero bits removed (X.690 §11.2.2). */
-function keyUsage(bits: readonly KeyUsageBit[]): Buffer {
-  const numbers = bits.map((b) => KEY_USAGE_BITS.indexOf(b));
-  const length = numbers.length === 0 ? 0 : Math.max(...numbers) + 1;
-  const bytes = Buffer.alloc(Math.ceil(length / 8));
-  for (const n of numbers) bytes[n >> 3]! |= 0x80 >> (n & 7);
-  return extension(OID.keyUsage, bitString(bytes, bytes.length * 8 - length), true);
+/**
+ * RFC 5280 §4.2.1.3: a named BIT STRING with trailing zero bits removed (X.690 §11.2.2), which
+ * BitString.fromNumber does; no bits at all is the empty BIT STRING, which fromNumber(0) is not.
+ */
+function keyUsage(bits: readonly KeyUsageBit[]): Extension {
+  const flags = bits.reduce((all, bit) => all | KeyUsageFlags[bit], 0);
+  return extension(id_ce_keyUsage, flags === 0 ? new KeyUsage(new Uint8Array(0)) : new KeyUsage(flags), true);
 }
 
-function subjectAltName(sans: SubjectAltNames = {}): Buffer[] {
+/** RFC 5280 §4.2.1.12 key purposes, by the names CertificateOptions uses. */
+const PURPOSES: Record<ExtKeyUsagePurpose, string> = {
+  serverAuth: id_kp_serverAuth,
+  clientAuth: id_kp_clientAuth,
+  codeSigning: id_kp_codeSigning,
+  anyExtendedKeyUsage,
+};
+
+/** RFC 5280 §4.2.1.1: the keyIdentifier form only. */
+function authorityKeyIdentifier(issuerKeyId: Buffer): Extension {
+  return extension(id_ce_authorityKeyIdentifier, new AuthorityKeyIdentifier({ keyIdentifier: new KeyIdentifier(issuerKeyId) }));
+}
+
+/** RFC 5280 §4.2.1.6, names in a fixed order: email, DNS, URI, IP. */
+function subjectAltName(sans: SubjectAltNames = {}): Extension[] {
   const names = [
-    ...(sans.email ?? []).map((v) => tlv(0x81, Buffer.from(v, 'ascii'))),
-    ...(sans.dns ?? []).map((v) => tlv(0x82, Buffer.from(v, 'ascii'))),
-    ...(sans.uri ?? []).map((v) => tlv(0x86, Buffer.from(v, 'ascii'))),
-    ...(sans.ip ?? []).map((v) => tlv(0x87, ipBytes(v))),
+    ...(sans.email ?? []).map((rfc822Name) => new GeneralName({ rfc822Name })),
+    ...(sans.dns ?? []).map((dNSName) => new GeneralName({ dNSName })),
+    ...(sans.uri ?? []).map((uniformResourceIdentifier) => new GeneralName({ uniformResourceIdentifier })),
+    // The library parses the text itself; it would turn a typo into some bytes rather than fail.
+    ...(sans.ip ?? []).map((iPAddress) => {
+      if (isIP(iPAddress) === 0) throw new Error(`not an IP address: ${iPAddress}`);
+      return new GeneralName({ iPAddress });
+    }),
   ];
-  return names.length === 0 ? [] : [extension(OID.subjectAltName, seq(...names))];
+  return names.length === 0 ? [] : [extension(id_ce_subjectAltName, new SubjectAlternativeName(names))];
+}
+
+function extension(extnID: string, value: object, critical = false): Extension {
+  return new Extension({ extnID, critical, extnValue: new OctetString(AsnConvert.serialize(value)) });
 }
 
 function finish(der: Buffer, privateKey: KeyObject, issuerChainPem: string): IssuedCertificate {
@@ -218,111 +273,45 @@ function newKey(): { privateKey: KeyObject; publicKey: KeyObject } {
   return generateKeyPairSync('ec', { namedCurve: 'prime256v1' });
 }
 
-/** RFC 5280 §4.2.1.2 method 1: SHA-1 of the subjectPublicKey bits. */
-function keyId(publicKey: KeyObject): Buffer {
-  const spki = publicKey.export({ type: 'spki', format: 'der' });
-  // A P-256 SPKI ends with its BIT STRING, whose last 65 bytes are the uncompressed point.
-  return createHash('sha1').update(spki.subarray(spki.length - 65)).digest();
+function subjectPublicKeyInfo(publicKey: KeyObject): SubjectPublicKeyInfo {
+  return AsnConvert.parse(publicKey.export({ type: 'spki', format: 'der' }), SubjectPublicKeyInfo);
 }
 
-// ---------------------------------------------------------------- DER (ITU-T X.690)
+/** RFC 5280 §4.2.1.2 method 1: SHA-1 of the subjectPublicKey BIT STRING's bits. */
+function keyId(publicKey: KeyObject): Buffer {
+  return createHash('sha1').update(new Uint8Array(subjectPublicKeyInfo(publicKey).subjectPublicKey)).digest();
+}
 
 const OID = {
+  /** RFC 5758 §3.2; its AlgorithmIdentifier has no parameters. */
   ecdsaWithSha256: '1.2.840.10045.4.3.2',
   commonName: '2.5.4.3',
   organization: '2.5.4.10',
-  basicConstraints: '2.5.29.19',
-  keyUsage: '2.5.29.15',
-  extKeyUsage: '2.5.29.37',
-  subjectAltName: '2.5.29.17',
-  subjectKeyIdentifier: '2.5.29.14',
-  authorityKeyIdentifier: '2.5.29.35',
-  serverAuth: '1.3.6.1.5.5.7.3.1',
-  clientAuth: '1.3.6.1.5.5.7.3.2',
-  codeSigning: '1.3.6.1.5.5.7.3.3',
-  anyExtendedKeyUsage: '2.5.29.37.0',
 };
 
-function tlv(tag: number, value: Buffer): Buffer {
-  const n = value.length;
-  let length: Buffer;
-  if (n < 0x80) length = Buffer.from([n]);
-  else {
-    const bytes: number[] = [];
-    for (let v = n; v > 0; v >>= 8) bytes.unshift(v & 0xff);
-    length = Buffer.from([0x80 | bytes.length, ...bytes]);
-  }
-  return Buffer.concat([Buffer.from([tag]), length, value]);
+/** O (when given), then CN, each a UTF8String in its own RDN. */
+function distinguishedName(n: { cn: string; o?: string }): Name {
+  const rdn = (type: string, utf8String: string) => new RelativeDistinguishedName([new AttributeTypeAndValue({ type, value: new AttributeValue({ utf8String }) })]);
+  return new Name([...(n.o ? [rdn(OID.organization, n.o)] : []), rdn(OID.commonName, n.cn)]);
 }
 
-const seq = (...items: Buffer[]) => tlv(0x30, Buffer.concat(items));
-const set = (...items: Buffer[]) => tlv(0x31, Buffer.concat(items));
-const bool = (v: boolean) => tlv(0x01, Buffer.from([v ? 0xff : 0]));
-const octets = (v: Buffer) => tlv(0x04, v);
-const utf8 = (v: string) => tlv(0x0c, Buffer.from(v, 'utf8'));
-const bitString = (v: Buffer, unused = 0) => tlv(0x03, Buffer.concat([Buffer.from([unused]), v]));
-const explicit = (n: number, v: Buffer) => tlv(0xa0 + n, v);
-
-/** X.690 §8.3.2: the minimal two's-complement encoding of a non-negative integer. */
-function integer(v: Buffer): Buffer {
-  let start = 0;
-  while (start < v.length - 1 && v[start] === 0) start++;
-  const bytes = v.subarray(start);
-  return tlv(0x02, bytes[0]! & 0x80 ? Buffer.concat([Buffer.from([0]), bytes]) : bytes);
-}
-
-function oid(dotted: string): Buffer {
-  const arcs = dotted.split('.').map(Number);
-  const bytes = [40 * arcs[0]! + arcs[1]!];
-  for (const arc of arcs.slice(2)) {
-    const enc: number[] = [arc & 0x7f];
-    for (let v = arc >> 7; v > 0; v >>= 7) enc.unshift((v & 0x7f) | 0x80);
-    bytes.push(...enc);
-  }
-  return tlv(0x06, Buffer.from(bytes));
-}
-
-/** RFC 5280 §4.1.2.5: UTCTime through 2049. */
-function time(d: Date): Buffer {
-  const iso = d.toISOString();
-  const text = `${iso.slice(2, 4)}${iso.slice(5, 7)}${iso.slice(8, 10)}${iso.slice(11, 13)}${iso.slice(14, 16)}${iso.slice(17, 19)}Z`;
-  return tlv(0x17, Buffer.from(text, 'ascii'));
-}
-
-function encodeName(n: { cn: string; o?: string }): Buffer {
-  const rdns = [];
-  if (n.o) rdns.push(set(seq(oid(OID.organization), utf8(n.o))));
-  rdns.push(set(seq(oid(OID.commonName), utf8(n.cn))));
-  return seq(...rdns);
-}
-
-function extension(id: string, value: Buffer, critical = false): Buffer {
-  return seq(oid(id), ...(critical ? [bool(true)] : []), octets(value));
-}
-
-function ipBytes(ip: string): Buffer {
-  if (isIPv4(ip)) return Buffer.from(ip.split('.').map(Number));
-  if (!isIPv6(ip)) throw new Error(`not an IP address: ${ip}`);
-  const [head, tail] = ip.split('::') as [string, string | undefined];
-  const h = head ? head.split(':') : [];
-  const t = tail ? tail.split(':') : [];
-  const groups = tail === undefined ? h : [...h, ...Array<string>(8 - h.length - t.length).fill('0'), ...t];
-  return Buffer.concat(groups.map((g) => Buffer.from(g.padStart(4, '0'), 'hex')));
-}
-
-function build(c: { subject: Buffer; issuer: Buffer; publicKey: KeyObject; signer: KeyObject; extensions: Buffer[]; notBefore: Date; notAfter: Date }): Buffer {
-  const algorithm = seq(oid(OID.ecdsaWithSha256));
-  const tbs = seq(
-    explicit(0, integer(Buffer.from([2]))), // v3
-    integer(Buffer.concat([Buffer.from([0x01]), randomBytes(15)])), // positive, never zero (RFC 5280 §4.1.2.2)
-    algorithm,
-    c.issuer,
-    seq(time(c.notBefore), time(c.notAfter)),
-    c.subject,
-    c.publicKey.export({ type: 'spki', format: 'der' }),
-    explicit(3, seq(...c.extensions)),
-  );
-  // ECDSA signatures from node:crypto are DER (RFC 3279 §2.2.3), as X.509 wants them.
-  const signature = sign('sha256', tbs, c.signer);
-  return seq(tbs, algorithm, bitString(signature));
+function build(c: { subject: Name; issuer: Name; publicKey: KeyObject; signer: KeyObject; extensions: Extension[]; notBefore: Date; notAfter: Date }): Buffer {
+  const algorithm = new AlgorithmIdentifier({ algorithm: OID.ecdsaWithSha256 });
+  const tbsCertificate = new TBSCertificate({
+    version: Version.v3,
+    // 16 bytes, the first 0x01: positive, never zero, minimal DER (RFC 5280 §4.1.2.2).
+    serialNumber: new Uint8Array([0x01, ...randomBytes(15)]).buffer,
+    signature: algorithm,
+    issuer: c.issuer,
+    // Validity (RFC 5280 §4.1.2.5): UTCTime through 2049, GeneralizedTime after; whole seconds.
+    validity: new Validity({ notBefore: c.notBefore, notAfter: c.notAfter }),
+    subject: c.subject,
+    subjectPublicKeyInfo: subjectPublicKeyInfo(c.publicKey),
+    extensions: new Extensions(c.extensions),
+  });
+  // ECDSA signatures from node:crypto are DER (RFC 3279 §2.2.3), as X.509 wants them. DER is
+  // deterministic, so serializing tbsCertificate again inside Certificate gives the signed bytes.
+  const signature = sign('sha256', Buffer.from(AsnConvert.serialize(tbsCertificate)), c.signer);
+  const certificate = new Certificate({ tbsCertificate, signatureAlgorithm: algorithm, signatureValue: new Uint8Array(signature).buffer });
+  return Buffer.from(AsnConvert.serialize(certificate));
 }
