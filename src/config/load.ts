@@ -12,6 +12,8 @@ import { durationMs } from './duration.ts';
 import { CREDENTIAL_HEADERS } from '../credentials/headers.ts';
 import { IDENTITY_HEADER_SOURCES } from '../policy/input.ts';
 import { parseWorkloadId } from '../identity/workload-id.ts';
+import { readVerificationKey, VerificationKeyError } from '../policy/bundle-signature.ts';
+import { isUrlSource } from '../policy/bundle-source.ts';
 
 export interface ConfigProblem {
   /** YAML path such as `oauth.issuers[0].audiences`; empty for the whole file. */
@@ -282,19 +284,7 @@ function semanticChecks(doc: unknown, baseDir: string, env: NodeJS.ProcessEnv, s
   const txnJwksUri = str(doc, 'txnTokens', 'jwksUri');
   if (txnJwksUri !== undefined) checkHttpUrl(txnJwksUri, ['txnTokens', 'jwksUri'], report, { allowPath: true });
 
-  const policySource = str(doc, 'policy', 'source');
-  if (policySource !== undefined) {
-    const source = resolve(baseDir, policySource);
-    if (!existsSync(source)) {
-      report(['policy', 'source'], `"${policySource}" does not exist (resolved to ${source})`, 'point it at a folder of .rego files, an OPA bundle (.tar.gz) or a .wasm file');
-    } else if (!statSync(source).isDirectory() && !/\.(tar\.gz|tgz|wasm)$/.test(source)) {
-      report(['policy', 'source'], `"${policySource}" is neither a folder nor a .tar.gz bundle nor a .wasm file`, 'point it at a folder of .rego files, an OPA bundle (.tar.gz) or a .wasm file');
-    }
-  }
-  const policyData = str(doc, 'policy', 'data');
-  if (policyData !== undefined && !existsSync(resolve(baseDir, policyData))) {
-    report(['policy', 'data'], `"${policyData}" does not exist`, 'point it at a JSON file or remove the key');
-  }
+  checkPolicy(obj(doc, 'policy'), baseDir, report);
   checkListenTls(obj(doc, 'listen', 'tls'), get(doc, 'workload') !== undefined, baseDir, report);
   checkWorkload(obj(doc, 'workload'), baseDir, report);
   checkRpcPaths(doc, report);
@@ -321,6 +311,48 @@ function semanticChecks(doc: unknown, baseDir: string, env: NodeJS.ProcessEnv, s
   if (Object.keys(hashKey).length === 1) {
     const value = resolveSecret(hashKey as Secret, ['audit', 'hashKey'], baseDir, env, report);
     if (value !== undefined) secrets.set('audit.hashKey', value);
+  }
+}
+
+/**
+ * `policy`: a path source exists and is a folder, a bundle or a .wasm file; a URL source is https
+ * (http only on loopback: the bundle is the policy); the data file exists; a verification key is
+ * a public key its algorithm fits, and is used with a bundle source (signatures are a bundle's).
+ */
+function checkPolicy(section: Record<string, unknown>, baseDir: string, report: Report): void {
+  const sourceFix = 'point it at a folder of .rego files, an OPA bundle (.tar.gz), a .wasm file, or the https URL of a bundle';
+  const source = str(section, 'source');
+  let kind: 'bundle' | 'other' | undefined;
+  if (source !== undefined && isUrlSource(source)) {
+    kind = 'bundle';
+    checkHttpUrl(source, ['policy', 'source'], report, { allowPath: true });
+    if (URL.canParse(source) && new URL(source).protocol === 'http:' && !isLoopback(source)) {
+      report(['policy', 'source'], 'uses plain http to a non-loopback host', 'use https: whoever can change the bundle in transit decides every request');
+    }
+  } else if (source !== undefined) {
+    const resolved = resolve(baseDir, source);
+    if (!existsSync(resolved)) {
+      report(['policy', 'source'], `"${source}" does not exist (resolved to ${resolved})`, sourceFix);
+    } else if (!statSync(resolved).isDirectory() && !/\.(tar\.gz|tgz|wasm)$/.test(resolved)) {
+      report(['policy', 'source'], `"${source}" is neither a folder nor a .tar.gz bundle nor a .wasm file`, sourceFix);
+    } else {
+      kind = /\.(tar\.gz|tgz)$/.test(resolved) ? 'bundle' : 'other';
+    }
+  }
+  const data = str(section, 'data');
+  if (data !== undefined && !existsSync(resolve(baseDir, data))) {
+    report(['policy', 'data'], `"${data}" does not exist`, 'point it at a JSON file or remove the key');
+  }
+  const verification = obj(section, 'verification');
+  if (Object.keys(verification).length === 0) return;
+  if (kind === 'other') report(['policy', 'verification'], 'needs a bundle source: signatures are part of OPA bundles', 'set policy.source to a .tar.gz bundle or a bundle URL, or remove policy.verification');
+  const keyFile = str(verification, 'keyFile');
+  if (keyFile === undefined) return;
+  try {
+    readVerificationKey(resolve(baseDir, keyFile), str(verification, 'algorithm'));
+  } catch (err) {
+    if (!(err instanceof VerificationKeyError)) throw err;
+    report(['policy', 'verification', err.key], err.message, "give the bundle signer's public key (PEM or JWK; relative paths start at this file's folder) and an algorithm that fits it");
   }
 }
 

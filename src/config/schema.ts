@@ -304,7 +304,11 @@ export const ConfigSchema = Closed(
       ),
     ),
     policy: Closed({
-      source: Type.String({ minLength: 1, description: 'A folder of .rego files (compiled with opa at start and on change), an OPA bundle (.tar.gz with policy.wasm) or a .wasm file.' }),
+      source: Type.String({
+        minLength: 1,
+        description:
+          'A folder of .rego files (compiled with opa at start and on change), an OPA bundle (.tar.gz with policy.wasm), a .wasm file, or the URL of a bundle on an OPA bundle server (https; http only on loopback), polled every poll.interval.',
+      }),
       entrypoint: Type.String({ minLength: 1, default: 'agentward/decision', description: 'The rule that returns the decision.' }),
       data: Type.Optional(Type.String({ minLength: 1, description: 'A JSON file loaded as `data` (with a .wasm source, or on top of a bundle\'s data.json).' })),
       mode: Enum(['enforce', 'shadow'], {
@@ -312,10 +316,37 @@ export const ConfigSchema = Closed(
         description:
           'How decisions are applied. `enforce`: a deny is answered. `shadow`: every request is evaluated and audited, and forwarded whatever the policy says (authentication failures are still refused); would-deny decisions are logged and counted. A relaxed setting, named at startup.',
       }),
-      watch: Type.Boolean({ default: true, description: 'Reload the policy when its files change.' }),
+      watch: Type.Boolean({ default: true, description: 'Reload the policy when its files change, and poll a URL source. Off: the policy is loaded once, at start.' }),
       opa: Type.Optional(Type.String({ minLength: 1, description: 'The opa binary used to compile a folder of Rego. Default: $AGENTWARD_OPA, then `opa` on PATH.' })),
       maxMemoryBytes: Type.Integer({ minimum: 1048576, maximum: 4294967296, default: 134217728, description: 'WebAssembly memory the policy may grow to; past it evaluation fails (a deny).' }),
       exposeReason: Type.Boolean({ default: false, description: "Send the decision's `reason` to the client in the problem body (it always goes to the audit record)." }),
+      poll: Closed(
+        {
+          interval: Duration('30s', 'Time between two polls (conditional GETs with If-None-Match). After failures in a row the wait doubles, up to 8 intervals.'),
+          timeout: Duration('10s', 'Longest wait for one bundle download.'),
+          maxBytes: Type.Integer({ minimum: 1024, maximum: 268435456, default: 33554432, description: 'Largest bundle (compressed) downloaded; a larger one fails like a server error.' }),
+        },
+        { default: {}, description: 'With a URL source: how the bundle server is polled. A failed poll keeps the last good policy.' },
+      ),
+      verification: Type.Optional(
+        Closed(
+          {
+            keyFile: Type.String({
+              minLength: 1,
+              description: "The signer's public key: PEM (SPKI `PUBLIC KEY`, PKCS#1 `RSA PUBLIC KEY` or a certificate) or a JWK. Relative to this file.",
+            }),
+            keyId: Type.Optional(Type.String({ minLength: 1, description: 'The key id: a signature naming another key (JWS `kid`, or the payload `keyid`) is refused.' })),
+            algorithm: Type.Optional(
+              Enum(ASYMMETRIC_ALGORITHMS, { description: "The JWS algorithm signatures must use. Default: the JWK's `alg`, else RS256 for RSA, PS256 for RSA-PSS, ES256/ES384/ES512 by curve, EdDSA." }),
+            ),
+            scope: Type.Optional(Type.String({ minLength: 1, description: 'The `scope` the signature must carry. Without it, a signature with a scope is refused (as in OPA).' })),
+          },
+          {
+            description:
+              'Verify OPA bundle signatures (/.signatures.json, as `opa build --signing-key` or `opa sign` write them): an unsigned, badly signed or altered bundle is refused. Needs a bundle source (.tar.gz or URL). Without this section a signed bundle is refused.',
+          },
+        ),
+      ),
     }),
     forward: Closed(
       {

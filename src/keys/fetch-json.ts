@@ -1,7 +1,9 @@
 /**
- * Outbound JSON fetches for key material and metadata (design §2 "Outbound calls"): undici with
- * an explicit deadline for the whole exchange, a size cap, and redirects followed only within
- * the same origin, so a compromised or misconfigured endpoint cannot send us to another host.
+ * Outbound fetches for key material, metadata and policy bundles (design §2 "Outbound calls"):
+ * undici with an explicit deadline for the whole exchange, a size cap, and redirects followed only
+ * within the same origin, so a compromised or misconfigured endpoint cannot send us to another
+ * host. `fetchJson` is the JSON flavour; `fetchBytes` returns the raw body and supports a
+ * conditional GET (`If-None-Match`, RFC 9110 §13.1.2) for sources that are polled.
  */
 import { request, type Dispatcher } from 'undici';
 
@@ -12,9 +14,21 @@ export interface FetchJsonOptions {
   signal?: AbortSignal;
   /** Connection pool to use; tests and the composition root pass their own. */
   dispatcher?: Dispatcher;
+  /** Largest body accepted. Default 1 MiB. */
   maxBytes?: number;
+  /** Same-origin redirects followed at most. Default 3. */
   maxRedirects?: number;
 }
+
+export interface FetchBytesOptions extends FetchJsonOptions {
+  /** The Accept header sent. */
+  accept: string;
+  /** An entity tag from an earlier answer, sent as If-None-Match; a 304 answer is then a result. */
+  ifNoneMatch?: string | undefined;
+}
+
+/** A 200 answer's body (with its ETag), or a 304 answer to If-None-Match. */
+export type FetchedBytes = { notModified: true } | { notModified: false; body: Buffer; etag: string | undefined; /** After redirects. */ url: string };
 
 /** Why a fetch failed, without the body of the answer (which could be anything). */
 export class FetchJsonError extends Error {
@@ -29,15 +43,29 @@ export class FetchJsonError extends Error {
 const REDIRECTS = new Set([301, 302, 303, 307, 308]);
 
 export async function fetchJson(url: string, options: FetchJsonOptions): Promise<unknown> {
-  const { timeoutMs, dispatcher, maxBytes = 1 << 20, maxRedirects = 3 } = options;
+  const answer = await fetchBytes(url, { ...options, accept: 'application/json, application/jwk-set+json' });
+  // No If-None-Match was sent, so fetchBytes refuses a 304 like any other status.
+  if (answer.notModified) throw new FetchJsonError(url, 'answered HTTP 304');
+  try {
+    return JSON.parse(answer.body.toString('utf8')) as unknown;
+  } catch (err) {
+    throw new FetchJsonError(answer.url, 'answer is not JSON', err);
+  }
+}
+
+/** GETs `url` and returns its body; throws FetchJsonError for anything but 200 (or 304 to If-None-Match). */
+export async function fetchBytes(url: string, options: FetchBytesOptions): Promise<FetchedBytes> {
+  const { timeoutMs, dispatcher, maxBytes = 1 << 20, maxRedirects = 3, accept, ifNoneMatch } = options;
   const signal = options.signal ? AbortSignal.any([options.signal, AbortSignal.timeout(timeoutMs)]) : AbortSignal.timeout(timeoutMs);
+  const requestHeaders: Record<string, string> = { accept };
+  if (ifNoneMatch !== undefined) requestHeaders['if-none-match'] = ifNoneMatch;
   let target = new URL(url);
   for (let hop = 0; ; hop++) {
     let response: Dispatcher.ResponseData;
     try {
       response = await request(target, {
         method: 'GET',
-        headers: { accept: 'application/json, application/jwk-set+json' },
+        headers: requestHeaders,
         signal,
         ...(dispatcher ? { dispatcher } : {}),
       });
@@ -54,6 +82,10 @@ export async function fetchJson(url: string, options: FetchJsonOptions): Promise
       if (hop >= maxRedirects) throw new FetchJsonError(target.href, 'too many redirects');
       target = next;
       continue;
+    }
+    if (statusCode === 304 && ifNoneMatch !== undefined) {
+      await body.dump();
+      return { notModified: true };
     }
     if (statusCode !== 200) {
       await body.dump();
@@ -79,10 +111,7 @@ export async function fetchJson(url: string, options: FetchJsonOptions): Promise
       if (err instanceof FetchJsonError) throw err;
       throw new FetchJsonError(target.href, signal.aborted ? `no answer within ${timeoutMs}ms` : 'reading the answer failed', err);
     }
-    try {
-      return JSON.parse(Buffer.concat(chunks).toString('utf8')) as unknown;
-    } catch (err) {
-      throw new FetchJsonError(target.href, 'answer is not JSON', err);
-    }
+    const etag = headers.etag;
+    return { notModified: false, body: Buffer.concat(chunks), etag: typeof etag === 'string' && etag !== '' ? etag : undefined, url: target.href };
   }
 }

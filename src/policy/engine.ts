@@ -5,6 +5,10 @@
  * undefined result and a malformed result are each a deny with their own code. A reload builds
  * and loads the new policy completely, checks its entrypoint, and only then replaces one
  * reference; a failed reload keeps the last good policy and records why (shown by /readyz).
+ *
+ * Sources: a folder of Rego (compiled with opa), a .wasm file, or an OPA bundle, read from a file
+ * or polled from a bundle server (src/policy/bundle-source.ts). Bundles from a file or a server
+ * go through openBundle, which applies OPA's signature rules.
  */
 import { createHash } from 'node:crypto';
 import { readFileSync, readdirSync, statSync, watch, type FSWatcher } from 'node:fs';
@@ -12,13 +16,15 @@ import { basename, dirname, join, relative } from 'node:path';
 import { loadPolicy, type LoadedPolicy } from '@open-policy-agent/opa-wasm';
 import type { Logger } from 'pino';
 import { AgentwardError } from '../errors.ts';
-import { readBundle, type PolicyBundle } from './bundle.ts';
+import { openBundle, readBundle, type PolicyBundle } from './bundle.ts';
+import type { BundleVerifier } from './bundle-signature.ts';
+import { HttpBundleSource, isUrlSource, pollDelayMs, type BundlePollOptions } from './bundle-source.ts';
 import { compileRego, PolicyCompileError } from './compile.ts';
 import { parseDecision, type Decision } from './decision.ts';
 import type { PolicyInput } from './input.ts';
 
 export interface PolicyEngineOptions {
-  /** Absolute path: a folder of Rego, a .tar.gz bundle or a .wasm file. */
+  /** Absolute path (a folder of Rego, a .tar.gz bundle or a .wasm file), or a bundle's http(s) URL. */
   source: string;
   entrypoint: string;
   /** Absolute path of an extra data JSON file. */
@@ -26,6 +32,10 @@ export interface PolicyEngineOptions {
   opa: string;
   maxMemoryBytes: number;
   logger: Logger;
+  /** Checks bundle signatures. Without it a signed bundle is refused, as OPA does. */
+  verifier?: BundleVerifier | undefined;
+  /** Required with a URL source: how the bundle server is polled. */
+  poll?: BundlePollOptions | undefined;
 }
 
 export interface PolicyStatus {
@@ -35,12 +45,18 @@ export interface PolicyStatus {
   loadedAt: string | null;
   /** Why the last load or reload failed; null after a success. */
   lastError: string | null;
+  /** URL sources only: the ETag of the active bundle (sent as If-None-Match). */
+  etag?: string | null;
+  /** URL sources only: when the bundle server was last asked. */
+  lastCheckedAt?: string | null;
 }
 
 interface ActivePolicy {
   wasm: LoadedPolicy;
   revision: string;
   loadedAt: Date;
+  /** URL sources: what was downloaded, its ETag, and a digest of it with the data file. */
+  download?: { gz: Buffer; etag: string | undefined; digest: string };
 }
 
 const PAGE = 65536;
@@ -53,9 +69,19 @@ export class PolicyEngine {
   private reloadTimer: NodeJS.Timeout | undefined;
   private reloading: Promise<void> | undefined;
   private reloadAgain = false;
+  private readonly http: HttpBundleSource | undefined;
+  /** Loads that failed in a row; the poll interval backs off with it. */
+  private failures = 0;
+  private watching = false;
+  private closed = false;
+  private pollTimer: NodeJS.Timeout | undefined;
 
   constructor(options: PolicyEngineOptions) {
     this.options = options;
+    if (isUrlSource(options.source)) {
+      if (!options.poll) throw new Error('a URL policy source needs poll options');
+      this.http = new HttpBundleSource(options.source, options.poll);
+    }
   }
 
   get revision(): string | undefined {
@@ -69,18 +95,30 @@ export class PolicyEngine {
       revision: this.active?.revision ?? null,
       loadedAt: this.active?.loadedAt.toISOString() ?? null,
       lastError: this.lastError ?? null,
+      ...(this.http
+        ? { etag: this.active?.download?.etag ?? null, lastCheckedAt: this.http.lastCheckedAt?.toISOString() ?? null }
+        : {}),
     };
   }
 
-  /** Loads the policy; on failure keeps any previous one and throws. */
+  /**
+   * Loads the policy; on failure keeps any previous one and throws. A bundle server's answer that
+   * is the active bundle (304, or the same bytes) changes nothing.
+   */
   async load(): Promise<void> {
     try {
       const candidate = await this.build();
-      this.active = candidate;
+      if (candidate) {
+        this.active = candidate;
+        this.options.logger.info({ revision: candidate.revision, source: this.options.source }, 'policy loaded');
+      } else {
+        this.options.logger.debug({ revision: this.active?.revision, source: this.options.source }, 'policy bundle unchanged');
+      }
       this.lastError = undefined;
-      this.options.logger.info({ revision: candidate.revision, source: this.options.source }, 'policy loaded');
+      this.failures = 0;
     } catch (err) {
       this.lastError = err instanceof Error ? err.message : String(err);
+      this.failures++;
       throw err;
     }
   }
@@ -104,10 +142,19 @@ export class PolicyEngine {
     return parseDecision((resultSet[0] as { result?: unknown }).result);
   }
 
-  /** Watches the source and the data file and reloads on change, debounced. */
+  /**
+   * Watches the source and the data file and reloads on change, debounced; a URL source is
+   * polled instead, every poll.intervalMs (longer after failures).
+   */
   watch(): void {
-    if (this.watchers.length > 0) return;
+    if (this.watching) return;
+    this.watching = true;
     const { source, dataFile } = this.options;
+    if (this.http) {
+      this.schedulePoll();
+      if (dataFile) this.watchPath(dirname(dataFile), false, basename(dataFile));
+      return;
+    }
     const isDir = statSync(source).isDirectory();
     if (isDir) this.watchPath(source, true, undefined);
     else this.watchPath(dirname(source), false, basename(source));
@@ -125,8 +172,18 @@ export class PolicyEngine {
   }
 
   close(): void {
+    this.closed = true;
     for (const w of this.watchers) w.close();
     if (this.reloadTimer) clearTimeout(this.reloadTimer);
+    if (this.pollTimer) clearTimeout(this.pollTimer);
+    this.http?.close();
+  }
+
+  /** The next poll of the bundle server, after the current one has finished (never two at once). */
+  private schedulePoll(): void {
+    if (this.closed) return;
+    this.pollTimer = setTimeout(() => void this.reload().then(() => this.schedulePoll()), pollDelayMs(this.options.poll!.intervalMs, this.failures));
+    this.pollTimer.unref();
   }
 
   private scheduleReload(): void {
@@ -157,29 +214,52 @@ export class PolicyEngine {
     return this.reloading;
   }
 
-  private async build(): Promise<ActivePolicy> {
-    const { source, entrypoint, dataFile, maxMemoryBytes } = this.options;
+  /** The candidate policy, fully loaded; undefined when a bundle server still serves the active one. */
+  private async build(): Promise<ActivePolicy | undefined> {
+    const { source, entrypoint, dataFile, maxMemoryBytes, verifier } = this.options;
+    const rawData = dataFile === undefined ? undefined : readFileSync(dataFile);
     let bundle: PolicyBundle;
     let revision: string;
-    if (statSync(source).isDirectory()) {
+    let download: ActivePolicy['download'];
+    if (this.http) {
+      const active = this.active?.download;
+      let fetched;
+      try {
+        fetched = await this.http.fetch(active?.etag);
+      } catch (err) {
+        throw new Error(`the policy bundle could not be downloaded: ${describe(err)}`, { cause: err });
+      }
+      // 304 answers the If-None-Match sent with the active bundle's ETag, so `active` is set.
+      const gz = fetched.notModified ? active!.gz : fetched.body;
+      const etag = fetched.notModified ? active!.etag : fetched.etag;
+      const digest = sha256(rawData ? Buffer.concat([gz, Buffer.from('\0'), rawData]) : gz);
+      if (active && digest === active.digest) {
+        active.etag = etag;
+        return undefined;
+      }
+      bundle = await openBundle(gz, verifier);
+      revision = bundle.revision ?? `sha256:${sha256(gz).slice(0, 16)}`;
+      download = { gz, etag, digest };
+    } else if (statSync(source).isDirectory()) {
+      if (verifier) throw new Error('policy.verification needs a bundle source (a .tar.gz file or a URL), not a folder');
       revision = `sha256:${hashTree(source).slice(0, 16)}`;
       bundle = readBundle(await compileRego(source, { opa: this.options.opa, entrypoint }));
     } else if (source.endsWith('.wasm')) {
+      if (verifier) throw new Error('policy.verification needs a bundle source (a .tar.gz file or a URL), not a .wasm file');
       const wasm = readFileSync(source);
       bundle = { wasm, data: {}, revision: undefined };
       revision = `sha256:${sha256(wasm).slice(0, 16)}`;
     } else {
       const gz = readFileSync(source);
-      bundle = readBundle(gz);
+      bundle = await openBundle(gz, verifier);
       revision = bundle.revision ?? `sha256:${sha256(gz).slice(0, 16)}`;
     }
     let data = bundle.data;
-    if (dataFile) {
-      const raw = readFileSync(dataFile);
-      const extra = JSON.parse(raw.toString('utf8')) as unknown;
+    if (dataFile && rawData) {
+      const extra = JSON.parse(rawData.toString('utf8')) as unknown;
       if (extra === null || typeof extra !== 'object' || Array.isArray(extra)) throw new Error(`${dataFile} is not a JSON object`);
       data = { ...data, ...(extra as Record<string, unknown>) };
-      revision = `${revision}+data:${sha256(raw).slice(0, 8)}`;
+      revision = `${revision}+data:${sha256(rawData).slice(0, 8)}`;
     }
 
     let wasm: LoadedPolicy;
@@ -193,7 +273,7 @@ export class PolicyEngine {
     if (!(entrypoint in entrypoints)) {
       throw new Error(`the policy has no entrypoint "${entrypoint}" (it has: ${Object.keys(entrypoints).join(', ') || 'none'})`);
     }
-    return { wasm, revision, loadedAt: new Date() };
+    return { wasm, revision, loadedAt: new Date(), ...(download ? { download } : {}) };
   }
 }
 

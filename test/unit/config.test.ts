@@ -85,7 +85,15 @@ describe('defaults', () => {
       dpop: { mode: 'allowed', algorithms: ['ES256', 'EdDSA', 'PS256', 'RS256'], maxAge: '60s', nonce: { enabled: false, lifetime: '5m' }, replayCacheSize: 200000 },
       keys: { maxAge: '5m', cooldown: '5s', timeout: '2s' },
     });
-    expect(config.policy).toEqual({ source: POLICIES, entrypoint: 'agentward/decision', mode: 'enforce', watch: true, maxMemoryBytes: 134217728, exposeReason: false });
+    expect(config.policy).toEqual({
+      source: POLICIES,
+      entrypoint: 'agentward/decision',
+      mode: 'enforce',
+      watch: true,
+      maxMemoryBytes: 134217728,
+      exposeReason: false,
+      poll: { interval: '30s', timeout: '10s', maxBytes: 33554432 },
+    });
     expect(config.forward).toEqual({ stripCredentials: true, identityHeaders: {}, requestIdHeader: 'x-request-id' });
     expect(config.audit).toEqual({ sink: 'stdout', hashChain: true });
     expect(config.log.level).toBe('info');
