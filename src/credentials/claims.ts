@@ -36,10 +36,21 @@ export function checkClaimTypes(claims: Record<string, unknown>): void {
   if (claims.amr !== undefined && !(Array.isArray(claims.amr) && claims.amr.every((m) => typeof m === 'string'))) {
     throw new AgentwardError('ERR_TOKEN_CLAIM_INVALID', 'The amr claim must be an array of strings.');
   }
-  const details = claims.authorization_details;
-  // RFC 9396 §2, §9: an array of objects, each with a string `type` (RAR-N01).
-  if (details !== undefined && !(Array.isArray(details) && details.every((d) => isObject(d) && typeof d.type === 'string'))) {
-    throw new AgentwardError('ERR_TOKEN_CLAIM_INVALID', 'The authorization_details claim must be an array of objects with a string type (RFC 9396 section 2).');
+  checkAuthorizationDetails(claims.authorization_details);
+}
+
+/**
+ * RFC 9396 §2, §9: `authorization_details` is an array of objects, each with a string `type`;
+ * anything else makes the token malformed (RAR-N01), never "no details". The other members are
+ * type-specific and left to the policy (`agentward.lib.rar`). The detail names the element, never
+ * its content, which may describe what the user approved.
+ */
+function checkAuthorizationDetails(details: unknown): void {
+  if (details === undefined) return;
+  if (!Array.isArray(details)) throw new AgentwardError('ERR_TOKEN_CLAIM_INVALID', 'The authorization_details claim must be an array (RFC 9396 section 2).');
+  const bad = details.findIndex((d) => !isObject(d) || typeof d.type !== 'string');
+  if (bad !== -1) {
+    throw new AgentwardError('ERR_TOKEN_CLAIM_INVALID', `Element ${bad} of the authorization_details claim must be an object with a string type (RFC 9396 section 2).`);
   }
 }
 

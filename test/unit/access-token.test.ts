@@ -7,6 +7,7 @@ import { createHash, createHmac } from 'node:crypto';
 import { CompactEncrypt, importJWK } from 'jose';
 import { afterAll, beforeAll, beforeEach, describe, expect, test } from 'vitest';
 import { AccessTokenVerifier } from '../../src/credentials/access-token.ts';
+import { subjectInput } from '../../src/policy/input.ts';
 import { IssuerKeys } from '../../src/keys/issuer-keys.ts';
 import { RFC9068_REQUIRED_CLAIMS, type IssuerConfig } from '../../src/config/schema.ts';
 import { createLogger } from '../../src/observability/logger.ts';
@@ -125,6 +126,32 @@ describe('a valid token', () => {
   test('a valid authorization_details array is accepted', async () => {
     const details = [{ type: 'tool_call', actions: ['create_issue'] }];
     expect((await h.verifier.verify(await h.token({ authorization_details: details }))).claims.authorization_details).toEqual(details);
+  });
+
+  test('authorization_details reach input.subject.authorizationDetails unchanged (RFC 9396 §9.1)', async () => {
+    // Type-specific members, case and Unicode are kept as issued: RFC 9396 §12 matching is exact.
+    const details = [
+      {
+        type: 'payment_initiation',
+        actions: ['initiate', 'status'],
+        locations: ['https://pay.example.com/payments'],
+        instructedAmount: { currency: 'EUR', amount: '123.50' },
+        creditorAccount: { iban: 'DE02100100109307118603' },
+      },
+      { type: 'Tool_Call', actions: ['create_issue'], identifier: 'acme/website', maxResults: 50 },
+      { type: 'caf\u00e9_order', privileges: [] },
+      { type: '' },
+    ];
+    const verified = await h.verifier.verify(await h.token({ authorization_details: details, jti: 'j-rar' }));
+    const subject = subjectInput(verified);
+    expect(subject.authorizationDetails).toEqual(details);
+    expect(JSON.stringify(subject.authorizationDetails)).toBe(JSON.stringify(details));
+    expect(subject.claims).not.toHaveProperty('authorization_details');
+  });
+
+  test('no authorization_details claim → input.subject.authorizationDetails is []', async () => {
+    expect(subjectInput(await h.verifier.verify(await h.token({ jti: 'j-norar' }))).authorizationDetails).toEqual([]);
+    expect(subjectInput(await h.verifier.verify(await h.token({ authorization_details: [], jti: 'j-emptyrar' }))).authorizationDetails).toEqual([]);
   });
 });
 
@@ -331,6 +358,28 @@ describe('required claims and claim types (AT-N18)', () => {
     ['an array of arrays', [['tool_call']]],
   ])('authorization_details as %s → ERR_TOKEN_CLAIM_INVALID (RAR-N01)', async (_name, details) => {
     await expectCode(h.verifier.verify(await h.token({ authorization_details: details })), 'ERR_TOKEN_CLAIM_INVALID');
+  });
+
+  test.each([
+    ['a string', 'payment_initiation'],
+    ['null', null],
+    ['an array with a string element', ['payment_initiation']],
+    ['an array with a null type', [{ type: null, actions: ['read'] }]],
+    ['an array with an array type', [{ type: ['tool_call'] }]],
+  ])('authorization_details as %s → ERR_TOKEN_CLAIM_INVALID (RAR-N01)', async (_name, details) => {
+    await expectCode(h.verifier.verify(await h.token({ authorization_details: details })), 'ERR_TOKEN_CLAIM_INVALID');
+  });
+
+  test('RAR-N01: 401 invalid_token; the detail names the element, never its content', async () => {
+    const details = [{ type: 'payment_initiation', actions: ['initiate'] }, { creditorAccount: { iban: 'DE02100100109307118603' } }];
+    const token = await h.token({ authorization_details: details });
+    const err = await expectCode(h.verifier.verify(token), 'ERR_TOKEN_CLAIM_INVALID', token);
+    expect(err).toMatchObject({ status: 401, oauthError: 'invalid_token', expose: true });
+    expect(err.detail).toBe('Element 1 of the authorization_details claim must be an object with a string type (RFC 9396 section 2).');
+    expect(err.detail).not.toContain('DE02');
+
+    const notArray = await expectCode(h.verifier.verify(await h.token({ authorization_details: { type: 'payment_initiation' } })), 'ERR_TOKEN_CLAIM_INVALID');
+    expect(notArray.detail).toBe('The authorization_details claim must be an array (RFC 9396 section 2).');
   });
 });
 

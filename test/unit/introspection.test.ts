@@ -8,6 +8,7 @@ import { Agent } from 'undici';
 import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
 import { TokenIntrospector, type IntrospectionClientAuth, type TokenIntrospectorOptions } from '../../src/credentials/introspection.ts';
 import { AgentwardError } from '../../src/errors.ts';
+import { subjectInput } from '../../src/policy/input.ts';
 import { newKey, type TestKey } from '../helpers/issuer.ts';
 import { startCountingServer, startIntrospectionServer, type ExpectedClientAuth, type IntrospectionServer } from '../helpers/introspection-server.ts';
 import { expectCode } from '../helpers/expect-code.ts';
@@ -216,6 +217,37 @@ describe('token failures (401)', () => {
       { iss: 7 },
     ];
     for (const extra of bad) await expectCode(s.introspector.introspect(s.token(active(extra))), 'ERR_TOKEN_CLAIM_INVALID');
+  });
+
+  test('authorization_details reach input.subject.authorizationDetails unchanged (RFC 9396 §9.2)', async () => {
+    const s = await setup();
+    const details = [
+      {
+        type: 'payment_initiation',
+        actions: ['initiate'],
+        locations: ['https://pay.example.com/payments'],
+        instructedAmount: { currency: 'EUR', amount: '123.50' },
+      },
+      { type: 'Tool_Call', actions: ['create_issue'], identifier: 'acme/website' },
+    ];
+    const subject = subjectInput(await s.introspector.introspect(s.token(active({ authorization_details: details }))));
+    expect(subject.format).toBe('opaque');
+    expect(JSON.stringify(subject.authorizationDetails)).toBe(JSON.stringify(details));
+    expect(subject.claims).not.toHaveProperty('authorization_details');
+    expect(subjectInput(await s.introspector.introspect(s.token(active()))).authorizationDetails).toEqual([]);
+  });
+
+  test('RAR-N01: malformed authorization_details → 401 invalid_token, the same check and detail as a JWT', async () => {
+    const s = await setup();
+    for (const details of ['payment_initiation', null, [null], [{ type: 7 }], [{ type: 'a' }, ['b']]]) {
+      const t = s.token(active({ authorization_details: details }));
+      const err = await expectCode(s.introspector.introspect(t), 'ERR_TOKEN_CLAIM_INVALID', t);
+      expect(err).toMatchObject({ status: 401, oauthError: 'invalid_token', expose: true });
+      expect(err.detail).toMatch(/authorization_details claim must be an (array|object with a string type) \(RFC 9396 section 2\)\.$/);
+    }
+    const t = s.token(active({ authorization_details: [{ type: 'a' }, { iban: 'DE02100100109307118603' }] }));
+    const err = await expectCode(s.introspector.introspect(t), 'ERR_TOKEN_CLAIM_INVALID', t);
+    expect(err.detail).toBe('Element 1 of the authorization_details claim must be an object with a string type (RFC 9396 section 2).');
   });
 
   test('required claims and delegation depth', async () => {
