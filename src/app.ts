@@ -27,8 +27,11 @@ import type { IssuerConfig } from './config/schema.ts';
 import type { JWK } from 'jose';
 import { PolicyEngine } from './policy/engine.ts';
 import { opaBinary } from './policy/compile.ts';
+import { BundleVerifier } from './policy/bundle-signature.ts';
+import { isUrlSource } from './policy/bundle-source.ts';
 import { Forwarder } from './proxy/forward.ts';
-import { handleClientError, handleRequest, type PipelineDeps } from './proxy/pipeline.ts';
+import { explainRequest, type DescribedRequest, type ExplainResult } from './explain.ts';
+import { handleClientError, handleRequest, type PipelineDeps, type RpcRoute } from './proxy/pipeline.ts';
 import { protectedResource } from './proxy/protected-resource.ts';
 import { ListenerTls } from './proxy/tls.ts';
 import { createLogger, type Logger } from './observability/logger.ts';
@@ -41,11 +44,17 @@ export interface AppOptions {
   dispatcher?: Dispatcher;
   now?: () => number;
   env?: NodeJS.ProcessEnv;
+  /** Write no audit records and open no audit file (`agentward explain`). */
+  noAudit?: boolean;
 }
 
 export interface App {
   /** Loads policy and keys, then listens on both addresses. */
   start(): Promise<{ address: AddressInfo; admin: AddressInfo }>;
+  /** Loads policy and keys once, without listening or watching (`agentward explain`). */
+  prepare(): Promise<void>;
+  /** Runs a described request through the pipeline up to the decision; forwards nothing. */
+  explain(request: DescribedRequest): Promise<ExplainResult>;
   /** Stops accepting, lets in-flight requests finish up to listen.shutdownTimeout, then closes. */
   stop(): Promise<void>;
   readonly logger: Logger;
@@ -165,7 +174,7 @@ export function createApp(loaded: LoadedConfig, options: AppOptions = {}): App {
   if (installAuthorities) for (const bundle of bundles.values()) bundle.onInstall(installAuthorities);
   const workload = workloadConfig && createWorkloadAuthenticator(loaded, bundles, acceptsX509Svids, now);
 
-  const policy = createPolicyEngine(loaded, logger, options.env);
+  const policy = createPolicyEngine(loaded, logger, options.env, options.dispatcher);
 
   const forwarder = new Forwarder({
     url: config.upstream.url,
@@ -175,7 +184,7 @@ export function createApp(loaded: LoadedConfig, options: AppOptions = {}): App {
   });
 
   const audit: AuditSink =
-    config.audit.sink === 'off'
+    config.audit.sink === 'off' || options.noAudit
       ? NO_AUDIT
       : new AuditLog({
           dest: config.audit.sink === 'stdout' ? 1 : config.audit.sink === 'stderr' ? 2 : resolve(baseDir, config.audit.file!),
@@ -184,7 +193,16 @@ export function createApp(loaded: LoadedConfig, options: AppOptions = {}): App {
         });
 
   const resource = protectedResource(config);
+  // JSON-RPC routes: exact paths (config/load.ts keeps a path under one protocol).
+  const rpcRoutes = new Map<string, RpcRoute>([
+    ...(config.mcp?.paths ?? []).map((path): [string, RpcRoute] => [path, { protocol: 'mcp', maxBodyBytes: config.mcp!.maxBodyBytes, filterLists: config.mcp!.filterLists }]),
+    ...(config.a2a?.paths ?? []).map((path): [string, RpcRoute] => [path, { protocol: 'a2a', maxBodyBytes: config.a2a!.maxBodyBytes, filterLists: false }]),
+  ]);
+  const shadowDenials = { count: 0 };
   const deps: PipelineDeps = {
+    rpcRoutes,
+    shadow: config.policy.mode === 'shadow',
+    shadowDenials,
     resource,
     verifier,
     dpop,
@@ -265,6 +283,7 @@ export function createApp(loaded: LoadedConfig, options: AppOptions = {}): App {
     detail: () => ({
       draining,
       policy: policy.status(),
+      ...(config.policy.mode === 'shadow' ? { shadow: { wouldDeny: shadowDenials.count } } : {}),
       issuers: issuers.map((i) => i.keys.status()),
       ...(txnKeys ? { txnTokens: txnKeys.status() } : {}),
       ...(bundles.size > 0 ? { trustDomains: [...bundles.values()].map((b) => b.status()) } : {}),
@@ -272,18 +291,25 @@ export function createApp(loaded: LoadedConfig, options: AppOptions = {}): App {
     }),
   });
 
+  /** First policy load and key fetches; each failure is logged and answered per request. */
+  const prepare = async () => {
+    await Promise.all([
+      policy.load().catch((err: unknown) => logger.error({ err: (err as Error).message }, 'policy could not be loaded; requests are refused until it is')),
+      ...issuers.map((i) => i.keys.start()),
+      ...(txnKeys ? [txnKeys.start()] : []),
+      ...[...bundles.values()].map((b) => b.start()),
+    ]);
+  };
+
   return {
     logger,
     policy,
     ready,
+    prepare,
+    explain: (request) => explainRequest(request, deps),
     async start() {
       for (const warning of relaxations(config)) logger.warn({ config: loaded.file }, warning);
-      await Promise.all([
-        policy.load().catch((err: unknown) => logger.error({ err: (err as Error).message }, 'policy could not be loaded; requests are refused until it is')),
-        ...issuers.map((i) => i.keys.start()),
-        ...(txnKeys ? [txnKeys.start()] : []),
-        ...[...bundles.values()].map((b) => b.start()),
-      ]);
+      await prepare();
       if (config.policy.watch) policy.watch();
       if (httpsServer) tls?.watch(httpsServer);
       const address = await listen(server, config.listen.address);
@@ -403,17 +429,29 @@ function safeAuthorities(bundle: TrustBundle) {
   }
 }
 
-/** The policy engine for a config; `agentward check` uses it alone. */
-export function createPolicyEngine(loaded: LoadedConfig, logger: Logger, env?: NodeJS.ProcessEnv): PolicyEngine {
+/**
+ * The policy engine for a config; `agentward check` uses it alone. A bundle URL is polled through
+ * `dispatcher` (default: undici's global pool); a verification key is read here, once.
+ */
+export function createPolicyEngine(loaded: LoadedConfig, logger: Logger, env?: NodeJS.ProcessEnv, dispatcher?: Dispatcher): PolicyEngine {
   const { config, baseDir } = loaded;
+  const settings = config.policy;
+  const url = isUrlSource(settings.source);
+  const verification = settings.verification;
   return new PolicyEngine({
-    source: resolve(baseDir, config.policy.source),
-    entrypoint: config.policy.entrypoint,
-    dataFile: config.policy.data === undefined ? undefined : resolve(baseDir, config.policy.data),
+    source: url ? settings.source : resolve(baseDir, settings.source),
+    entrypoint: settings.entrypoint,
+    dataFile: settings.data === undefined ? undefined : resolve(baseDir, settings.data),
     // A configured opa path is relative to the config file, like every other path; a bare name is looked up on PATH.
-    opa: opaBinary(config.policy.opa?.includes('/') ? resolve(baseDir, config.policy.opa) : config.policy.opa, env),
-    maxMemoryBytes: config.policy.maxMemoryBytes,
+    opa: opaBinary(settings.opa?.includes('/') ? resolve(baseDir, settings.opa) : settings.opa, env),
+    maxMemoryBytes: settings.maxMemoryBytes,
     logger,
+    verifier:
+      verification &&
+      BundleVerifier.fromFile(resolve(baseDir, verification.keyFile), { algorithm: verification.algorithm, keyId: verification.keyId, scope: verification.scope }),
+    poll: url
+      ? { intervalMs: durationMs(settings.poll.interval), timeoutMs: durationMs(settings.poll.timeout), maxBytes: settings.poll.maxBytes, dispatcher }
+      : undefined,
   });
 }
 

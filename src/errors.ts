@@ -21,6 +21,12 @@ interface CodeInfo {
    * signature (http-signature §3.5). `status` is the WPT-mode status; reject.ts applies the rule.
    */
   readonly wimse?: true;
+  /**
+   * The JSON-RPC 2.0 error code used when the refusal is answered inside JSON-RPC (on `mcp.paths`
+   * and `a2a.paths`, src/proxy/reject.ts): request errors keep their HTTP status, policy denials
+   * of calls with an id are answered 200 with a JSON-RPC error response.
+   */
+  readonly rpcError?: number;
 }
 
 export const ERROR_CODES = {
@@ -169,14 +175,21 @@ export const ERROR_CODES = {
   ERR_KEYS_UNAVAILABLE: { status: 503, title: 'The signing keys of the token issuer are unavailable; retry later.' },
 
   // Policy (design §2 step 6: every failure is a deny)
-  ERR_POLICY_DENIED: { status: 403, title: 'The policy denied this request.' },
-  ERR_POLICY_NOT_FOUND: { status: 404, title: 'Not found.' },
+  ERR_POLICY_DENIED: { status: 403, rpcError: -32003, title: 'The policy denied this request.' },
+  ERR_POLICY_NOT_FOUND: { status: 404, rpcError: -32602, title: 'Not found.' },
   ERR_POLICY_INSUFFICIENT_SCOPE: { status: 403, oauthError: 'insufficient_scope', title: 'The access token lacks a scope this request needs.' },
   ERR_POLICY_STEP_UP: { status: 401, oauthError: 'insufficient_user_authentication', title: 'A stronger or more recent user authentication is needed.' },
   ERR_POLICY_UNDEFINED: { status: 403, title: 'The policy returned no decision, so the request is denied.' },
   ERR_POLICY_NOT_LOADED: { status: 503, title: 'No policy is loaded.' },
   ERR_POLICY_EVALUATION: { status: 500, title: 'The policy could not be evaluated.' },
   ERR_POLICY_DECISION_INVALID: { status: 500, title: 'The policy returned a malformed decision.' },
+
+  // JSON-RPC routes (mcp.paths, a2a.paths; JSON-RPC 2.0 §5.1, MCP 2026-07-28)
+  ERR_RPC_CONTENT_TYPE: { status: 415, rpcError: -32600, title: 'JSON-RPC requests on this path must be sent with Content-Type: application/json.' },
+  ERR_RPC_PARSE: { status: 400, rpcError: -32700, title: 'The JSON-RPC body is not valid UTF-8 JSON.' },
+  ERR_RPC_INVALID: { status: 400, rpcError: -32600, title: 'The body is not a valid JSON-RPC 2.0 request.' },
+  ERR_MCP_HEADER_MISMATCH: { status: 400, rpcError: -32020, title: 'The Mcp-Method or Mcp-Name header does not match the JSON-RPC body.' },
+  ERR_MCP_RESPONSE_UNFILTERABLE: { status: 502, title: 'The upstream answered a list request in a form that cannot be filtered.' },
 
   // Upstream
   ERR_UPSTREAM_UNAVAILABLE: { status: 502, title: 'The upstream service could not be reached.' },

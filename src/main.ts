@@ -2,11 +2,15 @@
  * Command line (design §3.1):
  *   agentward serve  [--config FILE]
  *   agentward check  [--config FILE]
+ *   agentward explain [--config FILE] --request FILE [--jwks URL=FILE ...] [--offline]
  *   agentward policy build [DIR] [--output FILE] [--entrypoint E] [--opa BIN]
  *   agentward audit verify FILE [--key-env VAR]
  * --config defaults to $AGENTWARD_CONFIG, then ./agentward.yaml.
  */
-import { mkdirSync, writeFileSync, statSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync, statSync } from 'node:fs';
+import { MockAgent } from 'undici';
+import { parse as parseYaml } from 'yaml';
+import { describedRequest, type DescribedRequest } from './explain.ts';
 import { dirname, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { loadConfig, defaultConfigPath, relaxations, ConfigError, type LoadedConfig } from './config/load.ts';
@@ -20,6 +24,9 @@ import { distinguishedName } from './credentials/client-certificate.ts';
 const USAGE = `usage:
   agentward serve  [--config FILE]        run the proxy
   agentward check  [--config FILE]        validate config and policy, print every problem
+  agentward explain [--config FILE] --request FILE [--jwks URL=FILE ...] [--offline]
+                                          print the policy input, decision and answer for a
+                                          described request; forwards nothing (exit 0 forward, 1 refuse)
   agentward policy build [DIR] [--output FILE] [--entrypoint agentward/decision] [--opa BIN]
                                           compile Rego to an OPA WebAssembly bundle
   agentward audit verify FILE [--key-env VAR]
@@ -33,6 +40,8 @@ async function main(argv: string[]): Promise<number> {
       return serve(rest);
     case 'check':
       return check(rest);
+    case 'explain':
+      return explain(rest);
     case 'policy':
       if (rest[0] === 'build') return policyBuild(rest.slice(1));
       break;
@@ -87,6 +96,54 @@ async function serve(args: string[]): Promise<number> {
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
   return new Promise(() => undefined); // runs until a signal
+}
+
+/**
+ * `explain`: the request file (JSON or YAML: method, url, headers, body) goes through the real
+ * pipeline up to the decision. Key sets and metadata are fetched as configured; `--jwks URL=FILE`
+ * answers a fetch of URL with FILE instead, and `--offline` refuses every other fetch, so a
+ * request can be explained with keys from files and no network.
+ */
+async function explain(args: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args,
+    options: { config: { type: 'string', short: 'c' }, request: { type: 'string', short: 'r' }, jwks: { type: 'string', multiple: true }, offline: { type: 'boolean', default: false } },
+    strict: true,
+  });
+  if (!values.request) {
+    console.error(`explain needs --request FILE\n${USAGE}`);
+    return 2;
+  }
+  const loaded = loadOrReport(values.config ?? defaultConfigPath());
+  if (!loaded) return 1;
+  let described: DescribedRequest;
+  try {
+    described = describedRequest(parseYaml(readFileSync(values.request, 'utf8')));
+  } catch (err) {
+    console.error(`${values.request}: ${err instanceof Error ? err.message : String(err)}`);
+    return 1;
+  }
+  const dispatcher = values.offline || values.jwks ? new MockAgent() : undefined;
+  if (dispatcher) {
+    if (values.offline) dispatcher.disableNetConnect();
+    else dispatcher.enableNetConnect();
+    for (const pair of values.jwks ?? []) {
+      const at = pair.indexOf('=');
+      if (at < 1) {
+        console.error(`--jwks takes URL=FILE, got ${pair}`);
+        return 2;
+      }
+      const url = new URL(pair.slice(0, at));
+      const body = readFileSync(pair.slice(at + 1), 'utf8');
+      dispatcher.get(url.origin).intercept({ path: `${url.pathname}${url.search}`, method: 'GET' }).reply(200, body, { headers: { 'content-type': 'application/json' } }).persist();
+    }
+  }
+  const app = createApp(loaded, { logger: createLogger('error'), noAudit: true, ...(dispatcher ? { dispatcher } : {}) });
+  await app.prepare();
+  const result = await app.explain(described);
+  console.log(JSON.stringify(result, null, 2));
+  await app.stop();
+  return result.answer.action === 'forward' ? 0 : 1;
 }
 
 async function check(args: string[]): Promise<number> {

@@ -20,8 +20,11 @@ export interface AuditRecord {
   subject: { iss: string; sub: string | null; clientId: string | null } | null;
   delegation: string[];
   resource: string;
-  action: { method: string; path: string; mcpTool: string | null };
+  /** `mcpTool`: the name (or URI) of the MCP call decided; `rpcMethod`: its JSON-RPC method (MCP or A2A). */
+  action: { method: string; path: string; mcpTool: string | null; rpcMethod: string | null };
   decision: 'allow' | 'deny' | 'error';
+  /** policy.mode shadow: the decision was a deny, and the request was forwarded anyway. */
+  shadow: boolean;
   status: number;
   code: string | null;
   reason: string | null;

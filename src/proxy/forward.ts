@@ -6,7 +6,7 @@
  */
 import { Agent, type IncomingMessage, type ServerResponse, type ClientRequest } from 'node:http';
 import { Agent as HttpsAgent } from 'node:https';
-import { Readable } from 'node:stream';
+import { pipeline, Readable, type Transform } from 'node:stream';
 import { createProxyServer, type ProxyServer } from 'http-proxy-3';
 import { AgentwardError } from '../errors.ts';
 import { stripHopByHop } from './headers.ts';
@@ -31,8 +31,17 @@ const kState = Symbol('agentward.forward');
 /** Errors meaning no connection was made (http-proxy-3 reports its connect timeout as ECONNECT_TIMEOUT). */
 const UNREACHABLE = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EHOSTUNREACH', 'ENETUNREACH', 'ETIMEDOUT', 'ECONNECT_TIMEOUT', 'EAI_AGAIN']);
 
+/**
+ * Rewrites a response body on its way back (MCP list filtering): given the upstream status and
+ * headers, a Transform for the body, or undefined to pass it untouched. May throw an
+ * AgentwardError to refuse a response it cannot rewrite (answered 502 while nothing was sent).
+ */
+export type ResponseRewrite = (status: number, headers: IncomingMessage['headers']) => Transform | undefined;
+
 interface ForwardState {
   timedOut: boolean;
+  rewrite: ResponseRewrite | undefined;
+  fail: ((err: AgentwardError) => void) | undefined;
 }
 
 type StatefulRequest = IncomingMessage & { [kState]?: ForwardState };
@@ -57,6 +66,11 @@ export class Forwarder {
     // The upstream's hop-by-hop fields describe its connection, not ours: a passed-on
     // `Keep-Alive: timeout=120` would promise clients more idle time than this server gives.
     this.proxy.on('proxyRes', (proxyRes: IncomingMessage) => stripHopByHop(proxyRes.headers));
+    // Only requests forwarded with a rewrite handle their own response (selfHandleResponse).
+    this.proxy.on('proxyRes', (proxyRes: IncomingMessage, req: StatefulRequest, res: ServerResponse) => {
+      const state = req[kState];
+      if (state?.rewrite) this.sendRewritten(proxyRes, res, state);
+    });
     // Idle timeout per upstream request: our own flag distinguishes a timeout from a reset.
     this.proxy.on('proxyReq', (proxyReq: ClientRequest, req: StatefulRequest) => {
       const state = req[kState];
@@ -71,13 +85,18 @@ export class Forwarder {
    * Forwards and resolves when the client response has ended or closed. `reject` answers an
    * upstream failure through the pipeline's error mapping.
    */
-  forward(req: IncomingMessage, res: ServerResponse, body: Buffer | undefined, reject: (err: AgentwardError) => void): Promise<ForwardResult> {
-    const state: ForwardState = { timedOut: false };
+  forward(req: IncomingMessage, res: ServerResponse, body: Buffer | undefined, reject: (err: AgentwardError) => void, rewrite?: ResponseRewrite): Promise<ForwardResult> {
+    const state: ForwardState = { timedOut: false, rewrite, fail: undefined };
     (req as StatefulRequest)[kState] = state;
     return new Promise((resolve) => {
       let error: AgentwardError | undefined;
       res.once('close', () => resolve({ status: error && !res.headersSent ? error.status : res.statusCode, error }));
-      this.proxy.web(req, res, body ? { buffer: Readable.from([body]) } : {}, (err: Error & { code?: string }) => {
+      state.fail = (err) => {
+        error = err;
+        reject(err);
+      };
+      const options = { ...(body ? { buffer: Readable.from([body]) } : {}), ...(rewrite ? { selfHandleResponse: true } : {}) };
+      this.proxy.web(req, res, options, (err: Error & { code?: string }) => {
         error = state.timedOut
           ? new AgentwardError('ERR_UPSTREAM_TIMEOUT', undefined, { cause: err })
           : UNREACHABLE.has(err.code ?? '')
@@ -85,6 +104,32 @@ export class Forwarder {
             : new AgentwardError('ERR_UPSTREAM_RESET', undefined, { cause: err });
         reject(error);
       });
+    });
+  }
+
+  /**
+   * Writes a response whose body goes through the request's rewrite: the upstream's status and
+   * headers (hop-by-hop fields already gone), without Content-Length when the body changes. A
+   * failure while streaming cuts the connection, like any truncated upstream response.
+   */
+  private sendRewritten(proxyRes: IncomingMessage, res: ServerResponse, state: ForwardState): void {
+    let transform: Transform | undefined;
+    try {
+      transform = state.rewrite!(proxyRes.statusCode ?? 502, proxyRes.headers);
+    } catch (err) {
+      proxyRes.destroy();
+      state.fail!(err instanceof AgentwardError ? err : new AgentwardError('ERR_UPSTREAM_RESET', undefined, { cause: err }));
+      return;
+    }
+    const headers = { ...proxyRes.headers };
+    if (transform) delete headers['content-length'];
+    res.writeHead(proxyRes.statusCode ?? 502, proxyRes.statusMessage, headers);
+    if (!transform) {
+      proxyRes.pipe(res);
+      return;
+    }
+    pipeline(proxyRes, transform, res, (err) => {
+      if (err) res.destroy();
     });
   }
 

@@ -12,6 +12,10 @@ import { STATUS_CODES, type IncomingMessage, type ServerResponse } from 'node:ht
 import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
 import { AgentwardError, asAgentwardError } from '../errors.ts';
+import { parseJsonRpcBody } from '../rpc/json-rpc.ts';
+import { checkMcpHeaders, inspectRpc, type ListKind, type RpcCall, type RpcInspection, type RpcProtocol } from '../rpc/inspect.ts';
+import { listResponseRewrite } from '../rpc/list-filter.ts';
+import type { ResponseRewrite } from './forward.ts';
 import { extractCredentials, type AcceptedSchemes } from '../credentials/extract.ts';
 import type { ProvenWorkload, TokenMatch, WorkloadAuthenticator, WorkloadResult } from '../credentials/workload.ts';
 import { CREDENTIAL_HEADERS } from '../credentials/headers.ts';
@@ -31,7 +35,21 @@ import { rewriteUpstreamHeaders, type UpstreamHeaderPlan } from './headers.ts';
 import type { ProtectedResource } from './protected-resource.ts';
 import { problemFor, sendProblem, type ChallengeSchemes, type RejectContext } from './reject.ts';
 
+/** A path whose JSON-RPC body is read and decided per call. */
+export interface RpcRoute {
+  protocol: RpcProtocol;
+  maxBodyBytes: number;
+  /** MCP: filter tools/list, prompts/list, resources/list results. */
+  filterLists: boolean;
+}
+
 export interface PipelineDeps {
+  /** Exact request paths of MCP and A2A endpoints. */
+  rpcRoutes: ReadonlyMap<string, RpcRoute>;
+  /** `policy.mode: shadow`: decisions are evaluated and audited, never enforced. */
+  shadow: boolean;
+  /** Would-deny decisions in shadow mode since start (shown in /readyz). */
+  shadowDenials: { count: number };
   resource: ProtectedResource;
   /** JWT access tokens, and opaque ones by introspection. */
   verifier: AccessTokens;
@@ -60,7 +78,7 @@ export interface PipelineDeps {
   now: () => number;
 }
 
-interface RequestContext {
+export interface RequestContext {
   id: string;
   traceId: string | null;
   startedAt: number;
@@ -71,8 +89,16 @@ interface RequestContext {
   workloadProof: 'wpt' | 'http_signature' | undefined;
   agent: ProvenWorkload | undefined;
   token: VerifiedAccessToken | undefined;
-  /** The request body, when a step had to read it (an HTTP signature's Content-Digest, a form). */
+  /** The request body, when a step had to read it (an HTTP signature's Content-Digest, a form, JSON-RPC). */
   body: Buffer | undefined;
+  /** The JSON-RPC route (mcp.paths, a2a.paths) of the request path, if any. */
+  route?: RpcRoute | undefined;
+  /** What the JSON-RPC body asks for, once read. */
+  rpc?: RpcInspection | undefined;
+  /** The call whose decision is `decision` (the first denied one, or the first). */
+  decidedCall?: RpcCall | undefined;
+  /** policy.mode shadow: the policy denied and the request was forwarded anyway. */
+  shadowed?: boolean;
   txn: VerifiedTxnToken | undefined;
   decision: Decision | undefined;
   error: AgentwardError | undefined;
@@ -99,43 +125,28 @@ export async function handleRequest(req: IncomingMessage, res: ServerResponse, d
       return;
     }
 
-    const credentials = extractCredentials(req, target.searchParams, deps.accepted);
-    ctx.scheme = credentials.scheme;
-    // Step 3, in the order of credentials.md §H.1: the workload (agent) first, then the access
-    // token with its sender constraint, then the Txn-Token. Every credential presented is verified.
-    const workload = await authenticateWorkload(req, credentials, ctx, deps);
-    ctx.agent = workload.agent;
-    const accessToken = workload.bearerWasJwtSvid ? undefined : credentials.accessToken;
-    if (accessToken !== undefined) {
-      ctx.token = await deps.verifier.verify(accessToken);
-      await verifySenderConstraint(credentials, ctx.token, req, res, target, deps);
-    } else if (deps.requireToken || ctx.agent === undefined) {
-      throw new AgentwardError('ERR_CREDENTIALS_MISSING');
-    }
-    const tokenMatch = ctx.agent && ctx.token ? deps.workload!.matchToken(ctx.agent, ctx.token) : null;
-    ctx.txn = await verifyTxnToken(req, deps);
-
-    const body = await inspectBody(req, deps.maxBodyBytes, ctx);
-    const presented = [
-      ...credentials.presented.filter((name) => !(workload.bearerWasJwtSvid && name === 'access_token')),
-      ...workload.presented,
-      ...(ctx.txn ? ['txn_token'] : []),
-    ];
-    const input = buildInput(req, ctx, target, presented, tokenMatch, workload.unboundContextHeaders, deps);
-    ctx.decision = deps.policy.evaluate(input);
-    enforce(ctx.decision);
+    const { input, body, decision } = await authorize(req, res, target, ctx, deps);
+    enforce(decision, ctx, deps);
 
     rewriteUpstreamHeaders(req.headers, deps.headerPlan, {
       requestId: ctx.id,
       remoteAddress: req.socket.remoteAddress,
       proto: deps.listenerProto,
       input,
-      decisionHeaders: ctx.decision.headers,
+      decisionHeaders: decision.headers,
     });
-    const result = await deps.forwarder.forward(req, res, body, (err) => {
-      ctx.error = err;
-      sendProblem(res, err, rejectContext(ctx, deps));
-    });
+    const rewrite = listFilterFor(input, ctx, deps);
+    if (rewrite) req.headers['accept-encoding'] = 'identity';
+    const result = await deps.forwarder.forward(
+      req,
+      res,
+      body,
+      (err) => {
+        ctx.error = err;
+        sendProblem(res, err, rejectContext(ctx, deps));
+      },
+      rewrite,
+    );
     ctx.status = result.status;
   } catch (err) {
     ctx.error = asAgentwardError(err);
@@ -144,6 +155,40 @@ export async function handleRequest(req: IncomingMessage, res: ServerResponse, d
   } finally {
     record(ctx, deps);
   }
+}
+
+/**
+ * Steps 2 to 6 (extract, verify, inspect, build input, decide): everything up to the decision,
+ * nothing sent. `handleRequest` enforces and forwards after it; `agentward explain` prints what it
+ * found (src/explain.ts).
+ */
+export async function authorize(req: IncomingMessage, res: ServerResponse, target: URL, ctx: RequestContext, deps: PipelineDeps): Promise<{ input: PolicyInput; body: Buffer | undefined; decision: Decision }> {
+  const credentials = extractCredentials(req, target.searchParams, deps.accepted);
+  ctx.scheme = credentials.scheme;
+  // Step 3, in the order of credentials.md §H.1: the workload (agent) first, then the access
+  // token with its sender constraint, then the Txn-Token. Every credential presented is verified.
+  const workload = await authenticateWorkload(req, credentials, ctx, deps);
+  ctx.agent = workload.agent;
+  const accessToken = workload.bearerWasJwtSvid ? undefined : credentials.accessToken;
+  if (accessToken !== undefined) {
+    ctx.token = await deps.verifier.verify(accessToken);
+    await verifySenderConstraint(credentials, ctx.token, req, res, target, deps);
+  } else if (deps.requireToken || ctx.agent === undefined) {
+    throw new AgentwardError('ERR_CREDENTIALS_MISSING');
+  }
+  const tokenMatch = ctx.agent && ctx.token ? deps.workload!.matchToken(ctx.agent, ctx.token) : null;
+  ctx.txn = await verifyTxnToken(req, deps);
+
+  ctx.route = deps.rpcRoutes.get(target.pathname);
+  const body = await inspectBody(req, deps.maxBodyBytes, ctx);
+  const presented = [
+    ...credentials.presented.filter((name) => !(workload.bearerWasJwtSvid && name === 'access_token')),
+    ...workload.presented,
+    ...(ctx.txn ? ['txn_token'] : []),
+  ];
+  const input = buildInput(req, ctx, target, presented, tokenMatch, workload.unboundContextHeaders, deps);
+  ctx.decision = decide(input, ctx, deps);
+  return { input, body, decision: ctx.decision };
 }
 
 /**
@@ -182,7 +227,7 @@ export function handleClientError(err: NodeJS.ErrnoException, socket: Socket, de
 }
 
 /** Step 1: request id (kept from the caller when well-formed) and W3C trace id. */
-function admit(req: IncomingMessage, deps: PipelineDeps): RequestContext {
+export function admit(req: IncomingMessage, deps: PipelineDeps): RequestContext {
   const inbound = req.headers[deps.headerPlan.requestIdHeader];
   const traceparent = req.headers.traceparent;
   return {
@@ -273,7 +318,7 @@ async function verifyTxnToken(req: IncomingMessage, deps: PipelineDeps): Promise
 }
 
 /** What the error mapping needs to know about this request. */
-function rejectContext(ctx: RequestContext, deps: PipelineDeps): RejectContext {
+export function rejectContext(ctx: RequestContext, deps: PipelineDeps): RejectContext {
   return {
     requestId: ctx.id,
     resourceMetadataUrl: deps.resource.metadataUrl,
@@ -282,6 +327,7 @@ function rejectContext(ctx: RequestContext, deps: PipelineDeps): RejectContext {
     workloadProof: ctx.workloadProof,
     dpopNonce: ctx.error?.code === 'ERR_DPOP_NONCE' ? deps.dpop?.nonces?.current() : undefined,
     exposedReason: deps.exposeReason && ctx.decision && !ctx.decision.allow ? ctx.decision.reason : undefined,
+    rpc: ctx.route ? { ids: ctx.rpc?.ids ?? [], batch: ctx.rpc?.batch ?? false, deniedId: ctx.decidedCall?.call.id } : undefined,
   };
 }
 
@@ -290,7 +336,7 @@ function rejectContext(ctx: RequestContext, deps: PipelineDeps): RejectContext {
  * differently from the policy (dot segments, encoded dots or slashes, backslashes) are refused
  * rather than normalized, so policy and upstream see the same bytes.
  */
-function parseTarget(rawUrl: string): URL {
+export function parseTarget(rawUrl: string): URL {
   if (!rawUrl.startsWith('/')) throw new AgentwardError('ERR_BAD_REQUEST', 'The request target must be a path (origin-form).');
   const q = rawUrl.indexOf('?');
   const path = q === -1 ? rawUrl : rawUrl.slice(0, q);
@@ -318,6 +364,18 @@ function serveMetadata(req: IncomingMessage, res: ServerResponse, resource: Prot
  */
 async function inspectBody(req: IncomingMessage, maxBytes: number, ctx: RequestContext): Promise<Buffer | undefined> {
   const type = req.headers['content-type']?.split(';')[0]?.trim().toLowerCase();
+  // JSON-RPC routes: a POST carries the calls (MCP Streamable HTTP, A2A); other methods (an MCP
+  // GET stream, a DELETE) carry none and are decided as plain HTTP requests.
+  const route = ctx.route;
+  if (route && req.method === 'POST') {
+    if (type !== 'application/json') throw new AgentwardError('ERR_RPC_CONTENT_TYPE');
+    const body = (ctx.body ??= await readBody(req, route.maxBodyBytes));
+    if (body.length > route.maxBodyBytes) throw new AgentwardError('ERR_BODY_TOO_LARGE');
+    ctx.rpc = inspectRpc(route.protocol, parseJsonRpcBody(body));
+    // After ctx.rpc is set, so that a mismatch is answered with the request's id.
+    checkMcpHeaders(ctx.rpc, req.headersDistinct);
+    return body;
+  }
   if (type !== 'application/x-www-form-urlencoded') return ctx.body;
   const body = (ctx.body ??= await readBody(req, maxBytes));
   if (new URLSearchParams(body.toString('latin1')).has('access_token')) throw new AgentwardError('ERR_TOKEN_IN_BODY');
@@ -377,15 +435,67 @@ function buildInput(
   };
 }
 
-/** Step 7 (deny half): a decision that does not allow becomes the error its fields ask for. */
-function enforce(decision: Decision): void {
-  if (decision.allow) return;
-  if (decision.stepUp) {
-    throw new AgentwardError('ERR_POLICY_STEP_UP', undefined, { hints: { acrValues: decision.stepUp.acrValues, maxAge: decision.stepUp.maxAge } });
+/**
+ * Step 6. A JSON-RPC body is decided call by call, each with its own `input.mcp` / `input.a2a`
+ * (a batch is allowed only when every call is); any other request once. The decision kept is
+ * the first deny, or else the first call's allow (whose `headers` then go upstream).
+ */
+function decide(input: PolicyInput, ctx: RequestContext, deps: PipelineDeps): Decision {
+  const calls = ctx.rpc?.calls ?? [];
+  if (calls.length === 0) return deps.policy.evaluate(input);
+  let first: Decision | undefined;
+  for (const call of calls) {
+    const decision = deps.policy.evaluate({ ...input, mcp: call.mcp, a2a: call.a2a });
+    if (!decision.allow) {
+      ctx.decidedCall = call;
+      return decision;
+    }
+    if (first === undefined) {
+      first = decision;
+      ctx.decidedCall = call;
+    }
   }
-  if (decision.requiredScopes.length > 0) throw new AgentwardError('ERR_POLICY_INSUFFICIENT_SCOPE', undefined, { hints: { scope: decision.requiredScopes } });
+  return first!;
+}
+
+/**
+ * The MCP list filter for this request, when it has list calls and filtering is on: each item is
+ * decided as the call it stands for, with the same input otherwise. In shadow mode every item
+ * stays (the ones the policy would hide are logged).
+ */
+function listFilterFor(input: PolicyInput, ctx: RequestContext, deps: PipelineDeps): ResponseRewrite | undefined {
+  if (!ctx.route?.filterLists || !ctx.rpc || ctx.rpc.lists.size === 0) return undefined;
+  return listResponseRewrite(ctx.rpc.lists, (kind: ListKind, name: string) => {
+    const allowed = deps.policy.evaluate({ ...input, mcp: { method: kind.callMethod, name, arguments: null, id: null, listFilter: true }, a2a: null }).allow;
+    if (!allowed && deps.shadow) {
+      deps.logger.info({ requestId: ctx.id, item: name, method: kind.callMethod }, 'shadow mode: the policy would hide this list item');
+      return true;
+    }
+    return allowed;
+  });
+}
+
+/**
+ * Step 7 (deny half): a decision that does not allow becomes the error its fields ask for. In
+ * shadow mode it is logged and counted instead, and the request goes on.
+ */
+function enforce(decision: Decision, ctx: RequestContext, deps: PipelineDeps): void {
+  if (decision.allow) return;
+  if (deps.shadow) {
+    ctx.shadowed = true;
+    deps.shadowDenials.count++;
+    deps.logger.info({ requestId: ctx.id, reason: decision.reason, rpcMethod: ctx.decidedCall?.call.method }, 'shadow mode: the policy would deny this request');
+    return;
+  }
+  throw denyError(decision);
+}
+
+/** The error a deny asks for: step-up (RFC 9470), insufficient scope (RFC 6750 §3.1), not found or denied. */
+export function denyError(decision: Decision): AgentwardError {
+  if (decision.stepUp) return new AgentwardError('ERR_POLICY_STEP_UP', undefined, { hints: { acrValues: decision.stepUp.acrValues, maxAge: decision.stepUp.maxAge } });
+  if (decision.requiredScopes.length > 0) return new AgentwardError('ERR_POLICY_INSUFFICIENT_SCOPE', undefined, { hints: { scope: decision.requiredScopes } });
   // status 404: the policy hides that the resource exists from this caller.
-  throw new AgentwardError(decision.status === 404 ? 'ERR_POLICY_NOT_FOUND' : 'ERR_POLICY_DENIED');
+  return new AgentwardError(decision.status === 404 ? 'ERR_POLICY_NOT_FOUND' : 'ERR_POLICY_DENIED');
 }
 
 /**
@@ -409,7 +519,8 @@ function record(ctx: RequestContext, deps: PipelineDeps): void {
       subject: token ? { iss: token.issuer, sub: (token.claims.sub as string | undefined) ?? null, clientId: (token.claims.client_id as string | undefined) ?? null } : null,
       delegation: token ? token.delegation.chain.map((a) => a.sub) : [],
       resource: deps.resource.id,
-      action: { method: ctx.method, path: ctx.path, mcpTool: null },
+      action: { method: ctx.method, path: ctx.path, mcpTool: ctx.decidedCall?.mcp?.name ?? null, rpcMethod: ctx.decidedCall?.call.method ?? null },
+      shadow: ctx.shadowed ?? false,
       decision,
       status: ctx.status,
       code: err?.code ?? null,

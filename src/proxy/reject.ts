@@ -5,6 +5,7 @@
  */
 import type { ServerResponse } from 'node:http';
 import { ERROR_CODES, type AgentwardError } from '../errors.ts';
+import type { JsonRpcId } from '../rpc/json-rpc.ts';
 
 /** The authentication schemes this resource offers, fixed at startup. */
 export interface ChallengeSchemes {
@@ -31,6 +32,11 @@ export interface RejectContext {
   dpopNonce?: string | undefined;
   /** Policy reason, sent only when `policy.exposeReason` is on. */
   exposedReason?: string | undefined;
+  /**
+   * Set on `mcp.paths` and `a2a.paths`: refusals with a JSON-RPC code are answered in JSON-RPC
+   * (JSON-RPC 2.0 §5), one error per request id of the body (none known: one with id null).
+   */
+  rpc?: { ids: readonly JsonRpcId[]; batch: boolean; deniedId?: JsonRpcId | undefined } | undefined;
 }
 
 export interface ProblemResponse {
@@ -78,7 +84,35 @@ function challenges(schemes: ChallengeSchemes, used: RejectContext['scheme'], dp
   });
 }
 
+/**
+ * A refusal on a JSON-RPC route, as JSON-RPC error responses. A policy denial of calls that
+ * expect an answer is HTTP 200: MCP clients (and A2A clients) handle a JSON-RPC error per call,
+ * and surface its message, where an HTTP 403 without `insufficient_scope` is an opaque transport
+ * failure (docs/mcp.md, "How a deny reaches an agent"). Request errors keep their HTTP status.
+ */
+function rpcErrorFor(err: AgentwardError, rpcCode: number, ctx: RejectContext): ProblemResponse | undefined {
+  const rpc = ctx.rpc!;
+  const policyDeny = err.code === 'ERR_POLICY_DENIED' || err.code === 'ERR_POLICY_NOT_FOUND';
+  // A denied notification has no id to answer: it gets the plain HTTP refusal.
+  if (policyDeny && rpc.ids.length === 0) return undefined;
+  const title = ERROR_CODES[err.code].title;
+  const data: Record<string, unknown> = { type: `urn:agentward:error:${err.code}`, code: err.code, requestId: ctx.requestId };
+  if (ctx.exposedReason !== undefined) data.reason = ctx.exposedReason;
+  const errorFor = (id: JsonRpcId) => {
+    const skipped = policyDeny && rpc.batch && rpc.deniedId !== undefined && id !== rpc.deniedId;
+    return { jsonrpc: '2.0', id, error: { code: rpcCode, message: skipped ? 'Not executed: another call of this batch was denied.' : err.expose ? err.detail : title, data } };
+  };
+  const ids = rpc.ids.length > 0 ? rpc.ids : [null];
+  const body = rpc.batch && rpc.ids.length > 0 ? ids.map(errorFor) : errorFor(ids[0]!);
+  return { status: policyDeny ? 200 : err.status, headers: { 'content-type': 'application/json', 'cache-control': 'no-store' }, body: JSON.stringify(body) };
+}
+
 export function problemFor(err: AgentwardError, ctx: RejectContext): ProblemResponse {
+  const codeInfo = ERROR_CODES[err.code];
+  if (ctx.rpc && 'rpcError' in codeInfo) {
+    const answer = rpcErrorFor(err, codeInfo.rpcError, ctx);
+    if (answer) return answer;
+  }
   const headers: Record<string, string | string[]> = { 'content-type': 'application/problem+json', 'cache-control': 'no-store' };
   const wimse = 'wimse' in ERROR_CODES[err.code];
   // U3: a WIT or WPT failure names the WPT scheme alone (wpt-02 §2.1); with an HTTP message
