@@ -10,6 +10,11 @@
 #                      (bench/dpop-proofs.ts writes them just before the run, bench/proofs.lua sends them)
 #   agentward-wpt      agentward authenticating the agent alone by WIMSE WIT + WPT (a fresh WPT per
 #                      request, bench/wimse.ts), a SPIFFE bundle file, bench/policies/workload
+#   agentward-mcp-call agentward on an MCP path: a JSON-RPC tools/call POST, inspected and decided
+#                      per tool (bench/mcp.lua, bench/policies/mcp)
+#   agentward-mcp-list the same with tools/list: the upstream's 100 tools are filtered to 50
+#   agentward-mcp-list-nofilter
+#                      tools/list with mcp.filterLists false: the cost of filtering, by difference
 #   agentward-introspection
 #                      agentward with an opaque token, introspected (RFC 7662) at bench/introspection.ts;
 #                      the answer cached (default cacheTtl 60s): the steady state of a repeated token
@@ -48,7 +53,7 @@ DPOP_MAX_RPS=${BENCH_DPOP_MAX_RPS:-3000}
 INTROSPECTION_CACHE_TTL=${BENCH_INTROSPECTION_CACHE_TTL:-}
 OPAQUE_TOKENS=${BENCH_OPAQUE_TOKENS:-unique}
 [ "$OPAQUE_TOKENS" = unique ] || [ "$OPAQUE_TOKENS" = one ] || { echo "bench: BENCH_OPAQUE_TOKENS is unique or one" >&2; exit 2; }
-ALL_CONTENDERS=(direct forwarder nginx haproxy agentward agentward-nocache agentward-dpop agentward-wpt agentward-introspection agentward-introspection-nocache)
+ALL_CONTENDERS=(direct forwarder nginx haproxy agentward agentward-nocache agentward-dpop agentward-wpt agentward-mcp-call agentward-mcp-list agentward-mcp-list-nofilter agentward-introspection agentward-introspection-nocache)
 read -r -a CONTENDERS <<<"${BENCH_ONLY:-${ALL_CONTENDERS[*]}}"
 REQUEST_PATH=/api/items
 AUDIENCE=https://tools.bench.test
@@ -99,8 +104,8 @@ ensure_packages() {
 ensure_packages
 
 LOADGEN=${BENCH_LOADGEN:-$(command -v wrk >/dev/null && echo wrk || echo autocannon)}
-if [ "$LOADGEN" != wrk ] && [[ " ${CONTENDERS[*]} " == *" agentward-dpop "* || " ${CONTENDERS[*]} " == *" agentward-wpt "* || " ${CONTENDERS[*]} " == *" agentward-introspection-nocache "* ]]; then
-  die "agentward-dpop, agentward-wpt and agentward-introspection-nocache need wrk (a new header on every request, from a Lua script)"
+if [ "$LOADGEN" != wrk ] && [[ " ${CONTENDERS[*]} " == *" agentward-dpop "* || " ${CONTENDERS[*]} " == *" agentward-wpt "* || " ${CONTENDERS[*]} " == *" agentward-mcp"* || " ${CONTENDERS[*]} " == *" agentward-introspection-nocache "* ]]; then
+  die "agentward-dpop, agentward-wpt, the agentward-mcp contenders and agentward-introspection-nocache need wrk (Lua scripts)"
 fi
 
 # CPU split. The host has 2 cores: the load generator gets one, and the upstream plus the
@@ -130,14 +135,19 @@ P_AW_INTRO=$((PORT_BASE + 8))
 P_AW_INTRO_NOCACHE=$((PORT_BASE + 9))
 P_INTROSPECTION=$((PORT_BASE + 10))
 P_AW_WPT=$((PORT_BASE + 11))
+P_AW_MCP=$((PORT_BASE + 12))
+P_AW_MCP_NOFILTER=$((PORT_BASE + 13))
 P_AW_ADMIN=$((PORT_BASE + 15))
 P_AW_NOCACHE_ADMIN=$((PORT_BASE + 16))
 P_AW_DPOP_ADMIN=$((PORT_BASE + 17))
 P_AW_INTRO_ADMIN=$((PORT_BASE + 18))
 P_AW_INTRO_NOCACHE_ADMIN=$((PORT_BASE + 19))
 P_AW_WPT_ADMIN=$((PORT_BASE + 20))
+P_AW_MCP_ADMIN=$((PORT_BASE + 21))
+P_AW_MCP_NOFILTER_ADMIN=$((PORT_BASE + 22))
 for port in "$P_ISSUER" "$P_UPSTREAM" "$P_FORWARDER" "$P_NGINX" "$P_HAPROXY" "$P_AW" "$P_AW_NOCACHE" "$P_AW_DPOP" "$P_AW_INTRO" "$P_AW_INTRO_NOCACHE" \
-  "$P_INTROSPECTION" "$P_AW_ADMIN" "$P_AW_NOCACHE_ADMIN" "$P_AW_DPOP_ADMIN" "$P_AW_INTRO_ADMIN" "$P_AW_INTRO_NOCACHE_ADMIN" "$P_AW_WPT" "$P_AW_WPT_ADMIN"; do
+  "$P_INTROSPECTION" "$P_AW_ADMIN" "$P_AW_NOCACHE_ADMIN" "$P_AW_DPOP_ADMIN" "$P_AW_INTRO_ADMIN" "$P_AW_INTRO_NOCACHE_ADMIN" "$P_AW_WPT" "$P_AW_WPT_ADMIN" \
+  "$P_AW_MCP" "$P_AW_MCP_ADMIN" "$P_AW_MCP_NOFILTER" "$P_AW_MCP_NOFILTER_ADMIN"; do
   # A connect that succeeds means someone else listens there; refuse rather than measure them.
   if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then die "port $port on 127.0.0.1 is in use (set BENCH_PORT_BASE)"; fi
 done
@@ -370,6 +380,23 @@ workload:
 EOF
   start agentward-wpt "${PIN_SERVER[@]}" node src/main.ts serve --config "$WORK/agentward-wpt.yaml"
 fi
+# The MCP contenders: one agentward (mcp-call and mcp-list share it: different paths) with list
+# filtering on, and one with it off. Policy bench/policies/mcp (allows tool-0 .. tool-49).
+# mcp_agentward NAME PORT ADMIN FILTER
+mcp_agentward() {
+  agentward_config "$1" "$2" "$3" 10000
+  sed -i "s|source: $ROOT/policies|source: $ROOT/bench/policies/mcp|" "$WORK/$1.yaml"
+  cat >>"$WORK/$1.yaml" <<EOF
+mcp:
+  paths: [/mcp, /mcp-list]
+  filterLists: $4
+EOF
+  start "$1" "${PIN_SERVER[@]}" node src/main.ts serve --config "$WORK/$1.yaml"
+}
+if want agentward-mcp-call || want agentward-mcp-list; then mcp_agentward agentward-mcp "$P_AW_MCP" "$P_AW_MCP_ADMIN" true; fi
+if want agentward-mcp-list-nofilter; then mcp_agentward agentward-mcp-nofilter "$P_AW_MCP_NOFILTER" "$P_AW_MCP_NOFILTER_ADMIN" false; fi
+MCP_CALL_BODY='{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"tool-7","arguments":{"q":"bench"}}}'
+MCP_LIST_BODY='{"jsonrpc":"2.0","id":1,"method":"tools/list","params":{}}'
 # introspection_yaml CACHE_SIZE: the issuer's RFC 7662 settings (cacheTtl and the rest default
 # unless BENCH_INTROSPECTION_CACHE_TTL is set).
 introspection_yaml() {
@@ -400,6 +427,9 @@ declare -A URL=(
   [agentward-nocache]="http://127.0.0.1:$P_AW_NOCACHE$REQUEST_PATH"
   [agentward-dpop]="http://127.0.0.1:$P_AW_DPOP$REQUEST_PATH"
   [agentward-wpt]="http://127.0.0.1:$P_AW_WPT$REQUEST_PATH"
+  [agentward-mcp-call]="http://127.0.0.1:$P_AW_MCP/mcp"
+  [agentward-mcp-list]="http://127.0.0.1:$P_AW_MCP/mcp-list"
+  [agentward-mcp-list-nofilter]="http://127.0.0.1:$P_AW_MCP_NOFILTER/mcp-list"
   [agentward-introspection]="http://127.0.0.1:$P_AW_INTRO$REQUEST_PATH"
   [agentward-introspection-nocache]="http://127.0.0.1:$P_AW_INTRO_NOCACHE$REQUEST_PATH"
 )
@@ -407,10 +437,14 @@ declare -A ADMIN=(
   [agentward]=$P_AW_ADMIN [agentward-nocache]=$P_AW_NOCACHE_ADMIN [agentward-dpop]=$P_AW_DPOP_ADMIN
   [agentward-introspection]=$P_AW_INTRO_ADMIN [agentward-introspection-nocache]=$P_AW_INTRO_NOCACHE_ADMIN
   [agentward-wpt]=$P_AW_WPT_ADMIN
+  [agentward-mcp-call]=$P_AW_MCP_ADMIN [agentward-mcp-list]=$P_AW_MCP_ADMIN [agentward-mcp-list-nofilter]=$P_AW_MCP_NOFILTER_ADMIN
 )
 # The process whose CPU and memory are the contender's cost (the upstream for "direct").
 declare -A PROC=([direct]=upstream [forwarder]=forwarder [nginx]=nginx [haproxy]=haproxy)
 for c in "${!ADMIN[@]}"; do PROC[$c]=$c; done
+PROC[agentward-mcp-call]=agentward-mcp
+PROC[agentward-mcp-list]=agentward-mcp
+PROC[agentward-mcp-list-nofilter]=agentward-mcp-nofilter
 declare -A LABEL=(
   [direct]="upstream direct"
   [forwarder]="Node forwarder (undici, no auth)"
@@ -420,6 +454,9 @@ declare -A LABEL=(
   [agentward-nocache]="agentward, token cache off"
   [agentward-dpop]="agentward, JWT + DPoP proof"
   [agentward-wpt]="agentward, WIT + WPT (no token)"
+  [agentward-mcp-call]="agentward, MCP tools/call (JWT)"
+  [agentward-mcp-list]="agentward, MCP tools/list, 100 tools filtered to 50"
+  [agentward-mcp-list-nofilter]="agentward, MCP tools/list, 100 tools, filterLists off"
   [agentward-introspection]="agentward, opaque token, introspection cached"
   [agentward-introspection-nocache]="agentward, opaque token, introspected every request"
 )
@@ -428,7 +465,7 @@ declare -A LABEL=(
 wait_until 20 upstream answers_http "${URL[direct]}"
 for c in "${CONTENDERS[@]}"; do
   case $c in
-    agentward*) wait_until 90 "$c" http_200 "http://127.0.0.1:${ADMIN[$c]}/readyz" ;;
+    agentward*) wait_until 90 "${PROC[$c]}" http_200 "http://127.0.0.1:${ADMIN[$c]}/readyz" ;;
     direct) ;;
     *) wait_until 20 "${PROC[$c]}" answers_http "${URL[$c]}" ;;
   esac
@@ -488,6 +525,31 @@ for c in "${CONTENDERS[@]}"; do
     agentward-introspection) valid=("$(bearer introspection/opaque)") ;;
     agentward-introspection-nocache) valid=("Authorization: Bearer $(cat "$WORK/introspection/unique-prefix")check") ;;
     *) valid=("$(bearer issuer/token)") ;;
+  esac
+  case $c in
+    agentward-mcp*)
+      # JSON-RPC over POST: an allowed call answers its result; a list shows 50 of 100 tools when
+      # filtered, all 100 when not; a denied tool is a JSON-RPC error (-32003), HTTP 200.
+      mcp_post() { curl -s -o "$WORK/last-body" -w '%{http_code}' --max-time 5 -H "$(bearer issuer/token)" -H 'content-type: application/json' -d "$2" "$1"; }
+      if [ "$c" = agentward-mcp-call ]; then
+        code=$(mcp_post "$url" "$MCP_CALL_BODY")
+        [ "$code" = 200 ] && grep -q '"result"' "$WORK/last-body" || die "$c answered $code for an allowed tools/call: $(head -c 300 "$WORK/last-body")"
+        code=$(mcp_post "$url" '{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"tool-99"}}')
+        [ "$code" = 200 ] && grep -q '"code":-32003' "$WORK/last-body" || die "$c answered $code without -32003 for a denied tool: $(head -c 300 "$WORK/last-body")"
+        echo "check $c denied-tool -> $code -32003" >>"$RAW"
+      else
+        code=$(mcp_post "$url" "$MCP_LIST_BODY")
+        shown=$(grep -o '"name":"tool-[0-9]*"' "$WORK/last-body" | wc -l)
+        want_shown=50
+        [ "$c" = agentward-mcp-list-nofilter ] && want_shown=100
+        [ "$code" = 200 ] && [ "$shown" = "$want_shown" ] && grep -q '"nextCursor":"page-2"' "$WORK/last-body" || die "$c answered $code with $shown tools (expected $want_shown and the cursor)"
+        echo "check $c tools-shown -> $shown" >>"$RAW"
+      fi
+      echo "check $c valid-token -> $code" >>"$RAW"
+      expect "$c" no-token 401 - "$url"
+      expect "$c" forged 401 - "$url" "$(bearer issuer/forged)"
+      continue
+      ;;
   esac
   code=$(status_for "$url" "${valid[@]}")
   [ "$code" = 200 ] && grep -q '"ok":true' "$WORK/last-body" || die "$c answered $code for the valid token: $(head -c 300 "$WORK/last-body")"
@@ -601,6 +663,8 @@ load() {
   local -a how=()
   case $c in
     agentward-dpop) how=(-s bench/proofs.lua -H "Authorization: DPoP $DPOP_TOKEN" "$url" -- "$WORK/proofs-$phase" DPoP) ;;
+    agentward-mcp-call) how=(-s bench/mcp.lua -H "Authorization: Bearer $token" "$url" -- "$MCP_CALL_BODY") ;;
+    agentward-mcp-list*) how=(-s bench/mcp.lua -H "Authorization: Bearer $token" "$url" -- "$MCP_LIST_BODY") ;;
     agentward-wpt) how=(-s bench/proofs.lua -H "Workload-Identity-Token: $WIT" "$url" -- "$WORK/proofs-$phase" Authorization "WPT ") ;;
     agentward-introspection-nocache)
       if [ "$OPAQUE_TOKENS" = unique ]; then how=(-s bench/opaque.lua "$url" -- "$(cat "$WORK/introspection/unique-prefix")$phase-")

@@ -195,7 +195,10 @@ export function createApp(loaded: LoadedConfig, options: AppOptions = {}): App {
   const resource = protectedResource(config);
   // JSON-RPC routes: exact paths (config/load.ts keeps a path under one protocol).
   const rpcRoutes = new Map<string, RpcRoute>([
-    ...(config.mcp?.paths ?? []).map((path): [string, RpcRoute] => [path, { protocol: 'mcp', maxBodyBytes: config.mcp!.maxBodyBytes, filterLists: config.mcp!.filterLists }]),
+    ...(config.mcp?.paths ?? []).map((entry): [string, RpcRoute] => {
+      const own = typeof entry === 'string' ? { path: entry } : entry;
+      return [own.path, { protocol: 'mcp', maxBodyBytes: own.maxBodyBytes ?? config.mcp!.maxBodyBytes, filterLists: own.filterLists ?? config.mcp!.filterLists }];
+    }),
     ...(config.a2a?.paths ?? []).map((path): [string, RpcRoute] => [path, { protocol: 'a2a', maxBodyBytes: config.a2a!.maxBodyBytes, filterLists: false }]),
   ]);
   const shadowDenials = { count: 0 };

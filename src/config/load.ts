@@ -434,12 +434,21 @@ function checkWorkload(section: Record<string, unknown>, baseDir: string, report
   }
 }
 
-/** A path is MCP or A2A, not both: the body of one request is read by one protocol's rules. */
+/**
+ * A path is listed once, and under MCP or A2A, not both: the body of one request is read by one
+ * protocol's rules.
+ */
 function checkRpcPaths(doc: unknown, report: Report): void {
-  const mcp = new Set(list(doc, 'mcp', 'paths'));
-  list(doc, 'a2a', 'paths').forEach((path, i) => {
-    if (mcp.has(path)) report(['a2a', 'paths', i], `"${String(path)}" is also in mcp.paths`, 'list each path under one protocol only');
-  });
+  const seen = new Map<string, string>();
+  for (const section of ['mcp', 'a2a']) {
+    list(doc, section, 'paths').forEach((entry, i) => {
+      const path = typeof entry === 'string' ? entry : str(entry, 'path');
+      if (path === undefined) return;
+      const where = seen.get(path);
+      if (where !== undefined) report([section, 'paths', i], `"${path}" is also in ${where}`, 'list each path once, under one protocol');
+      seen.set(path, `${section}.paths`);
+    });
+  }
 }
 
 /**

@@ -170,9 +170,25 @@ const WorkloadSchema = Closed(
 const RpcPaths = (description: string) =>
   Type.Array(Type.String({ pattern: '^/', minLength: 1 }), { default: [], uniqueItems: true, description });
 
+const McpPath = Type.Union([
+  Type.String({ pattern: '^/', minLength: 1 }),
+  Closed(
+    {
+      path: Type.String({ pattern: '^/', minLength: 1, description: 'The exact request path.' }),
+      filterLists: Type.Optional(Type.Boolean({ description: 'This path only: overrides mcp.filterLists.' })),
+      maxBodyBytes: Type.Optional(Type.Integer({ minimum: 1, description: 'This path only: overrides mcp.maxBodyBytes.' })),
+    },
+    { description: 'A path with its own settings.' },
+  ),
+]);
+
 const McpSchema = Closed(
   {
-    paths: RpcPaths('Request paths (exact) served by an MCP server over Streamable HTTP. Their JSON-RPC bodies are read and decided per call (input.mcp).'),
+    paths: Type.Array(McpPath, {
+      default: [],
+      description:
+        'Request paths (exact) served by an MCP server over Streamable HTTP. Their JSON-RPC bodies are read and decided per call (input.mcp). An entry is a path, or `{ path, filterLists, maxBodyBytes }` to set those for that path alone.',
+    }),
     maxBodyBytes: Type.Integer({ minimum: 1, default: 1048576, description: 'Largest JSON-RPC body read on these paths; larger gets 413 ERR_BODY_TOO_LARGE.' }),
     filterLists: Type.Boolean({
       default: true,
@@ -379,6 +395,7 @@ export const ConfigSchema = Closed(
 export type Config = Static<typeof ConfigSchema>;
 export type IssuerConfig = Static<typeof IssuerSchema>;
 export type TxnTokensConfig = NonNullable<Config['txnTokens']>;
+export type McpPathConfig = Static<typeof McpPath>;
 export type WorkloadConfig = NonNullable<Config['workload']>;
 export type TrustDomainConfig = Static<typeof TrustDomainSchema>;
 export type Secret = Static<typeof SecretSchema>;

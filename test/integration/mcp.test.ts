@@ -38,7 +38,7 @@ beforeAll(async () => {
     resource: { id: RESOURCE },
     oauth: { issuers: [{ issuer: issuer.issuer, jwksUri: issuer.jwksUri }] },
     policy: { source: POLICY },
-    mcp: { paths: ['/mcp'], maxBodyBytes: 65536 },
+    mcp: { paths: ['/mcp', { path: '/mcp-all', filterLists: false }], maxBodyBytes: 65536 },
   });
   [aw, awJson, shadow] = await Promise.all([
     startAgentward(base(sseServer.url)),
@@ -53,7 +53,7 @@ afterAll(async () => {
 });
 
 /** `tamper` may change the headers of each POST the client makes (to play a client whose headers lie). */
-async function connect(target: RunningAgentward, scope: string, tamper?: (body: string, headers: Headers) => void): Promise<Client> {
+async function connect(target: RunningAgentward, scope: string, tamper?: (body: string, headers: Headers) => void, path = '/mcp'): Promise<Client> {
   const token = await issuer.mint({ scope });
   const client = new Client({ name: 'agentward-test-agent', version: '1.0.0' });
   const fetchWith = tamper
@@ -63,7 +63,7 @@ async function connect(target: RunningAgentward, scope: string, tamper?: (body: 
         return fetch(url, { ...init, headers });
       }
     : undefined;
-  const transport = new StreamableHTTPClientTransport(new URL(`${target.url}/mcp`), { requestInit: { headers: { authorization: `Bearer ${token}` } }, ...(fetchWith ? { fetch: fetchWith } : {}) });
+  const transport = new StreamableHTTPClientTransport(new URL(`${target.url}${path}`), { requestInit: { headers: { authorization: `Bearer ${token}` } }, ...(fetchWith ? { fetch: fetchWith } : {}) });
   await client.connect(transport);
   clients.push(client);
   return client;
@@ -100,6 +100,12 @@ describe('with the official MCP SDK client', () => {
     const result = await reader.listTools();
     expect(result.tools.map((t) => t.name).sort()).toEqual(['search_docs', 'stream_report']);
     expect(result.tools.find((t) => t.name === 'search_docs')?.inputSchema).toMatchObject({ type: 'object' });
+  });
+
+  test('filterLists can be turned off for one path; its calls are still decided', async () => {
+    const client = await connect(aw, 'tools.read', undefined, '/mcp-all');
+    expect((await client.listTools()).tools).toHaveLength(6);
+    expect((await rejection(client.callTool({ name: 'delete_repo', arguments: { repo: 'x' } })) as McpError).code).toBe(-32003);
   });
 
   test('prompts/list and resources/list are filtered the same way', async () => {

@@ -412,6 +412,18 @@ describe('workload', () => {
   });
 });
 
+describe('mcp and a2a paths', () => {
+  test('a path is listed once, under one protocol; an entry may carry its own settings', () => {
+    const all = problems(withExtra('mcp:\n  paths: [/mcp, { path: /mcp-raw, filterLists: false }, /mcp]\na2a:\n  paths: [/mcp-raw]\n'));
+    expect(all.map((p) => [p.path, p.message])).toEqual([
+      ['mcp.paths[2]', '"/mcp" is also in mcp.paths'],
+      ['a2a.paths[0]', '"/mcp-raw" is also in mcp.paths'],
+    ]);
+    const { config } = parse(withExtra('mcp:\n  paths: [/mcp, { path: /raw, maxBodyBytes: 10 }]\n'));
+    expect(config.mcp).toEqual({ paths: ['/mcp', { path: '/raw', maxBodyBytes: 10 }], maxBodyBytes: 1048576, filterLists: true });
+  });
+});
+
 describe('relaxations (conventions §8: loosening is named)', () => {
   test('the defaults loosen nothing', () => {
     expect(relaxations(parse(withExtra('oauth:\n  issuers:\n    - issuer: http://127.0.0.1:9000\n')).config)).toEqual([]);
