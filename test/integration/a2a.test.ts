@@ -9,6 +9,7 @@ import { startIssuer, type TestIssuer } from '../helpers/issuer.ts';
 import { startUpstream, type TestUpstream } from '../helpers/upstream.ts';
 import { startAgentward, REPO, type RunningAgentward } from '../helpers/agentward.ts';
 import { rawRequest } from '../helpers/http.ts';
+import { waitFor } from '../helpers/wait.ts';
 
 const RESOURCE = 'https://agents.example.com/a2a';
 let issuer: TestIssuer;
@@ -56,5 +57,8 @@ test.each(['CancelTask', 'tasks/cancel', 'UnknownMethod'])('%s is denied with a 
   expect(res.status).toBe(200);
   expect(res.json()).toMatchObject({ jsonrpc: '2.0', id: 'a-1', error: { code: -32003, data: { code: 'ERR_POLICY_DENIED' } } });
   expect(forwarded).toBe(0);
-  expect(aw.audit().at(-1)).toMatchObject({ decision: 'deny', action: { rpcMethod: method, mcpTool: null } });
+  // The record is written after the response: wait for this request's.
+  const requestId = String(res.headers['x-request-id']);
+  await waitFor(async () => aw.audit().some((r) => r.requestId === requestId), 'the audit record');
+  expect(aw.audit().find((r) => r.requestId === requestId)).toMatchObject({ decision: 'deny', action: { rpcMethod: method, mcpTool: null } });
 });

@@ -118,7 +118,9 @@ describe('with the official MCP SDK client', () => {
     const client = await connect(aw, 'tools.read tools.write');
     expect(await client.callTool({ name: 'search_docs', arguments: { query: 'dpop' } })).toMatchObject({ content: [{ type: 'text', text: 'results for dpop' }] });
     expect(await client.callTool({ name: 'create_issue', arguments: { repo: 'agentward/demo', title: 'hello' } })).toMatchObject({ content: [{ text: 'created "hello" in agentward/demo' }] });
-    const record = aw.audit().find((r) => (r.action as { mcpTool: string | null }).mcpTool === 'create_issue');
+    const isCreate = (r: Record<string, unknown>) => (r.action as { mcpTool: string | null }).mcpTool === 'create_issue';
+    await waitFor(async () => aw.audit().some(isCreate), 'the audit record of create_issue');
+    const record = aw.audit().find(isCreate);
     expect(record).toMatchObject({ decision: 'allow', action: { rpcMethod: 'tools/call' } });
   });
 
