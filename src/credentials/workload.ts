@@ -27,10 +27,12 @@ import { verifyX509Svid } from './x509-svid.ts';
 /** How the identity was proven (`input.agent.via`). */
 export type WorkloadProof = 'wit+wpt' | 'wit+http_signature' | 'x509_svid' | 'jwt_svid';
 
+/** A workload identity proven on a request; `input.agent` (design §3.3) is this plus the token match. */
 export interface ProvenWorkload {
-  /** The workload identifier, exactly as the credential carries it. */
+  /** The full workload identifier, exactly as the credential carries it, e.g. `spiffe://agents.example.com/research-bot`: compare it whole (identifier-03 §4.3). */
   id: string;
   trustDomain: string;
+  /** The identifier path, e.g. `/research-bot`; meaningful only with `trustDomain`. */
   path: string;
   via: WorkloadProof;
   /** When the proving credential expires, seconds since the epoch. */

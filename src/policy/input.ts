@@ -7,7 +7,7 @@ import type { VerifiedAccessToken } from '../credentials/access-token.ts';
 import type { ClientCertificate } from '../credentials/client-certificate.ts';
 import type { DelegationChain } from '../identity/delegation.ts';
 import type { VerifiedTxnToken } from '../credentials/txn-token.ts';
-import type { ProvenWorkload, TokenMatch, WorkloadProof } from '../credentials/workload.ts';
+import type { ProvenWorkload, TokenMatch } from '../credentials/workload.ts';
 
 export interface RequestInput {
   id: string;
@@ -56,16 +56,7 @@ export interface SubjectInput {
  * The workload (agent) identity proven on this request (draft-aims §6–§9): from a WIT with its
  * WPT or HTTP message signature, an X.509-SVID, or a JWT-SVID. Never from a header the caller set.
  */
-export interface AgentInput {
-  /** The full workload identifier, e.g. `spiffe://agents.example.com/research-bot`: compare it whole (identifier-03 §4.3). */
-  id: string;
-  trustDomain: string;
-  /** The identifier path, e.g. `/research-bot`; meaningful only with `trustDomain`. */
-  path: string;
-  via: WorkloadProof;
-  expiresAt: number;
-  /** The credential's other verified claims (certificate facts for an X.509-SVID). */
-  claims: Record<string, unknown>;
+export interface AgentInput extends ProvenWorkload {
   /**
    * Whether the access token of this request was issued to this workload, by its `client_id` and
    * by its current actor (`act.sub`), after `workload.binding.clients`; null when the request has
@@ -75,7 +66,7 @@ export interface AgentInput {
 }
 
 export function agentInput(agent: ProvenWorkload, token: TokenMatch | null): AgentInput {
-  return { id: agent.id, trustDomain: agent.trustDomain, path: agent.path, via: agent.via, expiresAt: agent.expiresAt, claims: agent.claims, token };
+  return { ...agent, token };
 }
 
 /**
