@@ -303,3 +303,28 @@ test_decision_is_defined_for_an_empty_input if {
 test_default_decision_when_no_branch_applies if {
 	agentward.decision == {"allow": false, "reason": "denied: no rule allowed the request"} with input as object.remove(base, ["request"])
 }
+
+mcp_input(method, name, granted, list_filter) := with_input({
+	"subject": {"scopes": granted},
+	"mcp": {"method": method, "name": name, "arguments": {}, "id": 1, "listFilter": list_filter},
+})
+
+test_mcp_reads_need_read_scopes_although_posted if {
+	agentward.decision == {"allow": true} with input as mcp_input("tools/list", null, ["tools.read"], false)
+	agentward.decision == {"allow": true} with input as mcp_input("initialize", null, ["tools.read"], false)
+}
+
+test_mcp_tool_calls_need_write_scopes if {
+	d := agentward.decision with input as mcp_input("tools/call", "create_issue", ["tools.read"], false)
+	d.allow == false
+	d.requiredScopes == ["tools.write"]
+	agentward.decision == {"allow": true} with input as mcp_input("tools/call", "create_issue", ["tools.read", "tools.write"], false)
+}
+
+# A list shows a tool exactly when the token could call it.
+test_mcp_list_filter_follows_the_call if {
+	hidden := agentward.decision with input as mcp_input("tools/call", "create_issue", ["tools.read"], true)
+	hidden.allow == false
+	shown := agentward.decision with input as mcp_input("tools/call", "create_issue", ["tools.write"], true)
+	shown.allow == true
+}

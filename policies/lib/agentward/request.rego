@@ -6,11 +6,45 @@ package agentward.lib.request
 # proxy, so it needs write scopes.
 read_methods := {"GET", "HEAD", "OPTIONS"}
 
+# MCP calls that change nothing on the server and run no tool (MCP specification 2025-11-25 and
+# 2026-07-28: lifecycle, listing, reading, completion). tools/call is always a write: what a tool
+# does is the tool's business. Client notifications (notifications/initialized, /cancelled,
+# /progress, /roots/list_changed) carry no action either.
+mcp_read_methods := {
+	"initialize", "ping",
+	"tools/list", "prompts/list", "prompts/get",
+	"resources/list", "resources/templates/list", "resources/read",
+	"completion/complete",
+}
+
+# A2A operations that only read (input.a2a.operation, the A2A 1.0 names).
+a2a_read_operations := {
+	"GetTask", "ListTasks", "SubscribeToTask",
+	"GetTaskPushNotificationConfig", "ListTaskPushNotificationConfigs",
+	"GetExtendedAgentCard",
+}
+
+# The request is one JSON-RPC call on an MCP or A2A path (input.mcp / input.a2a set): its
+# method, not the HTTP POST that carries it, says whether it reads.
+rpc_call if is_object(input.mcp)
+
+rpc_call if is_object(input.a2a)
+
 # Method names are case-sensitive (RFC 9110 §9.1): "get" is not GET and counts as a write,
 # which is the stricter side.
-is_read if input.request.method in read_methods
+is_read if {
+	not rpc_call
+	input.request.method in read_methods
+}
 
-# Any other method (POST, PUT, PATCH, DELETE, TRACE, extension methods) is a write.
+is_read if input.mcp.method in mcp_read_methods
+
+is_read if startswith(input.mcp.method, "notifications/")
+
+is_read if input.a2a.operation in a2a_read_operations
+
+# Any other method (POST, PUT, PATCH, DELETE, TRACE, extension methods) is a write, and so is
+# every JSON-RPC call that is not a read above (tools/call, SendMessage, CancelTask, ...).
 is_write if {
 	is_string(input.request.method)
 	not is_read

@@ -53,3 +53,27 @@ test_root_prefix_matches_every_path if {
 	request.path_matches("/") with input as req("GET", "/")
 	request.path_matches("/") with input as req("GET", "/anything/at/all")
 }
+
+mcp_call(method) := {"request": {"method": "POST", "path": "/mcp"}, "mcp": {"method": method, "name": "t", "arguments": null, "id": 1, "listFilter": false}}
+
+test_mcp_reads_are_reads_although_posted if {
+	request.is_read with input as mcp_call("tools/list")
+	request.is_read with input as mcp_call("resources/read")
+	request.is_read with input as mcp_call("notifications/initialized")
+	not request.is_write with input as mcp_call("initialize")
+}
+
+test_mcp_tool_calls_and_unknown_methods_are_writes if {
+	request.is_write with input as mcp_call("tools/call")
+	request.is_write with input as mcp_call("sampling/createMessage")
+	not request.is_read with input as mcp_call("tools/call")
+}
+
+test_a2a_operations if {
+	request.is_read with input as {"request": {"method": "POST"}, "a2a": {"method": "tasks/get", "operation": "GetTask"}}
+	request.is_write with input as {"request": {"method": "POST"}, "a2a": {"method": "message/send", "operation": "SendMessage"}}
+}
+
+test_a_get_carrying_an_rpc_call_is_decided_by_the_call if {
+	request.is_write with input as {"request": {"method": "GET"}, "mcp": {"method": "tools/call"}}
+}
