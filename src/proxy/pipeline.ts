@@ -201,24 +201,11 @@ export function handleClientError(err: NodeJS.ErrnoException, socket: Socket, de
     return;
   }
   const code = err.code === 'HPE_HEADER_OVERFLOW' ? 'ERR_HEADERS_TOO_LARGE' : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 'ERR_REQUEST_TIMEOUT' : 'ERR_BAD_REQUEST';
-  const ctx: RequestContext = {
-    id: randomUUID(),
-    traceId: null,
-    startedAt: performance.now(),
-    method: '',
-    path: '',
-    scheme: undefined,
-    workloadProof: undefined,
-    agent: undefined,
-    token: undefined,
-    body: undefined,
-    txn: undefined,
-    decision: undefined,
-    error: new AgentwardError(code, undefined, { cause: err }),
-    status: 0,
-  };
-  ctx.status = ctx.error!.status;
-  const problem = problemFor(ctx.error!, rejectContext(ctx, deps));
+  const ctx = newContext(randomUUID(), null, '');
+  const error = new AgentwardError(code, undefined, { cause: err });
+  ctx.error = error;
+  ctx.status = error.status;
+  const problem = problemFor(error, rejectContext(ctx, deps));
   const head = Object.entries({ ...problem.headers, [deps.headerPlan.requestIdHeader]: ctx.id, 'content-length': String(Buffer.byteLength(problem.body)), connection: 'close' })
     .map(([k, v]) => `${k}: ${v}\r\n`)
     .join('');
@@ -230,11 +217,17 @@ export function handleClientError(err: NodeJS.ErrnoException, socket: Socket, de
 export function admit(req: IncomingMessage, deps: PipelineDeps): RequestContext {
   const inbound = req.headers[deps.headerPlan.requestIdHeader];
   const traceparent = req.headers.traceparent;
+  const id = typeof inbound === 'string' && REQUEST_ID.test(inbound) ? inbound : randomUUID();
+  return newContext(id, typeof traceparent === 'string' ? (TRACEPARENT.exec(traceparent)?.[1] ?? null) : null, req.method ?? 'GET');
+}
+
+/** A request context before any step has run: the one place its fields start out. */
+function newContext(id: string, traceId: string | null, method: string): RequestContext {
   return {
-    id: typeof inbound === 'string' && REQUEST_ID.test(inbound) ? inbound : randomUUID(),
-    traceId: typeof traceparent === 'string' ? (TRACEPARENT.exec(traceparent)?.[1] ?? null) : null,
+    id,
+    traceId,
     startedAt: performance.now(),
-    method: req.method ?? 'GET',
+    method,
     path: '',
     scheme: undefined,
     workloadProof: undefined,
