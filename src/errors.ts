@@ -51,7 +51,8 @@ export const ERROR_CODES = {
   // Access token verification (RFC 9068 §4, RFC 8725)
   ERR_TOKEN_MALFORMED: { status: 401, oauthError: 'invalid_token', title: 'The access token is not a well-formed signed JWT.' },
   ERR_TOKEN_ENCRYPTED: { status: 401, oauthError: 'invalid_token', title: 'Encrypted access tokens are not accepted.' },
-  ERR_TOKEN_TYPE: { status: 401, oauthError: 'invalid_token', title: 'The token is not an access token (typ must be at+jwt).' },
+  ERR_TOKEN_TYPE: { status: 401, oauthError: 'invalid_token', title: 'The token is not an access token: its typ header is not one its issuer\'s profile accepts (at+jwt by default).' },
+  ERR_TOKEN_NOT_ACCESS_TOKEN: { status: 401, oauthError: 'invalid_token', title: 'The token is not an access token (an ID token, a refresh token or another token of a trusted issuer).' },
   ERR_TOKEN_ISSUER: { status: 401, oauthError: 'invalid_token', title: 'The access token issuer is not trusted.' },
   ERR_TOKEN_AUDIENCE: { status: 401, oauthError: 'invalid_token', title: 'The access token was not issued for this resource.' },
   ERR_TOKEN_ALGORITHM: { status: 401, oauthError: 'invalid_token', title: 'The access token signing algorithm is not allowed.' },

@@ -7,7 +7,8 @@ import { readFileSync, existsSync, statSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { Ajv, type ErrorObject } from 'ajv';
 import { LineCounter, parseDocument, isMap, isPair, isScalar, type Document } from 'yaml';
-import { ConfigSchema, type Config, type Secret, DURATION_PATTERN, POSITIVE_DURATION_PATTERN, RFC9068_REQUIRED_CLAIMS } from './schema.ts';
+import { ConfigSchema, type Config, type IssuerConfig, type Secret, DURATION_PATTERN, POSITIVE_DURATION_PATTERN } from './schema.ts';
+import { ISSUER_PROFILES, RFC9068_REQUIRED_CLAIMS, effectiveProfile, guardsAccessTokens, relaxesTyp } from './issuer-profiles.ts';
 import { durationMs } from './duration.ts';
 import { CREDENTIAL_HEADERS } from '../credentials/headers.ts';
 import { IDENTITY_HEADER_SOURCES } from '../policy/input.ts';
@@ -275,6 +276,7 @@ function semanticChecks(doc: unknown, baseDir: string, env: NodeJS.ProcessEnv, s
     const jwksUri = str(issuer, 'jwksUri');
     if (jwksUri !== undefined) checkHttpUrl(jwksUri, [...path, 'jwksUri'], report, { allowPath: true });
     checkIntrospection(obj(issuer, 'introspection'), [...path, 'introspection'], baseDir, env, secrets, report);
+    checkIssuerProfile(issuer as IssuerConfig, path, report);
   });
   const introspecting = list(doc, 'oauth', 'issuers').filter((i) => get(i, 'introspection') !== undefined);
   if (introspecting.length > 1) {
@@ -311,6 +313,32 @@ function semanticChecks(doc: unknown, baseDir: string, env: NodeJS.ProcessEnv, s
   if (Object.keys(hashKey).length === 1) {
     const value = resolveSecret(hashKey as Secret, ['audit', 'hashKey'], baseDir, env, report);
     if (value !== undefined) secrets.set('audit.hashKey', value);
+  }
+}
+
+/**
+ * An issuer profile that relaxes RFC 9068 §4's `typ` check must keep a check that sets access
+ * tokens apart (RFC 8725 §3.11), and an audience read from another claim than `aud` (Cognito's
+ * `client_id`) has no sensible default: the resource id is never a client id.
+ */
+function checkIssuerProfile(issuer: IssuerConfig, path: Path, report: Report): void {
+  if (typeof issuer !== 'object' || issuer === null || Array.isArray(issuer)) return;
+  // An unknown profile name is already a schema problem.
+  if (issuer.profile !== undefined && !(ISSUER_PROFILES as readonly string[]).includes(issuer.profile)) return;
+  const profile = effectiveProfile(issuer);
+  if (relaxesTyp(profile) && !guardsAccessTokens(profile.confusionGuard)) {
+    report(
+      [...path, 'confusionGuard'],
+      `accepts tokens without typ at+jwt (profile ${profile.name}), but its confusion guard checks nothing that sets access tokens apart, so an ID token of this issuer would pass as an access token`,
+      'set confusionGuard.claims (e.g. token_use: access), requireClientId: true or requireScope: true, or keep typ: [at+jwt] with typRequired: true (see docs/issuers.md)',
+    );
+  }
+  if (profile.audienceClaims.some((c) => c !== 'aud') && issuer.audiences === undefined) {
+    report(
+      [...path, 'audiences'],
+      `is required with audienceClaims ${profile.audienceClaims.join(', ')} (profile ${profile.name}): tokens without aud are matched by ${profile.audienceClaims.filter((c) => c !== 'aud').join(', ')}, which the resource id never equals`,
+      'list the accepted values, e.g. the app client ids allowed to call this resource (docs/issuers.md)',
+    );
   }
 }
 
@@ -556,8 +584,14 @@ export function relaxations(config: Readonly<Config>): string[] {
   if (config.policy.exposeReason) out.push('policy.exposeReason is on: deny reasons written by the policy are sent to callers');
   if (durationSeconds(config.oauth.clockSkew) > 300) out.push(`oauth.clockSkew is ${config.oauth.clockSkew}: RFC 9068 §4 asks for a few minutes at most`);
   config.oauth.issuers.forEach((issuer, i) => {
-    const missing = RFC9068_REQUIRED_CLAIMS.filter((c) => !issuer.requiredClaims.includes(c));
-    if (missing.length > 0) out.push(`oauth.issuers[${i}].requiredClaims leaves out ${missing.join(', ')} (RFC 9068 §2.2 requires them)`);
+    const profile = effectiveProfile(issuer);
+    if (relaxesTyp(profile)) {
+      const typ = [...profile.typ, ...(profile.typRequired ? [] : ['none'])].join(', ');
+      out.push(`oauth.issuers[${i}] (profile ${profile.name}) accepts JWT access tokens with typ ${typ}, not only at+jwt (a deviation from RFC 9068 §4; the confusion guard tells access tokens apart)`);
+    } else {
+      const missing = RFC9068_REQUIRED_CLAIMS.filter((c) => !profile.requiredClaims.includes(c));
+      if (missing.length > 0) out.push(`oauth.issuers[${i}].requiredClaims leaves out ${missing.join(', ')} (RFC 9068 §2.2 requires them)`);
+    }
     for (const [key, url] of [['issuer', issuer.issuer], ['jwksUri', issuer.jwksUri]] as const) {
       if (url !== undefined && url.startsWith('http:') && !isLoopback(url)) out.push(`oauth.issuers[${i}].${key} uses plain http to a non-loopback host: keys can be tampered with in transit`);
     }

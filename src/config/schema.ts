@@ -4,6 +4,7 @@
  * test fails when the committed file drifts. Every object is closed (additionalProperties: false)
  * so a typo such as `audiance:` stops startup instead of silently disabling a check.
  */
+import { ISSUER_PROFILES } from './issuer-profiles.ts';
 import { Type, type Static, type TSchema, type TObject, type TProperties, type TUnsafe } from '@sinclair/typebox';
 
 /** A closed object: unknown keys are errors. */
@@ -53,8 +54,7 @@ export const ASYMMETRIC_ALGORITHMS = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384
 const Algorithms = (defaults: readonly (typeof ASYMMETRIC_ALGORITHMS)[number][], description: string) =>
   Type.Array(Enum(ASYMMETRIC_ALGORITHMS), { minItems: 1, uniqueItems: true, default: [...defaults], description });
 
-/** RFC 9068 §2.2: the claims every JWT access token carries. */
-export const RFC9068_REQUIRED_CLAIMS = ['iss', 'exp', 'aud', 'sub', 'client_id', 'iat', 'jti'] as const;
+const ClaimNames = (description: string) => Type.Optional(Type.Array(Type.String({ minLength: 1 }), { minItems: 1, uniqueItems: true, description }));
 
 const IssuerSchema = Closed({
   issuer: Type.String({ minLength: 1, description: 'Issuer identifier, compared byte for byte with the token `iss` (RFC 9068 §4 step 3).' }),
@@ -67,11 +67,43 @@ const IssuerSchema = Closed({
     Type.Array(Type.String({ minLength: 1 }), { minItems: 1, uniqueItems: true, description: 'Audience values that name this resource. Default: [resource.id].' }),
   ),
   algorithms: Algorithms(['RS256', 'PS256', 'ES256', 'EdDSA'], 'JWS algorithms accepted from this issuer. Only asymmetric algorithms can be listed.'),
-  requiredClaims: Type.Array(Type.String({ minLength: 1 }), {
-    uniqueItems: true,
-    default: [...RFC9068_REQUIRED_CLAIMS],
-    description: 'Claims a token must carry. Default: the RFC 9068 §2.2 set. `iss`, `exp` and `aud` are always required.',
-  }),
+  profile: Type.Optional(Enum(ISSUER_PROFILES, {
+    default: 'rfc9068',
+    description:
+      'How this server\'s JWT access tokens are read (docs/issuers.md). `rfc9068` (default): strict RFC 9068, `typ: at+jwt` required. `entra`, `okta`, `keycloak`, `auth0`, `hydra`, `cognito`: presets for servers that do not send at+jwt, each with a confusion guard that tells its access tokens from its ID tokens (a documented deviation from RFC 9068 §4). `custom`: the RFC 9068 preset, to be overridden field by field. Every field below overrides the profile.',
+  })),
+  typ: Type.Optional(
+    Type.Array(Type.String({ minLength: 1, pattern: '^[A-Za-z0-9!#$&^_.+/-]+$' }), {
+      uniqueItems: true,
+      description: 'JOSE `typ` header values accepted (case-insensitive, `application/` optional), besides `at+jwt`, which is always accepted. Default: the profile\'s (`at+jwt` for rfc9068; `at+jwt`, `jwt` for most others).',
+    }),
+  ),
+  typRequired: Type.Optional(Type.Boolean({ description: 'Whether a token must have a `typ` header. Default: the profile\'s (true for rfc9068; false for entra, okta, cognito).' })),
+  clientIdClaims: ClaimNames('Claims naming the OAuth client, in order; the first present one is `input.subject.clientId`. Default: the profile\'s (`client_id`; `azp`, `appid` for entra; `cid` for okta).'),
+  scopeClaims: ClaimNames('Claims holding scopes or roles (a space-separated string or an array of strings); every one present is read into `input.subject.scopes`. Default: the profile\'s (`scope`; `scp`, `roles` for entra).'),
+  subjectClaim: Type.Optional(Type.String({ minLength: 1, description: 'The claim that is `input.subject.sub`. Default: `sub`.' })),
+  audienceClaims: ClaimNames('Claims holding the audience, in order; the first present one must name this resource (see `audiences`). Default: `aud` (`aud`, then `client_id` for cognito, whose access tokens have no aud).'),
+  requiredClaims: Type.Optional(
+    Type.Array(Type.String({ minLength: 1 }), {
+      uniqueItems: true,
+      description: 'Claims a token must carry. Default: the profile\'s (rfc9068: the RFC 9068 §2.2 set). `iss`, `exp` and the audience are always required.',
+    }),
+  ),
+  confusionGuard: Type.Optional(
+    Closed(
+      {
+        claims: Type.Optional(Type.Record(Type.String({ minLength: 1 }), Type.String(), { description: 'Claims that must have exactly these string values, e.g. `token_use: access`.' })),
+        requireClientId: Type.Optional(Type.Boolean({ description: 'A claim of `clientIdClaims` must be present.' })),
+        requireScope: Type.Optional(Type.Boolean({ description: 'A claim of `scopeClaims` must be present.' })),
+        forbidClaims: Type.Optional(Type.Array(Type.String({ minLength: 1 }), { uniqueItems: true, description: 'Claims that only ID tokens carry; a token with one is refused. Default for relaxed profiles: nonce, at_hash, c_hash.' })),
+        audienceNotClientId: Type.Optional(Type.Boolean({ description: 'Refuse a token whose audience equals its own client id (the shape of an ID token).' })),
+      },
+      {
+        description:
+          'What still tells an access token from an ID token or another JWT of this issuer when `typ` is relaxed (RFC 8725 §3.11); failures are ERR_TOKEN_NOT_ACCESS_TOKEN. Each field overrides the profile\'s. An issuer that accepts tokens without `typ: at+jwt` must keep a check that sets access tokens apart (`claims`, `requireClientId` or `requireScope`).',
+      },
+    ),
+  ),
   introspection: Type.Optional(
     Closed(
       {

@@ -10,17 +10,22 @@
 import { hash as digest } from 'node:crypto';
 import { compactVerify, errors as joseErrors, type JWSHeaderParameters } from 'jose';
 import { LRUCache } from 'lru-cache';
-import { decodeJsonSegment } from './jose-parts.ts';
+import { decodeJsonSegment, normalizeTyp } from './jose-parts.ts';
 import { AgentwardError } from '../errors.ts';
 import type { IssuerConfig } from '../config/schema.ts';
+import { effectiveProfile, type AccessTokenProfile } from '../config/issuer-profiles.ts';
 import type { IssuerKeys } from '../keys/issuer-keys.ts';
 import { flattenDelegation, type DelegationChain } from '../identity/delegation.ts';
-import { audienceList, checkClaimTypes, dpopKeyOf, numericClaim } from './claims.ts';
+import { audienceList, checkClaimTypes, dpopKeyOf, numericClaim, scopesOf } from './claims.ts';
 import { boundCertificateOf } from './client-certificate.ts';
 
 export interface VerifiedAccessToken {
   issuer: string;
   claims: Readonly<Record<string, unknown>>;
+  /** The subject (RFC 9068 §2.2 `sub`, or the issuer profile's subject claim). */
+  subject: string | null;
+  /** The OAuth client (RFC 9068 §2.2 `client_id`, or the issuer profile's client claim: `azp`, `cid`, `appid`). */
+  clientId: string | null;
   scopes: string[];
   audiences: string[];
   /** `exp`, seconds since the epoch. */
@@ -62,14 +67,15 @@ interface IssuerEntry {
   keys: IssuerKeys;
   audiences: ReadonlySet<string>;
   algorithms: string[];
+  profile: AccessTokenProfile;
+  /** The profile's `typ` values, normalized once. */
+  typ: ReadonlySet<string>;
 }
 
-/** RFC 7515 §4.1.9: `typ` is a media type; compare case-insensitively, `application/` optional. */
-export function normalizeTyp(typ: unknown): string | undefined {
-  if (typeof typ !== 'string') return undefined;
-  const lower = typ.toLowerCase();
-  return lower.startsWith('application/') ? lower.slice('application/'.length) : lower;
-}
+/** RFC 9068 §2.1 */
+const ACCESS_TOKEN_TYP = 'at+jwt';
+/** A `typ` value shown back in an error detail: a short media type, never arbitrary caller text. */
+const SHOWABLE_TYP = /^[A-Za-z0-9.+/-]{1,40}$/;
 
 export class AccessTokenVerifier {
   private readonly issuers: Map<string, IssuerEntry>;
@@ -89,7 +95,9 @@ export class AccessTokenVerifier {
     this.issuers = new Map(
       options.issuers.map(({ config, keys }) => {
         keys.onRotation((issuer, staleKids) => this.forgetKeys(issuer, staleKids));
-        return [config.issuer, { config, keys, audiences: new Set(config.audiences ?? [options.resourceId]), algorithms: [...config.algorithms] }];
+        const profile = effectiveProfile(config);
+        const typ = new Set(profile.typ.map((t) => normalizeTyp(t)!));
+        return [config.issuer, { config, keys, audiences: new Set(config.audiences ?? [options.resourceId]), algorithms: [...config.algorithms], profile, typ }];
       }),
     );
   }
@@ -112,17 +120,21 @@ export class AccessTokenVerifier {
     const claims = decodeJsonSegment(parts[1]!, 'ERR_TOKEN_MALFORMED', 'The access token payload');
 
     // RFC 9068 §4 step 1 (and RFC 8725 §3.11): explicit typing keeps ID tokens, DPoP proofs, WITs
-    // and transaction tokens from being accepted as access tokens.
-    if (header.typ === undefined) throw new AgentwardError('ERR_TOKEN_TYPE', 'The token has no typ header; access tokens carry typ at+jwt (RFC 9068 section 2.1).');
-    if (normalizeTyp(header.typ) !== 'at+jwt') throw new AgentwardError('ERR_TOKEN_TYPE');
+    // and transaction tokens from being accepted as access tokens. An issuer profile may accept
+    // other values (a documented deviation, docs/issuers.md); its confusion guard does the job.
+    const issuer = typeof claims.iss === 'string' ? this.issuers.get(claims.iss) : undefined;
+    if (normalizeTyp(header.typ) !== ACCESS_TOKEN_TYP && !(issuer && acceptsTyp(issuer, header.typ))) throw typError(header.typ, issuer);
 
     // Step 3: the issuer must be one configured out of band, compared exactly.
     if (typeof claims.iss !== 'string') throw new AgentwardError('ERR_TOKEN_ISSUER', 'The access token has no iss claim.');
-    const issuer = this.issuers.get(claims.iss);
     if (!issuer) throw new AgentwardError('ERR_TOKEN_ISSUER');
+    const { profile } = issuer;
+    const clientId = firstStringClaim(claims, profile.clientIdClaims);
+    const audienceClaim = profile.audienceClaims.find((name) => claims[name] !== undefined) ?? profile.audienceClaims[0]!;
+    const audiences = audienceList(claims[audienceClaim], audienceClaim);
+    checkConfusionGuard(profile, claims, clientId, audiences);
 
     // Step 4: the audience must name this resource, exactly (RFC 9068 §4, RFC 8707 §2, RFC 9700 §2.3).
-    const audiences = audienceList(claims.aud);
     if (!audiences.some((a) => issuer.audiences.has(a))) throw new AgentwardError('ERR_TOKEN_AUDIENCE');
 
     // Step 5: the signature, with an algorithm this issuer is allowed to use (RFC 8725 §3.1).
@@ -146,7 +158,7 @@ export class AccessTokenVerifier {
     if (iat !== undefined && iat > nowSeconds + this.skew) throw new AgentwardError('ERR_TOKEN_ISSUED_IN_FUTURE');
 
     // RFC 9068 §2.2 required claims (configurable strictness).
-    for (const name of issuer.config.requiredClaims) {
+    for (const name of profile.requiredClaims) {
       if (claims[name] === undefined || claims[name] === null) throw new AgentwardError('ERR_TOKEN_CLAIM_MISSING', `The access token has no ${name} claim (RFC 9068 section 2.2).`);
     }
     checkClaimTypes(claims);
@@ -157,7 +169,9 @@ export class AccessTokenVerifier {
     const verified: VerifiedAccessToken = Object.freeze({
       issuer: issuer.config.issuer,
       claims: Object.freeze(claims),
-      scopes: typeof claims.scope === 'string' ? claims.scope.split(' ').filter(Boolean) : [],
+      subject: firstStringClaim(claims, [profile.subjectClaim]),
+      clientId,
+      scopes: scopesOf(claims, profile.scopeClaims),
       audiences,
       expiresAt: exp,
       kid: header.kid,
@@ -180,4 +194,52 @@ export class AccessTokenVerifier {
       if (entry.issuer === issuer && (entry.kid === undefined || staleKids.has(entry.kid))) this.cache.delete(hash);
     }
   }
+}
+
+/** Whether the issuer's profile accepts this `typ` header (or its absence). */
+function acceptsTyp(issuer: IssuerEntry, typ: unknown): boolean {
+  if (typ === undefined) return !issuer.profile.typRequired;
+  const normalized = normalizeTyp(typ);
+  return normalized !== undefined && issuer.typ.has(normalized);
+}
+
+/** ERR_TOKEN_TYPE saying what was seen and where the setting is, without echoing arbitrary text. */
+function typError(typ: unknown, issuer: IssuerEntry | undefined): AgentwardError {
+  const seen = typ === undefined ? 'has no typ header' : typeof typ === 'string' && SHOWABLE_TYP.test(typ) ? `has typ "${typ}"` : 'has an unexpected typ header';
+  const accepted = issuer ? [...issuer.typ].join(', ') + (issuer.profile.typRequired ? '' : ' or none') : ACCESS_TOKEN_TYP;
+  const where = issuer
+    ? `issuer ${issuer.config.issuer} (profile ${issuer.profile.name}) accepts ${accepted}`
+    : 'access tokens carry typ at+jwt (RFC 9068 section 2.1)';
+  return new AgentwardError('ERR_TOKEN_TYPE', `The token ${seen}; ${where}. If your authorization server does not send at+jwt, set oauth.issuers[].profile for it (docs/issuers.md).`);
+}
+
+/** The first claim of `names` that is present; it must be a string. */
+function firstStringClaim(claims: Record<string, unknown>, names: readonly string[]): string | null {
+  for (const name of names) {
+    const value = claims[name];
+    if (value === undefined) continue;
+    if (typeof value !== 'string') throw new AgentwardError('ERR_TOKEN_CLAIM_INVALID', `The ${name} claim must be a string.`);
+    return value;
+  }
+  return null;
+}
+
+/**
+ * The issuer profile's confusion guard (docs/issuers.md): where `typ` does not say "access token",
+ * these checks do. Runs where the typ check runs, before the audience, so that an ID token is
+ * refused as what it is.
+ */
+function checkConfusionGuard(profile: AccessTokenProfile, claims: Record<string, unknown>, clientId: string | null, audiences: readonly string[]): void {
+  const guard = profile.confusionGuard;
+  const refuse = (why: string) => new AgentwardError('ERR_TOKEN_NOT_ACCESS_TOKEN', `${why} (issuer profile ${profile.name}, docs/issuers.md).`);
+  for (const [name, value] of Object.entries(guard.claims)) {
+    if (claims[name] !== value) throw refuse(`The token's ${name} claim is not "${value}", so it is not an access token`);
+  }
+  if (guard.requireClientId && clientId === null) throw refuse(`The token has no ${profile.clientIdClaims.join(' or ')} claim, which every access token of this issuer carries`);
+  if (guard.requireScope && !profile.scopeClaims.some((name) => claims[name] !== undefined)) {
+    throw refuse(`The token has no ${profile.scopeClaims.join(' or ')} claim, which every access token of this issuer carries`);
+  }
+  const marker = guard.forbidClaims.find((name) => claims[name] !== undefined);
+  if (marker !== undefined) throw refuse(`The token has a ${marker} claim, which only ID tokens carry`);
+  if (guard.audienceNotClientId && clientId !== null && audiences.includes(clientId)) throw refuse('The token\'s audience is its own client, the shape of an ID token');
 }

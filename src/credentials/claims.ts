@@ -9,12 +9,31 @@ export function isObject(value: unknown): value is Record<string, unknown> {
   return value !== null && typeof value === 'object' && !Array.isArray(value);
 }
 
-/** RFC 7519 §4.1.3: `aud` is a string or an array of strings. */
-export function audienceList(aud: unknown): string[] {
-  if (aud === undefined) throw new AgentwardError('ERR_TOKEN_AUDIENCE', 'The access token has no aud claim.');
-  if (typeof aud === 'string') return [aud];
-  if (Array.isArray(aud) && aud.every((a) => typeof a === 'string')) return aud as string[];
-  throw new AgentwardError('ERR_TOKEN_CLAIM_INVALID', 'The aud claim must be a string or an array of strings.');
+/** RFC 7519 §4.1.3: `aud` is a string or an array of strings. `name` is the claim read (Cognito's audience is `client_id`). */
+export function audienceList(aud: unknown, name = 'aud'): string[] {
+  if (aud === undefined) throw new AgentwardError('ERR_TOKEN_AUDIENCE', `The access token has no ${name} claim.`);
+  return stringList(aud, name);
+}
+
+/** A string or an array of strings, as an array (`aud`; `scp` and `roles` of issuer profiles). */
+export function stringList(value: unknown, name: string): string[] {
+  if (typeof value === 'string') return [value];
+  if (Array.isArray(value) && value.every((a) => typeof a === 'string')) return value as string[];
+  throw new AgentwardError('ERR_TOKEN_CLAIM_INVALID', `The ${name} claim must be a string or an array of strings.`);
+}
+
+/**
+ * Scopes from every claim that holds them (`scope`, or a profile's `scp`/`roles`): a string is a
+ * space-separated list (RFC 8693 §4.2), an array lists them one by one. Joined, without repeats.
+ */
+export function scopesOf(claims: Record<string, unknown>, names: readonly string[]): string[] {
+  const scopes = new Set<string>();
+  for (const name of names) {
+    const value = claims[name];
+    if (value === undefined) continue;
+    for (const item of stringList(value, name)) for (const scope of typeof value === 'string' ? item.split(' ') : [item]) if (scope) scopes.add(scope);
+  }
+  return [...scopes];
 }
 
 /** RFC 7519 §2 NumericDate, or undefined when absent. */

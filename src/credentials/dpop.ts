@@ -12,9 +12,8 @@ import { createHmac, hash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { compactVerify, errors as joseErrors, importJWK, type CryptoKey, type JWK } from 'jose';
 import { LRUCache } from 'lru-cache';
 import { ReplayCache } from './replay-cache.ts';
-import { decodeJsonSegment, parseJsonObject } from './jose-parts.ts';
+import { decodeJsonSegment, parseJsonObject, normalizeTyp } from './jose-parts.ts';
 import { AgentwardError } from '../errors.ts';
-import { normalizeTyp } from './access-token.ts';
 
 export interface DpopVerifierOptions {
   algorithms: readonly string[];

@@ -131,6 +131,18 @@ const JWT_BEARER_ASSERTION_TYPE = 'urn:ietf:params:oauth:client-assertion-type:j
 const JWT_RESPONSE_MEDIA_TYPE = 'application/token-introspection+jwt';
 const JWT_RESPONSE_TYP = 'token-introspection+jwt';
 
+/** `token_type` values that name a token kind other than an access token (RFC 8693 §3 URIs, and the bare names some servers use). */
+const NOT_ACCESS_TOKEN_TYPES: ReadonlySet<string> = new Set([
+  'refresh_token',
+  'id_token',
+  'urn:ietf:params:oauth:token-type:refresh_token',
+  'urn:ietf:params:oauth:token-type:id_token',
+]);
+/** Keycloak's `typ` member for tokens that are not access tokens. */
+const KEYCLOAK_NOT_ACCESS_TYP: ReadonlySet<string> = new Set(['refresh', 'offline', 'id', 'logout']);
+/** A member value shown back in an error detail: a short word, never arbitrary text. */
+const SHOWABLE_VALUE = /^[A-Za-z0-9_.:-]{1,64}$/;
+
 type CacheEntry = { active: true; value: IntrospectedAccessToken; until: number } | { active: false; until: number };
 
 interface RawAnswer {
@@ -276,6 +288,8 @@ export class TokenIntrospector {
       if (claims.iss !== this.issuer) throw new AgentwardError('ERR_TOKEN_ISSUER');
     }
 
+    checkTokenKind(claims);
+
     // RFC 9700 §2.3: the RS must know the token was meant for it. `aud` is optional in RFC 7662
     // §2.2, but without it nothing shows this resource was the intended audience, so an active
     // response without `aud` is refused (stricter than RFC 7662; AT-N11).
@@ -301,6 +315,8 @@ export class TokenIntrospector {
     return Object.freeze({
       issuer: this.issuer,
       claims: Object.freeze(claims),
+      subject: typeof claims.sub === 'string' ? claims.sub : null,
+      clientId: typeof claims.client_id === 'string' ? claims.client_id : null,
       scopes: typeof claims.scope === 'string' ? claims.scope.split(' ').filter(Boolean) : [],
       audiences,
       // Without `exp` the token has no known end; the result is good for as long as it may be
@@ -456,6 +472,26 @@ function signedFailure(err: unknown): string {
   if (err instanceof joseErrors.JWTClaimValidationFailed) return `The signed introspection response has a wrong ${err.claim} (RFC 9701 section 5).`;
   if (err instanceof joseErrors.JWTExpired) return 'The signed introspection response has expired.';
   return 'The signed introspection response is malformed or its key is unknown.';
+}
+
+/**
+ * What the answer says the token is, in the members servers use for it (docs/issuers.md):
+ * `token_use` (Ory Hydra: access_token | refresh_token; Cognito's vocabulary: access | id),
+ * `token_type` when it names a token kind instead of an RFC 6749 §7.1 type (refresh_token, the
+ * RFC 8693 §3 URIs), and Keycloak's `typ` (Bearer | Refresh | Offline | ID | Logout). Most servers
+ * introspect every token they issue, so without this a refresh token (Hydra: 30 days) or an ID
+ * token presented as a Bearer token would be "active".
+ */
+function checkTokenKind(claims: Record<string, unknown>): void {
+  const refuse = (member: string, value: string) =>
+    new AgentwardError('ERR_TOKEN_NOT_ACCESS_TOKEN', `The introspection answer says ${member} "${value}": the token is not an access token.`);
+  const use = claims.token_use;
+  if (use !== undefined) {
+    if (typeof use !== 'string') throw new AgentwardError('ERR_TOKEN_CLAIM_INVALID', 'The token_use member must be a string.');
+    if (use !== 'access_token' && use !== 'access') throw refuse('token_use', SHOWABLE_VALUE.test(use) ? use : 'something else');
+  }
+  if (typeof claims.token_type === 'string' && NOT_ACCESS_TOKEN_TYPES.has(claims.token_type.toLowerCase())) throw refuse('token_type', claims.token_type);
+  if (typeof claims.typ === 'string' && KEYCLOAK_NOT_ACCESS_TYP.has(claims.typ.toLowerCase())) throw refuse('typ', claims.typ);
 }
 
 /**

@@ -28,6 +28,13 @@ export function decodeJsonSegment(segment: string, code: ErrorCode, label: strin
   return parseJsonObject(Buffer.from(segment, 'base64url').toString('utf8'), code, label);
 }
 
+/** RFC 7515 §4.1.9: `typ` is a media type; compare case-insensitively, `application/` optional. */
+export function normalizeTyp(typ: unknown): string | undefined {
+  if (typeof typ !== 'string') return undefined;
+  const lower = typ.toLowerCase();
+  return lower.startsWith('application/') ? lower.slice('application/'.length) : lower;
+}
+
 /** Freezes a verified result and everything in it, so a cached result cannot be changed by a caller. */
 export function deepFreeze<T>(value: T): T {
   if (value !== null && typeof value === 'object' && !Object.isFrozen(value)) {

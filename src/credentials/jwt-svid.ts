@@ -21,11 +21,10 @@
 import { hash as digest } from 'node:crypto';
 import { compactVerify, errors as joseErrors, type JWSHeaderParameters } from 'jose';
 import { LRUCache } from 'lru-cache';
-import { decodeJsonSegment, deepFreeze, parseJsonObject } from './jose-parts.ts';
+import { decodeJsonSegment, deepFreeze, parseJsonObject, normalizeTyp } from './jose-parts.ts';
 import { AgentwardError, type ErrorCode } from '../errors.ts';
 import { parseWorkloadId, type WorkloadId } from '../identity/workload-id.ts';
 import type { KeyResolver } from '../keys/trust-bundle.ts';
-import { normalizeTyp } from './access-token.ts';
 import { audienceList, isObject, numericClaim } from './claims.ts';
 import { SPIFFE_ALGORITHMS } from './wimse.ts';
 

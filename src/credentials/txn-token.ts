@@ -16,9 +16,8 @@
  */
 import { hash as digest, type KeyObject, type webcrypto } from 'node:crypto';
 import { compactVerify, errors as joseErrors, type FlattenedJWSInput, type JWK, type JWSHeaderParameters } from 'jose';
-import { decodeJsonSegment, deepFreeze } from './jose-parts.ts';
+import { decodeJsonSegment, deepFreeze, normalizeTyp } from './jose-parts.ts';
 import { AgentwardError, type ErrorCode } from '../errors.ts';
-import { normalizeTyp } from './access-token.ts';
 import { audienceList, checkClaimTypes, isObject, numericClaim } from './claims.ts';
 
 /** Failure codes of Txn-Token verification (each in src/errors.ts). */

@@ -17,10 +17,9 @@ import { hash } from 'node:crypto';
 import { calculateJwkThumbprint, compactVerify, errors as joseErrors, importJWK, type CryptoKey, type JWK, type JWSHeaderParameters, type FlattenedJWSInput } from 'jose';
 import { LRUCache } from 'lru-cache';
 import { ReplayCache } from './replay-cache.ts';
-import { decodeJsonSegment, parseJsonObject } from './jose-parts.ts';
+import { decodeJsonSegment, parseJsonObject, normalizeTyp } from './jose-parts.ts';
 import { AgentwardError, type ErrorCode } from '../errors.ts';
 import { parseWorkloadId, WorkloadIdError, type WorkloadId } from '../identity/workload-id.ts';
-import { normalizeTyp } from './access-token.ts';
 import { normalizeHtu } from './dpop.ts';
 import { txnTokenHash } from './txn-token.ts';
 

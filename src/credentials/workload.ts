@@ -184,7 +184,7 @@ export class WorkloadAuthenticator {
   matchToken(agent: ProvenWorkload, token: VerifiedAccessToken): TokenMatch {
     const { rule, clients } = this.options.binding;
     const names = (value: unknown): boolean | null => (typeof value === 'string' ? (clients[value] ?? value) === agent.id : null);
-    const match: TokenMatch = { clientId: names(token.claims.client_id), actor: names(token.delegation.chain[0]?.sub) };
+    const match: TokenMatch = { clientId: names(token.clientId ?? undefined), actor: names(token.delegation.chain[0]?.sub) };
     const ok =
       rule === 'none' ||
       (rule === 'client_id' && match.clientId === true) ||

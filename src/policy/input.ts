@@ -208,8 +208,8 @@ function buildSubject(token: VerifiedAccessToken): SubjectInput {
   for (const [k, v] of Object.entries(c)) if (!MAPPED_CLAIMS.has(k)) claims[k] = v;
   return {
     iss: token.issuer,
-    sub: typeof c.sub === 'string' ? c.sub : null,
-    clientId: typeof c.client_id === 'string' ? c.client_id : null,
+    sub: token.subject,
+    clientId: token.clientId,
     scopes: token.scopes,
     aud: token.audiences,
     acr: typeof c.acr === 'string' ? c.acr : null,

@@ -509,7 +509,7 @@ function record(ctx: RequestContext, deps: PipelineDeps): void {
       requestId: ctx.id,
       traceId: ctx.traceId,
       agent: ctx.agent ? { id: ctx.agent.id, via: ctx.agent.via } : null,
-      subject: token ? { iss: token.issuer, sub: (token.claims.sub as string | undefined) ?? null, clientId: (token.claims.client_id as string | undefined) ?? null } : null,
+      subject: token ? { iss: token.issuer, sub: token.subject, clientId: token.clientId } : null,
       delegation: token ? token.delegation.chain.map((a) => a.sub) : [],
       resource: deps.resource.id,
       action: { method: ctx.method, path: ctx.path, mcpTool: ctx.decidedCall?.mcp?.name ?? null, rpcMethod: ctx.decidedCall?.call.method ?? null },

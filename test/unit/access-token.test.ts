@@ -9,7 +9,8 @@ import { afterAll, beforeAll, beforeEach, describe, expect, test } from 'vitest'
 import { AccessTokenVerifier } from '../../src/credentials/access-token.ts';
 import { subjectInput } from '../../src/policy/input.ts';
 import { IssuerKeys } from '../../src/keys/issuer-keys.ts';
-import { RFC9068_REQUIRED_CLAIMS, type IssuerConfig } from '../../src/config/schema.ts';
+import type { IssuerConfig } from '../../src/config/schema.ts';
+import { RFC9068_REQUIRED_CLAIMS } from '../../src/config/issuer-profiles.ts';
 import { createLogger } from '../../src/observability/logger.ts';
 import { startIssuer, newKey, type TestIssuer, type TestKey } from '../helpers/issuer.ts';
 import { expectCode } from '../helpers/expect-code.ts';

@@ -9,6 +9,7 @@ import { join, resolve } from 'node:path';
 import { describe, expect, test } from 'vitest';
 import { cli } from '../helpers/cli.ts';
 import { parseConfig, loadConfig, relaxations, ConfigError, type ConfigProblem, type LoadedConfig } from '../../src/config/load.ts';
+import { effectiveProfile } from '../../src/config/issuer-profiles.ts';
 
 const REPO = resolve(import.meta.dirname, '../..');
 const POLICIES = join(REPO, 'policies');
@@ -99,16 +100,20 @@ describe('defaults', () => {
     expect(config.log.level).toBe('info');
   });
 
-  test('issuer defaults: discovery auto, asymmetric algorithms, the RFC 9068 claims', () => {
+  test('issuer defaults: discovery auto, asymmetric algorithms, the rfc9068 profile and its claims', () => {
     const { config } = parse(withExtra('oauth:\n  issuers:\n    - issuer: https://as.example.com\n'));
     expect(config.oauth.issuers).toEqual([
       {
         issuer: 'https://as.example.com',
         discovery: 'auto',
         algorithms: ['RS256', 'PS256', 'ES256', 'EdDSA'],
-        requiredClaims: ['iss', 'exp', 'aud', 'sub', 'client_id', 'iat', 'jti'],
+        profile: 'rfc9068',
       },
     ]);
+    // The profile supplies the rest (config/issuer-profiles.ts): strict RFC 9068.
+    const profile = effectiveProfile(config.oauth.issuers[0]!);
+    expect(profile.requiredClaims).toEqual(['iss', 'exp', 'aud', 'sub', 'client_id', 'iat', 'jti']);
+    expect(profile).toMatchObject({ typ: ['at+jwt'], typRequired: true, clientIdClaims: ['client_id'], scopeClaims: ['scope'], subjectClaim: 'sub', audienceClaims: ['aud'] });
   });
 
   test('defaults are not shared between two loads', () => {

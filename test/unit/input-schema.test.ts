@@ -43,6 +43,8 @@ const token: VerifiedAccessToken = {
     may_act: { sub: 'spiffe://agents.example.com/planner' },
     tenant: 'acme',
   },
+  subject: 'user-42',
+  clientId: 'research-bot',
   scopes: ['tools.read', 'tools.write'],
   audiences: ['https://tools.example.com/mcp'],
   expiresAt: NOW + 300,
@@ -57,6 +59,8 @@ const token: VerifiedAccessToken = {
 const introspected: VerifiedAccessToken = {
   issuer: 'https://as.example.com',
   claims: { active: true, token_type: 'Bearer', aud: 'https://tools.example.com/mcp', exp: NOW + 60 },
+  subject: null,
+  clientId: null,
   scopes: [],
   audiences: ['https://tools.example.com/mcp'],
   expiresAt: NOW + 60,

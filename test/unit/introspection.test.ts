@@ -257,6 +257,41 @@ describe('token failures (401)', () => {
   });
 });
 
+// ---------------------------------------------------------------- token kind (docs/issuers.md)
+
+describe('the answer says the token is not an access token → ERR_TOKEN_NOT_ACCESS_TOKEN', () => {
+  test.each([
+    ['Ory Hydra refresh token', { token_use: 'refresh_token' }],
+    ['Cognito-style ID token', { token_use: 'id' }],
+    ['token_type refresh_token', { token_type: 'refresh_token' }],
+    ['token_type RFC 8693 refresh token URI', { token_type: 'urn:ietf:params:oauth:token-type:refresh_token' }],
+    ['token_type RFC 8693 ID token URI', { token_type: 'urn:ietf:params:oauth:token-type:id_token' }],
+    ['Keycloak refresh token', { typ: 'Refresh' }],
+    ['Keycloak offline token', { typ: 'Offline' }],
+    ['Keycloak ID token', { typ: 'ID' }],
+  ])('%s', async (_name, members) => {
+    const s = await setup();
+    const t = s.token(active(members));
+    const err = await expectCode(s.introspector.introspect(t), 'ERR_TOKEN_NOT_ACCESS_TOKEN', t);
+    expect(err.status).toBe(401);
+    expect(err.oauthError).toBe('invalid_token');
+  });
+
+  test('access tokens by every vocabulary pass: token_use access_token (Hydra) or access, Keycloak typ Bearer', async () => {
+    const s = await setup();
+    for (const members of [{ token_use: 'access_token' }, { token_use: 'access' }, { typ: 'Bearer' }]) {
+      await expect(s.introspector.introspect(s.token(active(members)))).resolves.toMatchObject({ clientId: 'research-bot', subject: 'user-42' });
+    }
+  });
+
+  test('a token_use that is not a string is ERR_TOKEN_CLAIM_INVALID; an unknown one is not echoed', async () => {
+    const s = await setup();
+    await expectCode(s.introspector.introspect(s.token(active({ token_use: 1 }))), 'ERR_TOKEN_CLAIM_INVALID');
+    const err = await expectCode(s.introspector.introspect(s.token(active({ token_use: '<b>x</b>' }))), 'ERR_TOKEN_NOT_ACCESS_TOKEN');
+    expect(err.detail).not.toContain('<b>');
+  });
+});
+
 // ---------------------------------------------------------------- binding
 
 describe('key binding (RFC 9449 §6.2, RFC 7800)', () => {
