@@ -129,10 +129,10 @@ const SubjectSchema = Closed(
     iss: Type.String({ description: 'The issuer (`iss`), equal to one of `oauth.issuers[].issuer`.' }),
     sub: Nullable(
       Type.String(),
-      'Whom the token acts for (`sub`): the user or the system (draft-klrc-aiagent-auth §10.3). `null` only when `sub` is not in the issuer\'s `requiredClaims` and the token lacks it.',
+      'Whom the token acts for (`sub`, or the issuer profile\'s `subjectClaim`): the user or the system (draft-klrc-aiagent-auth §10.3). `null` only when that claim is not in the issuer\'s `requiredClaims` and the token lacks it.',
     ),
-    clientId: Nullable(Type.String(), 'The agent as OAuth client (`client_id`). `null` only when `client_id` is not required and absent.'),
-    scopes: Strings('The space-separated `scope` split into a list; `[]` without `scope`. Compare exactly (RFC 6749 §3.3).'),
+    clientId: Nullable(Type.String(), 'The agent as OAuth client (`client_id`, or the first of the issuer profile\'s `clientIdClaims`: `azp`, `cid`, `appid`). `null` only when no such claim is required and the token has none.'),
+    scopes: Strings('The space-separated `scope` split into a list (or, by the issuer profile\'s `scopeClaims`, `scp` and `roles`, strings or arrays, joined); `[]` without them. Compare exactly (RFC 6749 §3.3).'),
     aud: Strings('The audiences (`aud`), always a list.'),
     acr: Nullable(Type.String(), 'Authentication context class (`acr`; RFC 9068 §2.2.1, RFC 9470).'),
     amr: Strings('Authentication methods (`amr`); `[]` when absent.'),
