@@ -11,7 +11,7 @@ import type { AddressInfo, Socket } from 'node:net';
 import { resolve } from 'node:path';
 import type { Dispatcher } from 'undici';
 import { relaxations, type LoadedConfig } from './config/load.ts';
-import { durationMs } from './config/duration.ts';
+import { durationMs } from './duration.ts';
 import { AccessTokenVerifier } from './credentials/access-token.ts';
 import { IssuerKeys } from './keys/issuer-keys.ts';
 import { TxnTokenVerifier } from './credentials/txn-token.ts';
@@ -19,7 +19,8 @@ import { DpopNonces, DpopVerifier } from './credentials/dpop.ts';
 import { TokenIntrospector, type IntrospectionClientAuth } from './credentials/introspection.ts';
 import { AccessTokens } from './credentials/tokens.ts';
 import { HttpSignatureVerifier } from './credentials/http-signature.ts';
-import { JwtSvidVerifier } from './credentials/jwt-svid.ts';
+import { JwtSvidVerifier, looksLikeJwtSvid } from './credentials/jwt-svid.ts';
+import { presentsX509Svid } from './credentials/x509-svid.ts';
 import { WimseVerifier } from './credentials/wimse.ts';
 import { WorkloadAuthenticator } from './credentials/workload.ts';
 import { TrustBundle } from './keys/trust-bundle.ts';
@@ -30,7 +31,7 @@ import { opaBinary } from './policy/compile.ts';
 import { BundleVerifier } from './policy/bundle-signature.ts';
 import { isUrlSource } from './policy/bundle-source.ts';
 import { Forwarder } from './proxy/forward.ts';
-import { explainRequest, type DescribedRequest, type ExplainResult } from './explain.ts';
+import { explainRequest, type DescribedRequest, type ExplainResult } from './proxy/explain.ts';
 import { handleClientError, handleRequest, type PipelineDeps, type RpcRoute } from './proxy/pipeline.ts';
 import { protectedResource } from './proxy/protected-resource.ts';
 import { ListenerTls } from './proxy/tls.ts';
@@ -212,7 +213,14 @@ export function createApp(loaded: LoadedConfig, options: AppOptions = {}): App {
     txn,
     workload,
     requireToken: config.oauth.requireToken,
-    accepted: { dpop: dpop !== undefined, wpt: workload !== undefined },
+    extraction: {
+      accepted: { dpop: dpop !== undefined, wpt: workload !== undefined },
+      workload: workloadConfig && {
+        contextTokenHeaders: workloadConfig.wimse.contextTokenHeaders,
+        isJwtSvid: workloadConfig.jwtSvid.enabled ? jwtSvidClassifier(new Set(bundles.keys()), new Set(config.oauth.issuers.map((i) => i.issuer))) : undefined,
+        presentsX509Svid: acceptsX509Svids ? presentsX509Svid : undefined,
+      },
+    },
     schemes: { bearer: dpopConfig.mode !== 'required', dpopAlgs: dpop ? dpopConfig.algorithms.join(' ') : undefined, wpt: workload !== undefined },
     policy,
     forwarder,
@@ -381,6 +389,11 @@ function createIntrospector(
   });
 }
 
+/** Whether a Bearer token is a JWT-SVID of a configured trust domain rather than an access token of an OAuth issuer. */
+function jwtSvidClassifier(trustDomains: ReadonlySet<string>, oauthIssuers: ReadonlySet<string>): (token: string) => boolean {
+  return (token) => looksLikeJwtSvid(token, trustDomains, oauthIssuers);
+}
+
 /** The workload authenticator: WIMSE verifiers and SPIFFE checks over the trust bundles. */
 function createWorkloadAuthenticator(loaded: LoadedConfig, bundles: ReadonlyMap<string, TrustBundle>, acceptsX509Svids: boolean, now: () => number): WorkloadAuthenticator {
   const { config } = loaded;
@@ -414,9 +427,6 @@ function createWorkloadAuthenticator(loaded: LoadedConfig, bundles: ReadonlyMap<
         })
       : undefined,
     x509Authorities: acceptsX509Svids ? (trustDomain) => bundles.get(trustDomain)?.x509Authorities() : undefined,
-    trustDomains: new Set(bundles.keys()),
-    oauthIssuers: new Set(config.oauth.issuers.map((i) => i.issuer)),
-    contextTokenHeaders: settings.wimse.contextTokenHeaders,
     required: settings.require,
     binding: { rule: settings.binding.rule, clients: settings.binding.clients },
     now,

@@ -10,7 +10,7 @@
 import { mkdirSync, readFileSync, writeFileSync, statSync } from 'node:fs';
 import { MockAgent } from 'undici';
 import { parse as parseYaml } from 'yaml';
-import { describedRequest, type DescribedRequest } from './explain.ts';
+import { describedRequest, type DescribedRequest } from './proxy/explain.ts';
 import { dirname, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { loadConfig, defaultConfigPath, relaxations, ConfigError, type LoadedConfig } from './config/load.ts';

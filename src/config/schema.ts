@@ -4,7 +4,7 @@
  * test fails when the committed file drifts. Every object is closed (additionalProperties: false)
  * so a typo such as `audiance:` stops startup instead of silently disabling a check.
  */
-import { ISSUER_PROFILES } from './issuer-profiles.ts';
+import { ISSUER_PROFILES } from '../identity/issuer-profiles.ts';
 import { Type, type Static, type TSchema, type TObject, type TProperties, type TUnsafe } from '@sinclair/typebox';
 
 /** A closed object: unknown keys are errors. */

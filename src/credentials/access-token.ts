@@ -13,7 +13,7 @@ import { LRUCache } from 'lru-cache';
 import { decodeJsonSegment, normalizeTyp } from './jose-parts.ts';
 import { AgentwardError } from '../errors.ts';
 import type { IssuerConfig } from '../config/schema.ts';
-import { effectiveProfile, type AccessTokenProfile } from '../config/issuer-profiles.ts';
+import { effectiveProfile, type AccessTokenProfile } from '../identity/issuer-profiles.ts';
 import type { IssuerKeys } from '../keys/issuer-keys.ts';
 import { flattenDelegation, type DelegationChain } from '../identity/delegation.ts';
 import { audienceList, checkClaimTypes, dpopKeyOf, numericClaim, scopesOf } from './claims.ts';

@@ -1,11 +1,38 @@
 /**
- * Finds every credential a request presents (design §2 step 2). Ambiguity is a 400, never a
- * guess: two Authorization fields, a token in the query (RFC 6750 §2.3; MCP forbids it), an
- * unsupported scheme, or a DPoP proof next to a Bearer token. A token in a form body is detected
- * once the body is read (inspect step).
+ * Finds every credential a request presents (design §2 step 2), in one place: the Authorization
+ * field and its DPoP proof, the workload headers (WIT, a WIMSE-tagged HTTP message signature,
+ * context tokens), the Txn-Token, and the TLS client certificate. The verifiers take these values,
+ * never the raw request, and the list of what was presented (`input.credentials.presented`, the
+ * audit record) is made here and nowhere else.
+ *
+ * Ambiguity is a 400, never a guess: two Authorization fields, a token in the query (RFC 6750
+ * §2.3; MCP forbids it), an unsupported scheme, or a DPoP proof next to a Bearer token. A token in
+ * a form body is detected once the body is read (inspect step). Repeated workload or Txn-Token
+ * fields are kept as read and refused by their verifier, with that credential's code.
  */
 import type { IncomingMessage } from 'node:http';
-import { AgentwardError } from '../errors.ts';
+import type { Socket } from 'node:net';
+import { AgentwardError, asAgentwardError } from '../errors.ts';
+import type { ClientCertificate } from '../identity/client-certificate.ts';
+import { clientCertificateOf } from './client-certificate.ts';
+import { findWimseSignature } from './http-signature.ts';
+
+/** What a verifier may need to know about the request itself, besides the credentials. */
+export interface RequestFacts {
+  method: string;
+  /** The request path as received (RFC 9421 §2.2.6), without the query. */
+  path: string;
+  /** The raw query with its `?`, or `?` when there is none (RFC 9421 §2.2.7). */
+  query: string;
+  /** The target URI from trusted configuration: resource origin + path, no query (never Host). */
+  targetUri: string;
+  /** Every field as received, lower-case names (HTTP message signature components). */
+  headers: Readonly<Record<string, string[]>>;
+  /** The connection, for its TLS client certificate chain (X.509-SVID). */
+  socket: Socket;
+  /** Reads the whole body (bounded), once; called only after the caller is known. */
+  readBody: () => Promise<Buffer>;
+}
 
 export interface PresentedCredentials {
   /** The token from `Authorization: Bearer` (an access token or a JWT-SVID) or `Authorization: DPoP`, if any. */
@@ -16,9 +43,46 @@ export interface PresentedCredentials {
   wpt: string | undefined;
   /** The `DPoP` header (RFC 9449 §4.1), with the DPoP scheme only. */
   dpopProof: string | undefined;
+  /** `Workload-Identity-Token` field values (one is allowed; the WIT check refuses more). */
+  wits: readonly string[] | undefined;
+  /** A wpt-01 `Workload-Proof-Token` field is present (wpt-02 moved the proof to Authorization). */
+  legacyWpt: boolean;
+  /**
+   * The `Signature-Input` member tagged for WIMSE (RFC 9421 §4.1), found once; an unreadable
+   * field is kept as its error and raised by the workload step, after the scheme is known.
+   */
+  signature: { label: string } | AgentwardError | undefined;
+  /** `Txn-Token` field values (one is allowed; the Txn-Token check refuses more). */
+  txnTokens: readonly string[] | undefined;
+  /** Values of the configured context-token headers present (wpt-02 §2 `oth`). */
+  contextTokens: Readonly<Record<string, readonly string[]>>;
+  /** The TLS client certificate of this connection as facts; null without one. Never from a header. */
+  clientCertificate: ClientCertificate | null;
+  /** The Bearer token is a SPIFFE JWT-SVID, a workload credential, not an access token. */
+  bearerIsJwtSvid: boolean;
   /** Names of what was presented, for `input.credentials.presented` and the audit record. */
   presented: string[];
 }
+
+/** Workload headers are read only where a `workload` section makes them meaningful. */
+export interface WorkloadExtraction {
+  /** wpt-02 §2 `oth`: headers that carry other context tokens, lower case. */
+  contextTokenHeaders: readonly string[];
+  /** Whether a Bearer token is a JWT-SVID (JWT-SVID §5.2); absent when JWT-SVIDs are not accepted. */
+  isJwtSvid: ((token: string) => boolean) | undefined;
+  /** Whether the connection's client certificate is a SPIFFE X.509-SVID; absent when they are not accepted. */
+  presentsX509Svid: ((socket: Socket) => boolean) | undefined;
+}
+
+export interface ExtractOptions {
+  accepted: AcceptedSchemes;
+  /** Undefined without a `workload` section. */
+  workload: WorkloadExtraction | undefined;
+}
+
+const WIT_HEADER = 'workload-identity-token';
+/** wpt-01 carried the proof here (with `ath`); wpt-02 moved it to Authorization (U11). */
+const LEGACY_WPT_HEADER = 'workload-proof-token';
 
 /** RFC 6750 §2.1 b64token, also RFC 9449 §7.1's token68 for the DPoP scheme. */
 const B64TOKEN = /^[A-Za-z0-9\-._~+/]+=*$/;
@@ -31,7 +95,55 @@ export interface AcceptedSchemes {
   wpt: boolean;
 }
 
-export function extractCredentials(req: IncomingMessage, query: URLSearchParams, accepted: AcceptedSchemes): PresentedCredentials {
+/** Step 2: every credential of the request, with the list of what was presented. */
+export function extractCredentials(req: IncomingMessage, query: URLSearchParams, options: ExtractOptions): PresentedCredentials {
+  const authorization = readAuthorization(req, query, options.accepted);
+  const headers = req.headersDistinct;
+  const workload = options.workload;
+  const clientCertificate = clientCertificateOf(req.socket);
+  const bearerIsJwtSvid = authorization.scheme === 'bearer' && authorization.accessToken !== undefined && (workload?.isJwtSvid?.(authorization.accessToken) ?? false);
+  // Read with or without a workload section: without one, a WIT is refused, never ignored.
+  const wits = headers[WIT_HEADER];
+  const signature = workload && headers['signature-input'] !== undefined ? wimseSignature(headers as Record<string, string[]>) : undefined;
+  const txnTokens = headers['txn-token'];
+  const contextTokens: Record<string, readonly string[]> = {};
+  for (const name of workload?.contextTokenHeaders ?? []) {
+    const values = headers[name];
+    if (values !== undefined) contextTokens[name] = values;
+  }
+
+  const presented = authorization.presented.filter((name) => !(name === 'access_token' && bearerIsJwtSvid));
+  if (wits !== undefined) presented.push('wit');
+  if (signature !== undefined && !(signature instanceof AgentwardError)) presented.push('http_signature');
+  if (workload?.presentsX509Svid?.(req.socket)) presented.push('x509_svid');
+  if (bearerIsJwtSvid) presented.push('jwt_svid');
+  if (txnTokens !== undefined) presented.push('txn_token');
+  if (clientCertificate) presented.push('client_certificate');
+  return {
+    ...authorization,
+    wits,
+    legacyWpt: headers[LEGACY_WPT_HEADER] !== undefined,
+    signature,
+    txnTokens,
+    contextTokens,
+    clientCertificate,
+    bearerIsJwtSvid,
+    presented,
+  };
+}
+
+function wimseSignature(headers: Readonly<Record<string, string[]>>): { label: string } | AgentwardError | undefined {
+  try {
+    return findWimseSignature(headers);
+  } catch (err) {
+    return asAgentwardError(err);
+  }
+}
+
+type AuthorizationCredentials = Pick<PresentedCredentials, 'accessToken' | 'scheme' | 'wpt' | 'dpopProof' | 'presented'>;
+
+/** The Authorization field and its DPoP proof (RFC 6750 §2, RFC 9449 §7.1, wpt-02 §2). */
+function readAuthorization(req: IncomingMessage, query: URLSearchParams, accepted: AcceptedSchemes): AuthorizationCredentials {
   const dpopEnabled = accepted.dpop;
   // headersDistinct keeps every field; `req.headers` would silently drop a second Authorization.
   const authorization = req.headersDistinct.authorization ?? [];

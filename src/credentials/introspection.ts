@@ -21,10 +21,11 @@
 import { hash as digest, randomUUID, type KeyObject } from 'node:crypto';
 import { importJWK, jwtVerify, SignJWT, errors as joseErrors, type CryptoKey, type JWK, type JWTVerifyGetKey } from 'jose';
 import { LRUCache } from 'lru-cache';
-import { request, type Dispatcher } from 'undici';
+import type { Dispatcher } from 'undici';
 import { AgentwardError, type ErrorCode } from '../errors.ts';
 import { ASYMMETRIC_ALGORITHMS } from '../config/schema.ts';
 import { flattenDelegation } from '../identity/delegation.ts';
+import { postForm, type TransportFailure } from '../outbound/http.ts';
 import type { VerifiedAccessToken } from './access-token.ts';
 import { audienceList, checkClaimTypes, dpopKeyOf, isObject, numericClaim } from './claims.ts';
 import { boundCertificateOf } from './client-certificate.ts';
@@ -344,49 +345,17 @@ export class TokenIntrospector {
       form.set('client_assertion', await this.assertion(auth));
     }
 
-    const signal = AbortSignal.timeout(this.timeoutMs);
-    const late = (): string => `The introspection endpoint did not answer within ${this.timeoutMs}ms.`;
-    let response: Dispatcher.ResponseData;
-    try {
-      // undici's `request` follows no redirect: a 3xx is a non-200 and fails closed, so the
-      // token and our credentials never go to a host we did not configure.
-      response = await request(this.endpoint, {
-        method: 'POST',
-        headers: this.headers,
-        body: form.toString(),
-        signal,
-        ...(this.dispatcher ? { dispatcher: this.dispatcher } : {}),
-      });
-    } catch (err) {
-      throw introspectionError('ERR_INTROSPECTION_UNAVAILABLE', signal.aborted ? late() : 'The introspection endpoint could not be reached.', err);
-    }
-    const { statusCode, headers, body } = response;
-    if (statusCode !== 200) {
-      await body.dump().catch(() => undefined);
-      return { statusCode, mediaType: undefined, body: '' };
-    }
-    const tooLarge = (): AgentwardError => introspectionError('ERR_INTROSPECTION_UNAVAILABLE', `The introspection response is larger than ${this.maxBytes} bytes.`);
-    const declared = Number(headers['content-length']);
-    if (Number.isFinite(declared) && declared > this.maxBytes) {
-      body.destroy();
-      throw tooLarge();
-    }
-    const chunks: Buffer[] = [];
-    let size = 0;
-    try {
-      for await (const chunk of body) {
-        size += (chunk as Buffer).length;
-        if (size > this.maxBytes) {
-          body.destroy();
-          throw tooLarge();
-        }
-        chunks.push(chunk as Buffer);
-      }
-    } catch (err) {
-      if (err instanceof AgentwardError) throw err;
-      throw introspectionError('ERR_INTROSPECTION_UNAVAILABLE', signal.aborted ? late() : 'Reading the introspection response failed.', err);
-    }
-    return { statusCode, mediaType: mediaTypeOf(headers['content-type']), body: Buffer.concat(chunks).toString('utf8') };
+    // The outbound client follows no redirect on a POST: a 3xx is a non-200 and fails closed, so
+    // the token and our credentials never go to a host we did not configure.
+    const answer = await postForm(this.endpoint, form.toString(), {
+      timeoutMs: this.timeoutMs,
+      maxBytes: this.maxBytes,
+      headers: this.headers,
+      dispatcher: this.dispatcher,
+      fail: (failure, _url, cause) => introspectionError('ERR_INTROSPECTION_UNAVAILABLE', unavailableDetail(failure), cause),
+    });
+    if (answer.status !== 200) return { statusCode: answer.status, mediaType: undefined, body: '' };
+    return { statusCode: 200, mediaType: mediaTypeOf(answer.headers['content-type']), body: answer.body.toString('utf8') };
   }
 
   /** RFC 7523 §3 (with draft-ietf-oauth-rfc7523bis): a short-lived, single-use client assertion. */
@@ -524,6 +493,20 @@ function isPrivateKey(key: CryptoKey | KeyObject | JWK): boolean {
 function mediaTypeOf(value: string | string[] | undefined): string | undefined {
   if (typeof value !== 'string') return undefined;
   return value.split(';', 1)[0]!.trim().toLowerCase() || undefined;
+}
+
+/** Why the endpoint could not answer, in words safe to log (never the token or the answer). */
+function unavailableDetail(failure: TransportFailure): string {
+  switch (failure.kind) {
+    case 'timeout':
+      return `The introspection endpoint did not answer within ${failure.timeoutMs}ms.`;
+    case 'unreachable':
+      return 'The introspection endpoint could not be reached.';
+    case 'too-large':
+      return `The introspection response is larger than ${failure.maxBytes} bytes.`;
+    case 'read-failed':
+      return 'Reading the introspection response failed.';
+  }
 }
 
 /** application/x-www-form-urlencoded for one value (RFC 6749 Appendix B). */

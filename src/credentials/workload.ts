@@ -14,38 +14,15 @@
  * accepted without its proof (WIT-N29). The identity is the full identifier URI (identifier-03
  * §4.3), never a header the caller sent.
  */
-import type { IncomingMessage } from 'node:http';
 import type { X509Certificate } from 'node:crypto';
 import { AgentwardError } from '../errors.ts';
 import type { VerifiedAccessToken } from './access-token.ts';
-import type { PresentedCredentials } from './extract.ts';
-import { findWimseSignature, type HttpSignatureVerifier } from './http-signature.ts';
-import { looksLikeJwtSvid, type JwtSvidVerifier } from './jwt-svid.ts';
+import type { PresentedCredentials, RequestFacts } from './extract.ts';
+import type { HttpSignatureVerifier } from './http-signature.ts';
+import type { JwtSvidVerifier } from './jwt-svid.ts';
 import type { WimseVerifier } from './wimse.ts';
 import { verifyX509Svid } from './x509-svid.ts';
-
-/** How the identity was proven (`input.agent.via`). */
-export type WorkloadProof = 'wit+wpt' | 'wit+http_signature' | 'x509_svid' | 'jwt_svid';
-
-/** A workload identity proven on a request; `input.agent` (design §3.3) is this plus the token match. */
-export interface ProvenWorkload {
-  /** The full workload identifier, exactly as the credential carries it, e.g. `spiffe://agents.example.com/research-bot`: compare it whole (identifier-03 §4.3). */
-  id: string;
-  trustDomain: string;
-  /** The identifier path, e.g. `/research-bot`; meaningful only with `trustDomain`. */
-  path: string;
-  via: WorkloadProof;
-  /** When the proving credential expires, seconds since the epoch. */
-  expiresAt: number;
-  /** The credential's other verified claims (WIT or JWT-SVID claims; certificate facts for an X.509-SVID). */
-  claims: Record<string, unknown>;
-}
-
-/** Whether the access token's parties are this workload (`input.agent.token`); null when the token has no such party. */
-export interface TokenMatch {
-  clientId: boolean | null;
-  actor: boolean | null;
-}
+import type { ProvenWorkload, TokenMatch } from '../identity/workload.ts';
 
 export type BindingRule = 'none' | 'client_id' | 'actor' | 'client_id_or_actor';
 
@@ -56,41 +33,16 @@ export interface WorkloadAuthenticatorOptions {
   jwtSvid: Pick<JwtSvidVerifier, 'verify'> | undefined;
   /** X.509 authorities of a configured trust domain; undefined when X.509-SVIDs are not accepted. */
   x509Authorities: ((trustDomain: string) => readonly X509Certificate[] | undefined) | undefined;
-  trustDomains: ReadonlySet<string>;
-  /** Issuers of `oauth.issuers`: a token naming one of them is an access token, never a JWT-SVID. */
-  oauthIssuers: ReadonlySet<string>;
-  /** wpt-02 §2 `oth`: headers that carry other context tokens, lower case. */
-  contextTokenHeaders: readonly string[];
   required: boolean;
   binding: { rule: BindingRule; clients: Readonly<Record<string, string>> };
   now: () => number;
 }
 
-export interface WorkloadRequest {
-  req: IncomingMessage;
-  credentials: PresentedCredentials;
-  /** The target URI from trusted configuration: resource origin + path, no query. */
-  targetUri: string;
-  path: string;
-  /** The raw query with its `?`, or `?` when there is none (RFC 9421 §2.2.7). */
-  query: string;
-  /** Reads the whole body (bounded); called only once the WIT has been verified. */
-  readBody: () => Promise<Buffer>;
-}
-
 export interface WorkloadResult {
   agent: ProvenWorkload | undefined;
-  /** True when the Bearer token was a JWT-SVID: it is a workload credential, not an access token. */
-  bearerWasJwtSvid: boolean;
   /** Context-token headers a WPT did not bind with `oth`: they must not reach the policy (wpt-02 §2, WPT-N31). */
   unboundContextHeaders: string[];
-  /** Names for `input.credentials.presented`, besides those of the Authorization field. */
-  presented: string[];
 }
-
-const WIT_HEADER = 'workload-identity-token';
-/** wpt-01 carried the proof here (with `ath`); wpt-02 moved it to Authorization (U11). */
-const LEGACY_WPT_HEADER = 'workload-proof-token';
 
 export class WorkloadAuthenticator {
   private readonly options: WorkloadAuthenticatorOptions;
@@ -101,29 +53,25 @@ export class WorkloadAuthenticator {
 
   /**
    * How the request proves its WIT, decided before anything is verified so that a failure gets
-   * the status of its mode (U3). Cheap: one header lookup and, with Signature-Input, one parse.
+   * the status of its mode (U3). An unreadable Signature-Input is raised here, first.
    */
-  proofMode(req: IncomingMessage, credentials: PresentedCredentials): 'wpt' | 'http_signature' | undefined {
+  proofMode(credentials: PresentedCredentials): 'wpt' | 'http_signature' | undefined {
+    if (credentials.signature instanceof AgentwardError) throw credentials.signature;
     if (credentials.scheme === 'wpt') return 'wpt';
-    if (req.headersDistinct['signature-input'] !== undefined && findWimseSignature(req.headersDistinct as Record<string, string[]>)) return 'http_signature';
-    if (req.headersDistinct[WIT_HEADER] !== undefined) return 'wpt';
+    if (credentials.signature !== undefined) return 'http_signature';
+    if (credentials.wits !== undefined) return 'wpt';
     return undefined;
   }
 
-  async authenticate(r: WorkloadRequest): Promise<WorkloadResult> {
-    const { req, credentials } = r;
-    const headers = req.headersDistinct as Record<string, string[]>;
-    const proven: ProvenWorkload[] = [];
-    const presented: string[] = [];
-    let unboundContextHeaders: string[] = [];
-
-    if (headers[LEGACY_WPT_HEADER] !== undefined) throw new AgentwardError('ERR_WPT_LEGACY');
-    const wits = headers[WIT_HEADER];
+  /** Verifies every workload credential presented; all must name the same workload. */
+  async authenticate(credentials: PresentedCredentials, facts: RequestFacts): Promise<WorkloadResult> {
+    if (credentials.legacyWpt) throw new AgentwardError('ERR_WPT_LEGACY');
+    const { wits } = credentials;
     if (wits !== undefined && wits.length > 1) throw new AgentwardError('ERR_WIT_MULTIPLE');
     const wit = wits?.[0];
-    const signature = headers['signature-input'] !== undefined ? findWimseSignature(headers) : undefined;
-    if (wit !== undefined) presented.push('wit');
-    if (signature !== undefined) presented.push('http_signature');
+    const signature = credentials.signature instanceof AgentwardError ? undefined : credentials.signature;
+    const proven: ProvenWorkload[] = [];
+    let unboundContextHeaders: string[] = [];
 
     if (credentials.scheme === 'wpt' || signature !== undefined) {
       if (wit === undefined) throw new AgentwardError('ERR_WIT_MISSING');
@@ -132,18 +80,19 @@ export class WorkloadAuthenticator {
         const workload = await this.options.wimse.verify({
           wit,
           wpt: credentials.wpt!,
-          targetUri: r.targetUri,
-          txnToken: singleTxnToken(headers),
-          otherTokens: this.contextTokens(headers),
+          targetUri: facts.targetUri,
+          txnToken: singleTxnToken(credentials.txnTokens),
+          otherTokens: contextTokens(credentials.contextTokens),
         });
-        unboundContextHeaders = this.options.contextTokenHeaders.filter((h) => headers[h] !== undefined && !workload.boundContextTokens.includes(h));
+        unboundContextHeaders = Object.keys(credentials.contextTokens).filter((h) => !workload.boundContextTokens.includes(h));
         proven.push({ id: workload.id, trustDomain: workload.trustDomain, path: workload.path, via: 'wit+wpt', expiresAt: workload.expiresAt, claims: witClaims(workload.witClaims) });
       }
       if (signature !== undefined) {
         // http-signature §3: the WIT is validated before the signature, and the body read only then.
-        const verified = await this.options.wimse.verifyIdentityToken(wit, r.targetUri);
-        const body = await r.readBody();
-        await this.options.httpSignatures.verify({ method: req.method ?? 'GET', path: r.path, query: r.query, headers, body: body.length > 0 ? body : undefined }, { key: verified.key, alg: verified.alg, thumbprint: verified.jkt }, r.targetUri);
+        const verified = await this.options.wimse.verifyIdentityToken(wit, facts.targetUri);
+        const body = await facts.readBody();
+        const request = { method: facts.method, path: facts.path, query: facts.query, headers: facts.headers, body: body.length > 0 ? body : undefined };
+        await this.options.httpSignatures.verify(request, { key: verified.key, alg: verified.alg, thumbprint: verified.jkt }, facts.targetUri);
         if (credentials.scheme !== 'wpt') {
           proven.push({ id: verified.id.id, trustDomain: verified.id.trustDomain, path: verified.id.path, via: 'wit+http_signature', expiresAt: verified.exp, claims: witClaims(verified.claims) });
         }
@@ -154,26 +103,19 @@ export class WorkloadAuthenticator {
     }
 
     if (this.options.x509Authorities) {
-      const svid = verifyX509Svid(req.socket, this.options.x509Authorities, this.options.now());
-      if (svid) {
-        presented.push('x509_svid');
-        proven.push({ id: svid.id, trustDomain: svid.trustDomain, path: svid.path, via: 'x509_svid', expiresAt: svid.expiresAt, claims: { ...svid.claims } });
-      }
+      const svid = verifyX509Svid(facts.socket, this.options.x509Authorities, this.options.now());
+      if (svid) proven.push({ id: svid.id, trustDomain: svid.trustDomain, path: svid.path, via: 'x509_svid', expiresAt: svid.expiresAt, claims: { ...svid.claims } });
     }
 
-    let bearerWasJwtSvid = false;
-    const token = credentials.accessToken;
-    if (credentials.scheme === 'bearer' && token !== undefined && this.options.jwtSvid && looksLikeJwtSvid(token, this.options.trustDomains, this.options.oauthIssuers)) {
-      const svid = await this.options.jwtSvid.verify(token);
-      bearerWasJwtSvid = true;
-      presented.push('jwt_svid');
+    if (credentials.bearerIsJwtSvid && this.options.jwtSvid) {
+      const svid = await this.options.jwtSvid.verify(credentials.accessToken!);
       proven.push({ id: svid.id, trustDomain: svid.trustDomain, path: svid.path, via: 'jwt_svid', expiresAt: svid.expiresAt, claims: svid.claims });
     }
 
     const agent = proven[0];
     if (agent !== undefined && proven.some((p) => p.id !== agent.id)) throw new AgentwardError('ERR_WORKLOAD_CONFLICT');
     if (agent === undefined && this.options.required) throw new AgentwardError('ERR_WORKLOAD_MISSING');
-    return { agent, bearerWasJwtSvid, unboundContextHeaders, presented };
+    return { agent, unboundContextHeaders };
   }
 
   /**
@@ -193,23 +135,20 @@ export class WorkloadAuthenticator {
     if (!ok) throw new AgentwardError('ERR_WORKLOAD_TOKEN_MISMATCH');
     return match;
   }
+}
 
-  /** The configured context-token headers present on the request, each exactly once (WPT-N30). */
-  private contextTokens(headers: Readonly<Record<string, string[]>>): Record<string, string> | undefined {
-    const found: Record<string, string> = {};
-    for (const name of this.options.contextTokenHeaders) {
-      const values = headers[name];
-      if (values === undefined) continue;
-      if (values.length > 1) throw new AgentwardError('ERR_WPT_OTH', `The context token header ${name} appears more than once; oth binds one value (wpt-02 section 2).`);
-      found[name] = values[0]!;
-    }
-    return Object.keys(found).length > 0 ? found : undefined;
+/** The configured context-token headers present on the request, each exactly once (WPT-N30). */
+function contextTokens(present: Readonly<Record<string, readonly string[]>>): Record<string, string> | undefined {
+  const found: Record<string, string> = {};
+  for (const [name, values] of Object.entries(present)) {
+    if (values.length > 1) throw new AgentwardError('ERR_WPT_OTH', `The context token header ${name} appears more than once; oth binds one value (wpt-02 section 2).`);
+    found[name] = values[0]!;
   }
+  return Object.keys(found).length > 0 ? found : undefined;
 }
 
 /** The Txn-Token a WPT's `tth` must bind (wpt-02 §2); two are refused before any hash is compared. */
-function singleTxnToken(headers: Readonly<Record<string, string[]>>): string | undefined {
-  const values = headers['txn-token'];
+function singleTxnToken(values: readonly string[] | undefined): string | undefined {
   if (values === undefined) return undefined;
   if (values.length > 1) throw new AgentwardError('ERR_TXN_TOKEN_MULTIPLE');
   return values[0];

@@ -138,13 +138,8 @@ const byConnection = new WeakMap<TLSSocket, Presented | Failure | null>();
  * @param nowMs the time to judge validity at, ms since the epoch (checked on every call).
  */
 export function verifyX509Svid(socket: Socket, authoritiesOf: X509AuthoritiesOf, nowMs: number): VerifiedX509Svid | undefined {
-  if (!(socket instanceof TLSSocket)) return undefined;
-  let presented = byConnection.get(socket);
-  if (presented === undefined) {
-    presented = readPresented(socket);
-    byConnection.set(socket, presented);
-  }
-  if (presented === null) return undefined;
+  if (!presentsX509Svid(socket)) return undefined;
+  const presented = byConnection.get(socket as TLSSocket)!;
   if (!('id' in presented)) throw fail(presented);
 
   const authorities = authoritiesOf(presented.id.trustDomain);
@@ -163,9 +158,23 @@ export function verifyX509Svid(socket: Socket, authoritiesOf: X509AuthoritiesOf,
   if (nowMs > chain.notAfter) throw new AgentwardError('ERR_X509_SVID_EXPIRED', `The ${chain.notAfterOf} of the client certificate chain has expired.`);
 
   if (!presented.authorized) {
-    throw new AgentwardError('ERR_X509_SVID_CHAIN', 'The TLS handshake did not verify the client certificate chain.', { cause: socket.authorizationError });
+    throw new AgentwardError('ERR_X509_SVID_CHAIN', 'The TLS handshake did not verify the client certificate chain.', { cause: (socket as TLSSocket).authorizationError });
   }
   return presented.result;
+}
+
+/**
+ * Whether the connection's client certificate is presented as a workload credential (it has a
+ * `spiffe` URI SAN), whether or not it verifies: what extraction lists as `x509_svid`.
+ */
+export function presentsX509Svid(socket: Socket): boolean {
+  if (!(socket instanceof TLSSocket)) return false;
+  let presented = byConnection.get(socket);
+  if (presented === undefined) {
+    presented = readPresented(socket);
+    byConnection.set(socket, presented);
+  }
+  return presented !== null;
 }
 
 function fail(failure: Failure): AgentwardError {

@@ -10,7 +10,7 @@ import type { Dispatcher } from 'undici';
 import type { Logger } from 'pino';
 import { AgentwardError } from '../errors.ts';
 import type { IssuerConfig } from '../config/schema.ts';
-import { fetchJson } from './fetch-json.ts';
+import { fetchJson } from '../outbound/http.ts';
 
 export interface IssuerKeysOptions {
   maxAgeMs: number;

@@ -22,7 +22,7 @@ import { createLocalJWKSet, errors as joseErrors, type CryptoKey, type Flattened
 import type { Dispatcher } from 'undici';
 import type { Logger } from 'pino';
 import { AgentwardError } from '../errors.ts';
-import { fetchJson } from './fetch-json.ts';
+import { fetchJson } from '../outbound/http.ts';
 
 export type TrustBundleSource = { file: string } | { url: string };
 

@@ -4,7 +4,7 @@
  * Request code logs through a child carrying the request id.
  */
 import pino, { type Logger, type LevelWithSilent } from 'pino';
-import { CREDENTIAL_HEADERS } from '../credentials/headers.ts';
+import { CREDENTIAL_HEADERS } from '../identity/credential-headers.ts';
 
 export type { Logger };
 

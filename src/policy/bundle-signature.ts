@@ -19,7 +19,7 @@
 import { createHash, createPublicKey, type JsonWebKey, type KeyObject } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { compactVerify, errors as joseErrors } from 'jose';
-import { BundleError, SIGNATURES_FILE } from './bundle.ts';
+import { BundleError, SIGNATURES_FILE } from './bundle-format.ts';
 
 /** The JWS algorithms a key can verify, the first being the default (OPA's default is RS256). */
 function algorithmsFor(key: KeyObject): string[] {

@@ -3,11 +3,11 @@
  * management-bundles "Bundle Service API"): a GET of the bundle URL answered with a gzipped
  * tarball. Polls are conditional (management-bundles "Caching"): the ETag of the bundle that was
  * last activated goes in `If-None-Match`, and 304 Not Modified means nothing changed. The
- * download uses the house fetch (src/keys/fetch-json.ts): a deadline, a size cap, same-origin
- * redirects only. Loading and swapping are the engine's (src/policy/engine.ts).
+ * download uses the one outbound client (src/outbound/http.ts): a deadline, a size cap,
+ * same-origin redirects only. Loading and swapping are the engine's (src/policy/engine.ts).
  */
 import type { Dispatcher } from 'undici';
-import { fetchBytes, type FetchedBytes } from '../keys/fetch-json.ts';
+import { fetchBytes, type FetchedBytes } from '../outbound/http.ts';
 
 export interface BundlePollOptions {
   /** Time between two polls; after failures the wait grows (pollDelayMs). */

@@ -10,6 +10,7 @@
  */
 import { gunzipSync } from 'node:zlib';
 import type { BundleVerifier } from './bundle-signature.ts';
+import { BundleError, SIGNATURES_FILE } from './bundle-format.ts';
 
 export interface PolicyBundle {
   wasm: Buffer;
@@ -18,17 +19,7 @@ export interface PolicyBundle {
   revision: string | undefined;
 }
 
-/** The signatures file of a signed bundle (OPA "Signature Format"), at the bundle root. */
-export const SIGNATURES_FILE = '.signatures.json';
-
 const MAX_BUNDLE_BYTES = 256 << 20;
-
-export class BundleError extends Error {
-  constructor(message: string, cause?: unknown) {
-    super(message, cause === undefined ? undefined : { cause });
-    this.name = 'BundleError';
-  }
-}
 
 /**
  * Opens a bundle from outside. With a verifier, its signature and every file's hash are checked

@@ -3,7 +3,7 @@
  * with only the keys below; anything else is a malformed decision, which denies.
  */
 import { AgentwardError } from '../errors.ts';
-import { CREDENTIAL_HEADERS } from '../credentials/headers.ts';
+import { CREDENTIAL_HEADERS } from '../identity/credential-headers.ts';
 
 export interface Decision {
   allow: boolean;

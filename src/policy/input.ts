@@ -3,11 +3,9 @@
  * it as `input`. Absent credentials are `null`, never missing keys. docs/policy-guide.md
  * describes every field.
  */
-import type { VerifiedAccessToken } from '../credentials/access-token.ts';
-import type { ClientCertificate } from '../credentials/client-certificate.ts';
+import type { ClientCertificate } from '../identity/client-certificate.ts';
 import type { DelegationChain } from '../identity/delegation.ts';
-import type { VerifiedTxnToken } from '../credentials/txn-token.ts';
-import type { ProvenWorkload, TokenMatch } from '../credentials/workload.ts';
+import type { ProvenWorkload, TokenMatch } from '../identity/workload.ts';
 
 export interface RequestInput {
   id: string;
@@ -65,9 +63,6 @@ export interface AgentInput extends ProvenWorkload {
   token: TokenMatch | null;
 }
 
-export function agentInput(agent: ProvenWorkload, token: TokenMatch | null): AgentInput {
-  return { ...agent, token };
-}
 
 /**
  * A verified Transaction Token (draft-ietf-oauth-transaction-tokens §9.2): genuine, current and
@@ -92,22 +87,6 @@ export interface TxnInput {
   expiresAt: number;
   /** The other claims. */
   claims: Record<string, unknown>;
-}
-
-/** The policy view of a verified Txn-Token (no hash: that is for audit records). */
-export function txnInput(token: VerifiedTxnToken): TxnInput {
-  return {
-    txn: token.txn,
-    sub: token.sub,
-    scopes: token.scopes,
-    tctx: token.tctx,
-    rctx: token.rctx,
-    reqWl: token.reqWl,
-    iss: token.iss,
-    issuedAt: token.issuedAt,
-    expiresAt: token.expiresAt,
-    claims: token.claims,
-  };
 }
 
 /**
@@ -185,42 +164,4 @@ export function readField(input: PolicyInput, path: string): unknown {
     value = (value as Record<string, unknown>)[segment];
   }
   return value;
-}
-
-/** Claims mapped to named subject fields; the rest go to `subject.claims`. */
-const MAPPED_CLAIMS = new Set(['iss', 'sub', 'client_id', 'scope', 'aud', 'acr', 'amr', 'auth_time', 'authorization_details', 'jti', 'exp', 'may_act', 'act']);
-
-/** Subject inputs by verified token: a cached token reuses its subject instead of rebuilding it. */
-const subjects = new WeakMap<VerifiedAccessToken, SubjectInput>();
-
-export function subjectInput(token: VerifiedAccessToken): SubjectInput {
-  let subject = subjects.get(token);
-  if (!subject) {
-    subject = buildSubject(token);
-    subjects.set(token, subject);
-  }
-  return subject;
-}
-
-function buildSubject(token: VerifiedAccessToken): SubjectInput {
-  const c = token.claims;
-  const claims: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(c)) if (!MAPPED_CLAIMS.has(k)) claims[k] = v;
-  return {
-    iss: token.issuer,
-    sub: token.subject,
-    clientId: token.clientId,
-    scopes: token.scopes,
-    aud: token.audiences,
-    acr: typeof c.acr === 'string' ? c.acr : null,
-    amr: Array.isArray(c.amr) ? c.amr.filter((x): x is string => typeof x === 'string') : [],
-    authTime: typeof c.auth_time === 'number' ? c.auth_time : null,
-    authorizationDetails: Array.isArray(c.authorization_details) ? c.authorization_details : [],
-    jti: typeof c.jti === 'string' ? c.jti : null,
-    expiresAt: token.expiresAt,
-    format: token.format,
-    binding: token.jkt ? 'dpop' : token.x5t ? 'mtls' : 'bearer',
-    mayAct: c.may_act !== null && typeof c.may_act === 'object' && !Array.isArray(c.may_act) ? (c.may_act as Record<string, unknown>) : null,
-    claims,
-  };
 }

@@ -9,6 +9,7 @@ import { Agent as HttpsAgent } from 'node:https';
 import { pipeline, Readable, type Transform } from 'node:stream';
 import { createProxyServer, type ProxyServer } from 'http-proxy-3';
 import { AgentwardError } from '../errors.ts';
+import type { ResponseRewrite } from '../rpc/list-filter.ts';
 import { stripHopByHop } from './headers.ts';
 
 export interface ForwarderOptions {
@@ -26,17 +27,13 @@ export interface ForwardResult {
   error: AgentwardError | undefined;
 }
 
+// The forwarder's callers name the rewrite they pass by this type; it is defined with the MCP
+// response rewriting it describes (src/rpc/list-filter.ts).
+
 const kState = Symbol('agentward.forward');
 
 /** Errors meaning no connection was made (http-proxy-3 reports its connect timeout as ECONNECT_TIMEOUT). */
 const UNREACHABLE = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EHOSTUNREACH', 'ENETUNREACH', 'ETIMEDOUT', 'ECONNECT_TIMEOUT', 'EAI_AGAIN']);
-
-/**
- * Rewrites a response body on its way back (MCP list filtering): given the upstream status and
- * headers, a Transform for the body, or undefined to pass it untouched. May throw an
- * AgentwardError to refuse a response it cannot rewrite (answered 502 while nothing was sent).
- */
-export type ResponseRewrite = (status: number, headers: IncomingMessage['headers']) => Transform | undefined;
 
 interface ForwardState {
   timedOut: boolean;

@@ -5,7 +5,7 @@
  * (RFC 9700 §4.13: a reverse proxy must sanitize inbound security headers).
  */
 import type { IncomingHttpHeaders } from 'node:http';
-import { CREDENTIAL_HEADERS } from '../credentials/headers.ts';
+import { CREDENTIAL_HEADERS } from '../identity/credential-headers.ts';
 import { readField, type PolicyInput } from '../policy/input.ts';
 
 /** Forwarding headers only the proxy may set. */

@@ -14,21 +14,20 @@ import type { Logger } from 'pino';
 import { AgentwardError, asAgentwardError } from '../errors.ts';
 import { parseJsonRpcBody } from '../rpc/json-rpc.ts';
 import { checkMcpHeaders, inspectRpc, type ListKind, type RpcCall, type RpcInspection, type RpcProtocol } from '../rpc/inspect.ts';
-import { listResponseRewrite } from '../rpc/list-filter.ts';
-import type { ResponseRewrite } from './forward.ts';
-import { extractCredentials, type AcceptedSchemes } from '../credentials/extract.ts';
-import type { ProvenWorkload, TokenMatch, WorkloadAuthenticator, WorkloadResult } from '../credentials/workload.ts';
-import { CREDENTIAL_HEADERS } from '../credentials/headers.ts';
+import { listResponseRewrite, type ResponseRewrite } from '../rpc/list-filter.ts';
+import { readBounded } from '../outbound/bounded-body.ts';
+import { extractCredentials, type ExtractOptions, type PresentedCredentials, type RequestFacts } from '../credentials/extract.ts';
+import type { WorkloadAuthenticator, WorkloadResult } from '../credentials/workload.ts';
+import type { ProvenWorkload } from '../identity/workload.ts';
 import type { VerifiedAccessToken } from '../credentials/access-token.ts';
 import type { TxnTokenVerifier, VerifiedTxnToken } from '../credentials/txn-token.ts';
 import type { AccessTokens } from '../credentials/tokens.ts';
 import type { DpopNonces, DpopVerifier } from '../credentials/dpop.ts';
-import { checkCertificateBinding, clientCertificateOf } from '../credentials/client-certificate.ts';
-import type { PresentedCredentials } from '../credentials/extract.ts';
-import { NO_DELEGATION } from '../identity/delegation.ts';
+import { checkCertificateBinding } from '../credentials/client-certificate.ts';
 import type { PolicyEngine } from '../policy/engine.ts';
 import type { Decision } from '../policy/decision.ts';
-import { agentInput, subjectInput, txnInput, type PolicyInput } from '../policy/input.ts';
+import type { PolicyInput } from '../policy/input.ts';
+import { buildInput } from './input.ts';
 import type { AuditSink } from '../observability/audit.ts';
 import type { Forwarder } from './forward.ts';
 import { rewriteUpstreamHeaders, type UpstreamHeaderPlan } from './headers.ts';
@@ -59,8 +58,8 @@ export interface PipelineDeps {
   workload: WorkloadAuthenticator | undefined;
   /** `oauth.requireToken`: every request needs an access token, even with a proven workload identity. */
   requireToken: boolean;
-  /** Authorization schemes accepted besides Bearer. */
-  accepted: AcceptedSchemes;
+  /** What step 2 reads: the Authorization schemes accepted besides Bearer, the workload headers. */
+  extraction: ExtractOptions;
   /** Txn-Token checks; undefined when `txnTokens` is not configured (a Txn-Token is then refused). */
   txn: { verifier: Pick<TxnTokenVerifier, 'verify'>; required: boolean } | undefined;
   /** The schemes offered in challenges. */
@@ -160,35 +159,51 @@ export async function handleRequest(req: IncomingMessage, res: ServerResponse, d
 /**
  * Steps 2 to 6 (extract, verify, inspect, build input, decide): everything up to the decision,
  * nothing sent. `handleRequest` enforces and forwards after it; `agentward explain` prints what it
- * found (src/explain.ts).
+ * found (src/proxy/explain.ts).
  */
 export async function authorize(req: IncomingMessage, res: ServerResponse, target: URL, ctx: RequestContext, deps: PipelineDeps): Promise<{ input: PolicyInput; body: Buffer | undefined; decision: Decision }> {
-  const credentials = extractCredentials(req, target.searchParams, deps.accepted);
+  const credentials = extractCredentials(req, target.searchParams, deps.extraction);
   ctx.scheme = credentials.scheme;
+  const facts = requestFacts(req, ctx, deps);
   // Step 3, in the order of credentials.md §H.1: the workload (agent) first, then the access
   // token with its sender constraint, then the Txn-Token. Every credential presented is verified.
-  const workload = await authenticateWorkload(req, credentials, ctx, deps);
+  const workload = await authenticateWorkload(credentials, facts, ctx, deps);
   ctx.agent = workload.agent;
-  const accessToken = workload.bearerWasJwtSvid ? undefined : credentials.accessToken;
+  const accessToken = credentials.bearerIsJwtSvid ? undefined : credentials.accessToken;
   if (accessToken !== undefined) {
     ctx.token = await deps.verifier.verify(accessToken);
-    await verifySenderConstraint(credentials, ctx.token, req, res, target, deps);
+    await verifySenderConstraint(credentials, ctx.token, facts, res, deps);
   } else if (deps.requireToken || ctx.agent === undefined) {
     throw new AgentwardError('ERR_CREDENTIALS_MISSING');
   }
   const tokenMatch = ctx.agent && ctx.token ? deps.workload!.matchToken(ctx.agent, ctx.token) : null;
-  ctx.txn = await verifyTxnToken(req, deps);
+  ctx.txn = await verifyTxnToken(credentials, deps);
 
   ctx.route = deps.rpcRoutes.get(target.pathname);
   const body = await inspectBody(req, deps.maxBodyBytes, ctx);
-  const presented = [
-    ...credentials.presented.filter((name) => !(workload.bearerWasJwtSvid && name === 'access_token')),
-    ...workload.presented,
-    ...(ctx.txn ? ['txn_token'] : []),
-  ];
-  const input = buildInput(req, ctx, target, presented, tokenMatch, workload.unboundContextHeaders, deps);
+  const input = buildInput(
+    { requestId: ctx.id, method: ctx.method, target, headers: req.headersDistinct, credentials, agent: ctx.agent, tokenMatch, token: ctx.token, txn: ctx.txn, unboundContextHeaders: workload.unboundContextHeaders },
+    deps.resource,
+    deps.now(),
+  );
   ctx.decision = decide(input, ctx, deps);
   return { input, body, decision: ctx.decision };
+}
+
+/** The request facts verifiers need besides the credentials: the signed components are the request as received (RFC 9421 §2.2.6, §2.2.7). */
+function requestFacts(req: IncomingMessage, ctx: RequestContext, deps: PipelineDeps): RequestFacts {
+  const raw = req.url ?? '/';
+  const q = raw.indexOf('?');
+  const path = q === -1 ? raw : raw.slice(0, q);
+  return {
+    method: req.method ?? 'GET',
+    path,
+    query: q === -1 ? '?' : raw.slice(q),
+    targetUri: `${deps.resource.origin}${path}`,
+    headers: req.headersDistinct as Record<string, string[]>,
+    socket: req.socket,
+    readBody: async () => (ctx.body ??= await readBody(req, deps.maxBodyBytes)),
+  };
 }
 
 /**
@@ -247,55 +262,34 @@ function newContext(id: string, traceId: string | null, method: string): Request
  * the DPoP scheme and a proof by that key (RFC 9449 §7.1, §7.2); the DPoP scheme needs a bound
  * token. The proof id is recorded against replay only once the binding holds.
  */
-async function verifySenderConstraint(
-  credentials: PresentedCredentials,
-  token: VerifiedAccessToken,
-  req: IncomingMessage,
-  res: ServerResponse,
-  target: URL,
-  deps: PipelineDeps,
-): Promise<void> {
-  if (token.x5t !== undefined) checkCertificateBinding(token.x5t, clientCertificateOf(req.socket));
+async function verifySenderConstraint(credentials: PresentedCredentials, token: VerifiedAccessToken, facts: RequestFacts, res: ServerResponse, deps: PipelineDeps): Promise<void> {
+  if (token.x5t !== undefined) checkCertificateBinding(token.x5t, credentials.clientCertificate);
   if (credentials.scheme !== 'dpop') {
     if (token.jkt !== undefined) throw new AgentwardError('ERR_DPOP_BOUND_TOKEN_AS_BEARER');
     if (deps.dpop?.required) throw new AgentwardError('ERR_DPOP_REQUIRED');
     return;
   }
-  const proof = await deps.dpop!.verifier.verify(credentials.dpopProof!, {
-    method: req.method ?? 'GET',
-    uri: `${deps.resource.origin}${target.pathname}`,
-    accessToken: credentials.accessToken!,
-  });
+  // RFC 9449 §4.3 step 9: htu is the resource origin + path from configuration, never Host.
+  const proof = await deps.dpop!.verifier.verify(credentials.dpopProof!, { method: facts.method, uri: facts.targetUri, accessToken: credentials.accessToken! });
   if (token.jkt === undefined) throw new AgentwardError('ERR_DPOP_TOKEN_NOT_BOUND');
   if (proof.jkt !== token.jkt) throw new AgentwardError('ERR_DPOP_BINDING_MISMATCH');
   proof.commit();
   if (proof.freshNonce !== undefined) res.setHeader('dpop-nonce', proof.freshNonce);
 }
 
-const NO_WORKLOAD: WorkloadResult = { agent: undefined, bearerWasJwtSvid: false, unboundContextHeaders: [], presented: [] };
+const NO_WORKLOAD: WorkloadResult = { agent: undefined, unboundContextHeaders: [] };
 
 /**
  * Step 3, first part: the workload identity. Without a `workload` section a WIT is refused, never
  * ignored (a client relying on it must learn it did not count).
  */
-async function authenticateWorkload(req: IncomingMessage, credentials: PresentedCredentials, ctx: RequestContext, deps: PipelineDeps): Promise<WorkloadResult> {
+async function authenticateWorkload(credentials: PresentedCredentials, facts: RequestFacts, ctx: RequestContext, deps: PipelineDeps): Promise<WorkloadResult> {
   if (!deps.workload) {
-    if (req.headersDistinct['workload-identity-token'] !== undefined || req.headersDistinct['workload-proof-token'] !== undefined) throw new AgentwardError('ERR_WORKLOAD_UNSUPPORTED');
+    if (credentials.wits !== undefined || credentials.legacyWpt) throw new AgentwardError('ERR_WORKLOAD_UNSUPPORTED');
     return NO_WORKLOAD;
   }
-  ctx.workloadProof = deps.workload.proofMode(req, credentials);
-  // The signed components are the request as received (RFC 9421 §2.2.6, §2.2.7), not a parsed form.
-  const raw = req.url ?? '/';
-  const q = raw.indexOf('?');
-  const path = q === -1 ? raw : raw.slice(0, q);
-  return deps.workload.authenticate({
-    req,
-    credentials,
-    targetUri: `${deps.resource.origin}${path}`,
-    path,
-    query: q === -1 ? '?' : raw.slice(q),
-    readBody: async () => (ctx.body ??= await readBody(req, deps.maxBodyBytes)),
-  });
+  ctx.workloadProof = deps.workload.proofMode(credentials);
+  return deps.workload.authenticate(credentials, facts);
 }
 
 /**
@@ -303,8 +297,8 @@ async function authenticateWorkload(req: IncomingMessage, credentials: Presented
  * access token and its sender constraint. Verified when present, or required by configuration; a
  * Txn-Token sent to a resource that is not set up for them is refused, never ignored.
  */
-async function verifyTxnToken(req: IncomingMessage, deps: PipelineDeps): Promise<VerifiedTxnToken | undefined> {
-  const values = req.headersDistinct['txn-token'];
+async function verifyTxnToken(credentials: PresentedCredentials, deps: PipelineDeps): Promise<VerifiedTxnToken | undefined> {
+  const values = credentials.txnTokens;
   if (values === undefined && !deps.txn?.required) return undefined;
   if (!deps.txn) throw new AgentwardError('ERR_TXN_TOKEN_UNSUPPORTED');
   return deps.txn.verifier.verify(values ?? []);
@@ -376,56 +370,13 @@ async function inspectBody(req: IncomingMessage, maxBytes: number, ctx: RequestC
 }
 
 /** Reads the whole request body, refusing more than `maxBytes` (413) before buffering it. */
-async function readBody(req: IncomingMessage, maxBytes: number): Promise<Buffer> {
-  const declared = Number(req.headers['content-length']);
-  if (Number.isFinite(declared) && declared > maxBytes) throw new AgentwardError('ERR_BODY_TOO_LARGE');
-  const chunks: Buffer[] = [];
-  let size = 0;
-  try {
-    for await (const chunk of req) {
-      size += (chunk as Buffer).length;
-      if (size > maxBytes) throw new AgentwardError('ERR_BODY_TOO_LARGE');
-      chunks.push(chunk as Buffer);
-    }
-  } catch (err) {
-    throw err instanceof AgentwardError ? err : new AgentwardError('ERR_BODY_READ', undefined, { cause: err });
-  }
-  return Buffer.concat(chunks);
-}
-
-/** Step 5: the policy input, version 1 (design §3.3). */
-function buildInput(
-  req: IncomingMessage,
-  ctx: RequestContext,
-  target: URL,
-  presented: string[],
-  tokenMatch: TokenMatch | null,
-  unboundContextHeaders: readonly string[],
-  deps: PipelineDeps,
-): PolicyInput {
-  const query: Record<string, string[]> = {};
-  for (const [k, v] of target.searchParams) (query[k] ??= []).push(v);
-  const headers: Record<string, string> = {};
-  for (const [name, values] of Object.entries(req.headersDistinct)) {
-    // Repeated fields join with ", " (RFC 9110 §5.3), cookies with "; " (RFC 6265 §5.4).
-    // A context token a WPT did not bind must not feed a decision (wpt-02 §2, WPT-N31).
-    if (values && !CREDENTIAL_HEADERS.includes(name) && !unboundContextHeaders.includes(name)) headers[name] = values.join(name === 'cookie' ? '; ' : ', ');
-  }
-  const token = ctx.token;
-  const clientCertificate = clientCertificateOf(req.socket);
-  return {
-    version: 1,
-    now: Math.floor(deps.now() / 1000),
-    request: { id: ctx.id, method: ctx.method, scheme: deps.resource.scheme, host: deps.resource.host, path: target.pathname, query, headers, clientCertificate },
-    resource: { id: deps.resource.id },
-    agent: ctx.agent ? agentInput(ctx.agent, tokenMatch) : null,
-    subject: token ? subjectInput(token) : null,
-    delegation: token?.delegation ?? NO_DELEGATION,
-    txn: ctx.txn ? txnInput(ctx.txn) : null,
-    mcp: null,
-    a2a: null,
-    credentials: { presented: clientCertificate ? [...presented, 'client_certificate'] : presented },
-  };
+function readBody(req: IncomingMessage, maxBytes: number): Promise<Buffer> {
+  return readBounded(req, {
+    maxBytes,
+    contentLength: req.headers['content-length'],
+    tooLarge: () => new AgentwardError('ERR_BODY_TOO_LARGE'),
+    readFailed: (cause) => new AgentwardError('ERR_BODY_READ', undefined, { cause }),
+  });
 }
 
 /**

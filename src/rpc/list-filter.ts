@@ -9,10 +9,18 @@
  * list request is rewritten. Anything that is not a JSON-RPC response to a list request passes
  * through untouched.
  */
+import type { IncomingHttpHeaders } from 'node:http';
 import { Transform, type TransformCallback } from 'node:stream';
 import { AgentwardError } from '../errors.ts';
-import type { ResponseRewrite } from '../proxy/forward.ts';
 import type { ListKind } from './inspect.ts';
+
+/**
+ * Rewrites a response body on its way back (the forwarder, src/proxy/forward.ts, applies it):
+ * given the upstream status and headers, a Transform for the body, or undefined to pass it
+ * untouched. May throw an AgentwardError to refuse a response it cannot rewrite (answered 502
+ * while nothing was sent).
+ */
+export type ResponseRewrite = (status: number, headers: IncomingHttpHeaders) => Transform | undefined;
 
 /** Decides whether one list item (its name, or URI for resources) is shown. */
 export type ItemFilter = (kind: ListKind, name: string) => boolean;

@@ -14,7 +14,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
 import { parseConfig, ConfigError, type ConfigProblem } from '../../src/config/load.ts';
 import { HttpBundleSource, isUrlSource, pollDelayMs } from '../../src/policy/bundle-source.ts';
 import { PolicyEngine } from '../../src/policy/engine.ts';
-import { fetchJson, FetchJsonError } from '../../src/keys/fetch-json.ts';
+import { fetchJson, FetchJsonError } from '../../src/outbound/http.ts';
 import { createLogger } from '../../src/observability/logger.ts';
 import { opaBinary } from '../../src/policy/compile.ts';
 import { buildBundle, keyPairFiles, startBundleServer, writeFolder, type TestBundleServer } from '../helpers/bundle-server.ts';

@@ -9,7 +9,7 @@ import { join, resolve } from 'node:path';
 import { describe, expect, test } from 'vitest';
 import { cli } from '../helpers/cli.ts';
 import { parseConfig, loadConfig, relaxations, ConfigError, type ConfigProblem, type LoadedConfig } from '../../src/config/load.ts';
-import { effectiveProfile } from '../../src/config/issuer-profiles.ts';
+import { effectiveProfile } from '../../src/identity/issuer-profiles.ts';
 
 const REPO = resolve(import.meta.dirname, '../..');
 const POLICIES = join(REPO, 'policies');
@@ -110,7 +110,7 @@ describe('defaults', () => {
         profile: 'rfc9068',
       },
     ]);
-    // The profile supplies the rest (config/issuer-profiles.ts): strict RFC 9068.
+    // The profile supplies the rest (identity/issuer-profiles.ts): strict RFC 9068.
     const profile = effectiveProfile(config.oauth.issuers[0]!);
     expect(profile.requiredClaims).toEqual(['iss', 'exp', 'aud', 'sub', 'client_id', 'iat', 'jti']);
     expect(profile).toMatchObject({ typ: ['at+jwt'], typRequired: true, clientIdClaims: ['client_id'], scopeClaims: ['scope'], subjectClaim: 'sub', audienceClaims: ['aud'] });

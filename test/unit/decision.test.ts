@@ -6,7 +6,7 @@
 import { describe, expect, test } from 'vitest';
 import { parseDecision } from '../../src/policy/decision.ts';
 import { AgentwardError } from '../../src/errors.ts';
-import { CREDENTIAL_HEADERS } from '../../src/credentials/headers.ts';
+import { CREDENTIAL_HEADERS } from '../../src/identity/credential-headers.ts';
 
 /** Asserts `value` is refused as a malformed decision, and returns the internal reason (the cause). */
 function expectInvalid(value: unknown): string {

@@ -6,7 +6,7 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import { describe, expect, test } from 'vitest';
 import { rewriteUpstreamHeaders, type UpstreamFacts, type UpstreamHeaderPlan } from '../../src/proxy/headers.ts';
-import { CREDENTIAL_HEADERS } from '../../src/credentials/headers.ts';
+import { CREDENTIAL_HEADERS } from '../../src/identity/credential-headers.ts';
 import type { PolicyInput, SubjectInput } from '../../src/policy/input.ts';
 
 function subject(overrides: Partial<SubjectInput> = {}): SubjectInput {

@@ -11,7 +11,8 @@ import { POLICY_INPUT_DOC, renderPolicyInputDoc } from '../../scripts/gen-policy
 import type { VerifiedAccessToken } from '../../src/credentials/access-token.ts';
 import type { VerifiedTxnToken } from '../../src/credentials/txn-token.ts';
 import { PolicyInputSchema, SCHEMA_MATCHES_POLICY_INPUT } from '../../src/policy/input-schema.ts';
-import { agentInput, subjectInput, txnInput, type PolicyInput } from '../../src/policy/input.ts';
+import type { PolicyInput } from '../../src/policy/input.ts';
+import { agentInput, subjectInput, txnInput } from '../../src/proxy/input.ts';
 
 const NOW = 1764460800;
 

@@ -8,7 +8,7 @@ import { Agent } from 'undici';
 import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
 import { TokenIntrospector, type IntrospectionClientAuth, type TokenIntrospectorOptions } from '../../src/credentials/introspection.ts';
 import { AgentwardError } from '../../src/errors.ts';
-import { subjectInput } from '../../src/policy/input.ts';
+import { subjectInput } from '../../src/proxy/input.ts';
 import { newKey, type TestKey } from '../helpers/issuer.ts';
 import { startCountingServer, startIntrospectionServer, type ExpectedClientAuth, type IntrospectionServer } from '../helpers/introspection-server.ts';
 import { expectCode } from '../helpers/expect-code.ts';

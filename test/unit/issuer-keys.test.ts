@@ -1,6 +1,6 @@
 /**
  * Issuer key sets (src/keys/issuer-keys.ts) and the outbound JSON fetch under them
- * (src/keys/fetch-json.ts), against real loopback servers: discovery (RFC 8414 §3, OIDC
+ * (src/outbound/http.ts), against real loopback servers: discovery (RFC 8414 §3, OIDC
  * Discovery §4), single-flight refetch on an unknown kid with a cooldown, fail-fast during an
  * outage and recovery by the retry timer; fetch deadlines, size caps and same-origin redirects.
  */
@@ -9,9 +9,9 @@ import type { AddressInfo } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterEach, describe, expect, test } from 'vitest';
 import { IssuerKeys, metadataUrls, type IssuerKeysOptions } from '../../src/keys/issuer-keys.ts';
-import { fetchJson, FetchJsonError } from '../../src/keys/fetch-json.ts';
+import { fetchJson, FetchJsonError } from '../../src/outbound/http.ts';
 import type { IssuerConfig } from '../../src/config/schema.ts';
-import { RFC9068_REQUIRED_CLAIMS } from '../../src/config/issuer-profiles.ts';
+import { RFC9068_REQUIRED_CLAIMS } from '../../src/identity/issuer-profiles.ts';
 import { AgentwardError, type ErrorCode } from '../../src/errors.ts';
 import { createLogger } from '../../src/observability/logger.ts';
 import { startIssuer, type TestIssuer } from '../helpers/issuer.ts';

@@ -1,5 +1,5 @@
 /**
- * Issuer profiles (config/issuer-profiles.ts, docs/issuers.md): each relaxed profile accepts what
+ * Issuer profiles (identity/issuer-profiles.ts, docs/issuers.md): each relaxed profile accepts what
  * its server sends, fills the same verified fields (subject, client id, scopes), and its
  * confusion guard refuses the server's other JWTs with ERR_TOKEN_NOT_ACCESS_TOKEN. Real
  * signatures and a real key set on loopback; the vendor-shaped end-to-end tests are in
@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { AccessTokenVerifier } from '../../src/credentials/access-token.ts';
 import { IssuerKeys } from '../../src/keys/issuer-keys.ts';
 import type { IssuerConfig } from '../../src/config/schema.ts';
-import { effectiveProfile, PROFILE_PRESETS, relaxesTyp, guardsAccessTokens, ISSUER_PROFILES } from '../../src/config/issuer-profiles.ts';
+import { effectiveProfile, PROFILE_PRESETS, relaxesTyp, guardsAccessTokens, ISSUER_PROFILES } from '../../src/identity/issuer-profiles.ts';
 import { parseConfig, relaxations, ConfigError } from '../../src/config/load.ts';
 import { createLogger } from '../../src/observability/logger.ts';
 import { AgentwardError } from '../../src/errors.ts';

@@ -7,11 +7,11 @@
  */
 import { IncomingMessage, ServerResponse } from 'node:http';
 import { Socket } from 'node:net';
-import { asAgentwardError } from './errors.ts';
-import type { Decision } from './policy/decision.ts';
-import type { PolicyInput } from './policy/input.ts';
-import { admit, authorize, denyError, parseTarget, rejectContext, type PipelineDeps } from './proxy/pipeline.ts';
-import { problemFor } from './proxy/reject.ts';
+import { asAgentwardError } from '../errors.ts';
+import type { Decision } from '../policy/decision.ts';
+import type { PolicyInput } from '../policy/input.ts';
+import { admit, authorize, denyError, parseTarget, rejectContext, type PipelineDeps } from './pipeline.ts';
+import { problemFor } from './reject.ts';
 
 /** A request as `--request FILE` describes it (JSON or YAML). */
 export interface DescribedRequest {
@@ -50,6 +50,12 @@ export function describedRequest(value: unknown): DescribedRequest {
   return r as unknown as DescribedRequest;
 }
 
+/**
+ * Runs `described` through admission and `authorize` with the served app's `deps`, and returns the
+ * policy input, the decision and the answer the proxy would give. Never forwards and never throws
+ * for a refused request: a refusal is the `refuse` answer, built by the same mapping as a served
+ * one (src/proxy/reject.ts).
+ */
 export async function explainRequest(described: DescribedRequest, deps: PipelineDeps): Promise<ExplainResult> {
   const { req, res } = syntheticRequest(described);
   const ctx = admit(req, deps);

@@ -1,4 +1,4 @@
-/** Durations in the config are strings with a unit ("250ms", "30s", "5m", "1h"); the schema checks the form. */
+/** Durations in the config are strings with a unit ("250ms", "30s", "5m", "1h"); the config schema checks the form, and whoever builds from a config section converts them here. */
 const UNIT_MS = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 } as const;
 
 export function durationMs(value: string): number {
