@@ -16,18 +16,19 @@ import { dirname, join, relative, resolve } from 'node:path';
 export const RULES: Readonly<Record<string, readonly string[]>> = {
   errors: [],
   duration: [],
+  services: [],
   identity: ['errors'],
   jose: ['errors'],
   outbound: ['errors'],
-  keys: ['errors', 'duration', 'identity', 'jose', 'outbound'],
-  credentials: ['errors', 'duration', 'identity', 'jose', 'keys', 'outbound'],
-  policy: ['errors', 'duration', 'identity', 'jose', 'outbound'],
-  rpc: ['errors', 'identity', 'policy'],
-  observability: ['errors', 'identity'],
-  config: ['errors', 'duration', 'identity', 'jose', 'policy'],
-  proxy: ['errors', 'duration', 'identity', 'jose', 'outbound', 'keys', 'credentials', 'policy', 'rpc', 'observability', 'config'],
-  app: ['errors', 'duration', 'identity', 'jose', 'outbound', 'keys', 'credentials', 'policy', 'rpc', 'observability', 'config', 'proxy'],
-  main: ['errors', 'duration', 'identity', 'jose', 'outbound', 'keys', 'credentials', 'policy', 'rpc', 'observability', 'config', 'proxy', 'app'],
+  keys: ['errors', 'services', 'duration', 'identity', 'jose', 'outbound'],
+  credentials: ['errors', 'services', 'duration', 'identity', 'jose', 'keys', 'outbound'],
+  policy: ['errors', 'services', 'duration', 'identity', 'jose', 'outbound'],
+  rpc: ['errors', 'services', 'identity', 'policy'],
+  observability: ['errors', 'services', 'identity'],
+  config: ['errors', 'services', 'duration', 'identity', 'jose', 'policy'],
+  proxy: ['errors', 'services', 'duration', 'identity', 'jose', 'outbound', 'keys', 'credentials', 'policy', 'rpc', 'observability', 'config'],
+  app: ['errors', 'services', 'duration', 'identity', 'jose', 'outbound', 'keys', 'credentials', 'policy', 'rpc', 'observability', 'config', 'proxy'],
+  main: ['errors', 'services', 'duration', 'identity', 'jose', 'outbound', 'keys', 'credentials', 'policy', 'rpc', 'observability', 'config', 'proxy', 'app'],
 };
 
 const IMPORT = /^\s*(?:import|export)\s+(?:type\s+)?(?:[^'";]*?\s+from\s+)?['"](\.{1,2}\/[^'"]+)['"]/gm;

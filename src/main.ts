@@ -14,7 +14,7 @@ import { describedRequest, type DescribedRequest } from './proxy/explain.ts';
 import { dirname, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { loadConfig, defaultConfigPath, relaxations, ConfigError, type LoadedConfig } from './config/load.ts';
-import { createApp, createPolicyEngine } from './app.ts';
+import { createApp, createPolicyEngine } from './app/index.ts';
 import { createLogger } from './observability/logger.ts';
 import { compileRego, opaBinary, PolicyCompileError } from './policy/compile.ts';
 import { verifyAuditFile } from './observability/audit.ts';
@@ -169,7 +169,7 @@ async function check(args: string[]): Promise<number> {
     }
   }
   // Load the policy the way serve would (compiling a Rego folder), without serving.
-  const policy = createPolicyEngine(loaded, createLogger('silent'));
+  const policy = createPolicyEngine(loaded, { logger: createLogger('silent'), dispatcher: undefined });
   try {
     await policy.load();
   } catch (err) {

@@ -13,7 +13,7 @@ import type { ClientCertificate } from '../identity/client-certificate.ts';
 
 /**
  * Facts per connection, computed on its first request. A connection's certificate cannot change
- * afterwards: the listener disables TLS renegotiation on every connection (src/app.ts), and
+ * afterwards: the listener disables TLS renegotiation on every connection (src/app/listeners.ts), and
  * TLS 1.3 has none.
  */
 const byConnection = new WeakMap<Socket, ClientCertificate | null>();

@@ -34,7 +34,7 @@
  * (the authorities array is replaced, never mutated, when a bundle changes: src/keys/trust-bundle.ts),
  * so a keep-alive connection's later requests only ask for the authorities (an unavailable bundle
  * still fails closed, ERR_KEYS_UNAVAILABLE) and compare the clock with the chain's validity. A
- * connection's certificate cannot change: the listener refuses renegotiation (src/app.ts).
+ * connection's certificate cannot change: the listener refuses renegotiation (src/app/listeners.ts).
  *
  * X.509 extensions are read with @peculiar/asn1-x509: node:crypto's X509Certificate exposes
  * neither key usage bits nor basic constraints, and prints SANs as text that is hard to split

@@ -9,8 +9,17 @@ import { createLocalJWKSet, errors as joseErrors, type JSONWebKeySet, type JWSHe
 import type { Dispatcher } from 'undici';
 import type { Logger } from 'pino';
 import { AgentwardError } from '../errors.ts';
-import type { IssuerConfig } from '../config/schema.ts';
 import { fetchJson } from '../outbound/http.ts';
+
+/** Where an issuer's key set comes from: the `oauth.issuers[]` fields this module reads. */
+export interface KeySetSource {
+  /** The issuer identifier; discovery's metadata must name it exactly (RFC 8414 §3.3). */
+  issuer: string;
+  /** The JWK Set URL; when absent it is discovered. */
+  jwksUri?: string | undefined;
+  /** Which metadata document names `jwks_uri`: RFC 8414, OpenID Connect Discovery, or both in turn. */
+  discovery: 'auto' | 'oauth-authorization-server' | 'openid-configuration';
+}
 
 export interface IssuerKeysOptions {
   maxAgeMs: number;
@@ -35,7 +44,7 @@ const MAX_TIMER_MS = 2 ** 31 - 1;
 
 export class IssuerKeys {
   readonly issuer: string;
-  private readonly config: IssuerConfig;
+  private readonly config: KeySetSource;
   private readonly options: IssuerKeysOptions;
   private readonly now: () => number;
   private resolver: KeyResolver | undefined;
@@ -52,7 +61,7 @@ export class IssuerKeys {
   private closed = false;
   private readonly listeners: RotationListener[] = [];
 
-  constructor(config: IssuerConfig, options: IssuerKeysOptions) {
+  constructor(config: KeySetSource, options: IssuerKeysOptions) {
     this.issuer = config.issuer;
     this.config = config;
     this.options = options;
@@ -221,7 +230,7 @@ function isJwks(value: unknown): value is JSONWebKeySet {
 }
 
 /** The metadata URLs to try for an issuer, in order. */
-export function metadataUrls(issuer: string, discovery: IssuerConfig['discovery']): string[] {
+export function metadataUrls(issuer: string, discovery: KeySetSource['discovery']): string[] {
   const url = new URL(issuer);
   const path = url.pathname === '/' ? '' : url.pathname.replace(/\/$/, '');
   const oauth = `${url.origin}/.well-known/oauth-authorization-server${path}`;

@@ -8,7 +8,7 @@ import { join, resolve } from 'node:path';
 import { Writable } from 'node:stream';
 import { stringify } from 'yaml';
 import { parseConfig } from '../../src/config/load.ts';
-import { createApp, type App } from '../../src/app.ts';
+import { createApp, type App } from '../../src/app/index.ts';
 import { createLogger } from '../../src/observability/logger.ts';
 
 export const REPO = resolve(import.meta.dirname, '../..');

@@ -22,7 +22,7 @@ let keys: IssuerKeys;
 
 beforeAll(async () => {
   issuer = await startIssuer({ audience: RESOURCE });
-  keys = new IssuerKeys({ issuer: issuer.issuer, jwksUri: issuer.jwksUri, discovery: 'auto', algorithms: ['ES256'] }, { maxAgeMs: 3_600_000, cooldownMs: 0, timeoutMs: 2000, logger: createLogger('silent') });
+  keys = new IssuerKeys({ issuer: issuer.issuer, jwksUri: issuer.jwksUri, discovery: 'auto' }, { maxAgeMs: 3_600_000, cooldownMs: 0, timeoutMs: 2000, logger: createLogger('silent') });
   await keys.start();
 });
 afterAll(async () => {

@@ -20,7 +20,7 @@ import { ConfigError, parseConfig, type ConfigProblem } from '../../src/config/l
 import { boundCertificateOf, checkCertificateBinding } from '../../src/credentials/client-certificate.ts';
 import type { ClientCertificate } from '../../src/identity/client-certificate.ts';
 import { AgentwardError, type ErrorCode } from '../../src/errors.ts';
-import { createApp } from '../../src/app.ts';
+import { createApp } from '../../src/app/index.ts';
 import { createLogger } from '../../src/observability/logger.ts';
 import { ListenerTls, readTlsFiles, TlsFileError } from '../../src/proxy/tls.ts';
 import { REPO } from '../helpers/agentward.ts';

@@ -1,0 +1,217 @@
+/**
+ * The composition root: every long-lived object (key sets, verifiers, policy engine, upstream
+ * pool, logger, audit stream) is built here once from the loaded configuration; the request path
+ * only calls them (conventions §3). `start` listens, `stop` drains. The builders of each side live
+ * beside this file (oauth.ts, workload.ts, policy.ts, listeners.ts).
+ */
+import type { AddressInfo } from 'node:net';
+import { resolve } from 'node:path';
+import type { Dispatcher } from 'undici';
+import { relaxations, type LoadedConfig } from '../config/load.ts';
+import type { Config } from '../config/schema.ts';
+import { durationMs } from '../duration.ts';
+import { AuditLog, NO_AUDIT, type AuditSink } from '../observability/audit.ts';
+import { createAdminServer } from '../observability/health.ts';
+import { createLogger, type Logger } from '../observability/logger.ts';
+import type { PolicyEngine } from '../policy/engine.ts';
+import { explainRequest, type DescribedRequest, type ExplainResult } from '../proxy/explain.ts';
+import { Forwarder } from '../proxy/forward.ts';
+import type { PipelineDeps, RpcRoute } from '../proxy/pipeline.ts';
+import { protectedResource } from '../proxy/protected-resource.ts';
+import { ListenerTls } from '../proxy/tls.ts';
+import type { Services } from '../services.ts';
+import { closeGracefully, createAgentListener, listen } from './listeners.ts';
+import { buildOAuth, type OAuthParts } from './oauth.ts';
+import { createPolicyEngine } from './policy.ts';
+import { buildWorkload, type WorkloadParts } from './workload.ts';
+
+export { createPolicyEngine } from './policy.ts';
+
+export interface AppOptions {
+  logger?: Logger;
+  /** Outbound connection pool for key fetches (tests inject one). */
+  dispatcher?: Dispatcher;
+  now?: () => number;
+  env?: NodeJS.ProcessEnv;
+  /** Write no audit records and open no audit file (`agentward explain`). */
+  noAudit?: boolean;
+}
+
+export interface App {
+  /** Loads policy and keys, then listens on both addresses. */
+  start(): Promise<{ address: AddressInfo; admin: AddressInfo }>;
+  /** Loads policy and keys once, without listening or watching (`agentward explain`). */
+  prepare(): Promise<void>;
+  /** Runs a described request through the pipeline up to the decision; forwards nothing. */
+  explain(request: DescribedRequest): Promise<ExplainResult>;
+  /** Stops accepting, lets in-flight requests finish up to listen.shutdownTimeout, then closes. */
+  stop(): Promise<void>;
+  readonly logger: Logger;
+  readonly policy: PolicyEngine;
+  ready(): boolean;
+}
+
+/** Everything built once, before the pipeline's dependencies are wired from it. */
+interface Parts {
+  tls: ListenerTls | undefined;
+  oauth: OAuthParts;
+  workload: WorkloadParts | undefined;
+  policy: PolicyEngine;
+  forwarder: Forwarder;
+  audit: AuditSink;
+}
+
+export function createApp(loaded: LoadedConfig, options: AppOptions = {}): App {
+  const { config } = loaded;
+  const services = createServices(loaded, options);
+  const { logger } = services;
+  const parts = buildParts(loaded, services, options);
+  const { oauth, workload, policy, tls } = parts;
+  const shadowDenials = { count: 0 };
+  const deps = pipelineDeps(config, parts, shadowDenials, services);
+  const agent = createAgentListener(config.listen, deps, tls, logger);
+  const bundles = [...(workload?.bundles.values() ?? [])];
+  const keySets = [...oauth.issuers.map((i) => i.keys), ...(oauth.txnKeys ? [oauth.txnKeys] : [])];
+  const ready = () => !agent.draining && policy.status().loaded && keySets.every((k) => k.ready) && bundles.every((b) => b.ready && !b.status().stale);
+  const admin = createAdminServer({
+    ready,
+    detail: () => ({
+      draining: agent.draining,
+      policy: policy.status(),
+      ...(config.policy.mode === 'shadow' ? { shadow: { wouldDeny: shadowDenials.count } } : {}),
+      issuers: oauth.issuers.map((i) => i.keys.status()),
+      ...(oauth.txnKeys ? { txnTokens: oauth.txnKeys.status() } : {}),
+      ...(bundles.length > 0 ? { trustDomains: bundles.map((b) => b.status()) } : {}),
+      ...(tls ? { tls: tls.status() } : {}),
+    }),
+  });
+  /** First policy load and key fetches; each failure is logged and answered per request. */
+  const prepare = async () => {
+    const loadPolicy = policy.load().catch((err: unknown) => logger.error({ err: (err as Error).message }, 'policy could not be loaded; requests are refused until it is'));
+    await Promise.all([loadPolicy, ...keySets.map((k) => k.start()), ...bundles.map((b) => b.start())]);
+  };
+  return {
+    logger,
+    policy,
+    ready,
+    prepare,
+    explain: (request) => explainRequest(request, deps),
+    async start() {
+      for (const warning of relaxations(config)) logger.warn({ config: loaded.file }, warning);
+      await prepare();
+      if (config.policy.watch) policy.watch();
+      if (agent.https) tls?.watch(agent.https);
+      const address = await listen(agent.server, config.listen.address);
+      const adminAddress = await listen(admin, config.admin.address);
+      logger.info({ address: `${address.address}:${address.port}`, admin: `${adminAddress.address}:${adminAddress.port}`, upstream: config.upstream.url, resource: deps.resource.id }, 'agentward listening');
+      return { address, admin: adminAddress };
+    },
+    async stop() {
+      agent.drain();
+      await closeGracefully(agent.server, durationMs(config.listen.shutdownTimeout), logger);
+      await new Promise<void>((done) => admin.close(() => done()));
+      admin.closeAllConnections();
+      policy.close();
+      tls?.close();
+      for (const k of keySets) k.close();
+      for (const b of bundles) b.close();
+      parts.forwarder.close();
+      await parts.audit.flush();
+      logger.info('agentward stopped');
+    },
+  };
+}
+
+function createServices(loaded: LoadedConfig, options: AppOptions): Services {
+  const { config } = loaded;
+  return {
+    logger: options.logger ?? createLogger(config.log.level),
+    now: options.now ?? Date.now,
+    dispatcher: options.dispatcher,
+    baseDir: loaded.baseDir,
+    clockSkewSeconds: durationMs(config.oauth.clockSkew) / 1000,
+    keySets: { maxAgeMs: durationMs(config.oauth.keys.maxAge), cooldownMs: durationMs(config.oauth.keys.cooldown), timeoutMs: durationMs(config.oauth.keys.timeout) },
+  };
+}
+
+function buildParts(loaded: LoadedConfig, services: Services, options: AppOptions): Parts {
+  const { config, baseDir } = loaded;
+  // Read before the verifiers: certificate-bound tokens are accepted only when the listener asks
+  // for client certificates, and refused otherwise (MT-N05). Unusable files stop startup here.
+  const tlsConfig = config.listen.tls;
+  const tls =
+    tlsConfig &&
+    new ListenerTls({
+      certFile: resolve(baseDir, tlsConfig.certFile),
+      keyFile: resolve(baseDir, tlsConfig.keyFile),
+      clientCaFile: tlsConfig.clientCaFile === undefined ? undefined : resolve(baseDir, tlsConfig.clientCaFile),
+      clientCert: tlsConfig.clientCert,
+      logger: services.logger,
+      now: services.now,
+    });
+  const bindings = { dpopBinding: config.oauth.dpop.mode !== 'disabled', certificateBinding: tls !== undefined && tls.clientCert !== 'none' };
+  const audit =
+    config.audit.sink === 'off' || options.noAudit
+      ? NO_AUDIT
+      : new AuditLog({
+          dest: config.audit.sink === 'stdout' ? 1 : config.audit.sink === 'stderr' ? 2 : resolve(baseDir, config.audit.file!),
+          hashChain: config.audit.hashChain,
+          hashKey: loaded.secrets.get('audit.hashKey'),
+        });
+  return {
+    tls,
+    oauth: buildOAuth(loaded, services, bindings),
+    workload: buildWorkload(loaded, services, tls),
+    policy: createPolicyEngine(loaded, services, options.env),
+    forwarder: new Forwarder({
+      url: config.upstream.url,
+      timeoutMs: durationMs(config.upstream.timeout),
+      connectTimeoutMs: durationMs(config.upstream.connectTimeout),
+      maxSockets: config.upstream.maxSockets,
+    }),
+    audit,
+  };
+}
+
+/** What the pipeline calls per request, wired from the parts. */
+function pipelineDeps(config: Readonly<Config>, parts: Parts, shadowDenials: { count: number }, services: Services): PipelineDeps {
+  const { oauth, workload } = parts;
+  const dpopMode = config.oauth.dpop.mode;
+  return {
+    rpcRoutes: rpcRoutes(config),
+    shadow: config.policy.mode === 'shadow',
+    shadowDenials,
+    resource: protectedResource(config),
+    verifier: oauth.verifier,
+    dpop: oauth.dpop,
+    txn: oauth.txn,
+    workload: workload?.authenticator,
+    requireToken: config.oauth.requireToken,
+    extraction: { accepted: { dpop: oauth.dpop !== undefined, wpt: workload !== undefined }, workload: workload?.extraction },
+    schemes: { bearer: dpopMode !== 'required', dpopAlgs: oauth.dpop ? config.oauth.dpop.algorithms.join(' ') : undefined, wpt: workload !== undefined },
+    policy: parts.policy,
+    forwarder: parts.forwarder,
+    headerPlan: {
+      stripCredentials: config.forward.stripCredentials,
+      identityHeaders: new Map(Object.entries(config.forward.identityHeaders).map(([k, v]) => [k.toLowerCase(), v])),
+      requestIdHeader: config.forward.requestIdHeader.toLowerCase(),
+    },
+    audit: parts.audit,
+    logger: services.logger,
+    maxBodyBytes: config.listen.maxBodyBytes,
+    exposeReason: config.policy.exposeReason,
+    listenerProto: parts.tls ? 'https' : 'http',
+    now: services.now,
+  };
+}
+
+/** JSON-RPC routes: exact paths (config/load.ts keeps a path under one protocol). */
+function rpcRoutes(config: Readonly<Config>): Map<string, RpcRoute> {
+  return new Map<string, RpcRoute>([
+    ...(config.mcp?.paths ?? []).map((entry): [string, RpcRoute] => {
+      const own = typeof entry === 'string' ? { path: entry } : entry;
+      return [own.path, { protocol: 'mcp', maxBodyBytes: own.maxBodyBytes ?? config.mcp!.maxBodyBytes, filterLists: own.filterLists ?? config.mcp!.filterLists }];
+    }),
+    ...(config.a2a?.paths ?? []).map((path): [string, RpcRoute] => [path, { protocol: 'a2a', maxBodyBytes: config.a2a!.maxBodyBytes, filterLists: false }]),
+  ]);
+}
