@@ -15,10 +15,11 @@ import { dirname, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { loadConfig, defaultConfigPath, relaxations, ConfigError, type LoadedConfig } from './config/load.ts';
 import { createApp, createPolicyEngine } from './app/index.ts';
+import { checkFiles } from './app/file-checks.ts';
 import { createLogger } from './observability/logger.ts';
 import { compileRego, opaBinary, PolicyCompileError } from './policy/compile.ts';
 import { verifyAuditFile } from './observability/audit.ts';
-import { readTlsFiles, TlsFileError } from './proxy/tls.ts';
+import { readTlsFiles } from './proxy/tls.ts';
 import { distinguishedName } from './credentials/client-certificate.ts';
 
 const USAGE = `usage:
@@ -63,9 +64,13 @@ function configArg(args: string[]): string {
   return values.config ?? defaultConfigPath();
 }
 
+/** Loads the config and checks the files it names (TLS, bundle signer key); prints every problem. */
 function loadOrReport(file: string): LoadedConfig | undefined {
   try {
-    return loadConfig(file);
+    const loaded = loadConfig(file);
+    const problems = checkFiles(loaded);
+    if (problems.length > 0) throw new ConfigError(loaded.file, problems);
+    return loaded;
   } catch (err) {
     if (err instanceof ConfigError) {
       console.error(err.message);
@@ -151,22 +156,16 @@ async function check(args: string[]): Promise<number> {
   const loaded = loadOrReport(file);
   if (!loaded) return 1;
   const { config } = loaded;
-  // Read the TLS files the way serve would: a key that does not fit the certificate fails here.
+  // The TLS files passed checkFiles (in loadOrReport); read again for the summary line.
   const tls = config.listen.tls;
   let tlsSummary: string | undefined;
   if (tls) {
-    try {
-      const files = readTlsFiles({
-        certFile: resolve(loaded.baseDir, tls.certFile),
-        keyFile: resolve(loaded.baseDir, tls.keyFile),
-        clientCaFile: tls.clientCaFile === undefined ? undefined : resolve(loaded.baseDir, tls.clientCaFile),
-      });
-      tlsSummary = `${distinguishedName(files.certificate.subject)} until ${files.certificate.validToDate.toISOString()}, client certificates ${tls.clientCert}${tls.clientCaFile ? ` (${files.clientCas} CA certificate${files.clientCas === 1 ? '' : 's'})` : ''}`;
-    } catch (err) {
-      if (!(err instanceof TlsFileError)) throw err;
-      console.error(`${file}: 1 problem\n  ${file}  listen.tls.${err.key}: ${err.file} ${err.reason}\n      fix: give a PEM certificate chain (leaf first), its unencrypted PEM private key, and PEM CA certificates`);
-      return 1;
-    }
+    const files = readTlsFiles({
+      certFile: resolve(loaded.baseDir, tls.certFile),
+      keyFile: resolve(loaded.baseDir, tls.keyFile),
+      clientCaFile: tls.clientCaFile === undefined ? undefined : resolve(loaded.baseDir, tls.clientCaFile),
+    });
+    tlsSummary = `${distinguishedName(files.certificate.subject)} until ${files.certificate.validToDate.toISOString()}, client certificates ${tls.clientCert}${tls.clientCaFile ? ` (${files.clientCas} CA certificate${files.clientCas === 1 ? '' : 's'})` : ''}`;
   }
   // Load the policy the way serve would (compiling a Rego folder), without serving.
   const policy = createPolicyEngine(loaded, { logger: createLogger('silent'), dispatcher: undefined });

@@ -13,7 +13,6 @@ import { durationMs } from '../duration.ts';
 import { CREDENTIAL_HEADERS } from '../identity/credential-headers.ts';
 import { IDENTITY_HEADER_SOURCES } from '../policy/input.ts';
 import { parseWorkloadId } from '../identity/workload-id.ts';
-import { readVerificationKey, VerificationKeyError } from '../policy/bundle-signature.ts';
 import { isUrlSource } from '../policy/bundle-source.ts';
 
 export interface ConfigProblem {
@@ -345,7 +344,7 @@ function checkIssuerProfile(issuer: IssuerConfig, path: Path, report: Report): v
 /**
  * `policy`: a path source exists and is a folder, a bundle or a .wasm file; a URL source is https
  * (http only on loopback: the bundle is the policy); the data file exists; a verification key is
- * a public key its algorithm fits, and is used with a bundle source (signatures are a bundle's).
+ * used with a bundle source (signatures are a bundle's).
  */
 function checkPolicy(section: Record<string, unknown>, baseDir: string, report: Report): void {
   const sourceFix = 'point it at a folder of .rego files, an OPA bundle (.tar.gz), a .wasm file, or the https URL of a bundle';
@@ -374,14 +373,7 @@ function checkPolicy(section: Record<string, unknown>, baseDir: string, report: 
   const verification = obj(section, 'verification');
   if (Object.keys(verification).length === 0) return;
   if (kind === 'other') report(['policy', 'verification'], 'needs a bundle source: signatures are part of OPA bundles', 'set policy.source to a .tar.gz bundle or a bundle URL, or remove policy.verification');
-  const keyFile = str(verification, 'keyFile');
-  if (keyFile === undefined) return;
-  try {
-    readVerificationKey(resolve(baseDir, keyFile), str(verification, 'algorithm'));
-  } catch (err) {
-    if (!(err instanceof VerificationKeyError)) throw err;
-    report(['policy', 'verification', err.key], err.message, "give the bundle signer's public key (PEM or JWK; relative paths start at this file's folder) and an algorithm that fits it");
-  }
+  // The key file itself is read with the verifier's parser before anything is built (src/app/file-checks.ts).
 }
 
 /** RFC 7662 settings of one issuer: the endpoint and the client credentials its method needs. */

@@ -12,6 +12,7 @@ import { join, resolve } from 'node:path';
 import { generateKeyPairSync } from 'node:crypto';
 import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
 import { parseConfig, ConfigError, type ConfigProblem } from '../../src/config/load.ts';
+import { checkFiles } from '../../src/app/file-checks.ts';
 import { HttpBundleSource, isUrlSource, pollDelayMs } from '../../src/policy/bundle-source.ts';
 import { PolicyEngine } from '../../src/policy/engine.ts';
 import { fetchJson, FetchJsonError } from '../../src/outbound/http.ts';
@@ -210,8 +211,8 @@ function problems(policy: string): ConfigProblem[] {
   const dir = mkdtempSync(join(tmpdir(), 'agentward-config-'));
   const text = `upstream: { url: "http://127.0.0.1:3000" }\nresource: { id: "https://tools.example.com/mcp" }\npolicy:\n${policy}\n`;
   try {
-    parseConfig(text, join(dir, 'agentward.yaml'), {});
-    return [];
+    // Config validation, then the checks that read the files it names (src/app/file-checks.ts).
+    return checkFiles(parseConfig(text, join(dir, 'agentward.yaml'), {}));
   } catch (err) {
     if (err instanceof ConfigError) return [...err.problems];
     throw err;

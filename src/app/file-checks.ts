@@ -1,0 +1,39 @@
+/**
+ * Checks that read the files a config names (the listener's TLS certificate and key, the policy
+ * bundle signer's key) with the parsers that will use them. They run after the config is loaded,
+ * before anything is built, for `serve` and `check` alike, and report like config problems: the
+ * YAML path, what is wrong, the fix. Config validation itself reads no key file and imports no
+ * verifier (docs/architecture.md).
+ */
+import { resolve } from 'node:path';
+import type { ConfigProblem, LoadedConfig } from '../config/load.ts';
+import { readVerificationKey, VerificationKeyError } from '../policy/bundle-signature.ts';
+import { readTlsFiles, TlsFileError } from '../proxy/tls.ts';
+
+export function checkFiles(loaded: LoadedConfig): ConfigProblem[] {
+  const { config, baseDir } = loaded;
+  const problems: ConfigProblem[] = [];
+  const tls = config.listen.tls;
+  if (tls) {
+    try {
+      readTlsFiles({
+        certFile: resolve(baseDir, tls.certFile),
+        keyFile: resolve(baseDir, tls.keyFile),
+        clientCaFile: tls.clientCaFile === undefined ? undefined : resolve(baseDir, tls.clientCaFile),
+      });
+    } catch (err) {
+      if (!(err instanceof TlsFileError)) throw err;
+      problems.push({ path: `listen.tls.${err.key}`, message: `${err.file} ${err.reason}`, fix: 'give a PEM certificate chain (leaf first), its unencrypted PEM private key, and PEM CA certificates' });
+    }
+  }
+  const verification = config.policy.verification;
+  if (verification) {
+    try {
+      readVerificationKey(resolve(baseDir, verification.keyFile), verification.algorithm);
+    } catch (err) {
+      if (!(err instanceof VerificationKeyError)) throw err;
+      problems.push({ path: `policy.verification.${err.key}`, message: err.message, fix: "give the bundle signer's public key (PEM or JWK; relative paths start at this file's folder) and an algorithm that fits it" });
+    }
+  }
+  return problems;
+}
