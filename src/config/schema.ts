@@ -5,6 +5,8 @@
  * so a typo such as `audiance:` stops startup instead of silently disabling a check.
  */
 import { ISSUER_PROFILES } from '../identity/issuer-profiles.ts';
+// Asymmetric JWS algorithms only (RFC 8725 §3.1, §3.2): the one list, shared with the verifiers.
+import { ASYMMETRIC_ALGORITHMS } from '../jose/algorithms.ts';
 import { Type, type Static, type TSchema, type TObject, type TProperties, type TUnsafe } from '@sinclair/typebox';
 
 /** A closed object: unknown keys are errors. */
@@ -46,9 +48,6 @@ export const SecretSchema = Type.Object(
     description: 'A secret value: exactly one of `value`, `fromEnv` (variable name) or `fromFile` (path; trailing newline removed).',
   },
 );
-
-/** Asymmetric JWS algorithms only (RFC 8725 §3.1, §3.2): never `none`, never HMAC with a public key. */
-export const ASYMMETRIC_ALGORITHMS = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA', 'Ed25519'] as const;
 
 /** An explicit allow-list of asymmetric JWS algorithms (RFC 8725 §3.1), never empty. */
 const Algorithms = (defaults: readonly (typeof ASYMMETRIC_ALGORITHMS)[number][], description: string) =>

@@ -1,22 +1,23 @@
 /**
  * OAuth 2.0 JWT access tokens (RFC 9068). Checks run in the order of RFC 9068 §4 (typ, iss, aud,
  * signature, time), each failure with its own code; then the required claims of §2.2, the claim
- * types policies rely on, key binding (`cnf`) and the RFC 8693 delegation chain.
+ * types policies rely on, key binding (`cnf`) and the RFC 8693 delegation chain. The JWS steps are
+ * src/jose/verify.ts's; this module gives them its profile: the per-issuer `typ`, the issuer, the
+ * confusion guard and the audience, which §4 checks before the signature (the `route` hook).
  *
  * A verified token is remembered by its SHA-256 until it expires (bounded LRU), so a repeated
  * token costs a hash and a map lookup, not a signature check. Entries are dropped when the key
  * that verified them leaves the issuer's key set.
  */
 import { hash as digest } from 'node:crypto';
-import { compactVerify, errors as joseErrors, type JWSHeaderParameters } from 'jose';
 import { LRUCache } from 'lru-cache';
-import { decodeJsonSegment, normalizeTyp } from './jose-parts.ts';
+import { normalizeTyp } from '../jose/segments.ts';
+import { requireClaims, verifyCompactJws, type CompactJws, type Failure, type JwsFailures, type JwsProfile, type KeyChoice } from '../jose/verify.ts';
 import { AgentwardError } from '../errors.ts';
-import type { IssuerConfig } from '../config/schema.ts';
-import { effectiveProfile, type AccessTokenProfile } from '../identity/issuer-profiles.ts';
+import { effectiveProfile, type AccessTokenProfile, type ProfileSettings } from '../identity/issuer-profiles.ts';
 import type { IssuerKeys } from '../keys/issuer-keys.ts';
 import { flattenDelegation, type DelegationChain } from '../identity/delegation.ts';
-import { audienceList, checkClaimTypes, dpopKeyOf, numericClaim, scopesOf } from './claims.ts';
+import { accessTokenTimes, audienceList, checkClaimTypes, dpopKeyOf, scopesOf } from './claims.ts';
 import { boundCertificateOf } from './client-certificate.ts';
 
 export interface VerifiedAccessToken {
@@ -45,8 +46,18 @@ export interface VerifiedAccessToken {
   format: 'jwt' | 'opaque';
 }
 
+/** What the verifier reads of one `oauth.issuers[]` entry: plain values, so this module imports no config. */
+export interface AccessTokenIssuer extends ProfileSettings {
+  /** Compared byte for byte with `iss` (RFC 9068 §4 step 3). */
+  issuer: string;
+  /** Default: the resource identifier. */
+  audiences?: readonly string[] | undefined;
+  /** The issuer's allow-list (RFC 8725 §3.1). */
+  algorithms: readonly string[];
+}
+
 export interface AccessTokenVerifierOptions {
-  issuers: readonly { config: IssuerConfig; keys: IssuerKeys }[];
+  issuers: readonly { config: AccessTokenIssuer; keys: IssuerKeys }[];
   /** Audiences accepted when an issuer lists none: the resource identifier. */
   resourceId: string;
   clockSkewSeconds: number;
@@ -63,19 +74,40 @@ export interface AccessTokenVerifierOptions {
 }
 
 interface IssuerEntry {
-  config: IssuerConfig;
-  keys: IssuerKeys;
+  config: AccessTokenIssuer;
   audiences: ReadonlySet<string>;
-  algorithms: string[];
   profile: AccessTokenProfile;
   /** The profile's `typ` values, normalized once. */
   typ: ReadonlySet<string>;
+  /** This issuer's algorithms and key set (RFC 8725 §3.1, §3.10), built once. */
+  keys: KeyChoice;
+}
+
+/** What the profile's `route` found for one token: the issuer and the claims §4 read before the signature. */
+interface AccessTokenRoute {
+  issuer: IssuerEntry | undefined;
+  clientId: string | null;
+  audiences: string[];
 }
 
 /** RFC 9068 §2.1 */
 const ACCESS_TOKEN_TYP = 'at+jwt';
 /** A `typ` value shown back in an error detail: a short media type, never arbitrary caller text. */
 const SHOWABLE_TYP = /^[A-Za-z0-9.+/-]{1,40}$/;
+
+const FAILURES: JwsFailures = {
+  malformed: { code: 'ERR_TOKEN_MALFORMED', detail: 'The access token must be a compact JWS with three parts.' },
+  encrypted: { code: 'ERR_TOKEN_ENCRYPTED', detail: 'Encrypted (JWE) access tokens were not negotiated with this resource.' },
+  algorithm: 'ERR_TOKEN_ALGORITHM',
+  // IssuerKeys reports its own ERR_TOKEN_KEY_UNKNOWN (with why) and ERR_KEYS_UNAVAILABLE; both pass.
+  keyUnknown: 'ERR_TOKEN_KEY_UNKNOWN',
+  signature: 'ERR_TOKEN_SIGNATURE',
+  // Unknown `crit` (RFC 7515 §4.1.11), malformed segments, unusable key.
+  unverifiable: 'ERR_TOKEN_MALFORMED',
+};
+
+/** RFC 9068 §2.2 required claims (configurable strictness). */
+const requiredClaimMissing = (name: string): Failure => ({ code: 'ERR_TOKEN_CLAIM_MISSING', detail: `The access token has no ${name} claim (RFC 9068 section 2.2).` });
 
 export class AccessTokenVerifier {
   private readonly issuers: Map<string, IssuerEntry>;
@@ -85,6 +117,7 @@ export class AccessTokenVerifier {
   private readonly cache: LRUCache<string, VerifiedAccessToken> | undefined;
   /** Confirmation methods whose proof can be checked; others are refused, never ignored (AT-N24). */
   private readonly verifiableCnf: ReadonlySet<string>;
+  private readonly profile: JwsProfile<AccessTokenRoute>;
 
   constructor(options: AccessTokenVerifierOptions) {
     this.skew = options.clockSkewSeconds;
@@ -97,70 +130,39 @@ export class AccessTokenVerifier {
         keys.onRotation((issuer, staleKids) => this.forgetKeys(issuer, staleKids));
         const profile = effectiveProfile(config);
         const typ = new Set(profile.typ.map((t) => normalizeTyp(t)!));
-        return [config.issuer, { config, keys, audiences: new Set(config.audiences ?? [options.resourceId]), algorithms: [...config.algorithms], profile, typ }];
+        const choice: KeyChoice = { algorithms: [...config.algorithms], keys: (header, jws) => keys.getKey(header, jws) };
+        return [config.issuer, { config, audiences: new Set(config.audiences ?? [options.resourceId]), profile, typ, keys: choice }];
       }),
     );
+    this.profile = {
+      noun: 'The access token',
+      form: 'parts',
+      claimsFirst: true,
+      typ: (jws) => this.checkTyp(jws),
+      failures: FAILURES,
+      // Step 6 and RFC 7519 §4.1.5-6: time, with a small leeway.
+      time: accessTokenTimes(this.skew, this.now, { code: 'ERR_TOKEN_CLAIM_MISSING', detail: 'The access token has no exp claim.' }),
+      route: (jws, route) => this.route(jws, route),
+    };
   }
 
   /** Verifies a compact JWT access token; throws AgentwardError with a specific code. */
   async verify(token: string): Promise<VerifiedAccessToken> {
     // One-shot crypto.hash: cheaper than a Hash object on the hot path.
     const hash = digest('sha256', token, 'base64url');
-    const nowSeconds = this.now() / 1000;
     const cached = this.cache?.get(hash);
     if (cached) {
-      if (nowSeconds > cached.expiresAt + this.skew) throw new AgentwardError('ERR_TOKEN_EXPIRED');
+      if (this.now() / 1000 > cached.expiresAt + this.skew) throw new AgentwardError('ERR_TOKEN_EXPIRED');
       return cached;
     }
 
-    const parts = token.split('.');
-    if (parts.length === 5) throw new AgentwardError('ERR_TOKEN_ENCRYPTED', 'Encrypted (JWE) access tokens were not negotiated with this resource.');
-    if (parts.length !== 3) throw new AgentwardError('ERR_TOKEN_MALFORMED', 'The access token must be a compact JWS with three parts.');
-    const header = decodeJsonSegment(parts[0]!, 'ERR_TOKEN_MALFORMED', 'The access token header') as JWSHeaderParameters;
-    const claims = decodeJsonSegment(parts[1]!, 'ERR_TOKEN_MALFORMED', 'The access token payload');
-
-    // RFC 9068 §4 step 1 (and RFC 8725 §3.11): explicit typing keeps ID tokens, DPoP proofs, WITs
-    // and transaction tokens from being accepted as access tokens. An issuer profile may accept
-    // other values (a documented deviation, docs/issuers.md); its confusion guard does the job.
-    const issuer = typeof claims.iss === 'string' ? this.issuers.get(claims.iss) : undefined;
-    if (normalizeTyp(header.typ) !== ACCESS_TOKEN_TYP && !(issuer && acceptsTyp(issuer, header.typ))) throw typError(header.typ, issuer);
-
-    // Step 3: the issuer must be one configured out of band, compared exactly.
-    if (typeof claims.iss !== 'string') throw new AgentwardError('ERR_TOKEN_ISSUER', 'The access token has no iss claim.');
-    if (!issuer) throw new AgentwardError('ERR_TOKEN_ISSUER');
+    const routed: AccessTokenRoute = { issuer: undefined, clientId: null, audiences: [] };
+    const { header, claims, exp } = await verifyCompactJws(token, this.profile, routed);
+    // `route` set the issuer: no token gets past it without one.
+    const issuer = routed.issuer!;
     const { profile } = issuer;
-    const clientId = firstStringClaim(claims, profile.clientIdClaims);
-    const audienceClaim = profile.audienceClaims.find((name) => claims[name] !== undefined) ?? profile.audienceClaims[0]!;
-    const audiences = audienceList(claims[audienceClaim], audienceClaim);
-    checkConfusionGuard(profile, claims, clientId, audiences);
 
-    // Step 4: the audience must name this resource, exactly (RFC 9068 §4, RFC 8707 §2, RFC 9700 §2.3).
-    if (!audiences.some((a) => issuer.audiences.has(a))) throw new AgentwardError('ERR_TOKEN_AUDIENCE');
-
-    // Step 5: the signature, with an algorithm this issuer is allowed to use (RFC 8725 §3.1).
-    if (typeof header.alg !== 'string' || !issuer.algorithms.includes(header.alg)) throw new AgentwardError('ERR_TOKEN_ALGORITHM');
-    const key = await issuer.keys.getKey(header, { payload: parts[1]!, signature: parts[2]!, protected: parts[0]! });
-    try {
-      await compactVerify(token, key, { algorithms: issuer.algorithms });
-    } catch (err) {
-      if (err instanceof joseErrors.JWSSignatureVerificationFailed) throw new AgentwardError('ERR_TOKEN_SIGNATURE', undefined, { cause: err });
-      // Unknown `crit` (RFC 7515 §4.1.11), malformed segments, unusable key.
-      throw new AgentwardError('ERR_TOKEN_MALFORMED', undefined, { cause: err });
-    }
-
-    // Step 6 and RFC 7519 §4.1.5-6: time, with a small leeway.
-    const exp = numericClaim(claims, 'exp');
-    if (exp === undefined) throw new AgentwardError('ERR_TOKEN_CLAIM_MISSING', 'The access token has no exp claim.');
-    if (nowSeconds > exp + this.skew) throw new AgentwardError('ERR_TOKEN_EXPIRED');
-    const nbf = numericClaim(claims, 'nbf');
-    if (nbf !== undefined && nbf > nowSeconds + this.skew) throw new AgentwardError('ERR_TOKEN_NOT_YET_VALID');
-    const iat = numericClaim(claims, 'iat');
-    if (iat !== undefined && iat > nowSeconds + this.skew) throw new AgentwardError('ERR_TOKEN_ISSUED_IN_FUTURE');
-
-    // RFC 9068 §2.2 required claims (configurable strictness).
-    for (const name of profile.requiredClaims) {
-      if (claims[name] === undefined || claims[name] === null) throw new AgentwardError('ERR_TOKEN_CLAIM_MISSING', `The access token has no ${name} claim (RFC 9068 section 2.2).`);
-    }
+    requireClaims(claims, profile.requiredClaims, requiredClaimMissing);
     checkClaimTypes(claims);
     const jkt = dpopKeyOf(claims.cnf, this.verifiableCnf);
     const x5t = boundCertificateOf(claims.cnf);
@@ -170,10 +172,10 @@ export class AccessTokenVerifier {
       issuer: issuer.config.issuer,
       claims: Object.freeze(claims),
       subject: firstStringClaim(claims, [profile.subjectClaim]),
-      clientId,
+      clientId: routed.clientId,
       scopes: scopesOf(claims, profile.scopeClaims),
-      audiences,
-      expiresAt: exp,
+      audiences: routed.audiences,
+      expiresAt: exp!,
       kid: header.kid,
       jkt,
       x5t,
@@ -181,9 +183,43 @@ export class AccessTokenVerifier {
       hashPrefix: hash.slice(0, 16),
       format: 'jwt',
     });
-    const ttlMs = (exp + this.skew) * 1000 - this.now();
+    const ttlMs = (exp! + this.skew) * 1000 - this.now();
     if (this.cache && ttlMs > 0) this.cache.set(hash, verified, { ttl: ttlMs });
     return verified;
+  }
+
+  /**
+   * RFC 9068 §4 step 1 (and RFC 8725 §3.11): explicit typing keeps ID tokens, DPoP proofs, WITs
+   * and transaction tokens from being accepted as access tokens. An issuer profile may accept
+   * other values (a documented deviation, docs/issuers.md); its confusion guard does the job.
+   */
+  private checkTyp(jws: CompactJws): void {
+    const { iss } = jws.unverifiedClaims();
+    const issuer = typeof iss === 'string' ? this.issuers.get(iss) : undefined;
+    const { typ } = jws.header;
+    if (normalizeTyp(typ) !== ACCESS_TOKEN_TYP && !(issuer && acceptsTyp(issuer, typ))) throw typError(typ, issuer);
+  }
+
+  /** RFC 9068 §4 steps 3-4, before the signature: the issuer, the confusion guard, the audience. */
+  private route(jws: CompactJws, routed: AccessTokenRoute): KeyChoice {
+    const claims = jws.unverifiedClaims();
+    // Step 3: the issuer must be one configured out of band, compared exactly.
+    if (typeof claims.iss !== 'string') throw new AgentwardError('ERR_TOKEN_ISSUER', 'The access token has no iss claim.');
+    const issuer = this.issuers.get(claims.iss);
+    if (!issuer) throw new AgentwardError('ERR_TOKEN_ISSUER');
+    const { profile } = issuer;
+    const clientId = firstStringClaim(claims, profile.clientIdClaims);
+    const audienceClaim = profile.audienceClaims.find((name) => claims[name] !== undefined) ?? profile.audienceClaims[0]!;
+    const audiences = audienceList(claims[audienceClaim], audienceClaim);
+    checkConfusionGuard(profile, claims, clientId, audiences);
+
+    // Step 4: the audience must name this resource, exactly (RFC 9068 §4, RFC 8707 §2, RFC 9700 §2.3).
+    if (!audiences.some((a) => issuer.audiences.has(a))) throw new AgentwardError('ERR_TOKEN_AUDIENCE');
+    routed.issuer = issuer;
+    routed.clientId = clientId;
+    routed.audiences = audiences;
+    // Step 5: the signature, with an algorithm this issuer is allowed to use (RFC 8725 §3.1).
+    return issuer.keys;
   }
 
   /** Drops cached tokens whose key was removed or replaced. */

@@ -1,25 +1,41 @@
 /**
  * Checks shared by every way an access token is verified (a JWT, RFC 9068; an introspection
- * response, RFC 7662): the types of the claims the policy input exposes, the audience list, and
- * the key binding in `cnf`. One place, so both paths accept and refuse the same things.
+ * response, RFC 7662): the types of the claims the policy input exposes, the audience list, the
+ * time rule, and the key binding in `cnf`. One place, so both paths accept and refuse the same
+ * things. Other JWT credentials (Txn-Tokens, JWT-SVIDs) run the same claim checks with their own
+ * codes: each helper takes the ClaimErrors it reports with, so no error text is ever rewritten.
  */
-import { AgentwardError } from '../errors.ts';
+import { AgentwardError, type ErrorCode } from '../errors.ts';
+import { fail, notNumericDate, type Failure, type TimeRule } from '../jose/verify.ts';
 
 export function isObject(value: unknown): value is Record<string, unknown> {
   return value !== null && typeof value === 'object' && !Array.isArray(value);
 }
 
+/** How a credential reports a claim failure: how details name it, and its codes. */
+export interface ClaimErrors {
+  /** "The access token", as in "The access token has no aud claim." */
+  readonly noun: string;
+  /** A claim with the wrong type or form. */
+  readonly invalid: ErrorCode;
+  /** No audience claim. */
+  readonly audience: ErrorCode;
+}
+
+/** The codes of access tokens (RFC 9068 and RFC 7662 alike): the default of every helper here. */
+export const ACCESS_TOKEN_CLAIMS: ClaimErrors = { noun: 'The access token', invalid: 'ERR_TOKEN_CLAIM_INVALID', audience: 'ERR_TOKEN_AUDIENCE' };
+
 /** RFC 7519 §4.1.3: `aud` is a string or an array of strings. `name` is the claim read (Cognito's audience is `client_id`). */
-export function audienceList(aud: unknown, name = 'aud'): string[] {
-  if (aud === undefined) throw new AgentwardError('ERR_TOKEN_AUDIENCE', `The access token has no ${name} claim.`);
-  return stringList(aud, name);
+export function audienceList(aud: unknown, name = 'aud', errors: ClaimErrors = ACCESS_TOKEN_CLAIMS): string[] {
+  if (aud === undefined) throw new AgentwardError(errors.audience, `${errors.noun} has no ${name} claim.`);
+  return stringList(aud, name, errors);
 }
 
 /** A string or an array of strings, as an array (`aud`; `scp` and `roles` of issuer profiles). */
-export function stringList(value: unknown, name: string): string[] {
+export function stringList(value: unknown, name: string, errors: ClaimErrors = ACCESS_TOKEN_CLAIMS): string[] {
   if (typeof value === 'string') return [value];
   if (Array.isArray(value) && value.every((a) => typeof a === 'string')) return value as string[];
-  throw new AgentwardError('ERR_TOKEN_CLAIM_INVALID', `The ${name} claim must be a string or an array of strings.`);
+  throw new AgentwardError(errors.invalid, `The ${name} claim must be a string or an array of strings.`);
 }
 
 /**
@@ -37,25 +53,41 @@ export function scopesOf(claims: Record<string, unknown>, names: readonly string
 }
 
 /** RFC 7519 §2 NumericDate, or undefined when absent. */
-export function numericClaim(claims: Record<string, unknown>, name: string): number | undefined {
+export function numericClaim(claims: Record<string, unknown>, name: string, errors: ClaimErrors = ACCESS_TOKEN_CLAIMS): number | undefined {
   const value = claims[name];
   if (value === undefined) return undefined;
-  if (typeof value !== 'number' || !Number.isFinite(value)) throw new AgentwardError('ERR_TOKEN_CLAIM_INVALID', `The ${name} claim must be a NumericDate (RFC 7519 section 2).`);
+  if (typeof value !== 'number' || !Number.isFinite(value)) throw fail(notNumericDate(errors.invalid, name));
   return value;
+}
+
+/**
+ * The time rule of access tokens (RFC 9068 §4 step 6, RFC 7519 §4.1.4-6): `exp` required in a JWT
+ * (`expMissing`), optional in an introspection answer (RFC 7662 §2.2); expired only after
+ * `exp + skew`.
+ */
+export function accessTokenTimes(skew: number, now: () => number, expMissing?: Failure): TimeRule {
+  return {
+    skew,
+    now,
+    invalid: (name) => notNumericDate('ERR_TOKEN_CLAIM_INVALID', name),
+    exp: { ...(expMissing === undefined ? {} : { missing: expMissing }), expired: 'ERR_TOKEN_EXPIRED' },
+    nbf: { future: 'ERR_TOKEN_NOT_YET_VALID' },
+    iat: { future: 'ERR_TOKEN_ISSUED_IN_FUTURE' },
+  };
 }
 
 const STRING_CLAIMS = ['sub', 'client_id', 'scope', 'jti', 'acr', 'username'] as const;
 
 /** Claims the policy input exposes must have the types their RFCs give them. */
-export function checkClaimTypes(claims: Record<string, unknown>): void {
+export function checkClaimTypes(claims: Record<string, unknown>, errors: ClaimErrors = ACCESS_TOKEN_CLAIMS): void {
   for (const name of STRING_CLAIMS) {
-    if (claims[name] !== undefined && typeof claims[name] !== 'string') throw new AgentwardError('ERR_TOKEN_CLAIM_INVALID', `The ${name} claim must be a string.`);
+    if (claims[name] !== undefined && typeof claims[name] !== 'string') throw new AgentwardError(errors.invalid, `The ${name} claim must be a string.`);
   }
-  numericClaim(claims, 'auth_time');
+  numericClaim(claims, 'auth_time', errors);
   if (claims.amr !== undefined && !(Array.isArray(claims.amr) && claims.amr.every((m) => typeof m === 'string'))) {
-    throw new AgentwardError('ERR_TOKEN_CLAIM_INVALID', 'The amr claim must be an array of strings.');
+    throw new AgentwardError(errors.invalid, 'The amr claim must be an array of strings.');
   }
-  checkAuthorizationDetails(claims.authorization_details);
+  checkAuthorizationDetails(claims.authorization_details, errors.invalid);
 }
 
 /**
@@ -64,12 +96,12 @@ export function checkClaimTypes(claims: Record<string, unknown>): void {
  * type-specific and left to the policy (`agentward.lib.rar`). The detail names the element, never
  * its content, which may describe what the user approved.
  */
-function checkAuthorizationDetails(details: unknown): void {
+function checkAuthorizationDetails(details: unknown, code: ErrorCode): void {
   if (details === undefined) return;
-  if (!Array.isArray(details)) throw new AgentwardError('ERR_TOKEN_CLAIM_INVALID', 'The authorization_details claim must be an array (RFC 9396 section 2).');
+  if (!Array.isArray(details)) throw new AgentwardError(code, 'The authorization_details claim must be an array (RFC 9396 section 2).');
   const bad = details.findIndex((d) => !isObject(d) || typeof d.type !== 'string');
   if (bad !== -1) {
-    throw new AgentwardError('ERR_TOKEN_CLAIM_INVALID', `Element ${bad} of the authorization_details claim must be an object with a string type (RFC 9396 section 2).`);
+    throw new AgentwardError(code, `Element ${bad} of the authorization_details claim must be an object with a string type (RFC 9396 section 2).`);
   }
 }
 

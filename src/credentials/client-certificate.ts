@@ -7,7 +7,7 @@
 import { hash } from 'node:crypto';
 import type { Socket } from 'node:net';
 import { TLSSocket } from 'node:tls';
-import { deepFreeze } from './jose-parts.ts';
+import { deepFreeze } from '../jose/segments.ts';
 import { AgentwardError } from '../errors.ts';
 import type { ClientCertificate } from '../identity/client-certificate.ts';
 

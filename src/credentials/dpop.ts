@@ -7,12 +7,16 @@
  * key and `jti`, and inserted only once every check has passed. The memory is bounded: when the
  * cache is full the oldest ids are forgotten, and from then on proofs created no later than a
  * forgotten one are refused as too old, so a forgotten id can never be replayed.
+ *
+ * Steps 2 and 4-7 (form, typ, algorithm, key, signature) are src/jose/verify.ts's, with this
+ * module's profile: the key is the proof's own `jwk` header, checked in `locateKey`.
  */
 import { createHmac, hash, randomBytes, timingSafeEqual } from 'node:crypto';
-import { compactVerify, errors as joseErrors, importJWK, type CryptoKey, type JWK } from 'jose';
+import { importJWK, type CryptoKey, type JWK } from 'jose';
 import { LRUCache } from 'lru-cache';
 import { ReplayCache } from './replay-cache.ts';
-import { decodeJsonSegment, parseJsonObject, normalizeTyp } from './jose-parts.ts';
+import { PRIVATE_JWK_MEMBERS } from '../jose/algorithms.ts';
+import { explicitTyp, verifyCompactJws, type CompactJws, type JwsProfile, type KeyChoice } from '../jose/verify.ts';
 import { AgentwardError } from '../errors.ts';
 
 export interface DpopVerifierOptions {
@@ -43,9 +47,12 @@ export interface VerifiedDpopProof {
   commit(): void;
 }
 
-/** Private key members of RFC 7518 §6: a proof must carry a public key only (§4.3 step 7). */
-const PRIVATE_JWK_MEMBERS = ['d', 'p', 'q', 'dp', 'dq', 'qi', 'oth', 'k'];
 const MAX_JTI_LENGTH = 256;
+
+/** What `locateKey` found for one proof: the thumbprint of its key. */
+interface ProofKey {
+  jkt: string;
+}
 
 export class DpopVerifier {
   private readonly algorithms: string[];
@@ -60,6 +67,7 @@ export class DpopVerifier {
    * can never be served from the cache.
    */
   private readonly keys = new LRUCache<string, CryptoKey>({ max: 10_000 });
+  private readonly profile: JwsProfile<ProofKey>;
 
   constructor(options: DpopVerifierOptions) {
     this.algorithms = [...options.algorithms];
@@ -69,6 +77,24 @@ export class DpopVerifier {
     this.now = options.now ?? Date.now;
     // Marked with the proof's iat: proofs as old as a forgotten one are refused.
     this.seen = new ReplayCache({ max: options.replayCacheSize, ttlMs: (this.maxAge + 2 * this.skew) * 1000, now: () => this.now() });
+    this.profile = {
+      noun: 'The DPoP proof',
+      // §4.3 step 2: one well-formed JWS in compact form.
+      form: 'parts',
+      claimsFirst: false,
+      // Steps 4, 5: typ, an allowed asymmetric algorithm.
+      typ: explicitTyp({ accepted: ['dpop+jwt'], wrong: 'ERR_DPOP_PROOF_TYPE' }),
+      algorithms: this.algorithms,
+      failures: {
+        malformed: 'ERR_DPOP_PROOF_MALFORMED',
+        algorithm: 'ERR_DPOP_PROOF_ALGORITHM',
+        // A key jose cannot import or use for the algorithm is not a usable proof key.
+        keyUnknown: 'ERR_DPOP_PROOF_KEY',
+        signature: 'ERR_DPOP_PROOF_SIGNATURE',
+        unverifiable: 'ERR_DPOP_PROOF_KEY',
+      },
+      locateKey: (jws, proofKey) => this.proofKey(jws, proofKey),
+    };
   }
 
   /** Proof ids held now, expired ones dropped first (for tests and /readyz detail). */
@@ -86,32 +112,22 @@ export class DpopVerifier {
     return key;
   }
 
-  async verify(proof: string, request: DpopRequest): Promise<VerifiedDpopProof> {
-    // §4.3 step 2: one well-formed JWS in compact form.
-    const parts = proof.split('.');
-    if (parts.length !== 3) throw new AgentwardError('ERR_DPOP_PROOF_MALFORMED');
-    const header = decodeJsonSegment(parts[0]!, 'ERR_DPOP_PROOF_MALFORMED', 'The DPoP proof header');
-
-    // Steps 4, 5, 7: typ, an allowed asymmetric algorithm, a public key only.
-    if (normalizeTyp(header.typ) !== 'dpop+jwt') throw new AgentwardError('ERR_DPOP_PROOF_TYPE');
-    if (typeof header.alg !== 'string' || !this.algorithms.includes(header.alg)) throw new AgentwardError('ERR_DPOP_PROOF_ALGORITHM');
-    const jwk = header.jwk;
+  /** Step 7: the proof's `jwk` header, a public key only; step 6 then checks the signature with it. */
+  private proofKey(jws: CompactJws, proofKey: ProofKey): KeyChoice {
+    const { jwk, alg } = jws.header;
     if (jwk === null || typeof jwk !== 'object' || Array.isArray(jwk) || PRIVATE_JWK_MEMBERS.some((m) => m in jwk)) {
       throw new AgentwardError('ERR_DPOP_PROOF_KEY');
     }
-
-    // Step 6: the signature by the embedded key.
     const jkt = jwkThumbprint(jwk as Record<string, unknown>);
-    let payloadBytes: Uint8Array;
-    try {
-      const key = await this.importKey(jkt, header.alg, jwk as JWK);
-      payloadBytes = (await compactVerify(proof, key, { algorithms: this.algorithms })).payload;
-    } catch (err) {
-      if (err instanceof AgentwardError) throw err;
-      if (err instanceof joseErrors.JWSSignatureVerificationFailed) throw new AgentwardError('ERR_DPOP_PROOF_SIGNATURE', undefined, { cause: err });
-      throw new AgentwardError('ERR_DPOP_PROOF_KEY', undefined, { cause: err });
-    }
-    const claims = parseJsonObject(Buffer.from(payloadBytes).toString('utf8'), 'ERR_DPOP_PROOF_MALFORMED', 'The DPoP proof payload');
+    proofKey.jkt = jkt;
+    // `alg` is a string by now: the allow-list step has passed it.
+    return { keys: () => this.importKey(jkt, alg!, jwk) };
+  }
+
+  async verify(proof: string, request: DpopRequest): Promise<VerifiedDpopProof> {
+    const proofKey: ProofKey = { jkt: '' };
+    const { claims } = await verifyCompactJws(proof, this.profile, proofKey);
+    const { jkt } = proofKey;
 
     // Step 3: required claims with their types.
     const { jti, htm, htu, iat } = claims;

@@ -23,11 +23,12 @@ import { importJWK, jwtVerify, SignJWT, errors as joseErrors, type CryptoKey, ty
 import { LRUCache } from 'lru-cache';
 import type { Dispatcher } from 'undici';
 import { AgentwardError, type ErrorCode } from '../errors.ts';
-import { ASYMMETRIC_ALGORITHMS } from '../config/schema.ts';
+import { isAsymmetricAlgorithm } from '../jose/algorithms.ts';
+import { checkTimeClaims, type TimeRule } from '../jose/verify.ts';
 import { flattenDelegation } from '../identity/delegation.ts';
 import { postForm, type TransportFailure } from '../outbound/http.ts';
 import type { VerifiedAccessToken } from './access-token.ts';
-import { audienceList, checkClaimTypes, dpopKeyOf, isObject, numericClaim } from './claims.ts';
+import { accessTokenTimes, audienceList, checkClaimTypes, dpopKeyOf, isObject } from './claims.ts';
 import { boundCertificateOf } from './client-certificate.ts';
 
 // ---------------------------------------------------------------- options and result
@@ -160,6 +161,8 @@ export class TokenIntrospector {
   private readonly clientAuth: IntrospectionClientAuth;
   private readonly audiences: ReadonlySet<string>;
   private readonly skew: number;
+  /** RFC 7519 §4.1.4-6, as for a JWT access token, but `exp` optional (RFC 7662 §2.2). */
+  private readonly times: TimeRule;
   private readonly maxDepth: number;
   private readonly cacheOptions: IntrospectionCacheOptions;
   private readonly timeoutMs: number;
@@ -196,12 +199,12 @@ export class TokenIntrospector {
     this.responseAlgorithms = [...(options.responseAlgorithms ?? DEFAULT_RESPONSE_ALGORITHMS)];
     this.dispatcher = options.dispatcher;
     this.now = options.now ?? Date.now;
+    this.times = accessTokenTimes(this.skew, this.now);
     this.cache = options.cache.maxEntries > 0 ? new LRUCache({ max: options.cache.maxEntries }) : undefined;
 
     if (this.format === 'jwt' && !this.responseKeys) throw new TypeError('responseFormat "jwt" needs responseKeys (RFC 9701 §5: the RS verifies the signature).');
     // RFC 8725 §3.1-3.2: never let a response pick `none` or an HMAC keyed with public material.
-    const asymmetric: ReadonlySet<string> = new Set(ASYMMETRIC_ALGORITHMS);
-    for (const alg of this.responseAlgorithms) if (!asymmetric.has(alg)) throw new TypeError(`responseAlgorithms: ${alg} is not an asymmetric JWS algorithm.`);
+    for (const alg of this.responseAlgorithms) if (!isAsymmetricAlgorithm(alg)) throw new TypeError(`responseAlgorithms: ${alg} is not an asymmetric JWS algorithm.`);
 
     const auth = options.clientAuth;
     this.headers = {
@@ -213,7 +216,7 @@ export class TokenIntrospector {
       // RFC 6749 §2.3.1: id and secret are form-urlencoded before base64 (a ':' in the id would split it otherwise).
       this.headers.authorization = `Basic ${Buffer.from(`${formEncode(auth.clientId)}:${formEncode(auth.clientSecret)}`).toString('base64')}`;
     } else if (auth.method === 'private_key_jwt') {
-      if (!asymmetric.has(auth.alg)) throw new TypeError(`private_key_jwt: ${auth.alg} is not an asymmetric JWS algorithm.`);
+      if (!isAsymmetricAlgorithm(auth.alg)) throw new TypeError(`private_key_jwt: ${auth.alg} is not an asymmetric JWS algorithm.`);
       if (!isPrivateKey(auth.privateKey)) throw new TypeError('private_key_jwt needs a private key.');
     }
   }
@@ -280,7 +283,6 @@ export class TokenIntrospector {
   /** The resource-server checks on an active response (spec §C.4 last item; RFC 9068 §4 order). */
   private check(claims: Record<string, unknown>, hash: string): IntrospectedAccessToken {
     const nowMs = this.now();
-    const nowSeconds = nowMs / 1000;
 
     // The AS is configured out of band, so a missing `iss` is the configured issuer; a present one
     // must match exactly (AT-N10).
@@ -298,12 +300,7 @@ export class TokenIntrospector {
     if (!audiences.some((a) => this.audiences.has(a))) throw new AgentwardError('ERR_TOKEN_AUDIENCE');
 
     // The AS said active, but its clock or cache may lag: check time ourselves (RFC 7519 §4.1.4-6).
-    const exp = numericClaim(claims, 'exp');
-    if (exp !== undefined && nowSeconds > exp + this.skew) throw new AgentwardError('ERR_TOKEN_EXPIRED');
-    const nbf = numericClaim(claims, 'nbf');
-    if (nbf !== undefined && nbf > nowSeconds + this.skew) throw new AgentwardError('ERR_TOKEN_NOT_YET_VALID');
-    const iat = numericClaim(claims, 'iat');
-    if (iat !== undefined && iat > nowSeconds + this.skew) throw new AgentwardError('ERR_TOKEN_ISSUED_IN_FUTURE');
+    const { exp } = checkTimeClaims(claims, this.times);
 
     for (const name of this.requiredClaims) {
       if (claims[name] === undefined || claims[name] === null) throw new AgentwardError('ERR_TOKEN_CLAIM_MISSING', `The introspection response has no ${name} member.`);

@@ -13,20 +13,23 @@
  * domain B. The verified `sub` is then required to be that same string; with a compact JWS the
  * signed payload is the decoded one, so this only guards against a future change of that path.
  *
+ * The JWS steps are src/jose/verify.ts's, run with this module's profile: the checks above that
+ * precede the signature run in its `locateKey` hook, `sub` and `aud` in `afterSignature`.
+ *
  * A verified token is remembered by its SHA-256 until it expires (bounded LRU), like access tokens
  * (access-token.ts). A hit still asks the trust domain for its key resolver: an unavailable bundle
  * fails closed (ERR_KEYS_UNAVAILABLE), and a new bundle (a new resolver) sends the token through
  * full verification again, so a rotated-out key stops vouching at once without any listener.
  */
 import { hash as digest } from 'node:crypto';
-import { compactVerify, errors as joseErrors, type JWSHeaderParameters } from 'jose';
 import { LRUCache } from 'lru-cache';
-import { decodeJsonSegment, deepFreeze, parseJsonObject, normalizeTyp } from './jose-parts.ts';
+import { SPIFFE_ALGORITHMS } from '../jose/algorithms.ts';
+import { deepFreeze } from '../jose/segments.ts';
+import { explicitTyp, fail, hasJwsForm, notNumericDate, verifyCompactJws, type Claims, type CompactJws, type JwsFailures, type JwsProfile, type KeyChoice } from '../jose/verify.ts';
 import { AgentwardError, type ErrorCode } from '../errors.ts';
 import { parseWorkloadId, type WorkloadId } from '../identity/workload-id.ts';
 import type { KeyResolver } from '../keys/trust-bundle.ts';
-import { audienceList, isObject, numericClaim } from './claims.ts';
-import { SPIFFE_ALGORITHMS } from './wimse.ts';
+import { audienceList, isObject, type ClaimErrors } from './claims.ts';
 
 /** Failure codes of JWT-SVID verification (each in src/errors.ts). */
 export type JwtSvidErrorCode = Extract<ErrorCode, `ERR_JWT_SVID_${string}`>;
@@ -72,12 +75,31 @@ export interface JwtSvidVerifierOptions {
 }
 
 /**
- * Three base64url segments (RFC 7515 §7.1). The signature may be empty here so that an unsecured
- * JWS (`alg: none`) is refused for its algorithm (JS-N01), not as malformed.
+ * The JWS failures. The form is `segments`: the signature may be empty so that an unsecured JWS
+ * (`alg: none`) is refused for its algorithm (JS-N01), not as malformed.
  */
-const COMPACT_JWS = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$/;
-/** JWT-SVID §2.3: `typ`, when present, is `JWT` or `JOSE` (compared as media types, RFC 7515 §4.1.9). */
-const JWT_SVID_TYPES: ReadonlySet<string> = new Set(['jwt', 'jose']);
+const FAILURES: JwsFailures = {
+  malformed: { code: 'ERR_JWT_SVID_MALFORMED', detail: 'The JWT-SVID must be a compact JWS with three base64url parts.' },
+  algorithm: 'ERR_JWT_SVID_ALGORITHM',
+  keyUnknown: 'ERR_JWT_SVID_KEY_UNKNOWN',
+  // A bundle key jose cannot use for the algorithm.
+  keyUnusable: 'ERR_JWT_SVID_MALFORMED',
+  signature: 'ERR_JWT_SVID_SIGNATURE',
+  signatureEveryKey: { code: 'ERR_JWT_SVID_SIGNATURE', detail: 'The JWT-SVID signature is invalid for every key of its trust domain.' },
+  // Unknown `crit`, a key unusable with the algorithm (e.g. an RSA key under 2048 bits), bad segments.
+  unverifiable: 'ERR_JWT_SVID_MALFORMED',
+};
+
+/** The claim checks shared with access tokens, reporting as a malformed JWT-SVID. */
+const SVID_CLAIMS: ClaimErrors = { noun: 'The JWT-SVID', invalid: 'ERR_JWT_SVID_MALFORMED', audience: 'ERR_JWT_SVID_MALFORMED' };
+
+/** What `locateKey` found for one token: the SPIFFE ID its unverified `sub` claims, and that domain's keys. */
+interface JwtSvidRoute {
+  claimed: WorkloadId | undefined;
+  domain: JwtSvidTrustDomain | undefined;
+  keys: KeyResolver | undefined;
+}
+
 /** Claims surfaced as fields of the result, hence left out of `claims`. */
 const EXTRACTED_CLAIMS: ReadonlySet<string> = new Set(['sub', 'aud', 'exp']);
 const DEFAULT_CACHE_SIZE = 10_000;
@@ -97,7 +119,7 @@ interface CacheEntry {
  */
 export function looksLikeJwtSvid(token: string, trustDomains: ReadonlySet<string>, oauthIssuers: ReadonlySet<string>): boolean {
   try {
-    if (typeof token !== 'string' || !COMPACT_JWS.test(token)) return false;
+    if (!hasJwsForm(token, 'segments')) return false;
     const claims = JSON.parse(Buffer.from(token.slice(token.indexOf('.') + 1, token.lastIndexOf('.')), 'base64url').toString('utf8')) as unknown;
     if (!isObject(claims)) return false;
     if (typeof claims.iss === 'string' && oauthIssuers.has(claims.iss)) return false;
@@ -115,6 +137,7 @@ export class JwtSvidVerifier {
   private readonly skew: number;
   private readonly now: () => number;
   private readonly cache: LRUCache<string, CacheEntry> | undefined;
+  private readonly profile: JwsProfile<JwtSvidRoute>;
 
   /** Throws TypeError on options that cannot work; config checking should catch these first. */
   constructor(options: JwtSvidVerifierOptions) {
@@ -130,6 +153,31 @@ export class JwtSvidVerifier {
     this.now = options.now ?? Date.now;
     const size = options.cacheSize ?? DEFAULT_CACHE_SIZE;
     this.cache = size > 0 ? new LRUCache({ max: size, ttlAutopurge: false, perf: { now: () => this.now() } }) : undefined;
+    this.profile = {
+      noun: 'The JWT-SVID',
+      // §5.1: compact serialization only; JWS JSON serialization and JWE are refused (JS-N08).
+      form: 'segments',
+      claimsFirst: true,
+      // §2.3: typ absent, JWT or JOSE; so a WIT (wit+jwt), an access token (at+jwt) or a DPoP proof
+      // is never taken for a JWT-SVID (RFC 8725 §3.11, JS-N02).
+      typ: explicitTyp({ accepted: ['JWT', 'JOSE'], optional: true, wrong: 'ERR_JWT_SVID_TYPE' }),
+      // §2.1: RS, ES or PS with 256, 384 or 512 only; never the token's choice (RFC 8725 §3.1, JS-N01).
+      algorithms: [...SPIFFE_ALGORITHMS],
+      // Without kid (requireKid off) every key of the domain that fits may have signed it.
+      everyMatchingKey: true,
+      failures: FAILURES,
+      locateKey: (jws, route) => this.locateKey(jws, route),
+      afterSignature: (claims, _jws, route) => this.checkSubjectAndAudience(claims, route),
+      // §3.3 and RFC 7519 §4.1.4-6: exp not passed, nbf and iat not ahead, small leeway (JS-N05).
+      time: {
+        skew: this.skew,
+        now: this.now,
+        invalid: (name) => notNumericDate(SVID_CLAIMS.invalid, name),
+        exp: { expired: 'ERR_JWT_SVID_EXPIRED', onOrAfter: true },
+        nbf: { future: { code: 'ERR_JWT_SVID_EXPIRED', detail: 'The JWT-SVID is not valid yet (nbf).' } },
+        iat: { future: { code: 'ERR_JWT_SVID_EXPIRED', detail: 'The JWT-SVID was issued in the future (iat).' } },
+      },
+    };
   }
 
   /**
@@ -138,8 +186,8 @@ export class JwtSvidVerifier {
    * keys cannot be used. The token never appears in an error.
    */
   async verify(token: string): Promise<VerifiedJwtSvid> {
-    // §5.1: compact serialization only; JWS JSON serialization and JWE are refused (JS-N08).
-    if (typeof token !== 'string' || !COMPACT_JWS.test(token)) throw new AgentwardError('ERR_JWT_SVID_MALFORMED', 'The JWT-SVID must be a compact JWS with three base64url parts.');
+    // §5.1 before the cache: what is not a compact JWS (a JWS JSON object, a JWE) is not even hashed (JS-N08).
+    if (!hasJwsForm(token, this.profile.form)) throw fail(FAILURES.malformed);
     const tokenHash = digest('sha256', token, 'base64url');
     const hit = this.cache?.get(tokenHash);
     if (hit) {
@@ -151,18 +199,37 @@ export class JwtSvidVerifier {
       this.cache!.delete(tokenHash);
     }
 
-    const [protectedHeader, payload] = token.split('.') as [string, string, string];
-    const header = decodeJsonSegment(protectedHeader, 'ERR_JWT_SVID_MALFORMED', 'The JWT-SVID header') as JWSHeaderParameters;
-    const unverified = decodeJsonSegment(payload, 'ERR_JWT_SVID_MALFORMED', 'The JWT-SVID payload');
+    const route: JwtSvidRoute = { claimed: undefined, domain: undefined, keys: undefined };
+    const { header, claims, exp, iat } = await verifyCompactJws(token, this.profile, route);
+    // `locateKey` set these: no token reaches its signature check without them.
+    const claimed = route.claimed!;
+    const domain = route.domain!;
 
-    // §2.3: typ absent, JWT or JOSE; so a WIT (wit+jwt), an access token (at+jwt) or a DPoP proof
-    // is never taken for a JWT-SVID (RFC 8725 §3.11, JS-N02).
-    if (header.typ !== undefined && !JWT_SVID_TYPES.has(normalizeTyp(header.typ) ?? '')) throw new AgentwardError('ERR_JWT_SVID_TYPE');
+    // A bearer credential is a replay risk for its whole life (§7.1): the domain may cap it.
+    if (domain.maxLifetimeSeconds !== undefined && exp! - (iat ?? this.now() / 1000) > domain.maxLifetimeSeconds) throw new AgentwardError('ERR_JWT_SVID_LIFETIME');
 
-    // §2.1: RS, ES or PS with 256, 384 or 512 only; never the token's choice (RFC 8725 §3.1, JS-N01).
-    const alg = header.alg;
-    if (typeof alg !== 'string' || !SPIFFE_ALGORITHMS.has(alg)) throw new AgentwardError('ERR_JWT_SVID_ALGORITHM');
+    const rest: Record<string, unknown> = {};
+    for (const [name, value] of Object.entries(claims)) if (!EXTRACTED_CLAIMS.has(name)) rest[name] = value;
+    const { kid } = header;
+    const result: VerifiedJwtSvid = deepFreeze({
+      id: claimed.id,
+      trustDomain: claimed.trustDomain,
+      path: claimed.path,
+      expiresAt: exp!,
+      claims: rest,
+      kid: kid === undefined || kid === '' ? undefined : kid,
+    });
+    const ttlMs = (exp! + this.skew) * 1000 - this.now();
+    if (this.cache && ttlMs > 0) this.cache.set(tokenHash, { result, keys: route.keys! }, { ttl: ttlMs });
+    return result;
+  }
 
+  /**
+   * Before the signature, with the algorithm settled: `crit`, `kid` (U10), then the unverified
+   * `sub` (§3.1, JS-N09), whose trust domain alone supplies the keys (SPIFFE Bundle §3).
+   */
+  private locateKey(jws: CompactJws, route: JwtSvidRoute): KeyChoice {
+    const { header } = jws;
     // RFC 7515 §4.1.11: no extension is understood here, so any `crit` makes the JWS invalid.
     if (header.crit !== undefined) throw new AgentwardError('ERR_JWT_SVID_MALFORMED', 'The JWT-SVID lists critical header extensions this resource does not understand (RFC 7515 section 4.1.11).');
     const kid = header.kid;
@@ -170,49 +237,28 @@ export class JwtSvidVerifier {
     // U10: bundles publish jwt-svid keys with a kid (Bundle §4.2.2); a token that names none is refused by default.
     if (this.requireKid && (kid === undefined || kid === '')) throw new AgentwardError('ERR_JWT_SVID_KEY_UNKNOWN', 'The JWT-SVID has no kid header; this resource requires one.');
 
-    // §3.1: sub is the workload's SPIFFE ID; its trust domain alone supplies the keys (Bundle §3).
+    const unverified = jws.unverifiedClaims();
     if (unverified.sub === undefined) throw new AgentwardError('ERR_JWT_SVID_CLAIM_MISSING', 'The JWT-SVID has no sub claim (JWT-SVID section 3.1).');
     const claimed = spiffeId(unverified.sub);
     if (claimed === undefined) throw new AgentwardError('ERR_JWT_SVID_SUBJECT');
     const domain = this.domains.get(claimed.trustDomain);
     if (!domain) throw new AgentwardError('ERR_JWT_SVID_TRUST_DOMAIN');
 
-    // §6, BND-N07: the `jwt-svid` entries of that domain's bundle, nothing else (JS-N06, JS-N07).
-    const keys = domain.jwtKeys();
-    const claims = parseJsonObject(Buffer.from(await verifySignature(token, keys, alg)).toString('utf8'), 'ERR_JWT_SVID_MALFORMED', 'The JWT-SVID payload');
-    if (claims.sub !== claimed.id) throw new AgentwardError('ERR_JWT_SVID_SUBJECT');
+    // §6, BND-N07: the `jwt-svid` entries of that domain's bundle, nothing else (JS-N06, JS-N07);
+    // header `jwk`/`jku`/`x5u`/`x5c` are never looked at (RFC 8725 §3.10).
+    route.claimed = claimed;
+    route.domain = domain;
+    route.keys = domain.jwtKeys();
+    return { keys: route.keys };
+  }
 
-    // §3.2: aud must be present and hold one of our values (JS-N03, JS-N04).
+  /** The verified `sub` is the one that chose the keys; then §3.2: `aud` present and naming us (JS-N03, JS-N04). */
+  private checkSubjectAndAudience(claims: Claims, route: JwtSvidRoute): void {
+    if (claims.sub !== route.claimed!.id) throw new AgentwardError('ERR_JWT_SVID_SUBJECT');
     if (claims.aud === undefined || claims.aud === null) throw new AgentwardError('ERR_JWT_SVID_CLAIM_MISSING', 'The JWT-SVID has no aud claim (JWT-SVID section 3.2).');
-    const audiences = asJwtSvidError(() => audienceList(claims.aud));
-    if (!audiences.some((a) => this.audiences.has(a))) throw new AgentwardError('ERR_JWT_SVID_AUDIENCE');
-
-    // §3.3 and RFC 7519 §4.1.4-6: exp present and not passed, nbf and iat not ahead, small leeway (JS-N05).
-    const nowSeconds = this.now() / 1000;
+    if (!audienceList(claims.aud, 'aud', SVID_CLAIMS).some((a) => this.audiences.has(a))) throw new AgentwardError('ERR_JWT_SVID_AUDIENCE');
+    // §3.3: exp present (the time rule checks its value).
     if (claims.exp === undefined || claims.exp === null) throw new AgentwardError('ERR_JWT_SVID_CLAIM_MISSING', 'The JWT-SVID has no exp claim (JWT-SVID section 3.3).');
-    const exp = asJwtSvidError(() => numericClaim(claims, 'exp'))!;
-    if (nowSeconds >= exp + this.skew) throw new AgentwardError('ERR_JWT_SVID_EXPIRED');
-    const nbf = asJwtSvidError(() => numericClaim(claims, 'nbf'));
-    if (nbf !== undefined && nbf > nowSeconds + this.skew) throw new AgentwardError('ERR_JWT_SVID_EXPIRED', 'The JWT-SVID is not valid yet (nbf).');
-    const iat = asJwtSvidError(() => numericClaim(claims, 'iat'));
-    if (iat !== undefined && iat > nowSeconds + this.skew) throw new AgentwardError('ERR_JWT_SVID_EXPIRED', 'The JWT-SVID was issued in the future (iat).');
-
-    // A bearer credential is a replay risk for its whole life (§7.1): the domain may cap it.
-    if (domain.maxLifetimeSeconds !== undefined && exp - (iat ?? nowSeconds) > domain.maxLifetimeSeconds) throw new AgentwardError('ERR_JWT_SVID_LIFETIME');
-
-    const rest: Record<string, unknown> = {};
-    for (const [name, value] of Object.entries(claims)) if (!EXTRACTED_CLAIMS.has(name)) rest[name] = value;
-    const result: VerifiedJwtSvid = deepFreeze({
-      id: claimed.id,
-      trustDomain: claimed.trustDomain,
-      path: claimed.path,
-      expiresAt: exp,
-      claims: rest,
-      kid: kid === undefined || kid === '' ? undefined : kid,
-    });
-    const ttlMs = (exp + this.skew) * 1000 - this.now();
-    if (this.cache && ttlMs > 0) this.cache.set(tokenHash, { result, keys }, { ttl: ttlMs });
-    return result;
   }
 }
 
@@ -224,51 +270,5 @@ function spiffeId(sub: unknown): WorkloadId | undefined {
   } catch {
     // WorkloadIdError: every reason means "not a SPIFFE ID" here; the code says so, the reason is not needed.
     return undefined;
-  }
-}
-
-/**
- * The signature, by a key of `keys` only (RFC 8725 §3.10: header `jwk`/`jku`/`x5u`/`x5c` are
- * never looked at). When several keys of the domain match (no `kid`, allowed with requireKid
- * off), each is tried: all of them are trusted for this domain.
- */
-async function verifySignature(token: string, keys: KeyResolver, alg: string): Promise<Uint8Array> {
-  try {
-    return (await compactVerify(token, keys, { algorithms: [alg] })).payload;
-  } catch (err) {
-    if (err instanceof joseErrors.JWKSMultipleMatchingKeys) {
-      for await (const key of err) {
-        try {
-          return (await compactVerify(token, key, { algorithms: [alg] })).payload;
-        } catch (inner) {
-          if (!(inner instanceof joseErrors.JWSSignatureVerificationFailed)) throw joseFailure(inner);
-        }
-      }
-      throw new AgentwardError('ERR_JWT_SVID_SIGNATURE', 'The JWT-SVID signature is invalid for every key of its trust domain.', { cause: err });
-    }
-    throw joseFailure(err);
-  }
-}
-
-/** Maps a jose throw to our code (conventions §6); our own errors pass unchanged. */
-function joseFailure(err: unknown): AgentwardError {
-  if (err instanceof AgentwardError) return err;
-  if (err instanceof joseErrors.JWSSignatureVerificationFailed) return new AgentwardError('ERR_JWT_SVID_SIGNATURE', undefined, { cause: err });
-  if (err instanceof joseErrors.JWKSNoMatchingKey || err instanceof joseErrors.JWKSMultipleMatchingKeys) return new AgentwardError('ERR_JWT_SVID_KEY_UNKNOWN', undefined, { cause: err });
-  if (err instanceof joseErrors.JOSEAlgNotAllowed) return new AgentwardError('ERR_JWT_SVID_ALGORITHM', undefined, { cause: err });
-  // Unknown `crit`, a key unusable with the algorithm (e.g. an RSA key under 2048 bits), bad segments.
-  return new AgentwardError('ERR_JWT_SVID_MALFORMED', undefined, { cause: err });
-}
-
-/** Runs a shared claim check from claims.ts and gives its failure the JWT-SVID code. */
-function asJwtSvidError<T>(check: () => T): T {
-  try {
-    return check();
-  } catch (err) {
-    if (err instanceof AgentwardError) {
-      // claims.ts messages name the claim, never its value.
-      throw new AgentwardError('ERR_JWT_SVID_MALFORMED', err.detail.replace('access token', 'JWT-SVID'), { cause: err });
-    }
-    throw err;
   }
 }

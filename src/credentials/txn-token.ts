@@ -11,14 +11,19 @@
  * trust domain's TTS (§12.2 step 1), `aud` (step 2), `exp` (step 3), then the claims of §9.2 with
  * their types, `iat`, and the lifetime bound (§6, §13.1: minutes or less).
  *
+ * The JWS steps are src/jose/verify.ts's, run with this module's profile and its own codes; the
+ * claim checks shared with access tokens (claims.ts) report with the Txn-Token codes too.
+ *
  * The token itself never appears in an error message or in the result; `hashPrefix` identifies it
  * in audit records (§15.2: never log it verbatim).
  */
 import { hash as digest, type KeyObject, type webcrypto } from 'node:crypto';
-import { compactVerify, errors as joseErrors, type FlattenedJWSInput, type JWK, type JWSHeaderParameters } from 'jose';
-import { decodeJsonSegment, deepFreeze, normalizeTyp } from './jose-parts.ts';
+import type { FlattenedJWSInput, JWK, JWSHeaderParameters } from 'jose';
+import { isAsymmetricAlgorithm } from '../jose/algorithms.ts';
+import { deepFreeze } from '../jose/segments.ts';
+import { explicitTyp, notNumericDate, requireClaims, verifyCompactJws, type Claims, type Failure, type JwsFailures, type JwsProfile } from '../jose/verify.ts';
 import { AgentwardError, type ErrorCode } from '../errors.ts';
-import { audienceList, checkClaimTypes, isObject, numericClaim } from './claims.ts';
+import { audienceList, checkClaimTypes, isObject, numericClaim, type ClaimErrors } from './claims.ts';
 
 /** Failure codes of Txn-Token verification (each in src/errors.ts). */
 export type TxnTokenErrorCode = Extract<ErrorCode, `ERR_TXN_TOKEN_${string}`>;
@@ -67,14 +72,24 @@ export interface TxnTokenVerifierOptions {
   now?: () => number;
 }
 
-/** RFC 7518 §3.1 / RFC 8037 / RFC 9864 signature algorithms with a public verification key. */
-const ASYMMETRIC_ALGORITHMS: ReadonlySet<string> = new Set(['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA', 'Ed25519']);
-
 /**
- * Compact JWS: three base64url segments (RFC 7515 §7.1). The signature may be empty here so that
- * an unsecured JWS (`alg: none`) is refused for its algorithm; the signature check refuses it too.
+ * The JWS failures, each with the detail it has always had. The form is `segments`: the signature
+ * may be empty so that an unsecured JWS (`alg: none`) is refused for its algorithm.
  */
-const COMPACT_JWS = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$/;
+const FAILURES: JwsFailures = {
+  malformed: { code: 'ERR_TXN_TOKEN_MALFORMED', detail: 'The Txn-Token must be a compact JWS with three base64url parts.' },
+  algorithm: { code: 'ERR_TXN_TOKEN_ALGORITHM', detail: 'The Txn-Token signing algorithm is not allowed.' },
+  // Any resolver failure but an outage (which stays the resolver's 5xx): fail closed, not "invalid".
+  keyUnknown: { code: 'ERR_TXN_TOKEN_KEY_UNKNOWN', detail: "No key of the trust domain's Txn-Token service matches the token." },
+  signature: { code: 'ERR_TXN_TOKEN_SIGNATURE', detail: 'The Txn-Token signature is invalid.' },
+  // Unknown `crit` (RFC 7515 §4.1.11), a key unusable with the algorithm.
+  unverifiable: { code: 'ERR_TXN_TOKEN_MALFORMED', detail: 'The Txn-Token could not be verified as a JWS.' },
+};
+
+/** Claim checks shared with access tokens (sub and scope strings, amr, authorization_details), with Txn-Token codes. */
+const TXN_CLAIMS: ClaimErrors = { noun: 'The Txn-Token', invalid: 'ERR_TXN_TOKEN_CLAIM_INVALID', audience: 'ERR_TXN_TOKEN_AUDIENCE' };
+
+const claimMissing = (name: string): Failure => ({ code: 'ERR_TXN_TOKEN_CLAIM_MISSING', detail: `The Txn-Token has no ${name} claim (draft-ietf-oauth-transaction-tokens section 9.2).` });
 
 /** Claims §9.2 requires, in the order they are reported missing. */
 const REQUIRED_CLAIMS = ['iat', 'aud', 'exp', 'txn', 'sub', 'scope', 'req_wl'] as const;
@@ -92,26 +107,49 @@ export function txnTokenHash(token: string): string {
 
 export class TxnTokenVerifier {
   private readonly trustDomain: string;
-  private readonly keys: TxnKeyResolver;
-  private readonly algorithms: string[];
   private readonly skew: number;
   private readonly maxLifetime: number;
   private readonly now: () => number;
+  private readonly profile: JwsProfile<undefined>;
 
   /** Throws TypeError on options that would loosen verification; config checking should catch these first. */
   constructor(options: TxnTokenVerifierOptions) {
     if (options.trustDomain === '') throw new TypeError('trustDomain must not be empty.');
     if (options.algorithms.length === 0) throw new TypeError('algorithms must list at least one algorithm.');
-    const weak = options.algorithms.filter((alg) => !ASYMMETRIC_ALGORITHMS.has(alg));
+    const weak = options.algorithms.filter((alg) => !isAsymmetricAlgorithm(alg));
     if (weak.length > 0) throw new TypeError(`algorithms must be asymmetric JWS algorithms; not allowed: ${weak.join(', ')}.`);
     if (!(options.clockSkewSeconds >= 0)) throw new TypeError('clockSkewSeconds must be zero or more.');
     if (!(options.maxLifetimeSeconds > 0)) throw new TypeError('maxLifetimeSeconds must be more than zero.');
     this.trustDomain = options.trustDomain;
-    this.keys = options.keys;
-    this.algorithms = [...options.algorithms];
     this.skew = options.clockSkewSeconds;
     this.maxLifetime = options.maxLifetimeSeconds;
     this.now = options.now ?? Date.now;
+    this.profile = {
+      noun: 'The Txn-Token',
+      form: 'segments',
+      claimsFirst: true,
+      // §9.1: typ MUST be txntoken+jwt; explicit typing keeps access tokens, ID tokens, WITs and
+      // older-draft tokens (`txn_token`, `N_A`) out (RFC 8725 §3.11, TXN-N04).
+      typ: explicitTyp({
+        accepted: ['txntoken+jwt'],
+        missing: { code: 'ERR_TXN_TOKEN_TYPE', detail: 'The Txn-Token has no typ header; it must be txntoken+jwt (draft-ietf-oauth-transaction-tokens section 9.1).' },
+        wrong: { code: 'ERR_TXN_TOKEN_TYPE', detail: 'The Txn-Token typ must be txntoken+jwt (draft-ietf-oauth-transaction-tokens section 9.1).' },
+      }),
+      // RFC 8725 §3.1: the allow-list, never the token, picks the algorithm (TXN-N05).
+      algorithms: [...options.algorithms],
+      // §12.2 step 1: a signature by a key of this trust domain's TTS (TXN-N06).
+      keys: options.keys,
+      failures: FAILURES,
+      afterSignature: (claims) => this.checkAudience(claims),
+      // §12.2 step 3, with a small leeway (RFC 8725; spec §1.1) (TXN-N08). `iat` comes with the lifetime, below.
+      time: {
+        skew: this.skew,
+        now: this.now,
+        invalid: (name) => notNumericDate(TXN_CLAIMS.invalid, name),
+        exp: { expired: { code: 'ERR_TXN_TOKEN_EXPIRED', detail: 'The Txn-Token has expired.' } },
+        nbf: { future: { code: 'ERR_TXN_TOKEN_NOT_YET_VALID', detail: 'The Txn-Token is not valid yet.' } },
+      },
+    };
   }
 
   /**
@@ -127,49 +165,14 @@ export class TxnTokenVerifier {
     const token = headerValues[0]!.trim();
     if (token.includes(',')) throw new AgentwardError('ERR_TXN_TOKEN_MULTIPLE', 'The Txn-Token header must carry exactly one token.');
     if (token === '') throw new AgentwardError('ERR_TXN_TOKEN_MALFORMED', 'The Txn-Token header is empty.');
-    if (!COMPACT_JWS.test(token)) throw new AgentwardError('ERR_TXN_TOKEN_MALFORMED', 'The Txn-Token must be a compact JWS with three base64url parts.');
-    const [protectedHeader, payload, signature] = token.split('.') as [string, string, string];
-    const header = decodeJsonSegment(protectedHeader, 'ERR_TXN_TOKEN_MALFORMED', 'The Txn-Token header') as JWSHeaderParameters;
-    const claims = decodeJsonSegment(payload, 'ERR_TXN_TOKEN_MALFORMED', 'The Txn-Token payload');
-
-    // §9.1: typ MUST be txntoken+jwt; explicit typing keeps access tokens, ID tokens, WITs and
-    // older-draft tokens (`txn_token`, `N_A`) out (RFC 8725 §3.11, TXN-N04).
-    if (header.typ === undefined) throw new AgentwardError('ERR_TXN_TOKEN_TYPE', 'The Txn-Token has no typ header; it must be txntoken+jwt (draft-ietf-oauth-transaction-tokens section 9.1).');
-    if (normalizeTyp(header.typ) !== 'txntoken+jwt') throw new AgentwardError('ERR_TXN_TOKEN_TYPE', 'The Txn-Token typ must be txntoken+jwt (draft-ietf-oauth-transaction-tokens section 9.1).');
-
-    // RFC 8725 §3.1: the allow-list, never the token, picks the algorithm (TXN-N05).
-    if (typeof header.alg !== 'string' || !this.algorithms.includes(header.alg)) throw new AgentwardError('ERR_TXN_TOKEN_ALGORITHM', 'The Txn-Token signing algorithm is not allowed.');
-
-    // §12.2 step 1: a signature by a key of this trust domain's TTS (TXN-N06).
-    const key = await this.resolveKey(header, { protected: protectedHeader, payload, signature });
-    try {
-      await compactVerify(token, key, { algorithms: this.algorithms });
-    } catch (err) {
-      if (err instanceof joseErrors.JWSSignatureVerificationFailed) throw new AgentwardError('ERR_TXN_TOKEN_SIGNATURE', 'The Txn-Token signature is invalid.', { cause: err });
-      // Unknown `crit` (RFC 7515 §4.1.11), a key unusable with the algorithm.
-      throw new AgentwardError('ERR_TXN_TOKEN_MALFORMED', 'The Txn-Token could not be verified as a JWS.', { cause: err });
-    }
-
-    // §12.2 step 2: the token "MUST NOT be accepted outside the Trust Domain" named in aud (TXN-N07).
-    requirePresent(claims, 'aud');
-    const audiences = translate(() => audienceList(claims.aud));
-    if (!audiences.includes(this.trustDomain)) throw new AgentwardError('ERR_TXN_TOKEN_AUDIENCE', 'The Txn-Token was not issued for this trust domain.');
-
-    // §12.2 step 3, with a small leeway (RFC 8725; spec §1.1) (TXN-N08).
-    const nowSeconds = this.now() / 1000;
-    requirePresent(claims, 'exp');
-    const exp = translate(() => numericClaim(claims, 'exp'))!;
-    if (nowSeconds > exp + this.skew) throw new AgentwardError('ERR_TXN_TOKEN_EXPIRED', 'The Txn-Token has expired.');
-    const nbf = translate(() => numericClaim(claims, 'nbf'));
-    if (nbf !== undefined && nbf > nowSeconds + this.skew) throw new AgentwardError('ERR_TXN_TOKEN_NOT_YET_VALID', 'The Txn-Token is not valid yet.');
+    const { claims, exp } = await verifyCompactJws(token, this.profile, undefined);
 
     // §9.2: the claims every Txn-Token carries (TXN-N09), then their types.
-    for (const name of REQUIRED_CLAIMS) requirePresent(claims, name);
+    requireClaims(claims, REQUIRED_CLAIMS, claimMissing);
     for (const name of ['txn', 'req_wl', 'iss'] as const) {
       if (claims[name] !== undefined && typeof claims[name] !== 'string') throw new AgentwardError('ERR_TXN_TOKEN_CLAIM_INVALID', `The Txn-Token ${name} claim must be a string.`);
     }
-    // Shared with access tokens: sub and scope are strings, amr and authorization_details typed.
-    translate(() => checkClaimTypes(claims));
+    checkClaimTypes(claims, TXN_CLAIMS);
     for (const name of ['tctx', 'rctx'] as const) {
       if (claims[name] !== undefined && !isObject(claims[name])) throw new AgentwardError('ERR_TXN_TOKEN_CLAIM_INVALID', `The Txn-Token ${name} claim must be a JSON object.`);
     }
@@ -178,9 +181,9 @@ export class TxnTokenVerifier {
 
     // §6, §13.1: short-lived. A token issued in the future or valid for longer than configured is
     // refused, so a leaked or mis-issued token cannot be replayed for long.
-    const iat = translate(() => numericClaim(claims, 'iat'))!;
-    if (iat > nowSeconds + this.skew) throw new AgentwardError('ERR_TXN_TOKEN_ISSUED_IN_FUTURE', 'The Txn-Token was issued in the future.');
-    if (exp - iat > this.maxLifetime) throw new AgentwardError('ERR_TXN_TOKEN_LIFETIME', `The Txn-Token is valid for longer than ${this.maxLifetime} seconds.`);
+    const iat = numericClaim(claims, 'iat', TXN_CLAIMS)!;
+    if (iat > this.now() / 1000 + this.skew) throw new AgentwardError('ERR_TXN_TOKEN_ISSUED_IN_FUTURE', 'The Txn-Token was issued in the future.');
+    if (exp! - iat > this.maxLifetime) throw new AgentwardError('ERR_TXN_TOKEN_LIFETIME', `The Txn-Token is valid for longer than ${this.maxLifetime} seconds.`);
 
     const rest: Record<string, unknown> = {};
     for (const [name, value] of Object.entries(claims)) if (!EXTRACTED_CLAIMS.has(name)) rest[name] = value;
@@ -193,39 +196,19 @@ export class TxnTokenVerifier {
       reqWl: claims.req_wl as string,
       iss: (claims.iss as string | undefined) ?? null,
       issuedAt: iat,
-      expiresAt: exp,
+      expiresAt: exp!,
       claims: rest,
       hashPrefix: txnTokenHash(token).slice(0, 16),
     });
   }
 
-  /** Wraps the resolver's throws (conventions §6); key-set outages stay 5xx. */
-  private async resolveKey(header: JWSHeaderParameters, token: FlattenedJWSInput): Promise<Awaited<ReturnType<TxnKeyResolver>>> {
-    try {
-      return await this.keys(header, token);
-    } catch (err) {
-      if (err instanceof AgentwardError && err.status >= 500) throw err;
-      throw new AgentwardError('ERR_TXN_TOKEN_KEY_UNKNOWN', "No key of the trust domain's Txn-Token service matches the token.", { cause: err });
-    }
-  }
-}
-
-function requirePresent(claims: Record<string, unknown>, name: string): void {
-  if (claims[name] === undefined || claims[name] === null) {
-    throw new AgentwardError('ERR_TXN_TOKEN_CLAIM_MISSING', `The Txn-Token has no ${name} claim (draft-ietf-oauth-transaction-tokens section 9.2).`);
-  }
-}
-
-/** Runs a shared claim check from claims.ts and gives its failure the Txn-Token code. */
-function translate<T>(check: () => T): T {
-  try {
-    return check();
-  } catch (err) {
-    if (err instanceof AgentwardError) {
-      const code: TxnTokenErrorCode = err.code === 'ERR_TOKEN_AUDIENCE' ? 'ERR_TXN_TOKEN_AUDIENCE' : 'ERR_TXN_TOKEN_CLAIM_INVALID';
-      // claims.ts messages name the claim, never its value.
-      throw new AgentwardError(code, err.detail.replace('access token', 'Txn-Token'), { cause: err });
-    }
-    throw err;
+  /**
+   * §12.2 step 2: the token "MUST NOT be accepted outside the Trust Domain" named in aud (TXN-N07);
+   * then `exp`, which step 3 needs, present.
+   */
+  private checkAudience(claims: Claims): void {
+    requireClaims(claims, ['aud'], claimMissing);
+    if (!audienceList(claims.aud, 'aud', TXN_CLAIMS).includes(this.trustDomain)) throw new AgentwardError('ERR_TXN_TOKEN_AUDIENCE', 'The Txn-Token was not issued for this trust domain.');
+    requireClaims(claims, ['exp'], claimMissing);
   }
 }

@@ -12,12 +12,16 @@
  * hash and `jti`, inserted only once every check has passed. The memory is bounded: when the cache
  * is full the oldest ids are forgotten, and from then on WPTs expiring no later than a forgotten
  * one are refused, so a forgotten id can never be replayed.
+ *
+ * Both tokens go through src/jose/verify.ts with a profile each: the WIT's routes on its unverified
+ * `sub`, the WPT's takes its algorithm and key from the verified WIT.
  */
 import { hash } from 'node:crypto';
-import { calculateJwkThumbprint, compactVerify, errors as joseErrors, importJWK, type CryptoKey, type JWK, type JWSHeaderParameters, type FlattenedJWSInput } from 'jose';
+import { calculateJwkThumbprint, importJWK, type CryptoKey, type JWK, type JWSHeaderParameters, type FlattenedJWSInput } from 'jose';
 import { LRUCache } from 'lru-cache';
 import { ReplayCache } from './replay-cache.ts';
-import { decodeJsonSegment, parseJsonObject, normalizeTyp } from './jose-parts.ts';
+import { isAsymmetricAlgorithm, keyFitsAlgorithm, PRIVATE_JWK_MEMBERS, SPIFFE_ALGORITHMS } from '../jose/algorithms.ts';
+import { explicitTyp, verifyCompactJws, type Claims, type CompactJws, type JwsFailures, type JwsProfile, type KeyChoice, type TimeRule } from '../jose/verify.ts';
 import { AgentwardError, type ErrorCode } from '../errors.ts';
 import { parseWorkloadId, WorkloadIdError, type WorkloadId } from '../identity/workload-id.ts';
 import { normalizeHtu } from './dpop.ts';
@@ -120,28 +124,59 @@ export interface VerifiedWorkload {
   boundContextTokens: string[];
 }
 
-const PRIVATE_JWK_MEMBERS = ['d', 'p', 'q', 'dp', 'dq', 'qi', 'oth', 'k'];
-const COMPACT_JWS = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/;
 const MAX_JTI_LENGTH = 256;
 const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9a-z-]+$/;
 
-/** Asymmetric JWS algorithms and the keys they go with (RFC 7518 §3, RFC 8037 §3.1, RFC 9864). */
-const KEY_FOR_ALG: Record<string, (jwk: Record<string, unknown>) => boolean> = {
-  ES256: (k) => k.kty === 'EC' && k.crv === 'P-256',
-  ES384: (k) => k.kty === 'EC' && k.crv === 'P-384',
-  ES512: (k) => k.kty === 'EC' && k.crv === 'P-521',
-  RS256: (k) => k.kty === 'RSA',
-  RS384: (k) => k.kty === 'RSA',
-  RS512: (k) => k.kty === 'RSA',
-  PS256: (k) => k.kty === 'RSA',
-  PS384: (k) => k.kty === 'RSA',
-  PS512: (k) => k.kty === 'RSA',
-  EdDSA: (k) => k.kty === 'OKP' && (k.crv === 'Ed25519' || k.crv === 'Ed448'),
-  Ed25519: (k) => k.kty === 'OKP' && k.crv === 'Ed25519',
+/** What the WIT profile's hooks found for one token. */
+interface WitRoute {
+  /** The SPIFFE or WIMSE ID the unverified `sub` claims: it picks the trust domain. */
+  claimed: WorkloadId | undefined;
+  domain: WimseTrustDomain | undefined;
+  /** The resolver that verified it, so that a cached WIT knows when its keys changed. */
+  verifiedWith: WitKeyResolver | undefined;
+  /** The verified `sub`. */
+  id: WorkloadId | undefined;
+}
+
+/** What a WPT is checked against: the WIT it proves, the request it is for. */
+interface WptContext {
+  wit: VerifiedWit;
+  targetUri: string | undefined;
+}
+
+/** What sets a WIT and a WPT apart where the JWS verifier is concerned; their codes carry no detail (the title says it). */
+interface WimseToken {
+  noun: string;
+  /** The one `typ` (creds-02 §5.1, wpt-02 §2 step 6). */
+  typ: string;
+  type: WimseErrorCode;
+  failures: JwsFailures & { malformed: WimseErrorCode };
+  missing: WimseErrorCode;
+  expired: WimseErrorCode;
+  /** Whether `nbf` is checked with the token (a WPT) or on every use (a WIT: `checkWitUse`). */
+  nbf: boolean;
+}
+
+const WIT: WimseToken = {
+  noun: 'The workload identity token',
+  typ: 'wit+jwt',
+  type: 'ERR_WIT_TYPE',
+  // A bundle key jose cannot use for the algorithm is `keyUnusable`.
+  failures: { malformed: 'ERR_WIT_MALFORMED', algorithm: 'ERR_WIT_ALGORITHM', keyUnknown: 'ERR_WIT_KEY_UNKNOWN', keyUnusable: 'ERR_WIT_MALFORMED', signature: 'ERR_WIT_SIGNATURE', unverifiable: 'ERR_WIT_MALFORMED' },
+  missing: 'ERR_WIT_CLAIM_MISSING',
+  expired: 'ERR_WIT_EXPIRED',
+  nbf: false,
 };
 
-/** The algorithms SPIFFE allows for JWT-SVIDs and WIT-SVIDs (JWT-SVID §2.1, WIT-SVID §2.1, §3.2). */
-export const SPIFFE_ALGORITHMS: ReadonlySet<string> = new Set(['RS256', 'RS384', 'RS512', 'ES256', 'ES384', 'ES512', 'PS256', 'PS384', 'PS512']);
+const WPT: WimseToken = {
+  noun: 'The workload proof token',
+  typ: 'wpt+jwt',
+  type: 'ERR_WPT_TYPE',
+  failures: { malformed: 'ERR_WPT_MALFORMED', algorithm: 'ERR_WPT_ALGORITHM', signature: 'ERR_WPT_SIGNATURE', unverifiable: 'ERR_WPT_MALFORMED' },
+  missing: 'ERR_WPT_CLAIM_MISSING',
+  expired: 'ERR_WPT_EXPIRED',
+  nbf: true,
+};
 
 export class WimseVerifier {
   private readonly domains: ReadonlyMap<string, WimseTrustDomain>;
@@ -158,6 +193,10 @@ export class WimseVerifier {
    * each time with a new proof, so the WIT's signature is checked once and only the proof after.
    */
   private readonly wits: LRUCache<string, CachedWit> | undefined;
+  /** Per trust domain, the WIT algorithms: the domain's asymmetric ones, and of those the SPIFFE ones for WIT-SVIDs. */
+  private readonly witAlgorithms: ReadonlyMap<string, { any: readonly string[]; svid: readonly string[] }>;
+  private readonly witProfile: JwsProfile<WitRoute>;
+  private readonly wptProfile: JwsProfile<WptContext>;
 
   constructor(options: WimseVerifierOptions) {
     this.domains = options.trustDomains;
@@ -170,6 +209,39 @@ export class WimseVerifier {
     this.wits = cacheSize > 0 ? new LRUCache<string, CachedWit>({ max: cacheSize, ttlAutopurge: false, perf: { now: () => this.now() } }) : undefined;
     // Marked with the WPT's exp: WPTs expiring no later than a forgotten one are refused.
     this.seen = new ReplayCache({ max: options.replayCacheSize, now: () => this.now() });
+    this.witAlgorithms = new Map(
+      [...options.trustDomains].map(([name, domain]) => {
+        const any = domain.algorithms.filter(isAsymmetricAlgorithm);
+        return [name, { any, svid: any.filter((alg) => SPIFFE_ALGORITHMS.has(alg)) }];
+      }),
+    );
+    this.witProfile = this.wimseProfile(WIT, {
+      route: (jws, route) => this.routeWit(jws, route),
+      locateKey: (jws, route) => this.witKeys(jws, route),
+      afterSignature: (claims, _jws, route) => this.checkWitSubject(claims, route),
+    });
+    this.wptProfile = this.wimseProfile(WPT, {
+      // wpt-02 §2 steps 4, 5: alg equal to cnf.jwk.alg, signature by cnf.jwk.
+      route: (_jws, { wit }) => ({ algorithms: [wit.alg], keys: wit.key }),
+      afterSignature: (claims, _jws, { targetUri }) => this.checkWptClaims(claims, targetUri),
+    });
+  }
+
+  /**
+   * One compact JWS with a signature (creds-02 §5.1.1, wpt-02 §2 step 3), claims read only once
+   * verified. Time: expired on or after `exp` (RFC 7519 §4.1.4, wpt-02 §2 step 8), checked before
+   * anything else of a WIT is looked at (and again on every use); an `nbf` that is not a
+   * NumericDate counts as not valid now.
+   */
+  private wimseProfile<C>(token: WimseToken, hooks: Pick<JwsProfile<C>, 'route' | 'locateKey' | 'afterSignature'>): JwsProfile<C> {
+    const time: TimeRule = {
+      skew: this.skew,
+      now: this.now,
+      invalid: (name) => (name === 'nbf' ? token.expired : token.failures.malformed),
+      exp: { missing: token.missing, expired: token.expired, onOrAfter: true },
+      nbf: token.nbf ? { future: token.expired } : {},
+    };
+    return { noun: token.noun, form: 'signed', claimsFirst: false, typ: explicitTyp({ accepted: [token.typ], wrong: token.type }), failures: token.failures, time, ...hooks };
   }
 
   /** WPT ids held now, expired ones dropped first. */
@@ -181,36 +253,13 @@ export class WimseVerifier {
     const wit = await this.verifyIdentityToken(request.wit, request.targetUri);
     const nowSeconds = this.now() / 1000;
 
-    // wpt-02 §2 step 3: one compact JWS.
-    const { wpt } = request;
-    if (typeof wpt !== 'string' || !COMPACT_JWS.test(wpt)) throw new WimseError('ERR_WPT_MALFORMED');
-    const header = decodeJsonSegment(wpt.slice(0, wpt.indexOf('.')), 'ERR_WPT_MALFORMED', 'The workload proof token header');
-
-    // Steps 6, 4, 5: typ, alg equal to cnf.jwk.alg, signature by cnf.jwk.
-    if (normalizeTyp(header.typ) !== 'wpt+jwt') throw new WimseError('ERR_WPT_TYPE');
-    if (header.alg !== wit.alg) throw new WimseError('ERR_WPT_ALGORITHM');
-    let payload: Uint8Array;
-    try {
-      payload = (await compactVerify(wpt, wit.key, { algorithms: [wit.alg] })).payload;
-    } catch (err) {
-      if (err instanceof joseErrors.JWSSignatureVerificationFailed) throw new WimseError('ERR_WPT_SIGNATURE', { cause: err });
-      throw new WimseError('ERR_WPT_MALFORMED', { cause: err });
-    }
-    const claims = parseJsonObject(Buffer.from(payload).toString('utf8'), 'ERR_WPT_MALFORMED', 'The workload proof token payload');
-    const { aud, exp, jti, wth, nbf } = claims;
-    if (aud === undefined || exp === undefined || jti === undefined || wth === undefined) throw new WimseError('ERR_WPT_CLAIM_MISSING');
-    if (typeof exp !== 'number' || !Number.isFinite(exp) || typeof jti !== 'string' || jti === '' || jti.length > MAX_JTI_LENGTH || typeof wth !== 'string') {
-      throw new WimseError('ERR_WPT_MALFORMED');
-    }
-    // U11: ath belongs to wpt-01; legacy mode is off.
-    if (claims.ath !== undefined) throw new WimseError('ERR_WPT_ATH');
-
-    // Step 7 and U6: aud names this resource, from trusted configuration.
-    if (!this.audienceMatches(aud, request.targetUri)) throw new WimseError('ERR_WPT_AUDIENCE');
-
-    // Step 8: within its short validity.
-    if (exp <= nowSeconds - this.skew || this.seen.forgotten(exp)) throw new WimseError('ERR_WPT_EXPIRED');
-    if (nbf !== undefined && (typeof nbf !== 'number' || !Number.isFinite(nbf) || nbf > nowSeconds + this.skew)) throw new WimseError('ERR_WPT_EXPIRED');
+    const verified = await verifyCompactJws(request.wpt, this.wptProfile, { wit, targetUri: request.targetUri });
+    const { claims } = verified;
+    const exp = verified.exp!;
+    const jti = claims.jti as string;
+    const wth = claims.wth as string;
+    // Step 8: a WPT expiring no later than a forgotten id could be a replay (wpt-02 §3.1.4).
+    if (this.seen.forgotten(exp)) throw new WimseError('ERR_WPT_EXPIRED');
     if (exp - nowSeconds > this.maxLifetime + this.skew) throw new WimseError('ERR_WPT_LIFETIME');
 
     // Step 9: bound to exactly this WIT string.
@@ -243,6 +292,18 @@ export class WimseVerifier {
       wptJti: jti,
       boundContextTokens: bound,
     };
+  }
+
+  /** wpt-02 §2: the claims a WPT carries, with their types; U11; step 7 and U6: aud names this resource, from trusted configuration. */
+  private checkWptClaims(claims: Claims, targetUri: string | undefined): void {
+    const { aud, exp, jti, wth } = claims;
+    if (aud === undefined || exp === undefined || jti === undefined || wth === undefined) throw new WimseError('ERR_WPT_CLAIM_MISSING');
+    if (typeof exp !== 'number' || !Number.isFinite(exp) || typeof jti !== 'string' || jti === '' || jti.length > MAX_JTI_LENGTH || typeof wth !== 'string') {
+      throw new WimseError('ERR_WPT_MALFORMED');
+    }
+    // U11: ath belongs to wpt-01; legacy mode is off.
+    if (claims.ath !== undefined) throw new WimseError('ERR_WPT_ATH');
+    if (!this.audienceMatches(aud, targetUri)) throw new WimseError('ERR_WPT_AUDIENCE');
   }
 
   /** U6: a string naming this resource, or (unless strict) an array of strings containing it. */
@@ -306,85 +367,77 @@ export class WimseVerifier {
 
   /** §A.2 steps 1–5 and 7–8: everything about a WIT that does not change with time or target. */
   private async verifyWitToken(wit: string, witHash: string): Promise<CachedWit> {
-    // creds-02 §5.1.1: one compact JWS.
-    if (typeof wit !== 'string' || !COMPACT_JWS.test(wit)) throw new WimseError('ERR_WIT_MALFORMED');
-    const [headerPart, payloadPart] = wit.split('.') as [string, string, string];
-    const header = decodeJsonSegment(headerPart, 'ERR_WIT_MALFORMED', 'The workload identity token header');
-    if (normalizeTyp(header.typ) !== 'wit+jwt') throw new WimseError('ERR_WIT_TYPE');
-
-    // The unverified sub picks the trust domain whose keys alone may verify it (§3, §9.1).
-    const unverified = decodeJsonSegment(payloadPart, 'ERR_WIT_MALFORMED', 'The workload identity token payload');
-    if (unverified.sub === undefined) throw new WimseError('ERR_WIT_CLAIM_MISSING');
-    const claimed = parseSub(unverified.sub);
-    const claimedDomain = claimed.trustDomain;
-    const domain = this.domains.get(claimedDomain);
-    if (!domain) throw new WimseError('ERR_WIT_TRUST_DOMAIN');
-
-    // A spiffe:// subject makes the token a WIT-SVID, whose profile is stricter (WIT-SVID §2.1,
-    // §3.2, §3.7): `kid` required, RS/ES/PS algorithms only (for the token and for cnf.jwk), no `aud`.
-    const witSvid = claimed.scheme === 'spiffe';
-    const alg = header.alg;
-    if (typeof alg !== 'string' || !(alg in KEY_FOR_ALG) || !domain.algorithms.includes(alg)) throw new WimseError('ERR_WIT_ALGORITHM');
-    if (witSvid && !SPIFFE_ALGORITHMS.has(alg)) throw new WimseError('ERR_WIT_ALGORITHM');
-    if (witSvid && (typeof header.kid !== 'string' || header.kid === '')) throw new WimseError('ERR_WIT_KEY_UNKNOWN');
-
-    const verifiedWith = domain.witKeys();
-    let payload: Uint8Array;
-    try {
-      payload = (await compactVerify(wit, verifiedWith, { algorithms: [alg] })).payload;
-    } catch (err) {
-      if (err instanceof joseErrors.JWSSignatureVerificationFailed) throw new WimseError('ERR_WIT_SIGNATURE', { cause: err });
-      if (err instanceof joseErrors.JWKSNoMatchingKey || err instanceof joseErrors.JWKSMultipleMatchingKeys) throw new WimseError('ERR_WIT_KEY_UNKNOWN', { cause: err });
-      if (err instanceof joseErrors.JOSEAlgNotAllowed) throw new WimseError('ERR_WIT_ALGORITHM', { cause: err });
-      throw new WimseError('ERR_WIT_MALFORMED', { cause: err });
-    }
-    const claims = parseJsonObject(Buffer.from(payload).toString('utf8'), 'ERR_WIT_MALFORMED', 'The workload identity token payload');
-
-    // The verified sub must still name the domain whose key signed it.
-    if (claims.sub === undefined) throw new WimseError('ERR_WIT_CLAIM_MISSING');
-    const id = parseSub(claims.sub);
-    if (id.trustDomain !== claimedDomain) throw new WimseError('ERR_WIT_TRUST_DOMAIN');
-
-    const nowSeconds = this.now() / 1000;
-    const { exp, nbf, cnf, aud } = claims;
-    if (exp === undefined || cnf === undefined) throw new WimseError('ERR_WIT_CLAIM_MISSING');
-    if (typeof exp !== 'number' || !Number.isFinite(exp)) throw new WimseError('ERR_WIT_MALFORMED');
-    if (nbf !== undefined && (typeof nbf !== 'number' || !Number.isFinite(nbf))) throw new WimseError('ERR_WIT_EXPIRED');
-    // Expired before anything else is looked at (the same check runs again on every use).
-    if (exp <= nowSeconds - this.skew) throw new WimseError('ERR_WIT_EXPIRED');
+    const route: WitRoute = { claimed: undefined, domain: undefined, verifiedWith: undefined, id: undefined };
+    const { claims, exp, nbf } = await verifyCompactJws(wit, this.witProfile, route);
+    // The hooks set these: no WIT gets past them without.
+    const domain = route.domain!;
+    const witSvid = route.claimed!.scheme === 'spiffe';
     if (domain.maxLifetimeSeconds !== undefined) {
+      const nowSeconds = this.now() / 1000;
       const { iat } = claims;
       const from = typeof iat === 'number' && Number.isFinite(iat) ? Math.min(iat, nowSeconds) : nowSeconds;
-      if (exp - from > domain.maxLifetimeSeconds + this.skew) throw new WimseError('ERR_WIT_LIFETIME');
+      if (exp! - from > domain.maxLifetimeSeconds + this.skew) throw new WimseError('ERR_WIT_LIFETIME');
     }
+    const proof = await this.proofKey(claims.cnf, witSvid);
+    return { id: route.id!, exp: exp!, claims, ...proof, witHash, verifiedWith: route.verifiedWith!, nbf, aud: claims.aud, witSvid };
+  }
 
-    // cnf.jwk: a public signature key with an asymmetric alg consistent with it (§5.1).
+  /** The unverified sub picks the trust domain whose keys alone may verify it (creds-02 §3, §9.1), and its algorithms. */
+  private routeWit(jws: CompactJws, route: WitRoute): KeyChoice {
+    const unverified = jws.unverifiedClaims();
+    if (unverified.sub === undefined) throw new WimseError('ERR_WIT_CLAIM_MISSING');
+    const claimed = parseSub(unverified.sub);
+    const domain = this.domains.get(claimed.trustDomain);
+    if (!domain) throw new WimseError('ERR_WIT_TRUST_DOMAIN');
+    route.claimed = claimed;
+    route.domain = domain;
+    // A spiffe:// subject makes the token a WIT-SVID, whose profile is stricter (WIT-SVID §2.1,
+    // §3.2, §3.7): RS/ES/PS algorithms only (for the token and for cnf.jwk), `kid` required, no `aud`.
+    const algorithms = this.witAlgorithms.get(claimed.trustDomain)!;
+    return { algorithms: claimed.scheme === 'spiffe' ? algorithms.svid : algorithms.any };
+  }
+
+  /** WIT-SVID §3.7: a `kid`; then the domain's current keys (which throw while its bundle is unavailable). */
+  private witKeys(jws: CompactJws, route: WitRoute): KeyChoice {
+    const { kid } = jws.header;
+    if (route.claimed!.scheme === 'spiffe' && (typeof kid !== 'string' || kid === '')) throw new WimseError('ERR_WIT_KEY_UNKNOWN');
+    route.verifiedWith = route.domain!.witKeys();
+    return { keys: route.verifiedWith };
+  }
+
+  /** The verified sub must still name the domain whose key signed it; `cnf` is required (creds-02 §5.1). */
+  private checkWitSubject(claims: Claims, route: WitRoute): void {
+    if (claims.sub === undefined) throw new WimseError('ERR_WIT_CLAIM_MISSING');
+    const id = parseSub(claims.sub);
+    if (id.trustDomain !== route.claimed!.trustDomain) throw new WimseError('ERR_WIT_TRUST_DOMAIN');
+    route.id = id;
+    if (claims.cnf === undefined) throw new WimseError('ERR_WIT_CLAIM_MISSING');
+  }
+
+  /** cnf.jwk: a public signature key with an asymmetric alg consistent with it (creds-02 §5.1), imported once. */
+  private async proofKey(cnf: unknown, witSvid: boolean): Promise<{ alg: string; key: CryptoKey; jkt: string }> {
     if (cnf === null || typeof cnf !== 'object' || Array.isArray(cnf)) throw new WimseError('ERR_WIT_CNF_INVALID');
     const jwk = (cnf as Record<string, unknown>).jwk;
     if (jwk === null || typeof jwk !== 'object' || Array.isArray(jwk)) throw new WimseError('ERR_WIT_CNF_INVALID');
     const k = jwk as Record<string, unknown>;
     const keyAlg = k.alg;
-    if (typeof keyAlg !== 'string' || !(keyAlg in KEY_FOR_ALG) || !KEY_FOR_ALG[keyAlg]!(k)) throw new WimseError('ERR_WIT_CNF_INVALID');
+    if (!keyFitsAlgorithm(keyAlg, k)) throw new WimseError('ERR_WIT_CNF_INVALID');
     if (witSvid && !SPIFFE_ALGORITHMS.has(keyAlg)) throw new WimseError('ERR_WIT_CNF_INVALID');
     if (PRIVATE_JWK_MEMBERS.some((m) => m in k)) throw new WimseError('ERR_WIT_CNF_INVALID');
     if (k.use !== undefined && k.use !== 'sig') throw new WimseError('ERR_WIT_CNF_INVALID');
     if (k.key_ops !== undefined && !(Array.isArray(k.key_ops) && k.key_ops.includes('verify'))) throw new WimseError('ERR_WIT_CNF_INVALID');
-    let jkt: string;
-    let key: CryptoKey;
     try {
-      jkt = await calculateJwkThumbprint(k as JWK, 'sha256');
+      const jkt = await calculateJwkThumbprint(k as JWK, 'sha256');
       const cacheId = `${keyAlg}.${jkt}`;
-      let cached = this.keys.get(cacheId);
-      if (!cached) {
-        cached = (await importJWK(k as JWK, keyAlg)) as CryptoKey;
-        this.keys.set(cacheId, cached);
+      let key = this.keys.get(cacheId);
+      if (!key) {
+        key = (await importJWK(k as JWK, keyAlg)) as CryptoKey;
+        this.keys.set(cacheId, key);
       }
-      key = cached;
+      return { alg: keyAlg, key, jkt };
     } catch (err) {
       throw new WimseError('ERR_WIT_CNF_INVALID', { cause: err });
     }
-
-    return { id, exp, claims, alg: keyAlg, key, jkt, witHash, verifiedWith, nbf: nbf as number | undefined, aud, witSvid };
   }
 }
 

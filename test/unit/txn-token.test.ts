@@ -8,7 +8,7 @@ import { createHash, type webcrypto } from 'node:crypto';
 import { SignJWT, createLocalJWKSet, exportJWK, generateKeyPair, type JWK } from 'jose';
 import { beforeAll, describe, expect, test } from 'vitest';
 import { AccessTokenVerifier } from '../../src/credentials/access-token.ts';
-import { normalizeTyp } from '../../src/credentials/jose-parts.ts';
+import { normalizeTyp } from '../../src/jose/segments.ts';
 import { TxnTokenVerifier, txnTokenHash, type TxnKeyResolver, type TxnTokenVerifierOptions } from '../../src/credentials/txn-token.ts';
 import { AgentwardError } from '../../src/errors.ts';
 import type { IssuerKeys } from '../../src/keys/issuer-keys.ts';
