@@ -71,7 +71,7 @@ export function createApp(loaded: LoadedConfig, options: AppOptions = {}): App {
   const deps = pipelineDeps(config, parts, shadowDenials, services);
   const agent = createAgentListener(config.listen, deps, tls, logger);
   const bundles = [...(workload?.bundles.values() ?? [])];
-  const keySets = [...oauth.issuers.map((i) => i.keys), ...(oauth.txnKeys ? [oauth.txnKeys] : [])];
+  const keySets = [...oauth.issuers.map((i) => i.keys), ...(oauth.txn ? [oauth.txn.keys] : [])];
   const ready = () => !agent.draining && policy.status().loaded && keySets.every((k) => k.ready) && bundles.every((b) => b.ready && !b.status().stale);
   const admin = createAdminServer({
     ready,
@@ -80,7 +80,7 @@ export function createApp(loaded: LoadedConfig, options: AppOptions = {}): App {
       policy: policy.status(),
       ...(config.policy.mode === 'shadow' ? { shadow: { wouldDeny: shadowDenials.count } } : {}),
       issuers: oauth.issuers.map((i) => i.keys.status()),
-      ...(oauth.txnKeys ? { txnTokens: oauth.txnKeys.status() } : {}),
+      ...(oauth.txn ? { txnTokens: oauth.txn.keys.status() } : {}),
       ...(bundles.length > 0 ? { trustDomains: bundles.map((b) => b.status()) } : {}),
       ...(tls ? { tls: tls.status() } : {}),
     }),
@@ -182,7 +182,7 @@ function pipelineDeps(config: Readonly<Config>, parts: Parts, shadowDenials: { c
     shadow: config.policy.mode === 'shadow',
     shadowDenials,
     resource: protectedResource(config),
-    verifier: oauth.verifier,
+    verifier: oauth.tokens,
     dpop: oauth.dpop,
     txn: oauth.txn,
     workload: workload?.authenticator,

@@ -18,6 +18,8 @@ import { ReplayCache } from './replay-cache.ts';
 import { PRIVATE_JWK_MEMBERS } from '../jose/algorithms.ts';
 import { explicitTyp, verifyCompactJws, type CompactJws, type JwsProfile, type KeyChoice } from '../jose/verify.ts';
 import { AgentwardError } from '../errors.ts';
+import { durationMs } from '../duration.ts';
+import type { Services } from '../services.ts';
 
 export interface DpopVerifierOptions {
   algorithms: readonly string[];
@@ -254,4 +256,29 @@ function equal(a: string, b: string): boolean {
   const x = Buffer.from(a);
   const y = Buffer.from(b);
   return x.length === y.length && timingSafeEqual(x, y);
+}
+
+/** The `oauth.dpop` section as this module reads it (config/schema.ts describes the file). */
+export interface DpopSettings {
+  mode: 'disabled' | 'allowed' | 'required';
+  algorithms: readonly string[];
+  maxAge: string;
+  nonce: { enabled: boolean; lifetime: string };
+  replayCacheSize: number;
+}
+
+/** What the pipeline checks DPoP with: the proof verifier, the server nonces when asked for, and whether DPoP is required. */
+export interface DpopCheck {
+  verifier: DpopVerifier;
+  nonces: DpopNonces | undefined;
+  required: boolean;
+}
+
+/** Builds DPoP (RFC 9449) from its section; undefined when the mode is `disabled`. */
+export function buildDpop(settings: DpopSettings, services: Pick<Services, 'now' | 'clockSkewSeconds'>): DpopCheck | undefined {
+  if (settings.mode === 'disabled') return undefined;
+  const { now, clockSkewSeconds } = services;
+  const nonces = settings.nonce.enabled ? new DpopNonces({ lifetimeMs: durationMs(settings.nonce.lifetime), now }) : undefined;
+  const verifier = new DpopVerifier({ algorithms: settings.algorithms, maxAgeSeconds: durationMs(settings.maxAge) / 1000, clockSkewSeconds, replayCacheSize: settings.replayCacheSize, nonces, now });
+  return { verifier, nonces, required: settings.mode === 'required' };
 }

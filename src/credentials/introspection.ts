@@ -23,6 +23,8 @@ import { importJWK, jwtVerify, SignJWT, errors as joseErrors, type CryptoKey, ty
 import { LRUCache } from 'lru-cache';
 import type { Dispatcher } from 'undici';
 import { AgentwardError, type ErrorCode } from '../errors.ts';
+import { durationMs } from '../duration.ts';
+import type { Services } from '../services.ts';
 import { isAsymmetricAlgorithm } from '../jose/algorithms.ts';
 import { checkTimeClaims, type TimeRule } from '../jose/verify.ts';
 import { flattenDelegation } from '../identity/delegation.ts';
@@ -514,4 +516,64 @@ function formEncode(value: string): string {
 /** An error of this module, with the cause kept for logs. */
 function introspectionError(code: ErrorCode, detail?: string, cause?: unknown): AgentwardError {
   return new AgentwardError(code, detail, cause === undefined ? {} : { cause });
+}
+
+// ---------------------------------------------------------------- builder
+
+/** An issuer's `introspection` section as this module reads it (config/schema.ts describes the file). */
+export interface IntrospectionSettings {
+  endpoint: string;
+  clientId: string;
+  auth: 'client_secret_basic' | 'client_secret_post' | 'private_key_jwt';
+  /** private_key_jwt: the assertion's algorithm; default the key's `alg`. */
+  algorithm?: string | undefined;
+  format: 'json' | 'jwt';
+  cacheTtl: string;
+  negativeCacheTtl: string;
+  cacheSize: number;
+}
+
+/** What the introspector needs from its surroundings besides the section. */
+export interface IntrospectionContext {
+  issuer: string;
+  /** Accepted audiences (default: the resource identifier). */
+  audiences: ReadonlySet<string>;
+  resourceId: string;
+  maxDelegationDepth: number;
+  dpopBinding: boolean;
+  certificateBinding: boolean;
+  /** One deadline for the call (`oauth.keys.timeout`). */
+  timeoutMs: number;
+  /** The issuer's keys, for RFC 9701 signed answers. */
+  responseKeys: IntrospectionKeyResolver;
+  /** A resolved secret of the section (`clientSecret`, `privateKey`) by its name. */
+  secret: (name: 'clientSecret' | 'privateKey') => string;
+}
+
+/** Builds RFC 7662 introspection for the one issuer that has it (config/load.ts allows one). */
+export function buildIntrospector(settings: IntrospectionSettings, context: IntrospectionContext, services: Pick<Services, 'now' | 'clockSkewSeconds' | 'dispatcher'>): TokenIntrospector {
+  let clientAuth: IntrospectionClientAuth;
+  if (settings.auth === 'private_key_jwt') {
+    const privateKey = JSON.parse(context.secret('privateKey')) as JWK;
+    clientAuth = { method: 'private_key_jwt', clientId: settings.clientId, privateKey, alg: settings.algorithm ?? privateKey.alg! };
+  } else {
+    clientAuth = { method: settings.auth, clientId: settings.clientId, clientSecret: context.secret('clientSecret') };
+  }
+  return new TokenIntrospector({
+    issuer: context.issuer,
+    endpoint: settings.endpoint,
+    clientAuth,
+    resourceId: context.resourceId,
+    audiences: context.audiences,
+    clockSkewSeconds: services.clockSkewSeconds,
+    maxDelegationDepth: context.maxDelegationDepth,
+    cache: { maxEntries: settings.cacheSize, maxTtlMs: durationMs(settings.cacheTtl), negativeTtlMs: durationMs(settings.negativeCacheTtl) },
+    timeoutMs: context.timeoutMs,
+    dpopBinding: context.dpopBinding,
+    certificateBinding: context.certificateBinding,
+    responseFormat: settings.format,
+    responseKeys: context.responseKeys,
+    ...(services.dispatcher ? { dispatcher: services.dispatcher } : {}),
+    now: services.now,
+  });
 }

@@ -5,8 +5,11 @@
  * malformed. A JWT is never sent to introspection, so no token leaves the proxy for an issuer
  * that did not mint it.
  */
-import type { AccessTokenVerifier, VerifiedAccessToken } from './access-token.ts';
-import type { TokenIntrospector } from './introspection.ts';
+import { durationMs } from '../duration.ts';
+import { IssuerKeys, keySetOptions, type KeySetSource } from '../keys/issuer-keys.ts';
+import type { Services } from '../services.ts';
+import { AccessTokenVerifier, type AccessTokenIssuer, type VerifiedAccessToken } from './access-token.ts';
+import { buildIntrospector, type IntrospectionSettings, type TokenIntrospector } from './introspection.ts';
 
 export class AccessTokens {
   private readonly jwt: AccessTokenVerifier;
@@ -28,4 +31,59 @@ export function looksLikeJwt(token: string): boolean {
   let dots = 0;
   for (let i = 0; i < token.length; i++) if (token.charCodeAt(i) === 46) dots++;
   return dots === 2 || dots === 4;
+}
+
+/** One `oauth.issuers[]` entry as the access-token side reads it (config/schema.ts describes the file). */
+export interface IssuerSettings extends AccessTokenIssuer, KeySetSource {
+  introspection?: IntrospectionSettings | undefined;
+}
+
+/** The `oauth` settings the access-token side reads, and the facts of the resource around it. */
+export interface AccessTokenSettings {
+  issuers: readonly IssuerSettings[];
+  maxDelegationDepth: number;
+  tokenCacheSize: number;
+  /** `oauth.keys.timeout`: also the introspection call's deadline. */
+  keys: { timeout: string };
+  resourceId: string;
+  /** The key bindings whose proof this resource can check (RFC 7800): the same for every token path. */
+  dpopBinding: boolean;
+  certificateBinding: boolean;
+  /** A resolved introspection secret, by issuer index and name. */
+  secret: (issuerIndex: number, name: 'clientSecret' | 'privateKey') => string;
+}
+
+export interface AccessTokenParts {
+  tokens: AccessTokens;
+  /** One key set per issuer: started, refreshed and shown in /readyz by the composition root. */
+  issuers: { config: IssuerSettings; keys: IssuerKeys }[];
+}
+
+/** Builds the access-token side: a key set per issuer, the JWT verifier, and introspection for the issuer that has it. */
+export function buildAccessTokens(settings: AccessTokenSettings, services: Services): AccessTokenParts {
+  const keyOptions = keySetOptions(services);
+  const issuers = settings.issuers.map((config) => ({ config, keys: new IssuerKeys(config, keyOptions) }));
+  if (issuers.length === 0) services.logger.warn('no OAuth issuers are configured: every request with a token will be refused');
+  const { resourceId, maxDelegationDepth, dpopBinding, certificateBinding } = settings;
+  const jwt = new AccessTokenVerifier({ issuers, resourceId, clockSkewSeconds: services.clockSkewSeconds, maxDelegationDepth, cacheSize: settings.tokenCacheSize, dpopBinding, certificateBinding, now: services.now });
+  const index = issuers.findIndex((i) => i.config.introspection !== undefined);
+  const introspecting = issuers[index];
+  const introspector =
+    introspecting &&
+    buildIntrospector(
+      introspecting.config.introspection!,
+      {
+        issuer: introspecting.config.issuer,
+        audiences: new Set(introspecting.config.audiences ?? [resourceId]),
+        resourceId,
+        maxDelegationDepth,
+        dpopBinding,
+        certificateBinding,
+        timeoutMs: durationMs(settings.keys.timeout),
+        responseKeys: (header, token) => introspecting.keys.getKey(header, token),
+        secret: (name) => settings.secret(index, name),
+      },
+      services,
+    );
+  return { tokens: new AccessTokens(jwt, introspector), issuers };
 }

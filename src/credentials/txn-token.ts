@@ -23,6 +23,9 @@ import { isAsymmetricAlgorithm } from '../jose/algorithms.ts';
 import { deepFreeze } from '../jose/segments.ts';
 import { explicitTyp, notNumericDate, requireClaims, verifyCompactJws, type Claims, type Failure, type JwsFailures, type JwsProfile } from '../jose/verify.ts';
 import { AgentwardError, type ErrorCode } from '../errors.ts';
+import { durationMs } from '../duration.ts';
+import { IssuerKeys, keySetOptions } from '../keys/issuer-keys.ts';
+import type { Services } from '../services.ts';
 import { audienceList, checkClaimTypes, isObject, numericClaim, type ClaimErrors } from './claims.ts';
 
 /** Failure codes of Txn-Token verification (each in src/errors.ts). */
@@ -211,4 +214,35 @@ export class TxnTokenVerifier {
     if (!audienceList(claims.aud, 'aud', TXN_CLAIMS).includes(this.trustDomain)) throw new AgentwardError('ERR_TXN_TOKEN_AUDIENCE', 'The Txn-Token was not issued for this trust domain.');
     requireClaims(claims, ['exp'], claimMissing);
   }
+}
+
+/** The `txnTokens` section as this module reads it (config/schema.ts describes the file). */
+export interface TxnTokenSettings {
+  trustDomain: string;
+  issuer?: string | undefined;
+  jwksUri?: string | undefined;
+  algorithms: readonly string[];
+  maxLifetime: string;
+  mode: 'optional' | 'required';
+}
+
+/** What the pipeline checks Txn-Tokens with, and the Txn-Token service's key set (started and shown in /readyz). */
+export interface TxnTokenCheck {
+  verifier: TxnTokenVerifier;
+  required: boolean;
+  keys: IssuerKeys;
+}
+
+/** Builds the Txn-Token check: the trust domain's Txn-Token service keys, fetched and refreshed like an issuer's. */
+export function buildTxnTokens(settings: TxnTokenSettings, services: Services): TxnTokenCheck {
+  const keys = new IssuerKeys({ issuer: settings.issuer ?? settings.trustDomain, jwksUri: settings.jwksUri, discovery: 'auto' }, keySetOptions(services));
+  const verifier = new TxnTokenVerifier({
+    trustDomain: settings.trustDomain,
+    keys: (header, token) => keys.getKey(header, token),
+    algorithms: settings.algorithms,
+    clockSkewSeconds: services.clockSkewSeconds,
+    maxLifetimeSeconds: durationMs(settings.maxLifetime) / 1000,
+    now: services.now,
+  });
+  return { verifier, required: settings.mode === 'required', keys };
 }

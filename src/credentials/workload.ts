@@ -17,11 +17,14 @@
 import type { X509Certificate } from 'node:crypto';
 import { AgentwardError } from '../errors.ts';
 import type { VerifiedAccessToken } from './access-token.ts';
-import type { PresentedCredentials, RequestFacts } from './extract.ts';
-import type { HttpSignatureVerifier } from './http-signature.ts';
-import type { JwtSvidVerifier } from './jwt-svid.ts';
-import type { WimseVerifier } from './wimse.ts';
-import { verifyX509Svid } from './x509-svid.ts';
+import { durationMs } from '../duration.ts';
+import type { TrustBundle } from '../keys/trust-bundle.ts';
+import type { Services } from '../services.ts';
+import type { PresentedCredentials, RequestFacts, WorkloadExtraction } from './extract.ts';
+import { HttpSignatureVerifier } from './http-signature.ts';
+import { JwtSvidVerifier, looksLikeJwtSvid } from './jwt-svid.ts';
+import { WimseVerifier } from './wimse.ts';
+import { presentsX509Svid, verifyX509Svid } from './x509-svid.ts';
 import type { ProvenWorkload, TokenMatch } from '../identity/workload.ts';
 
 export type BindingRule = 'none' | 'client_id' | 'actor' | 'client_id_or_actor';
@@ -158,4 +161,73 @@ function singleTxnToken(values: readonly string[] | undefined): string | undefin
 function witClaims(claims: Record<string, unknown>): Record<string, unknown> {
   const { sub: _sub, exp: _exp, cnf: _cnf, ...rest } = claims;
   return rest;
+}
+
+// ---------------------------------------------------------------- builder
+
+/** The `workload` section as this module reads it (config/schema.ts describes the file). */
+export interface WorkloadSettings {
+  trustDomains: readonly { name: string; algorithms: readonly string[]; maxLifetime: string }[];
+  require: boolean;
+  wimse: { audiences: readonly string[]; maxProofLifetime: string; replayCacheSize: number; strictAudience: boolean; contextTokenHeaders: readonly string[] };
+  jwtSvid: { enabled: boolean; audiences?: readonly string[] | undefined; requireKid: boolean };
+  x509Svid: { enabled: boolean };
+  binding: { rule: BindingRule; clients: Readonly<Record<string, string>> };
+}
+
+/** The trust bundle of each trust domain, and whether X.509-SVIDs can be seen (the listener asks for client certificates). */
+export interface WorkloadContext {
+  bundles: ReadonlyMap<string, TrustBundle>;
+  acceptsX509Svids: boolean;
+  /** The resource identifier: JWT-SVIDs' audience unless `jwtSvid.audiences` says otherwise. */
+  resourceId: string;
+  /** Issuers of `oauth.issuers`: a token naming one of them is an access token, never a JWT-SVID. */
+  oauthIssuers: ReadonlySet<string>;
+  /** Verified WITs and JWT-SVIDs remembered (`oauth.tokenCacheSize`). */
+  cacheSize: number;
+}
+
+/** Builds the workload authenticator (WIMSE and SPIFFE verifiers over the trust bundles) and what extraction reads for it. */
+export function buildWorkloadAuthenticator(settings: WorkloadSettings, context: WorkloadContext, services: Pick<Services, 'now' | 'clockSkewSeconds'>): { authenticator: WorkloadAuthenticator; extraction: WorkloadExtraction } {
+  const { clockSkewSeconds, now } = services;
+  const { bundles, cacheSize } = context;
+  const maxProofSeconds = durationMs(settings.wimse.maxProofLifetime) / 1000;
+  const domains = settings.trustDomains.map((domain) => ({ domain, bundle: bundles.get(domain.name)!, maxLifetimeSeconds: durationMs(domain.maxLifetime) / 1000 }));
+  const audiences = new Set(settings.wimse.audiences);
+  const replayCacheSize = settings.wimse.replayCacheSize;
+  const authenticator = new WorkloadAuthenticator({
+    wimse: new WimseVerifier({
+      trustDomains: new Map(domains.map(({ domain, bundle, maxLifetimeSeconds }) => [domain.name, { witKeys: () => bundle.witSvidKeys(), algorithms: domain.algorithms, maxLifetimeSeconds }])),
+      audiences,
+      clockSkewSeconds,
+      maxWptLifetimeSeconds: maxProofSeconds,
+      replayCacheSize,
+      strictWptAudience: settings.wimse.strictAudience,
+      cacheSize,
+      now,
+    }),
+    httpSignatures: new HttpSignatureVerifier({ audiences, clockSkewSeconds, maxLifetimeSeconds: maxProofSeconds, replayCacheSize, now }),
+    jwtSvid: settings.jwtSvid.enabled
+      ? new JwtSvidVerifier({
+          trustDomains: new Map(domains.map(({ domain, bundle, maxLifetimeSeconds }) => [domain.name, { jwtKeys: () => bundle.jwtSvidKeys(), maxLifetimeSeconds }])),
+          audiences: new Set(settings.jwtSvid.audiences ?? [context.resourceId]),
+          requireKid: settings.jwtSvid.requireKid,
+          clockSkewSeconds,
+          cacheSize,
+          now,
+        })
+      : undefined,
+    x509Authorities: context.acceptsX509Svids ? (trustDomain) => bundles.get(trustDomain)?.x509Authorities() : undefined,
+    required: settings.require,
+    binding: settings.binding,
+    now,
+  });
+  const trustDomains: ReadonlySet<string> = new Set(bundles.keys());
+  const extraction: WorkloadExtraction = {
+    contextTokenHeaders: settings.wimse.contextTokenHeaders,
+    // A Bearer token is a JWT-SVID when its sub is a SPIFFE ID of a configured trust domain and its iss no OAuth issuer.
+    isJwtSvid: settings.jwtSvid.enabled ? (token) => looksLikeJwtSvid(token, trustDomains, context.oauthIssuers) : undefined,
+    presentsX509Svid: context.acceptsX509Svids ? presentsX509Svid : undefined,
+  };
+  return { authenticator, extraction };
 }

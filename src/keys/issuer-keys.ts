@@ -10,6 +10,7 @@ import type { Dispatcher } from 'undici';
 import type { Logger } from 'pino';
 import { AgentwardError } from '../errors.ts';
 import { fetchJson } from '../outbound/http.ts';
+import type { Services } from '../services.ts';
 
 /** Where an issuer's key set comes from: the `oauth.issuers[]` fields this module reads. */
 export interface KeySetSource {
@@ -238,4 +239,9 @@ export function metadataUrls(issuer: string, discovery: KeySetSource['discovery'
   if (discovery === 'oauth-authorization-server') return [oauth];
   if (discovery === 'openid-configuration') return [oidc];
   return [oauth, oidc];
+}
+
+/** Every key set (issuers, the Txn-Token service) is fetched and refreshed the same way (`oauth.keys`). */
+export function keySetOptions(services: Services): IssuerKeysOptions {
+  return { ...services.keySets, logger: services.logger, now: services.now, ...(services.dispatcher ? { dispatcher: services.dispatcher } : {}) };
 }

@@ -17,12 +17,14 @@
 import { createHash, X509Certificate } from 'node:crypto';
 import { realpathSync, watch, type FSWatcher } from 'node:fs';
 import { readFile } from 'node:fs/promises';
-import { basename, dirname } from 'node:path';
+import { basename, dirname, resolve } from 'node:path';
 import { createLocalJWKSet, errors as joseErrors, type CryptoKey, type FlattenedJWSInput, type JWK, type JWSHeaderParameters } from 'jose';
 import type { Dispatcher } from 'undici';
 import type { Logger } from 'pino';
 import { AgentwardError } from '../errors.ts';
 import { fetchJson } from '../outbound/http.ts';
+import { durationMs } from '../duration.ts';
+import type { Services } from '../services.ts';
 
 export type TrustBundleSource = { file: string } | { url: string };
 
@@ -485,4 +487,33 @@ async function readJsonFile(file: string): Promise<unknown> {
 
 function isLoopbackHost(host: string): boolean {
   return host === 'localhost' || host === '[::1]' || /^127\./.test(host);
+}
+
+/** One `workload.trustDomains[]` entry's bundle as this module reads it (config/schema.ts describes the file). */
+export interface TrustBundleSettings {
+  name: string;
+  bundle: { file?: string | undefined; url?: string | undefined; maxStale: string; timeout: string };
+}
+
+/**
+ * One bundle per trust domain, never merged (SPIFFE Federation §4.2). `cooldown` is
+ * `oauth.keys.cooldown`: the least time between refetches caused by an unknown `kid`.
+ */
+export function buildTrustBundles(domains: readonly TrustBundleSettings[], cooldown: string, services: Services): Map<string, TrustBundle> {
+  return new Map(
+    domains.map((domain) => [
+      domain.name,
+      new TrustBundle({
+        trustDomain: domain.name,
+        // config/load.ts guarantees exactly one of file and url.
+        source: domain.bundle.file !== undefined ? { file: resolve(services.baseDir, domain.bundle.file) } : { url: domain.bundle.url! },
+        maxStaleMs: durationMs(domain.bundle.maxStale),
+        timeoutMs: durationMs(domain.bundle.timeout),
+        unknownKeyCooldownMs: durationMs(cooldown),
+        logger: services.logger,
+        now: services.now,
+        ...(services.dispatcher ? { dispatcher: services.dispatcher } : {}),
+      }),
+    ]),
+  );
 }

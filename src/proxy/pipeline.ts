@@ -20,9 +20,9 @@ import { extractCredentials, type ExtractOptions, type PresentedCredentials, typ
 import type { WorkloadAuthenticator, WorkloadResult } from '../credentials/workload.ts';
 import type { ProvenWorkload } from '../identity/workload.ts';
 import type { VerifiedAccessToken } from '../credentials/access-token.ts';
-import type { TxnTokenVerifier, VerifiedTxnToken } from '../credentials/txn-token.ts';
+import type { TxnTokenCheck, VerifiedTxnToken } from '../credentials/txn-token.ts';
 import type { AccessTokens } from '../credentials/tokens.ts';
-import type { DpopNonces, DpopVerifier } from '../credentials/dpop.ts';
+import type { DpopCheck } from '../credentials/dpop.ts';
 import { checkCertificateBinding } from '../credentials/client-certificate.ts';
 import type { PolicyEngine } from '../policy/engine.ts';
 import type { Decision } from '../policy/decision.ts';
@@ -53,7 +53,7 @@ export interface PipelineDeps {
   /** JWT access tokens, and opaque ones by introspection. */
   verifier: AccessTokens;
   /** DPoP proof checks; undefined when `oauth.dpop.mode` is `disabled`. */
-  dpop: { verifier: DpopVerifier; nonces: DpopNonces | undefined; required: boolean } | undefined;
+  dpop: DpopCheck | undefined;
   /** Workload identity (WIT + WPT or HTTP signature, X.509-SVID, JWT-SVID); undefined without a `workload` section (workload credentials are then refused). */
   workload: WorkloadAuthenticator | undefined;
   /** `oauth.requireToken`: every request needs an access token, even with a proven workload identity. */
@@ -61,7 +61,7 @@ export interface PipelineDeps {
   /** What step 2 reads: the Authorization schemes accepted besides Bearer, the workload headers. */
   extraction: ExtractOptions;
   /** Txn-Token checks; undefined when `txnTokens` is not configured (a Txn-Token is then refused). */
-  txn: { verifier: Pick<TxnTokenVerifier, 'verify'>; required: boolean } | undefined;
+  txn: Pick<TxnTokenCheck, 'verifier' | 'required'> | undefined;
   /** The schemes offered in challenges. */
   schemes: ChallengeSchemes;
   policy: PolicyEngine;
