@@ -39,6 +39,10 @@ export const ERROR_CODES = {
   ERR_PATH_NOT_NORMALIZED: { status: 400, title: 'The request path has dot segments, encoded slashes or dots, or backslashes; send its normalized form.' },
   ERR_METHOD_NOT_ALLOWED: { status: 405, title: 'This endpoint only answers GET and HEAD.' },
   ERR_EXPECTATION_FAILED: { status: 417, title: 'The only expectation supported is 100-continue.' },
+  // Admission control (src/proxy/admission.ts)
+  ERR_OVERLOADED: { status: 503, title: 'The proxy is at its limit of requests in flight and waiting; retry shortly.' },
+  // Never sent: the client had gone. Recorded so that every request leaves an audit record (status 499, as nginx logs it).
+  ERR_CLIENT_CLOSED: { status: 499, title: 'The client closed the connection before its request was served.' },
 
   // Credential extraction (RFC 6750 §2, §3.1)
   ERR_CREDENTIALS_MISSING: { status: 401, title: 'This resource needs an access token.' },

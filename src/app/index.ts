@@ -77,6 +77,7 @@ export function createApp(loaded: LoadedConfig, options: AppOptions = {}): App {
     ready,
     detail: () => ({
       draining: agent.draining,
+      admission: agent.admission.status(),
       policy: policy.status(),
       ...(config.policy.mode === 'shadow' ? { shadow: { wouldDeny: shadowDenials.count } } : {}),
       issuers: oauth.issuers.map((i) => i.keys.status()),

@@ -12,6 +12,7 @@ import type { Logger } from 'pino';
 import type { Config } from '../config/schema.ts';
 import { durationMs } from '../duration.ts';
 import { AgentwardError } from '../errors.ts';
+import { Admission } from '../proxy/admission.ts';
 import { handleClientError, handleRequest, type PipelineDeps } from '../proxy/pipeline.ts';
 import type { ListenerTls } from '../proxy/tls.ts';
 
@@ -22,6 +23,8 @@ export interface AgentListener {
   /** From now on, close keep-alive connections as their responses end. */
   drain(): void;
   readonly draining: boolean;
+  /** Requests in flight, waiting, and refused for overload (shown in /readyz). */
+  admission: Admission;
 }
 
 export function createAgentListener(listen: Config['listen'], deps: PipelineDeps, tls: ListenerTls | undefined, logger: Logger): AgentListener {
@@ -38,12 +41,17 @@ export function createAgentListener(listen: Config['listen'], deps: PipelineDeps
     connectionsCheckingInterval: Math.min(1000, durationMs(listen.requestTimeout)),
     keepAliveTimeout: 65_000,
   };
+  const admission = new Admission(
+    { maxInFlight: listen.maxInFlight, maxQueued: listen.maxQueued, queueTimeoutMs: durationMs(listen.queueTimeout) },
+    (req, res) => handleRequest(req, res, deps).catch((err: unknown) => onPipelineBug(err, res)),
+    (req, res, refusal) => void handleRequest(req, res, deps, refusal).catch((err: unknown) => onPipelineBug(err, res)),
+  );
   const onRequest = (req: IncomingMessage, res: ServerResponse) => {
     if (draining) res.setHeader('connection', 'close');
     res.once('close', () => {
       if (draining) setImmediate(() => server.closeIdleConnections());
     });
-    handleRequest(req, res, deps).catch((err: unknown) => onPipelineBug(err, res));
+    admission.offer(req, res);
   };
   const https: HttpsServer | undefined = tls && createHttpsServer({ ...httpOptions, ...tls.serverOptions() }, onRequest);
   const server: Server = https ?? createServer(httpOptions, onRequest);
@@ -64,6 +72,7 @@ export function createAgentListener(listen: Config['listen'], deps: PipelineDeps
   return {
     server,
     https,
+    admission,
     drain: () => {
       draining = true;
     },

@@ -246,6 +246,14 @@ export const ConfigSchema = Closed(
         maxBodyBytes: Type.Integer({ minimum: 0, default: 1048576, description: 'Largest body read for inspection (form bodies); larger gets 413.' }),
         requestTimeout: Duration('60s', 'Time a client has to send a whole request.'),
         shutdownTimeout: Duration('15s', 'On SIGTERM, how long in-flight requests may finish before connections are closed.', { allowZero: true }),
+        maxInFlight: Type.Integer({
+          minimum: 1,
+          default: 512,
+          description:
+            'Requests in the pipeline at once (admission control), from arrival until their response has ended. Beyond it requests wait (`maxQueued`) or are refused at once with 503 ERR_OVERLOADED and Retry-After. Long-lived responses (SSE streams) hold a slot: raise it for servers with many open streams.',
+        }),
+        maxQueued: Type.Integer({ minimum: 0, default: 512, description: 'Requests waiting for a slot when `maxInFlight` are running; beyond it, 503 ERR_OVERLOADED at once.' }),
+        queueTimeout: Duration('1s', 'Longest wait for a slot; a request that waited longer is refused with 503 ERR_OVERLOADED (its caller has probably given up).'),
         tls: Type.Optional(
           Closed(
             {

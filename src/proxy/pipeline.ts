@@ -115,7 +115,11 @@ export async function handleRequest(req: IncomingMessage, res: ServerResponse, d
   const ctx = admit(req, deps);
   res.setHeader(deps.headerPlan.requestIdHeader, ctx.id);
   try {
-    if (refusal) throw refusal;
+    if (refusal) {
+      // Refused before the target is parsed (overload, an unmet Expect): the raw path, for the record.
+      ctx.path = (req.url ?? '').split('?', 1)[0]!;
+      throw refusal;
+    }
     const target = parseTarget(req.url ?? '');
     ctx.path = target.pathname;
     if (deps.resource.metadataPaths.has(target.pathname)) {
@@ -124,8 +128,10 @@ export async function handleRequest(req: IncomingMessage, res: ServerResponse, d
       return;
     }
 
+    callerPresent(req);
     const { input, body, decision } = await authorize(req, res, target, ctx, deps);
     enforce(decision, ctx, deps);
+    callerPresent(req);
 
     rewriteUpstreamHeaders(req.headers, deps.headerPlan, {
       requestId: ctx.id,
@@ -204,6 +210,11 @@ function requestFacts(req: IncomingMessage, ctx: RequestContext, deps: PipelineD
     socket: req.socket,
     readBody: async () => (ctx.body ??= await readBody(req, deps.maxBodyBytes)),
   };
+}
+
+/** No work for a request whose caller has gone (it waited, or a verification step awaited); it is still recorded. */
+function callerPresent(req: IncomingMessage): void {
+  if (req.socket.destroyed) throw new AgentwardError('ERR_CLIENT_CLOSED');
 }
 
 /**

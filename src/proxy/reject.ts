@@ -161,7 +161,8 @@ export function problemFor(err: AgentwardError, ctx: RejectContext): ProblemResp
       ]);
       break;
     case 'none':
-      if (err.status === 503) headers['retry-after'] = '5';
+      // RFC 9110 §10.2.3. An overload passes in a moment; an unavailable dependency takes longer.
+      if (err.status === 503) headers['retry-after'] = err.code === 'ERR_OVERLOADED' ? '1' : '5';
       if (err.code === 'ERR_METHOD_NOT_ALLOWED') headers.allow = 'GET, HEAD';
       break;
     default: {

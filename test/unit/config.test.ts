@@ -74,7 +74,7 @@ describe('defaults', () => {
     const { config, file, baseDir } = parse(MINIMAL, {}, '/srv/agentward/agentward.yaml');
     expect(file).toBe('/srv/agentward/agentward.yaml');
     expect(baseDir).toBe('/srv/agentward');
-    expect(config.listen).toEqual({ address: '0.0.0.0:8080', maxHeaderBytes: 16384, maxBodyBytes: 1048576, requestTimeout: '60s', shutdownTimeout: '15s' });
+    expect(config.listen).toEqual({ address: '0.0.0.0:8080', maxHeaderBytes: 16384, maxBodyBytes: 1048576, requestTimeout: '60s', shutdownTimeout: '15s', maxInFlight: 512, maxQueued: 512, queueTimeout: '1s' });
     expect(config.admin.address).toBe('127.0.0.1:9901');
     expect(config.upstream).toEqual({ url: 'http://127.0.0.1:3000', timeout: '30s', connectTimeout: '5s', maxSockets: 256 });
     expect(config.oauth).toEqual({
