@@ -6,6 +6,9 @@
 #   haproxy            HAProxy gating on the same JWT (jwt_verify ES256 + alg/typ/iss/aud/exp/scope)
 #   agentward          agentward: RFC 9068 verification, the default Rego policy, file audit
 #   agentward-nocache  the same with oauth.tokenCacheSize 0: a signature check on every request
+#   agentward-forged   the agentward process above flooded with one forged token (valid shape, the
+#                      issuer's kid, another key's signature): refusals per second, every answer
+#                      checked to be 401 ERR_TOKEN_SIGNATURE (bench/forged.lua)
 #   agentward-dpop     agentward with a DPoP-bound token (cnf.jkt) and a fresh DPoP proof per request
 #                      (bench/dpop-proofs.ts writes them just before the run, bench/proofs.lua sends them)
 #   agentward-wpt      agentward authenticating the agent alone by WIMSE WIT + WPT (a fresh WPT per
@@ -21,8 +24,10 @@
 #   agentward-introspection-nocache
 #                      the same with introspection cacheSize 0 and a new token on every request
 #                      (bench/opaque.lua): one introspection round trip per request
-# and writes req/s, p50/p99 latency, CPU per request and RSS to bench/results/<stamp>.md
-# (raw tool output to bench/results/<stamp>.raw, gitignored).
+# and writes req/s (agentward-forged: refusals/s), p50/p99 latency, CPU per request and RSS to
+# bench/results/<stamp>.md (raw tool output to bench/results/<stamp>.raw, gitignored). What it
+# shares with bench/open-loop.sh and bench/soak.sh (processes, configs, checks, /proc readings)
+# is in bench/lib.sh.
 #
 #   bash bench/run.sh            (scripts/run bench does the same after bootstrapping Node and opa)
 #
@@ -53,7 +58,7 @@ DPOP_MAX_RPS=${BENCH_DPOP_MAX_RPS:-3000}
 INTROSPECTION_CACHE_TTL=${BENCH_INTROSPECTION_CACHE_TTL:-}
 OPAQUE_TOKENS=${BENCH_OPAQUE_TOKENS:-unique}
 [ "$OPAQUE_TOKENS" = unique ] || [ "$OPAQUE_TOKENS" = one ] || { echo "bench: BENCH_OPAQUE_TOKENS is unique or one" >&2; exit 2; }
-ALL_CONTENDERS=(direct forwarder nginx haproxy agentward agentward-nocache agentward-dpop agentward-wpt agentward-mcp-call agentward-mcp-list agentward-mcp-list-nofilter agentward-introspection agentward-introspection-nocache)
+ALL_CONTENDERS=(direct forwarder nginx haproxy agentward agentward-nocache agentward-forged agentward-dpop agentward-wpt agentward-mcp-call agentward-mcp-list agentward-mcp-list-nofilter agentward-introspection agentward-introspection-nocache)
 read -r -a CONTENDERS <<<"${BENCH_ONLY:-${ALL_CONTENDERS[*]}}"
 REQUEST_PATH=/api/items
 AUDIENCE=https://tools.bench.test
@@ -62,64 +67,19 @@ DPOP_HTU=$AUDIENCE$REQUEST_PATH
 # agentward's client id at the introspection endpoint.
 INTROSPECTION_CLIENT=bench-rs
 
-log() { printf 'bench: %s\n' "$*" >&2; }
-die() { printf 'bench: FAILED: %b\n' "$*" >&2; exit 1; }
-
 # ---------------------------------------------------------------------------------------------
 # Tools. Node and opa come from the repo's pinned toolchain (instant when cached); nginx,
-# HAProxy and wrk from Debian. apt-get update runs only when a package has no candidate yet.
+# HAProxy and wrk from Debian (bench/lib.sh: what run.sh, open-loop.sh and soak.sh share).
 . scripts/toolchain.sh
-
-has_candidate() { apt-cache policy "$1" 2>/dev/null | grep -q 'Candidate: [^(]'; }
-
-ensure_packages() {
-  local want=() install=() p
-  command -v nginx >/dev/null || want+=(nginx)
-  command -v haproxy >/dev/null || want+=(haproxy)
-  command -v wrk >/dev/null || want+=(wrk)
-  command -v curl >/dev/null || want+=(curl)
-  [ ${#want[@]} -eq 0 ] && return 0
-  command -v apt-get >/dev/null || die "missing ${want[*]} and no apt-get to install them"
-  local sudo=()
-  [ "$(id -u)" -eq 0 ] || sudo=(sudo)
-  for p in "${want[@]}"; do
-    if ! has_candidate "$p"; then
-      log "apt-get update (no candidate for $p yet)"
-      "${sudo[@]}" apt-get update -qq
-      break
-    fi
-  done
-  for p in "${want[@]}"; do
-    if has_candidate "$p"; then install+=("$p")
-    elif [ "$p" = wrk ]; then log "wrk is not packaged here; the load generator falls back to autocannon (npx)"
-    else die "no Debian package $p"
-    fi
-  done
-  [ ${#install[@]} -eq 0 ] && return 0
-  log "apt-get install ${install[*]}"
-  # On a systemd machine Debian starts the packages' own services; ours use their own configs
-  # and ports and never touch those (containers usually block the start with policy-rc.d).
-  DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${install[@]}" >/dev/null
-}
-ensure_packages
+. bench/lib.sh
+ensure_packages nginx haproxy wrk curl
 
 LOADGEN=${BENCH_LOADGEN:-$(command -v wrk >/dev/null && echo wrk || echo autocannon)}
-if [ "$LOADGEN" != wrk ] && [[ " ${CONTENDERS[*]} " == *" agentward-dpop "* || " ${CONTENDERS[*]} " == *" agentward-wpt "* || " ${CONTENDERS[*]} " == *" agentward-mcp"* || " ${CONTENDERS[*]} " == *" agentward-introspection-nocache "* ]]; then
-  die "agentward-dpop, agentward-wpt, the agentward-mcp contenders and agentward-introspection-nocache need wrk (Lua scripts)"
+if [ "$LOADGEN" != wrk ] && [[ " ${CONTENDERS[*]} " == *" agentward-dpop "* || " ${CONTENDERS[*]} " == *" agentward-wpt "* || " ${CONTENDERS[*]} " == *" agentward-mcp"* || " ${CONTENDERS[*]} " == *" agentward-introspection-nocache "* || " ${CONTENDERS[*]} " == *" agentward-forged "* ]]; then
+  die "agentward-dpop, agentward-wpt, the agentward-mcp contenders, agentward-introspection-nocache and agentward-forged need wrk (Lua scripts)"
 fi
 
-# CPU split. The host has 2 cores: the load generator gets one, and the upstream plus the
-# contender share the other, so every contender is measured within the same one-core budget and
-# its cost shows directly as lost throughput (and in its CPU per request). nginx and HAProxy run
-# one worker/thread, like Node's one event loop. With fewer than 2 cores nothing is pinned.
-if [ "$(nproc)" -ge 2 ]; then
-  PIN_LOAD=(taskset -c "$LOAD_CPU")
-  PIN_SERVER=(taskset -c "$SERVER_CPU")
-else
-  log "fewer than 2 CPUs: nothing is pinned, numbers will be noisier"
-  PIN_LOAD=()
-  PIN_SERVER=()
-fi
+pin_cpus
 
 # ---------------------------------------------------------------------------------------------
 # Ports and processes.
@@ -145,82 +105,17 @@ P_AW_INTRO_NOCACHE_ADMIN=$((PORT_BASE + 19))
 P_AW_WPT_ADMIN=$((PORT_BASE + 20))
 P_AW_MCP_ADMIN=$((PORT_BASE + 21))
 P_AW_MCP_NOFILTER_ADMIN=$((PORT_BASE + 22))
-for port in "$P_ISSUER" "$P_UPSTREAM" "$P_FORWARDER" "$P_NGINX" "$P_HAPROXY" "$P_AW" "$P_AW_NOCACHE" "$P_AW_DPOP" "$P_AW_INTRO" "$P_AW_INTRO_NOCACHE" \
+ports_free "$P_ISSUER" "$P_UPSTREAM" "$P_FORWARDER" "$P_NGINX" "$P_HAPROXY" "$P_AW" "$P_AW_NOCACHE" "$P_AW_DPOP" "$P_AW_INTRO" "$P_AW_INTRO_NOCACHE" \
   "$P_INTROSPECTION" "$P_AW_ADMIN" "$P_AW_NOCACHE_ADMIN" "$P_AW_DPOP_ADMIN" "$P_AW_INTRO_ADMIN" "$P_AW_INTRO_NOCACHE_ADMIN" "$P_AW_WPT" "$P_AW_WPT_ADMIN" \
-  "$P_AW_MCP" "$P_AW_MCP_ADMIN" "$P_AW_MCP_NOFILTER" "$P_AW_MCP_NOFILTER_ADMIN"; do
-  # A connect that succeeds means someone else listens there; refuse rather than measure them.
-  if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then die "port $port on 127.0.0.1 is in use (set BENCH_PORT_BASE)"; fi
-done
-
-WORK=$(mktemp -d /tmp/agentward-bench.XXXXXX)
-declare -A PID=()
-WATCHDOG=
-
-cleanup() {
-  local status=$?
-  trap - EXIT INT TERM
-  [ -z "$WATCHDOG" ] || kill "$WATCHDOG" 2>/dev/null || true
-  local name pid alive _
-  for name in "${!PID[@]}"; do kill -TERM "${PID[$name]}" 2>/dev/null || true; done
-  # Give graceful shutdowns (agentward drains, nginx stops its worker) up to 5 s, then force.
-  for _ in $(seq 50); do
-    alive=0
-    for pid in "${PID[@]}"; do kill -0 "$pid" 2>/dev/null && alive=1; done
-    [ "$alive" = 0 ] && break
-    sleep 0.1
-  done
-  for pid in "${PID[@]}"; do kill -KILL "$pid" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  if [ "$status" -eq 0 ]; then rm -rf "$WORK"; else log "logs kept in $WORK"; fi
-  exit "$status"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-# The whole run is bounded: past TIME_LIMIT the script is terminated (and cleans up).
-# (The sleep is its own child so that stopping the watchdog also stops the sleep.)
-(
-  sleeper=
-  trap 'kill "$sleeper" 2>/dev/null; exit 0' TERM
-  sleep "$TIME_LIMIT" &
-  sleeper=$!
-  wait "$sleeper"
-  printf 'bench: time limit of %s s reached\n' "$TIME_LIMIT" >&2
-  kill -TERM $$
-) &
-WATCHDOG=$!
-
-# start NAME CMD...: CMD in the background, output to $WORK/NAME.log, pid in PID[NAME].
-start() {
-  local name=$1
-  shift
-  "$@" >"$WORK/$name.log" 2>&1 &
-  PID[$name]=$!
-}
-
-# wait_until SECONDS NAME CMD...: retry CMD every 0.2 s; fail loudly when NAME exits or time is up.
-wait_until() {
-  local deadline=$((SECONDS + $1)) name=$2
-  shift 2
-  until "$@" >/dev/null 2>&1; do
-    kill -0 "${PID[$name]}" 2>/dev/null || die "$name exited while starting; its log:\n$(tail -n 20 "$WORK/$name.log")"
-    [ "$SECONDS" -lt "$deadline" ] || die "$name not ready after ${1}s; its log:\n$(tail -n 20 "$WORK/$name.log")"
-    sleep 0.2
-  done
-}
-answers_http() { curl -s -o /dev/null --max-time 2 "$1"; } # any HTTP answer counts
-http_200() { [ "$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "$1")" = 200 ]; }
+  "$P_AW_MCP" "$P_AW_MCP_ADMIN" "$P_AW_MCP_NOFILTER" "$P_AW_MCP_NOFILTER_ADMIN"
+begin_run
 
 # ---------------------------------------------------------------------------------------------
 # Issuer (JWK Set + tokens) and upstream.
 log "work dir $WORK; load generator $LOADGEN; contenders: ${CONTENDERS[*]}"
-start issuer "${PIN_LOAD[@]}" node bench/issuer.ts --port "$P_ISSUER" --out "$WORK/issuer" --audience "$AUDIENCE"
-wait_until 20 issuer test -f "$WORK/issuer/ready"
-TOKEN=$(cat "$WORK/issuer/token")
-ISSUER=http://127.0.0.1:$P_ISSUER
+start_issuer
 
-start upstream "${PIN_SERVER[@]}" node bench/upstream.ts "$P_UPSTREAM"
+start_upstream
 
 want() { [[ " ${CONTENDERS[*]} " == *" $1 "* ]]; }
 
@@ -279,79 +174,16 @@ EOF
   start nginx "${PIN_SERVER[@]}" nginx -p "$WORK/nginx" -c "$WORK/nginx/nginx.conf" -e "$WORK/nginx/error.log"
 fi
 
-if want haproxy; then
-  # The same checks a JWT gateway config does: alg pinned (no alg confusion), typ at+jwt (RFC
-  # 9068), iss and aud exact, the ES256 signature against the issuer's key, exp against the clock,
-  # and the scope the default policy requires for a GET. jwt_verify needs the key as a PEM file
-  # known at start; HAProxy has no JWKS fetching.
-  cat >"$WORK/haproxy.cfg" <<EOF
-global
-  nbthread 1
-  maxconn 4096
-defaults
-  mode http
-  timeout connect 5s
-  timeout client 60s
-  timeout server 60s
-  timeout http-keep-alive 65s
-frontend bench
-  bind 127.0.0.1:$P_HAPROXY
-  http-request set-var(txn.bearer) http_auth_bearer
-  http-request set-var(txn.alg) var(txn.bearer),jwt_header_query('\$.alg')
-  http-request deny deny_status 401 unless { var(txn.alg) -m str ES256 }
-  http-request deny deny_status 401 unless { var(txn.bearer),jwt_header_query('\$.typ') -m str at+jwt }
-  http-request deny deny_status 401 unless { var(txn.bearer),jwt_payload_query('\$.iss') -m str $ISSUER }
-  http-request deny deny_status 401 unless { var(txn.bearer),jwt_payload_query('\$.aud') -m str $AUDIENCE }
-  http-request deny deny_status 401 unless { var(txn.bearer),jwt_verify(txn.alg,"$WORK/issuer/public.pem") -m int 1 }
-  http-request set-var(txn.exp) var(txn.bearer),jwt_payload_query('\$.exp','int')
-  http-request set-var(txn.now) date()
-  http-request deny deny_status 401 if { var(txn.exp),sub(txn.now) -m int lt 0 }
-  http-request deny deny_status 403 unless { var(txn.bearer),jwt_payload_query('\$.scope') -m reg (^|\ )tools\.read(\ |$) }
-  default_backend upstream
-backend upstream
-  server up 127.0.0.1:$P_UPSTREAM maxconn 256
-EOF
-  haproxy -c -q -f "$WORK/haproxy.cfg" >"$WORK/haproxy-check.log" 2>&1 || die "haproxy rejects its config:\n$(cat "$WORK/haproxy-check.log")"
-  start haproxy "${PIN_SERVER[@]}" haproxy -db -f "$WORK/haproxy.cfg"
-fi
+if want haproxy; then start_haproxy "$P_HAPROXY"; fi
 
-# agentward_config NAME PORT ADMIN_PORT CACHE_SIZE [ISSUER_EXTRA [OAUTH_EXTRA]]: the proxy with the
-# default policy, audit to a file (hash-chained, the default), log level warn: what a production
-# deployment writes. The extras are YAML lines added to the issuer entry and to oauth.
-agentward_config() {
-  cat >"$WORK/$1.yaml" <<EOF
-listen:
-  address: 127.0.0.1:$2
-admin:
-  address: 127.0.0.1:$3
-upstream:
-  url: http://127.0.0.1:$P_UPSTREAM
-resource:
-  id: $AUDIENCE
-oauth:
-  issuers:
-    - issuer: $ISSUER
-      jwksUri: $ISSUER/jwks
-      algorithms: [ES256]
-${5:-}
-  tokenCacheSize: $4
-${6:-}
-policy:
-  source: $ROOT/policies
-audit:
-  sink: file
-  file: $WORK/$1-audit.jsonl
-log:
-  level: warn
-EOF
-}
-if want agentward; then
+# agentward-forged floods this same process (PROC below), after its own run when both are measured.
+if want agentward || want agentward-forged; then
   agentward_config agentward "$P_AW" "$P_AW_ADMIN" 10000
-  start agentward "${PIN_SERVER[@]}" node src/main.ts serve --config "$WORK/agentward.yaml"
+  start_agentward agentward
 fi
 if want agentward-nocache; then
   agentward_config agentward-nocache "$P_AW_NOCACHE" "$P_AW_NOCACHE_ADMIN" 0
-  start agentward-nocache "${PIN_SERVER[@]}" node src/main.ts serve --config "$WORK/agentward-nocache.yaml"
+  start_agentward agentward-nocache
 fi
 if want agentward-dpop; then
   # DPoP in its default mode (allowed) with every default but maxAge: the proofs are written a
@@ -360,7 +192,7 @@ if want agentward-dpop; then
   # a proof is checked in full either way, and its id is remembered for maxAge + 2 x clockSkew.
   agentward_config agentward-dpop "$P_AW_DPOP" "$P_AW_DPOP_ADMIN" 10000 "" "  dpop:
     maxAge: 120s"
-  start agentward-dpop "${PIN_SERVER[@]}" node src/main.ts serve --config "$WORK/agentward-dpop.yaml"
+  start_agentward agentward-dpop
 fi
 if want agentward-wpt; then
   # The agent alone authenticates (WIT + WPT in Authorization, so no access token can come along:
@@ -378,7 +210,7 @@ workload:
     - name: agents.bench.test
       bundle: { file: $WORK/wimse/bundle.json }
 EOF
-  start agentward-wpt "${PIN_SERVER[@]}" node src/main.ts serve --config "$WORK/agentward-wpt.yaml"
+  start_agentward agentward-wpt
 fi
 # The MCP contenders: one agentward (mcp-call and mcp-list share it: different paths) with list
 # filtering on, and one with it off. Policy bench/policies/mcp (allows tool-0 .. tool-49).
@@ -391,7 +223,7 @@ mcp:
   paths: [/mcp, /mcp-list]
   filterLists: $4
 EOF
-  start "$1" "${PIN_SERVER[@]}" node src/main.ts serve --config "$WORK/$1.yaml"
+  start_agentward "$1"
 }
 if want agentward-mcp-call || want agentward-mcp-list; then mcp_agentward agentward-mcp "$P_AW_MCP" "$P_AW_MCP_ADMIN" true; fi
 if want agentward-mcp-list-nofilter; then mcp_agentward agentward-mcp-nofilter "$P_AW_MCP_NOFILTER" "$P_AW_MCP_NOFILTER_ADMIN" false; fi
@@ -411,11 +243,11 @@ EOF
 }
 if want agentward-introspection; then
   agentward_config agentward-introspection "$P_AW_INTRO" "$P_AW_INTRO_ADMIN" 10000 "$(introspection_yaml 10000)"
-  start agentward-introspection "${PIN_SERVER[@]}" node src/main.ts serve --config "$WORK/agentward-introspection.yaml"
+  start_agentward agentward-introspection
 fi
 if want agentward-introspection-nocache; then
   agentward_config agentward-introspection-nocache "$P_AW_INTRO_NOCACHE" "$P_AW_INTRO_NOCACHE_ADMIN" 10000 "$(introspection_yaml 0)"
-  start agentward-introspection-nocache "${PIN_SERVER[@]}" node src/main.ts serve --config "$WORK/agentward-introspection-nocache.yaml"
+  start_agentward agentward-introspection-nocache
 fi
 
 declare -A URL=(
@@ -425,6 +257,7 @@ declare -A URL=(
   [haproxy]="http://127.0.0.1:$P_HAPROXY$REQUEST_PATH"
   [agentward]="http://127.0.0.1:$P_AW$REQUEST_PATH"
   [agentward-nocache]="http://127.0.0.1:$P_AW_NOCACHE$REQUEST_PATH"
+  [agentward-forged]="http://127.0.0.1:$P_AW$REQUEST_PATH"
   [agentward-dpop]="http://127.0.0.1:$P_AW_DPOP$REQUEST_PATH"
   [agentward-wpt]="http://127.0.0.1:$P_AW_WPT$REQUEST_PATH"
   [agentward-mcp-call]="http://127.0.0.1:$P_AW_MCP/mcp"
@@ -434,7 +267,7 @@ declare -A URL=(
   [agentward-introspection-nocache]="http://127.0.0.1:$P_AW_INTRO_NOCACHE$REQUEST_PATH"
 )
 declare -A ADMIN=(
-  [agentward]=$P_AW_ADMIN [agentward-nocache]=$P_AW_NOCACHE_ADMIN [agentward-dpop]=$P_AW_DPOP_ADMIN
+  [agentward]=$P_AW_ADMIN [agentward-nocache]=$P_AW_NOCACHE_ADMIN [agentward-dpop]=$P_AW_DPOP_ADMIN [agentward-forged]=$P_AW_ADMIN
   [agentward-introspection]=$P_AW_INTRO_ADMIN [agentward-introspection-nocache]=$P_AW_INTRO_NOCACHE_ADMIN
   [agentward-wpt]=$P_AW_WPT_ADMIN
   [agentward-mcp-call]=$P_AW_MCP_ADMIN [agentward-mcp-list]=$P_AW_MCP_ADMIN [agentward-mcp-list-nofilter]=$P_AW_MCP_NOFILTER_ADMIN
@@ -442,6 +275,7 @@ declare -A ADMIN=(
 # The process whose CPU and memory are the contender's cost (the upstream for "direct").
 declare -A PROC=([direct]=upstream [forwarder]=forwarder [nginx]=nginx [haproxy]=haproxy)
 for c in "${!ADMIN[@]}"; do PROC[$c]=$c; done
+PROC[agentward-forged]=agentward
 PROC[agentward-mcp-call]=agentward-mcp
 PROC[agentward-mcp-list]=agentward-mcp
 PROC[agentward-mcp-list-nofilter]=agentward-mcp-nofilter
@@ -452,6 +286,7 @@ declare -A LABEL=(
   [haproxy]="HAProxy + jwt_verify"
   [agentward]="agentward (JWT + policy)"
   [agentward-nocache]="agentward, token cache off"
+  [agentward-forged]="agentward, forged-token flood (refusals)"
   [agentward-dpop]="agentward, JWT + DPoP proof"
   [agentward-wpt]="agentward, WIT + WPT (no token)"
   [agentward-mcp-call]="agentward, MCP tools/call (JWT)"
@@ -480,27 +315,6 @@ RAW=bench/results/$STAMP.raw
 RESULTS=bench/results/$STAMP.md
 : >"$RAW"
 
-# status_for URL [HEADER...]: the status code of a GET; the body lands in $WORK/last-body.
-status_for() {
-  local url=$1 headers=() h
-  shift
-  for h in "$@"; do headers+=(-H "$h"); done
-  curl -s -o "$WORK/last-body" -w '%{http_code}' --max-time 5 "${headers[@]}" "$url"
-}
-# expect CONTENDER WHAT STATUS ERROR_CODE URL [HEADER...]: the answer must have STATUS and, unless
-# ERROR_CODE is "-", agentward's error code ERROR_CODE in its body.
-expect() {
-  local c=$1 what=$2 status=$3 code=$4 got note=
-  shift 4
-  got=$(status_for "$@")
-  [ "$got" = "$status" ] || die "$c answered $got (expected $status) for $what: $(head -c 300 "$WORK/last-body")"
-  if [ "$code" != - ]; then
-    grep -q "\"code\":\"$code\"" "$WORK/last-body" || die "$c answered $got without $code for $what: $(head -c 300 "$WORK/last-body")"
-    note=" $code"
-  fi
-  echo "check $c $what -> $got$note" >>"$RAW"
-}
-bearer() { echo "Authorization: Bearer $(cat "$WORK/$1")"; }
 # wpts OUT COUNT [AUD]: COUNT fresh WPTs for the agent's WIT, one per line.
 wpts() { "${PIN_LOAD[@]}" node bench/wimse.ts proofs --dir "$WORK/wimse" --aud "${3:-$DPOP_HTU}" --count "$2" --out "$1"; }
 WIT=
@@ -551,16 +365,9 @@ for c in "${CONTENDERS[@]}"; do
       continue
       ;;
   esac
-  code=$(status_for "$url" "${valid[@]}")
-  [ "$code" = 200 ] && grep -q '"ok":true' "$WORK/last-body" || die "$c answered $code for the valid token: $(head -c 300 "$WORK/last-body")"
-  echo "check $c valid-token -> $code" >>"$RAW"
+  check_valid "$c" "$url" "${valid[@]}"
   case $c in haproxy | agentward*) ;; *) continue ;; esac
-  for probe in none:401 forged:401 expired:401 wrong-aud:401 wrong-iss:401 no-scope:403; do
-    token=${probe%%:*}
-    if [ "$token" = none ]; then expect "$c" no-token "${probe##*:}" - "$url"
-    else expect "$c" "$token" "${probe##*:}" - "$url" "$(bearer "issuer/$token")"
-    fi
-  done
+  check_token_probes "$c" "$url"
   case $c in
     agentward-dpop)
       # A proof is single-use, bound to the token (ath), to this URI (htu) and recent (iat); a
@@ -581,6 +388,10 @@ for c in "${CONTENDERS[@]}"; do
       wpts "$WORK/check-aud" 1 "https://other.bench.test$REQUEST_PATH"
       expect "$c" wpt-for-another-resource 401 ERR_WPT_AUDIENCE "$url" "Workload-Identity-Token: $WIT" "Authorization: WPT $(cat "$WORK/check-aud")"
       ;;
+    agentward-forged)
+      # The flood's token must be refused for its signature, not for anything checked before it.
+      expect "$c" forged-signature 401 ERR_TOKEN_SIGNATURE "$url" "$(bearer issuer/forged)"
+      ;;
     agentward-introspection*)
       expect "$c" opaque-inactive 401 ERR_TOKEN_INACTIVE "$url" "$(bearer introspection/opaque-inactive)"
       expect "$c" opaque-wrong-aud 401 ERR_TOKEN_AUDIENCE "$url" "$(bearer introspection/opaque-wrong-aud)"
@@ -592,69 +403,6 @@ log "checks passed: every contender answers 200; haproxy and agentward refuse fo
 
 # ---------------------------------------------------------------------------------------------
 # Load.
-CLK_TCK=$(getconf CLK_TCK)
-
-# tree_pids PID: the process and its children (nginx's worker).
-tree_pids() { echo "$1"; pgrep -P "$1" || true; }
-# cpu_ticks PID: user+system CPU of the process tree, all threads (utime, stime of /proc/PID/stat).
-cpu_ticks() {
-  local total=0 p stat fields
-  for p in $(tree_pids "$1"); do
-    stat=$(cat "/proc/$p/stat" 2>/dev/null) || continue
-    read -r -a fields <<<"${stat##*) }" # fields after "(comm) ", starting with the state (field 3)
-    total=$((total + fields[11] + fields[12]))
-  done
-  echo "$total"
-}
-# thread_ticks PID: "main pool v8" CPU ticks of a Node process by thread: the event loop
-# (MainThread), libuv's thread pool (libuv-worker: WebCrypto jobs, file writes) and V8's helpers
-# (V8Worker: concurrent GC and compilation). Where a contender's CPU per request goes.
-thread_ticks() {
-  local main=0 pool=0 v8=0 t comm stat fields
-  for t in /proc/"$1"/task/*; do
-    comm=$(cat "$t/comm" 2>/dev/null) && stat=$(cat "$t/stat" 2>/dev/null) || continue
-    read -r -a fields <<<"${stat##*) }"
-    case $comm in
-      MainThread) main=$((main + fields[11] + fields[12])) ;;
-      libuv-worker) pool=$((pool + fields[11] + fields[12])) ;;
-      V8Worker) v8=$((v8 + fields[11] + fields[12])) ;;
-    esac
-  done
-  echo "$main $pool $v8"
-}
-# rss_kib PID: resident memory of the process tree.
-rss_kib() {
-  local total=0 p kib
-  for p in $(tree_pids "$1"); do
-    kib=$(awk '/^VmRSS:/ {print $2}' "/proc/$p/status" 2>/dev/null || echo 0)
-    total=$((total + ${kib:-0}))
-  done
-  echo "$total"
-}
-
-# core_ticks CPU: "busy total" ticks of one CPU from /proc/stat (busy = all but idle and iowait;
-# steal counts as busy: time the hypervisor gave to someone else).
-core_ticks() { awk -v c="cpu$1" '$1 == c { t = 0; for (i = 2; i <= 9; i++) t += $i; print t - $5 - $6, t }' /proc/stat; }
-
-# This machine may be shared: other work on either CPU shows up as lost req/s and long tails.
-# Before each contender, wait (from a bounded budget for the whole run) until both CPUs are
-# nearly idle; whatever else ran on the server CPU during the measurement is reported anyway.
-QUIET_BUDGET=${BENCH_QUIET_BUDGET:-60}
-wait_quiet() {
-  [ ${#PIN_SERVER[@]} -gt 0 ] || return 0
-  local a0 a1 b0 b1 busy
-  while :; do
-    read -r -a a0 <<<"$(core_ticks "$SERVER_CPU")"; read -r -a a1 <<<"$(core_ticks "$LOAD_CPU")"
-    sleep 1
-    read -r -a b0 <<<"$(core_ticks "$SERVER_CPU")"; read -r -a b1 <<<"$(core_ticks "$LOAD_CPU")"
-    busy=$(( ((b0[0] - a0[0]) + (b1[0] - a1[0])) * 100 / ((b0[1] - a0[1]) + (b1[1] - a1[1]) + 1) ))
-    [ "$busy" -lt 10 ] && return 0
-    if [ "$QUIET_BUDGET" -le 0 ]; then log "the CPUs are ${busy}% busy with other work; measuring anyway"; return 0; fi
-    log "the CPUs are ${busy}% busy with other work; waiting (${QUIET_BUDGET}s of waiting left)"
-    QUIET_BUDGET=$((QUIET_BUDGET - 1))
-  done
-}
-
 # load CONTENDER SECONDS OUT PHASE: one closed-loop run from the load core; leaves a RESULT line in
 # OUT. PHASE (warmup or run) picks the DPoP proof file, and the token prefix of the uncached
 # introspection run (so no token of the warm-up comes back in the run).
@@ -662,6 +410,7 @@ load() {
   local c=$1 secs=$2 out=$3 phase=$4 url=${URL[$1]} token=$TOKEN
   local -a how=()
   case $c in
+    agentward-forged) how=(-s bench/forged.lua -H "Authorization: Bearer $(cat "$WORK/issuer/forged")" "$url") ;;
     agentward-dpop) how=(-s bench/proofs.lua -H "Authorization: DPoP $DPOP_TOKEN" "$url" -- "$WORK/proofs-$phase" DPoP) ;;
     agentward-mcp-call) how=(-s bench/mcp.lua -H "Authorization: Bearer $token" "$url" -- "$MCP_CALL_BODY") ;;
     agentward-mcp-list*) how=(-s bench/mcp.lua -H "Authorization: Bearer $token" "$url" -- "$MCP_LIST_BODY") ;;
@@ -737,6 +486,14 @@ for c in "${CONTENDERS[@]}"; do
   declare -A r=()
   for kv in ${line#RESULT }; do r[${kv%%=*}]=${kv#*=}; done
   errors=$((r[status_err] + r[connect_err] + r[read_err] + r[write_err] + r[timeouts]))
+  # The flood's 401s are its answers: what counts as an error there is anything but the refusal
+  # forged.lua expects (other), and socket errors and timeouts.
+  if [ "$c" = agentward-forged ]; then
+    read -r _ refused wrong first_wrong <<<"$(grep '^FORGED ' "$WORK/$c.out")"
+    errors=$((${wrong#other=} + r[connect_err] + r[read_err] + r[write_err] + r[timeouts]))
+    [ "${wrong#other=}" = 0 ] || FAILED+=("$c: ${wrong#other=} answers were not 401 ERR_TOKEN_SIGNATURE (the first: status ${first_wrong#first_other=})")
+    NOTES[$c]="${LABEL[$c]}: one forged token (the issuer's kid, another key's signature) on every request; req/s is refusals per second; all ${refused#refused=} answers of the measured run were checked: 401 ERR_TOKEN_SIGNATURE."
+  fi
   [ "$errors" -eq 0 ] || FAILED+=("$c: $errors errors or non-2xx responses (see $RAW)")
   case $c in
     agentward-dpop)
@@ -780,18 +537,14 @@ done
 
 # ---------------------------------------------------------------------------------------------
 # Report.
-cpu_model=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')
-mem=$(awk '/^MemTotal:/ {printf "%.1f GiB", $2 / 1048576}' /proc/meminfo)
-revision=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
-git diff --quiet HEAD -- src policies 2>/dev/null || revision="$revision (src or policies modified)"
 versions="node $(node -v), $(nginx -v 2>&1 | sed 's/^nginx version: //'), HAProxy $(haproxy -v | head -n1 | awk '{print $3}'), $(
   if [ "$LOADGEN" = wrk ]; then wrk -v 2>&1 | head -n1 | awk '{print "wrk " $2}'; else echo "autocannon 8"; fi), opa $(opa version | awk '/^Version:/ {print $2}')"
 
 {
   echo "# Load benchmark, $(date -u '+%Y-%m-%d %H:%M UTC')"
   echo
-  echo "- command: \`$(env | grep '^BENCH_' | sort | sed 's/=\(.*\)/="\1" /' | tr -d '\n')bash bench/run.sh\` (agentward $revision)"
-  echo "- machine: $(nproc) CPUs ($cpu_model), $mem RAM, $(uname -sr)"
+  echo "- command: \`$(command_line BENCH bench/run.sh)\` (agentward $(revision))"
+  echo "- machine: $(machine)"
   echo "- versions: $versions"
   echo "- load: $LOADGEN, 1 thread, $CONNECTIONS keep-alive connections, ${WARMUP}s warm-up then ${DURATION}s measured, GET $REQUEST_PATH with one valid ES256 token"
   want agentward-dpop && echo "  (agentward-dpop: one ES256 token bound to a DPoP key, \`Authorization: DPoP\`, and a new ES256 proof per request)"
