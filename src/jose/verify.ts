@@ -27,6 +27,7 @@ import type { KeyObject } from 'node:crypto';
 import { compactVerify, errors as joseErrors, type CryptoKey, type FlattenedJWSInput, type JWK, type JWSHeaderParameters } from 'jose';
 import { AgentwardError, type ErrorCode } from '../errors.ts';
 import { decodeJsonSegment, normalizeTyp, parseJsonObject } from './segments.ts';
+import { checkJwsSignature } from './signature.ts';
 
 /** JWT claims (RFC 7519 §4), as decoded. */
 export type Claims = Record<string, unknown>;
@@ -259,11 +260,13 @@ async function verifyWithEach(jws: CompactJws, candidates: joseErrors.JWKSMultip
  * The signature check of every credential's JWS, in this one place (the signature math can change
  * here alone): the verified payload, or jose's error when the signature does not verify. Any other
  * refusal (unknown `crit`, a key unusable with `alg`, a bad signature segment) is the profile's
- * `unverifiable`.
+ * `unverifiable`. A CryptoKey with one of ASYMMETRIC_ALGORITHMS is checked synchronously by
+ * node:crypto (signature.ts, held to jose's answers by test/unit/jose-differential.test.ts);
+ * anything else by jose's `compactVerify`.
  */
 async function signedPayload(jws: CompactJws, key: JwsKey, alg: string, failures: JwsFailures): Promise<Uint8Array | joseErrors.JWSSignatureVerificationFailed> {
   try {
-    return (await compactVerify(jws.token, key, { algorithms: [alg] })).payload;
+    return checkJwsSignature(jws, key, alg) ?? (await compactVerify(jws.token, key, { algorithms: [alg] })).payload;
   } catch (err) {
     if (err instanceof joseErrors.JWSSignatureVerificationFailed) return err;
     throw fail(failures.unverifiable, err);
