@@ -3,7 +3,7 @@
  * (`opa build -t wasm`). Test files (`*_test.rego`) are left out of the bundle.
  */
 import { execFile } from 'node:child_process';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { cp, mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -34,17 +34,59 @@ export interface CompileOptions {
 /** Builds `dir` and returns the bundle (.tar.gz) bytes. */
 export async function compileRego(dir: string, options: CompileOptions): Promise<Buffer> {
   const out = await mkdtemp(join(tmpdir(), 'agentward-build-'));
-  const bundle = join(out, 'bundle.tar.gz');
+  try {
+    return await build(dir, dir, 'wasm', join(out, 'bundle.tar.gz'), options);
+  } finally {
+    await rm(out, { recursive: true, force: true });
+  }
+}
+
+/** A compiled policy folder with its IR plan. */
+export interface CompiledWithPlan {
+  /** The .tar.gz bundle bytes, the same compileRego gives. */
+  bundle: Buffer;
+  /**
+   * The plan bundle (`opa build -t plan`, with /plan.json) of the same files; undefined when the
+   * folder could not be copied or planned (the policy then runs without memoized decisions).
+   */
+  plan: Buffer | undefined;
+}
+
+/**
+ * Builds `dir` to WebAssembly and to its IR plan, both from one private copy of the folder: a
+ * file saved between the two builds must not give a plan of other code than the module's (the
+ * memo's soundness rests on the plan describing the module, src/policy/input-reads.ts). When the
+ * copy fails, the folder is built as compileRego does, without a plan.
+ */
+export async function compileRegoWithPlan(dir: string, options: CompileOptions): Promise<CompiledWithPlan> {
+  const out = await mkdtemp(join(tmpdir(), 'agentward-build-'));
+  try {
+    const snapshot = join(out, 'src');
+    try {
+      await cp(dir, snapshot, { recursive: true, dereference: true });
+    } catch {
+      return { bundle: await build(dir, dir, 'wasm', join(out, 'bundle.tar.gz'), options), plan: undefined };
+    }
+    const bundle = await build(snapshot, dir, 'wasm', join(out, 'bundle.tar.gz'), options);
+    const plan = await build(snapshot, dir, 'plan', join(out, 'plan.tar.gz'), options).catch(() => undefined);
+    return { bundle, plan };
+  } finally {
+    await rm(out, { recursive: true, force: true });
+  }
+}
+
+/** One `opa build` of the folder `cwd` (named `dir` in errors) to `target`, written to `output`. */
+async function build(cwd: string, dir: string, target: 'wasm' | 'plan', output: string, options: CompileOptions): Promise<Buffer> {
   try {
     // Run inside the folder on ".": opa records source paths in the bundle and the wasm, and
     // relative ones make the output the same wherever the folder lives (the committed bundle
     // must not depend on the checkout path).
-    await run(options.opa, ['build', '-t', 'wasm', '-e', options.entrypoint, '--ignore', '*_test.rego', '-o', bundle, '.'], {
-      cwd: dir,
+    await run(options.opa, ['build', '-t', target, '-e', options.entrypoint, '--ignore', '*_test.rego', '-o', output, '.'], {
+      cwd,
       timeout: options.timeoutMs ?? 120_000,
       maxBuffer: 4 << 20,
     });
-    return await readFile(bundle);
+    return await readFile(output);
   } catch (err) {
     const e = err as NodeJS.ErrnoException & { stderr?: string; stdout?: string };
     if (e.code === 'ENOENT') {
@@ -52,7 +94,5 @@ export async function compileRego(dir: string, options: CompileOptions): Promise
     }
     const output = `${e.stderr ?? ''}${e.stdout ?? ''}`.trim();
     throw new PolicyCompileError(`opa build failed for ${dir}`, output || e.message, err);
-  } finally {
-    await rm(out, { recursive: true, force: true });
   }
 }

@@ -9,19 +9,27 @@
  * Sources: a folder of Rego (compiled with opa), a .wasm file, or an OPA bundle, read from a file
  * or polled from a bundle server (src/policy/bundle-source.ts). Bundles from a file or a server
  * go through openBundle, which applies OPA's signature rules.
+ *
+ * Decisions are memoized (src/policy/memo.ts) when the policy is a folder compiled here and its
+ * plan shows it a pure function of the input fields it reads (src/policy/input-reads.ts); each
+ * loaded policy has its own memo, so a reload or a data change starts with an empty one. Prebuilt
+ * bundles and .wasm files carry no plan and are evaluated every time.
  */
-import { createHash } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { readFileSync, readdirSync, statSync, watch, type FSWatcher } from 'node:fs';
 import { basename, dirname, join, relative } from 'node:path';
 import { loadPolicy, type LoadedPolicy } from '@open-policy-agent/opa-wasm';
 import type { Logger } from 'pino';
 import { AgentwardError } from '../errors.ts';
-import { openBundle, readBundle, type PolicyBundle } from './bundle.ts';
+import { openBundle, readBundle, unpackBundle, type PolicyBundle } from './bundle.ts';
 import type { BundleVerifier } from './bundle-signature.ts';
 import { HttpBundleSource, isUrlSource, pollDelayMs, type BundlePollOptions } from './bundle-source.ts';
-import { compileRego, PolicyCompileError } from './compile.ts';
+import { compileRegoWithPlan, PolicyCompileError } from './compile.ts';
 import { parseDecision, type Decision } from './decision.ts';
 import type { PolicyInput } from './input.ts';
+import { inputReads, type InputRead, type InputReads } from './input-reads.ts';
+import { DecisionMemo, type MemoOptions, type PreparedKeys } from './memo.ts';
+import { WasmEvaluator } from './wasm-eval.ts';
 
 export interface PolicyEngineOptions {
   /** Absolute path (a folder of Rego, a .tar.gz bundle or a .wasm file), or a bundle's http(s) URL. */
@@ -36,7 +44,14 @@ export interface PolicyEngineOptions {
   verifier?: BundleVerifier | undefined;
   /** Required with a URL source: how the bundle server is polled. */
   poll?: BundlePollOptions | undefined;
+  /** Memoized decisions (on by default where the policy allows it); false turns them off. */
+  memo?: MemoOptions | false | undefined;
 }
+
+/** Whether the loaded policy's decisions are memoized, on what, and how the memo fares. */
+export type MemoStatus =
+  | { memoized: true; reads: readonly InputRead[]; hits: number; misses: number; size: number }
+  | { memoized: false; reason: string };
 
 export interface PolicyStatus {
   loaded: boolean;
@@ -53,6 +68,11 @@ export interface PolicyStatus {
 
 interface ActivePolicy {
   wasm: LoadedPolicy;
+  evaluator: WasmEvaluator;
+  /** Undefined when decisions of this policy are not memoized. */
+  memo: DecisionMemo | undefined;
+  /** What the plan analysis found (the reads, or why there are none). */
+  reads: InputReads;
   revision: string;
   loadedAt: Date;
   /** URL sources: what was downloaded, its ETag, and a digest of it with the data file. */
@@ -101,6 +121,15 @@ export class PolicyEngine {
     };
   }
 
+  /** The memo of the loaded policy; undefined before a policy is loaded. */
+  memoStatus(): MemoStatus | undefined {
+    const active = this.active;
+    if (!active) return undefined;
+    const { memo, reads } = active;
+    if (!reads.memoizable) return { memoized: false, reason: reads.reason };
+    return { memoized: true, reads: reads.reads, hits: memo?.hits ?? 0, misses: memo?.misses ?? 0, size: memo?.size ?? 0 };
+  }
+
   /**
    * Loads the policy; on failure keeps any previous one and throws. A bundle server's answer that
    * is the active bundle (304, or the same bytes) changes nothing.
@@ -130,16 +159,34 @@ export class PolicyEngine {
   evaluate(input: PolicyInput): Decision {
     const active = this.active;
     if (!active) throw new AgentwardError('ERR_POLICY_NOT_LOADED');
-    let resultSet: unknown;
-    try {
-      resultSet = active.wasm.evaluate(input, this.options.entrypoint);
-    } catch (err) {
-      // opa-wasm throws strings, plain objects and RuntimeErrors (e.g. memory exhausted).
-      throw new AgentwardError('ERR_POLICY_EVALUATION', undefined, { cause: err instanceof Error ? err : new Error(String(err)) });
-    }
-    if (!Array.isArray(resultSet) || resultSet.length === 0) throw new AgentwardError('ERR_POLICY_UNDEFINED');
-    if (resultSet.length > 1) throw new AgentwardError('ERR_POLICY_DECISION_INVALID', undefined, { cause: new Error('the entrypoint produced more than one result') });
-    return parseDecision((resultSet[0] as { result?: unknown }).result);
+    return decideOnce(active, active.memo ? memoKey(() => active.memo!.key(input)) : undefined, () => JSON.stringify(input));
+  }
+
+  /**
+   * Decides inputs that are `base` with one top-level field replaced, as evaluate would each
+   * `{ ...base, [field]: value }`: MCP list filtering asks about every item of a list as the call
+   * it stands for (src/rpc/list-filter.ts). The rest of the input is encoded to JSON once, and
+   * its part of the memo key computed once per loaded policy. Each call uses the policy loaded
+   * at that moment.
+   */
+  prepare<K extends keyof PolicyInput>(base: PolicyInput, field: K): (value: PolicyInput[K]) => Decision {
+    let slot: JsonSlot | null | undefined;
+    let keysOf: ActivePolicy | undefined;
+    let keys: PreparedKeys | undefined;
+    const json = (value: PolicyInput[K]) => {
+      if (slot === undefined) slot = jsonSlot(base, field);
+      const text = slot ? JSON.stringify(value) as string | undefined : undefined;
+      return slot && text !== undefined ? slot.before + text + slot.after : JSON.stringify({ ...base, [field]: value });
+    };
+    return (value) => {
+      const active = this.active;
+      if (!active) throw new AgentwardError('ERR_POLICY_NOT_LOADED');
+      if (keysOf !== active) {
+        keysOf = active;
+        keys = active.memo ? memoKey(() => active.memo!.prepare(base, field)) : undefined;
+      }
+      return decideOnce(active, keys ? memoKey(() => keys!.key(value)) : undefined, () => json(value));
+    };
   }
 
   /**
@@ -221,6 +268,7 @@ export class PolicyEngine {
     let bundle: PolicyBundle;
     let revision: string;
     let download: ActivePolicy['download'];
+    let reads: InputReads = { memoizable: false, reason: 'a prebuilt bundle or module carries no plan to analyse' };
     if (this.http) {
       const active = this.active?.download;
       let fetched;
@@ -243,7 +291,9 @@ export class PolicyEngine {
     } else if (statSync(source).isDirectory()) {
       if (verifier) throw new Error('policy.verification needs a bundle source (a .tar.gz file or a URL), not a folder');
       revision = `sha256:${hashTree(source).slice(0, 16)}`;
-      bundle = readBundle(await compileRego(source, { opa: this.options.opa, entrypoint }));
+      const compiled = await compileRegoWithPlan(source, { opa: this.options.opa, entrypoint });
+      bundle = readBundle(compiled.bundle);
+      reads = compiled.plan ? planReads(compiled.plan, entrypoint) : { memoizable: false, reason: 'the policy could not be planned' };
     } else if (source.endsWith('.wasm')) {
       if (verifier) throw new Error('policy.verification needs a bundle source (a .tar.gz file or a URL), not a .wasm file');
       const wasm = readFileSync(source);
@@ -273,8 +323,92 @@ export class PolicyEngine {
     if (!(entrypoint in entrypoints)) {
       throw new Error(`the policy has no entrypoint "${entrypoint}" (it has: ${Object.keys(entrypoints).join(', ') || 'none'})`);
     }
-    return { wasm, revision, loadedAt: new Date(), ...(download ? { download } : {}) };
+    return { wasm, evaluator: new WasmEvaluator(wasm, entrypoint), ...memoFor(reads, this.options.memo, revision, this.options.logger), revision, loadedAt: new Date(), ...(download ? { download } : {}) };
   }
+}
+
+/** The memo of a newly loaded policy, or none (with the reason, logged). */
+function memoFor(found: InputReads, options: MemoOptions | false | undefined, revision: string, logger: Logger): { memo: DecisionMemo | undefined; reads: InputReads } {
+  let reads = found;
+  if (options === false) reads = { memoizable: false, reason: 'memoization is turned off' };
+  else if (reads.memoizable && reads.reads.some((r) => r.kind === 'value' && ['request', 'request.id'].includes(r.path.join('.')))) {
+    // Sound, but useless: every request would miss and take a memo entry.
+    reads = { memoizable: false, reason: 'the policy reads input.request.id, which is new on every request' };
+  }
+  if (!reads.memoizable) {
+    logger.info({ revision, memo: false, reason: reads.reason }, 'policy decisions are not memoized');
+    return { memo: undefined, reads };
+  }
+  const paths = reads.reads.map((r) => `${r.path.join('.')}${r.kind === 'value' ? '' : ` (${r.kind})`}`);
+  // input.now changes every second: a policy that reads it reuses a decision within that second only.
+  logger.info({ revision, memo: true, reads: paths, readsNow: reads.reads.some((r) => r.path[0] === 'now') }, 'policy decisions are memoized by the input fields the policy reads');
+  return { memo: new DecisionMemo(reads.reads, options || undefined), reads };
+}
+
+/** The input reads in a plan bundle's /plan.json. */
+function planReads(planBundle: Buffer, entrypoint: string): InputReads {
+  try {
+    const plan = unpackBundle(planBundle).get('plan.json');
+    if (!plan) return { memoizable: false, reason: 'the plan bundle has no /plan.json' };
+    return inputReads(JSON.parse(plan.toString('utf8')), entrypoint);
+  } catch (err) {
+    return { memoizable: false, reason: `the plan could not be read: ${describe(err)}` };
+  }
+}
+
+/** A memo key, or undefined (evaluate without the memo) when the input cannot be keyed. */
+function memoKey<T>(compute: () => T | undefined): T | undefined {
+  try {
+    return compute();
+  } catch {
+    return undefined;
+  }
+}
+
+/** The memoized decision for `key`, or a fresh one (kept under `key` when there is one). */
+function decideOnce(active: ActivePolicy, key: string | undefined, json: () => string): Decision {
+  if (key !== undefined) {
+    const hit = active.memo!.get(key);
+    if (hit) return hit;
+  }
+  const decision = evaluateJson(active, json);
+  return key === undefined ? decision : active.memo!.set(key, decision);
+}
+
+/** One evaluation; only decisions come back, every failure is its own error (conventions §9). */
+function evaluateJson(active: ActivePolicy, json: () => string): Decision {
+  let resultSet: unknown;
+  try {
+    resultSet = active.evaluator.evaluate(json());
+  } catch (err) {
+    // opa-wasm throws strings, plain objects and RuntimeErrors (e.g. memory exhausted).
+    throw new AgentwardError('ERR_POLICY_EVALUATION', undefined, { cause: err instanceof Error ? err : new Error(String(err)) });
+  }
+  if (!Array.isArray(resultSet) || resultSet.length === 0) throw new AgentwardError('ERR_POLICY_UNDEFINED');
+  if (resultSet.length > 1) throw new AgentwardError('ERR_POLICY_DECISION_INVALID', undefined, { cause: new Error('the entrypoint produced more than one result') });
+  return parseDecision((resultSet[0] as { result?: unknown }).result);
+}
+
+/** The JSON of an input around one field's value: before + JSON of the value + after. */
+interface JsonSlot {
+  before: string;
+  after: string;
+}
+
+/** A string no input holds (unguessable, checked to occur once), marking where the field's value goes. */
+const SLOT_MARK = `\u0000agentward-slot:${randomUUID()}`;
+
+function jsonSlot(base: object, field: string): JsonSlot | null {
+  let text: string;
+  try {
+    text = JSON.stringify({ ...base, [field]: SLOT_MARK });
+  } catch {
+    return null;
+  }
+  const mark = JSON.stringify(SLOT_MARK);
+  const at = text.indexOf(mark);
+  if (at < 0 || text.indexOf(mark, at + 1) >= 0) return null;
+  return { before: text.slice(0, at), after: text.slice(at + mark.length) };
 }
 
 function describe(err: unknown): string {

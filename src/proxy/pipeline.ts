@@ -420,8 +420,10 @@ function decide(input: PolicyInput, ctx: RequestContext, deps: PipelineDeps): De
  */
 function listFilterFor(input: PolicyInput, ctx: RequestContext, deps: PipelineDeps): ResponseRewrite | undefined {
   if (!ctx.route?.filterLists || !ctx.rpc || ctx.rpc.lists.size === 0) return undefined;
+  // Every item is this input with its own input.mcp: the rest is encoded once (src/policy/engine.ts).
+  const decideItem = deps.policy.prepare({ ...input, a2a: null }, 'mcp');
   return listResponseRewrite(ctx.rpc.lists, (kind: ListKind, name: string) => {
-    const allowed = deps.policy.evaluate({ ...input, mcp: { method: kind.callMethod, name, arguments: null, id: null, listFilter: true }, a2a: null }).allow;
+    const allowed = decideItem({ method: kind.callMethod, name, arguments: null, id: null, listFilter: true }).allow;
     if (!allowed && deps.shadow) {
       deps.logger.info({ requestId: ctx.id, item: name, method: kind.callMethod }, 'shadow mode: the policy would hide this list item');
       return true;

@@ -55,20 +55,20 @@ describe('admission control', () => {
     const aw = await proxy({ maxInFlight: 1, maxQueued: 0 });
     try {
       const held = hold(aw);
-      await waitFor(() => upstream.seen.some((r) => r.url === '/slow'));
+      await waitFor(async () => upstream.seen.some((r) => r.url === '/slow'), 'the held request upstream');
       const before = upstream.seen.length;
       const refused = await get(aw);
       expect(refused.status).toBe(503);
       expect(refused.headers['retry-after']).toBe('1');
       expect(refused.json()).toMatchObject({ code: 'ERR_OVERLOADED', status: 503 });
       expect(upstream.seen.length).toBe(before);
-      await waitFor(() => aw.audit().some((r) => r.code === 'ERR_OVERLOADED'));
+      await waitFor(async () => aw.audit().some((r) => r.code === 'ERR_OVERLOADED'), 'the ERR_OVERLOADED audit record');
       const admission = ((await (await fetch(`${aw.adminUrl}/readyz`)).json()) as { admission: Record<string, number> }).admission;
       expect(admission).toMatchObject({ inFlight: 1, queued: 0, refused: 1, maxInFlight: 1, maxQueued: 0 });
       // The slot frees when the held response ends (here: its client leaves).
       held.abort();
       await held.done;
-      await waitFor(async () => (await get(aw)).status === 200);
+      await waitFor(async () => (await get(aw)).status === 200, 'a free slot');
     } finally {
       await aw.stop();
     }
@@ -78,7 +78,7 @@ describe('admission control', () => {
     const aw = await proxy({ maxInFlight: 1, maxQueued: 1, queueTimeout: '5s' });
     try {
       const held = hold(aw);
-      await waitFor(() => upstream.seen.some((r) => r.url === '/slow'));
+      await waitFor(async () => upstream.seen.some((r) => r.url === '/slow'), 'the held request upstream');
       const queued = get(aw, '/queued');
       const third = await get(aw);
       expect(third.json()).toMatchObject({ code: 'ERR_OVERLOADED' });
@@ -94,7 +94,7 @@ describe('admission control', () => {
     const aw = await proxy({ maxInFlight: 1, maxQueued: 1, queueTimeout: '100ms' });
     try {
       const held = hold(aw);
-      await waitFor(() => upstream.seen.some((r) => r.url === '/slow'));
+      await waitFor(async () => upstream.seen.some((r) => r.url === '/slow'), 'the held request upstream');
       const queued = get(aw, '/late');
       await new Promise((r) => setTimeout(r, 300));
       held.abort();
@@ -111,7 +111,7 @@ describe('admission control', () => {
     const aw = await proxy({ maxInFlight: 1, maxQueued: 4, queueTimeout: '5s' });
     try {
       const held = hold(aw);
-      await waitFor(() => upstream.seen.some((r) => r.url === '/slow'));
+      await waitFor(async () => upstream.seen.some((r) => r.url === '/slow'), 'the held request upstream');
       const u = new URL(aw.url);
       const leaving = request({ host: u.hostname, port: u.port, path: '/gone', headers: { authorization: `Bearer ${token}` }, agent: false });
       leaving.on('error', () => undefined);
@@ -120,7 +120,7 @@ describe('admission control', () => {
       leaving.destroy();
       await new Promise((r) => setTimeout(r, 100));
       held.abort();
-      await waitFor(() => aw.audit().some((r) => r.code === 'ERR_CLIENT_CLOSED'));
+      await waitFor(async () => aw.audit().some((r) => r.code === 'ERR_CLIENT_CLOSED'), 'the ERR_CLIENT_CLOSED audit record');
       expect(upstream.seen.some((r) => r.url === '/gone')).toBe(false);
       expect(aw.audit().find((r) => r.code === 'ERR_CLIENT_CLOSED')).toMatchObject({ status: 499, action: { path: '/gone' } });
     } finally {
