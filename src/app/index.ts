@@ -19,6 +19,7 @@ import { Forwarder } from '../proxy/forward.ts';
 import type { PipelineDeps, RpcRoute } from '../proxy/pipeline.ts';
 import { protectedResource } from '../proxy/protected-resource.ts';
 import { ListenerTls } from '../proxy/tls.ts';
+import { WebSocketProxy } from '../proxy/upgrade.ts';
 import type { Services } from '../services.ts';
 import { closeGracefully, createAgentListener, listen } from './listeners.ts';
 import { buildOAuth, type OAuthParts } from './oauth.ts';
@@ -164,14 +165,20 @@ function buildParts(loaded: LoadedConfig, services: Services, options: AppOption
     oauth: buildOAuth(loaded, services, bindings),
     workload: buildWorkload(loaded, services, tls),
     policy: createPolicyEngine(loaded, services, options.env),
-    forwarder: new Forwarder({
-      url: config.upstream.url,
-      timeoutMs: durationMs(config.upstream.timeout),
-      connectTimeoutMs: durationMs(config.upstream.connectTimeout),
-      maxSockets: config.upstream.maxSockets,
-    }),
+    forwarder: forwarder(config.upstream),
     audit,
   };
+}
+
+/** The upstream forwarder: undici for requests, http-proxy-3 for WebSocket handshakes. */
+function forwarder(upstream: Config['upstream']): Forwarder {
+  const options = {
+    url: upstream.url,
+    timeoutMs: durationMs(upstream.timeout),
+    connectTimeoutMs: durationMs(upstream.connectTimeout),
+    maxSockets: upstream.maxSockets,
+  };
+  return new Forwarder(options, new WebSocketProxy(options));
 }
 
 /** What the pipeline calls per request, wired from the parts. */

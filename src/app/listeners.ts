@@ -7,6 +7,7 @@
 import { createServer, type Server, type IncomingMessage, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
 import type { Logger } from 'pino';
 import type { Config } from '../config/schema.ts';
@@ -15,6 +16,7 @@ import { AgentwardError } from '../errors.ts';
 import { Admission } from '../proxy/admission.ts';
 import { handleClientError, handleRequest, type PipelineDeps } from '../proxy/pipeline.ts';
 import type { ListenerTls } from '../proxy/tls.ts';
+import { isWebSocketUpgrade, upgradeResponse } from '../proxy/upgrade.ts';
 
 export interface AgentListener {
   server: Server;
@@ -40,6 +42,9 @@ export function createAgentListener(listen: Config['listen'], deps: PipelineDeps
     // How often Node checks requestTimeout (default 30 s, which would let a 1 s limit fire 30 s late).
     connectionsCheckingInterval: Math.min(1000, durationMs(listen.requestTimeout)),
     keepAliveTimeout: 65_000,
+    // Only WebSocket handshakes become 'upgrade' events (Node 24.9); any other Upgrade (h2c) is an
+    // ordinary request whose Upgrade field is dropped (RFC 9110 §7.8). See src/proxy/upgrade.ts.
+    shouldUpgradeCallback: isWebSocketUpgrade,
   };
   const admission = new Admission(
     { maxInFlight: listen.maxInFlight, maxQueued: listen.maxQueued, queueTimeoutMs: durationMs(listen.queueTimeout) },
@@ -69,6 +74,16 @@ export function createAgentListener(listen: Config['listen'], deps: PipelineDeps
   server.on('checkExpectation', (req: IncomingMessage, res: ServerResponse) =>
     handleRequest(req, res, deps, new AgentwardError('ERR_EXPECTATION_FAILED')).catch((err: unknown) => onPipelineBug(err, res)),
   );
+  // A WebSocket handshake runs the same pipeline, answered on the socket (src/proxy/upgrade.ts).
+  const upgraded = new Set<Duplex>();
+  upgradedSockets.set(server, upgraded);
+  server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+    upgraded.add(socket);
+    socket.once('close', () => upgraded.delete(socket));
+    const { res, refusal } = upgradeResponse(req, socket, head);
+    if (refusal) handleRequest(req, res, deps, refusal).catch((err: unknown) => onPipelineBug(err, res));
+    else onRequest(req, res);
+  });
   return {
     server,
     https,
@@ -108,13 +123,20 @@ export function listen(server: Server, address: string): Promise<AddressInfo> {
   });
 }
 
-/** Closes `server` gracefully: idle connections now, busy ones when their response ends, all after `timeoutMs`. */
+/**
+ * Sockets of a listener taken over by an upgrade (WebSockets): Node's closeAllConnections does not
+ * close them, so closeGracefully does.
+ */
+const upgradedSockets = new WeakMap<Server, ReadonlySet<Duplex>>();
+
+/** Closes `server` gracefully: idle connections now, busy ones when their response ends, all (WebSockets too) after `timeoutMs`. */
 export async function closeGracefully(server: Server, timeoutMs: number, logger: Logger): Promise<void> {
   const closed = new Promise<void>((done) => server.close(() => done()));
   server.closeIdleConnections();
   const timer = setTimeout(() => {
     logger.warn({ timeoutMs }, 'shutdown timeout reached; closing remaining connections');
     server.closeAllConnections();
+    for (const socket of upgradedSockets.get(server) ?? []) socket.destroy();
   }, timeoutMs);
   await closed;
   clearTimeout(timer);

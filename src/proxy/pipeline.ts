@@ -145,6 +145,8 @@ export async function handleRequest(req: IncomingMessage, res: ServerResponse, d
     const result = await deps.forwarder.forward(
       req,
       res,
+      // The target in the parsed form the policy saw (architecture.md, "What the upstream sees").
+      `${target.pathname}${target.search}`,
       body,
       (err) => {
         ctx.error = err;

@@ -4,12 +4,14 @@
  * upstream failures as 502/504 with codes, ambiguous paths refused, oversized heads refused.
  */
 import { afterAll, beforeAll, beforeEach, describe, expect, test } from 'vitest';
-import { request } from 'node:http';
+import { request, type IncomingHttpHeaders } from 'node:http';
+import { createHash } from 'node:crypto';
 import { connect, createServer } from 'node:net';
 import { startIssuer, type TestIssuer } from '../helpers/issuer.ts';
 import { startUpstream, type TestUpstream } from '../helpers/upstream.ts';
 import { startAgentward, DEFAULT_POLICY, type RunningAgentward } from '../helpers/agentward.ts';
 import { rawRequest } from '../helpers/http.ts';
+import { startSilentServer, startStreamingUpstream, type StreamingUpstream } from '../helpers/streaming-upstream.ts';
 
 const RESOURCE = 'https://tools.example.com/';
 let issuer: TestIssuer;
@@ -258,4 +260,224 @@ test('an expectation other than 100-continue is 417 with a problem body, and aud
   expect(upstream.seen).toHaveLength(0);
   await new Promise((r) => setTimeout(r, 100));
   expect(aw.audit().at(-1)).toMatchObject({ status: 417, code: 'ERR_EXPECTATION_FAILED' });
+});
+
+/** A response as a client saw it, including whether it ended properly (complete) or was cut. */
+interface Received {
+  status: number;
+  headers: IncomingHttpHeaders;
+  body: string;
+  complete: boolean;
+  trailers: Record<string, string | undefined>;
+  /** Milliseconds from the request to each chunk. */
+  arrivals: number[];
+}
+
+function receive(url: string, options: { method?: string; headers?: Record<string, string>; body?: string } = {}): Promise<Received> {
+  const u = new URL(url);
+  const started = Date.now();
+  return new Promise((resolve, reject) => {
+    const req = request({ host: u.hostname, port: u.port, path: u.pathname, method: options.method ?? 'GET', headers: options.headers, agent: false }, (res) => {
+      let body = '';
+      const arrivals: number[] = [];
+      res.on('data', (c: Buffer) => {
+        body += c.toString();
+        arrivals.push(Date.now() - started);
+      });
+      const done = () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body, complete: res.complete, trailers: res.trailers, arrivals });
+      res.on('end', done);
+      res.on('error', done); // a cut response: 'aborted'
+    });
+    req.on('error', reject);
+    req.end(options.body);
+  });
+}
+
+describe('forwarding with undici: streaming, framing and failures mid-response', () => {
+  let streaming: StreamingUpstream;
+  let proxy: RunningAgentward;
+  beforeAll(async () => {
+    streaming = await startStreamingUpstream();
+    proxy = await startAgentward({
+      upstream: { url: streaming.url, timeout: '400ms', maxSockets: 1 },
+      resource: { id: RESOURCE },
+      oauth: { issuers: [{ issuer: issuer.issuer, jwksUri: issuer.jwksUri }] },
+      policy: { source: DEFAULT_POLICY },
+    });
+  });
+  afterAll(async () => {
+    await proxy?.stop();
+    await streaming?.close();
+  });
+  const recordOf = async (requestId: unknown) => {
+    await new Promise((r) => setTimeout(r, 100));
+    return proxy.audit().find((a) => a.requestId === requestId);
+  };
+
+  test('an upstream that resets after part of a Content-Length body: the client connection is cut, never a complete response', async () => {
+    const res = await receive(`${proxy.url}/cut-length`, { headers: auth() });
+    expect(res.status).toBe(200);
+    expect(res.complete).toBe(false);
+    expect(res.body.length).toBeLessThan(100);
+    expect(await recordOf(res.headers['x-request-id'])).toMatchObject({ decision: 'allow', status: 200, code: 'ERR_UPSTREAM_RESET' });
+  });
+
+  test('an upstream that resets after a chunk of a chunked body: the client never gets the last chunk', async () => {
+    const res = await receive(`${proxy.url}/cut-chunked`, { headers: auth() });
+    expect(res.status).toBe(200);
+    expect(res.body).toBe('first chunk');
+    expect(res.complete).toBe(false);
+    expect(await recordOf(res.headers['x-request-id'])).toMatchObject({ code: 'ERR_UPSTREAM_RESET' });
+  });
+
+  test('an upstream silent for upstream.timeout in the middle of a body: the client connection is cut (ERR_UPSTREAM_TIMEOUT)', async () => {
+    const res = await receive(`${proxy.url}/stall`, { headers: auth() });
+    expect(res.status).toBe(200);
+    expect(res.body).toBe('one chunk, then silence');
+    expect(res.complete).toBe(false);
+    expect(res.arrivals.length).toBeGreaterThan(0);
+    expect(await recordOf(res.headers['x-request-id'])).toMatchObject({ status: 200, code: 'ERR_UPSTREAM_TIMEOUT' });
+  });
+
+  test('a chunked body arrives chunk by chunk, and its trailer fields follow it (RFC 9110 §6.5)', async () => {
+    const ticks = await receive(`${proxy.url}/ticks`, { headers: auth() });
+    expect(ticks.body).toBe('tick 1;tick 2;tick 3;');
+    expect(ticks.arrivals.at(-1)! - ticks.arrivals[0]!).toBeGreaterThanOrEqual(200);
+    const res = await receive(`${proxy.url}/trailers`, { headers: auth() });
+    expect(res.complete).toBe(true);
+    expect(res.body).toBe('body');
+    expect(res.trailers['x-checksum']).toBe('sha256=abc');
+  });
+
+  test('103 Early Hints are not passed on; the final answer is', async () => {
+    const res = await receive(`${proxy.url}/hints`, { headers: auth() });
+    expect(res.status).toBe(200);
+    expect(res.body).toBe('after hints');
+  });
+
+  test('repeated response fields reach the client as Node reads them: joined, the first kept, cookies apart', async () => {
+    const res = await receive(`${proxy.url}/repeated`, { headers: auth() });
+    expect(res.headers['x-multi']).toBe('a, b');
+    expect(res.headers['set-cookie']).toEqual(['a=1', 'b=2']);
+    expect(res.headers['content-type']).toBe('text/plain');
+  });
+
+  test('a client that does not read holds the upstream back (backpressure), and then gets every byte', async () => {
+    const u = new URL(`${proxy.url}/flood`);
+    streaming.flood.written = 0;
+    streaming.flood.done = false;
+    const total = await new Promise<number>((resolve, reject) => {
+      const req = request({ host: u.hostname, port: u.port, path: u.pathname, headers: auth(), agent: false }, (res) => {
+        res.pause();
+        setTimeout(() => {
+          // 64 MiB offered; what socket buffers on loopback hold is far less.
+          expect(streaming.flood.written).toBeLessThan(40 * 1024 * 1024);
+          expect(streaming.flood.done).toBe(false);
+          let n = 0;
+          res.on('data', (c: Buffer) => (n += c.length));
+          res.on('end', () => resolve(n));
+          res.resume();
+        }, 500);
+      });
+      req.on('error', reject);
+      req.end();
+    });
+    expect(total).toBe(64 * 1024 * 1024);
+  });
+
+  test('a client that leaves mid-response: the upstream answer is abandoned too', async () => {
+    const u = new URL(`${proxy.url}/flood`);
+    streaming.flood.written = 0;
+    streaming.flood.closedEarly = false;
+    await new Promise<void>((resolve) => {
+      const req = request({ host: u.hostname, port: u.port, path: u.pathname, headers: auth(), agent: false }, (res) => {
+        res.once('data', () => {
+          req.destroy();
+          resolve();
+        });
+      });
+      req.on('error', () => undefined);
+      req.end();
+    });
+    await new Promise((r) => setTimeout(r, 300));
+    expect(streaming.flood.closedEarly).toBe(true);
+  });
+
+  test('a request body streams to the upstream as it is sent (chunked), byte for byte', async () => {
+    const u = new URL(`${proxy.url}/upload`);
+    streaming.uploaded.bytes = 0;
+    const part = Buffer.alloc(1024 * 1024, 0x62);
+    const answer = await new Promise<string>((resolve, reject) => {
+      const req = request({ host: u.hostname, port: u.port, path: u.pathname, method: 'PUT', headers: { ...auth(), 'content-type': 'application/octet-stream' }, agent: false }, (res) => {
+        let body = '';
+        res.on('data', (c: Buffer) => (body += c.toString()));
+        res.on('end', () => resolve(body));
+      });
+      req.on('error', reject);
+      req.write(part);
+      // The first MiB reaches the upstream while the client has not finished its body.
+      const wait = setInterval(() => {
+        if (streaming.uploaded.bytes < part.length) return;
+        clearInterval(wait);
+        for (let i = 0; i < 7; i++) req.write(part);
+        req.end();
+      }, 10);
+    });
+    const all = createHash('sha256');
+    for (let i = 0; i < 8; i++) all.update(part);
+    expect(JSON.parse(answer)).toEqual({ bytes: 8 * part.length, sha256: all.digest('hex') });
+    expect(streaming.seen.at(-1)!.headers['transfer-encoding']).toBe('chunked');
+  });
+
+  test('upstream.maxSockets bounds the connections: the others wait for a free one', async () => {
+    streaming.hold.max = 0;
+    const answers = await Promise.all([1, 2, 3].map(() => receive(`${proxy.url}/hold`, { headers: auth() })));
+    expect(answers.map((a) => a.status)).toEqual([200, 200, 200]);
+    expect(streaming.hold.max).toBe(1);
+  });
+
+  test('HEAD keeps the upstream connection alive, like any other request', async () => {
+    await receive(`${proxy.url}/x`, { method: 'HEAD', headers: auth() });
+    await receive(`${proxy.url}/x`, { headers: auth() });
+    const [head, next] = streaming.seen.slice(-2);
+    expect(head!.method).toBe('HEAD');
+    expect(head!.headers.connection).toBe('keep-alive');
+    expect(next!.port).toBe(head!.port);
+  });
+
+  test('a transfer coding other than chunked is refused (400), nothing upstream', async () => {
+    const before = streaming.seen.length;
+    const answer = await new Promise<string>((resolve, reject) => {
+      let text = '';
+      const socket = connect(Number(new URL(proxy.url).port), '127.0.0.1', () =>
+        socket.write(`POST /x HTTP/1.1\r\nHost: a\r\nAuthorization: Bearer ${token}\r\nTransfer-Encoding: gzip, chunked\r\nConnection: close\r\n\r\n3\r\nabc\r\n0\r\n\r\n`),
+      );
+      socket.on('data', (c: Buffer) => (text += c.toString()));
+      socket.on('close', () => resolve(text));
+      socket.on('error', reject);
+    });
+    expect(answer).toMatch(/^HTTP\/1\.1 400 /);
+    expect(answer).toContain('"code":"ERR_BAD_REQUEST"');
+    expect(streaming.seen.length).toBe(before);
+  });
+});
+
+test('an https upstream whose TLS handshake never completes is 502 ERR_UPSTREAM_UNAVAILABLE after upstream.connectTimeout', async () => {
+  const silent = await startSilentServer(); // accepts TCP, never speaks TLS
+  const proxy = await startAgentward({
+    upstream: { url: `https://127.0.0.1:${silent.port}`, connectTimeout: '300ms', timeout: '20s' },
+    resource: { id: RESOURCE },
+    oauth: { issuers: [{ issuer: issuer.issuer, jwksUri: issuer.jwksUri }] },
+    policy: { source: DEFAULT_POLICY },
+  });
+  try {
+    const started = Date.now();
+    const res = await rawRequest(`${proxy.url}/x`, { headers: auth() });
+    expect(res.status).toBe(502);
+    expect(res.json().code).toBe('ERR_UPSTREAM_UNAVAILABLE');
+    expect(Date.now() - started).toBeLessThan(5000);
+  } finally {
+    await proxy.stop();
+    await silent.close();
+  }
 });
