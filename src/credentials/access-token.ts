@@ -92,6 +92,9 @@ interface AccessTokenRoute {
 
 /** RFC 9068 §2.1 */
 const ACCESS_TOKEN_TYP = 'at+jwt';
+/** Forged tokens remembered at most, and for how long (see AccessTokenVerifier.forged). */
+const FORGED_CACHE_SIZE = 1000;
+const FORGED_TTL_MS = 60_000;
 /** A `typ` value shown back in an error detail: a short media type, never arbitrary caller text. */
 const SHOWABLE_TYP = /^[A-Za-z0-9.+/-]{1,40}$/;
 
@@ -115,6 +118,13 @@ export class AccessTokenVerifier {
   private readonly maxDepth: number;
   private readonly now: () => number;
   private readonly cache: LRUCache<string, VerifiedAccessToken> | undefined;
+  /**
+   * Tokens whose signature failed, by SHA-256, with the error they got: a flood of one forged
+   * token costs a hash and a lookup per request, not a signature check. Sound because a bad
+   * signature stays bad under the same key set: the whole memory is dropped whenever any
+   * issuer's key set changes, and an entry lives at most FORGED_TTL_MS.
+   */
+  private readonly forged: LRUCache<string, AgentwardError> | undefined;
   /** Confirmation methods whose proof can be checked; others are refused, never ignored (AT-N24). */
   private readonly verifiableCnf: ReadonlySet<string>;
   private readonly profile: JwsProfile<AccessTokenRoute>;
@@ -125,6 +135,7 @@ export class AccessTokenVerifier {
     this.now = options.now ?? Date.now;
     this.verifiableCnf = new Set([...(options.dpopBinding ? ['jkt'] : []), ...(options.certificateBinding ? ['x5t#S256'] : [])]);
     this.cache = options.cacheSize > 0 ? new LRUCache({ max: options.cacheSize, ttlAutopurge: false, perf: { now: () => this.now() } }) : undefined;
+    this.forged = options.cacheSize > 0 ? new LRUCache({ max: FORGED_CACHE_SIZE, ttl: FORGED_TTL_MS, ttlAutopurge: false, perf: { now: () => this.now() } }) : undefined;
     this.issuers = new Map(
       options.issuers.map(({ config, keys }) => {
         keys.onRotation((issuer, staleKids) => this.forgetKeys(issuer, staleKids));
@@ -156,8 +167,11 @@ export class AccessTokenVerifier {
       return cached;
     }
 
+    const forged = this.forged?.get(hash);
+    if (forged) throw new AgentwardError(forged.code, forged.detail);
+
     const routed: AccessTokenRoute = { issuer: undefined, clientId: null, audiences: [] };
-    const { header, claims, exp } = await verifyCompactJws(token, this.profile, routed);
+    const { header, claims, exp } = await this.verifyOrRemember(token, hash, routed);
     // `route` set the issuer: no token gets past it without one.
     const issuer = routed.issuer!;
     const { profile } = issuer;
@@ -223,7 +237,19 @@ export class AccessTokenVerifier {
   }
 
   /** Drops cached tokens whose key was removed or replaced. */
+  /** The one JWS check; a bad signature is remembered (see `forged`). */
+  private async verifyOrRemember(token: string, hash: string, routed: AccessTokenRoute): ReturnType<typeof verifyCompactJws> {
+    try {
+      return await verifyCompactJws(token, this.profile, routed);
+    } catch (err) {
+      if (this.forged && err instanceof AgentwardError && err.code === 'ERR_TOKEN_SIGNATURE') this.forged.set(hash, err);
+      throw err;
+    }
+  }
+
   private forgetKeys(issuer: string, staleKids: ReadonlySet<string | undefined>): void {
+    // A new key set may hold the key a remembered signature was made with.
+    this.forged?.clear();
     if (!this.cache) return;
     for (const [hash, entry] of this.cache.entries()) {
       // A token without kid cannot be tied to one key; any change of the key set drops it.
