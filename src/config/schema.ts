@@ -281,7 +281,7 @@ export const ConfigSchema = Closed(
     upstream: Closed({
       url: Type.String({ minLength: 1, description: 'The protected service, e.g. http://127.0.0.1:3000.' }),
       timeout: Duration('30s', 'Longest wait for the next byte from the upstream (response head or body); past it the client gets 504 (or the stream is cut).'),
-      connectTimeout: Duration('5s', 'Longest wait for a TCP connection to the upstream.'),
+      connectTimeout: Duration('5s', 'Longest wait for a new connection to the upstream, the TLS handshake included.'),
       maxSockets: Type.Integer({ minimum: 1, default: 256, description: 'Keep-alive connections to the upstream at most.' }),
     }),
     resource: Closed({
