@@ -24,12 +24,12 @@ interface Profile {
 }
 
 const CATEGORIES: [RegExp, string][] = [
-  [/opa-wasm|^wasm:|\/policy\/(engine|decision)\.ts/, 'policy evaluation (opa-wasm, decision check)'],
+  [/opa-wasm|^wasm:|\/policy\//, 'policy evaluation (memo, opa-wasm, decision check)'],
   [/\/observability\/|sonic-boom|pino/, 'audit record and logger'],
-  [/\/credentials\/access-token\.ts|jose|lru-cache|\/keys\//, 'token verification'],
-  [/http-proxy-3|\/proxy\/forward\.ts/, 'forwarding (http-proxy-3 over node:http client)'],
+  [/\/credentials\/(access-token|tokens|claims)\.ts|\/jose\/|node_modules\/jose|lru-cache|\/keys\//, 'token verification'],
+  [/undici|http-proxy-3|\/proxy\/(forward|upgrade)\.ts/, 'forwarding (undici pool)'],
   [/\/proxy\/headers\.ts/, 'upstream header rewrite'],
-  [/\/policy\/input\.ts|\/proxy\/pipeline\.ts|\/credentials\/|\/proxy\/reject\.ts|\/app\.ts/, 'pipeline (ids, target, input, record)'],
+  [/\/proxy\/(pipeline|input|reject|admission)\.ts|\/credentials\/|\/app\//, 'pipeline (admission, ids, target, extraction, input, record)'],
   [/node_modules|^file:/, 'other code (module loading, config)'],
 ];
 const RUNTIME = "Node's HTTP server, sockets, streams";
