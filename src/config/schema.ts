@@ -301,7 +301,7 @@ export const ConfigSchema = Closed(
         }),
         clockSkew: Duration('30s', 'Leeway for exp, nbf and iat (RFC 9068 §4: a few minutes at most).', { allowZero: true }),
         maxDelegationDepth: Type.Integer({ minimum: 0, maximum: 32, default: 4, description: 'Longest RFC 8693 `act` chain accepted; deeper tokens get ERR_DELEGATION_TOO_DEEP.' }),
-        tokenCacheSize: Type.Integer({ minimum: 0, default: 10000, description: 'Verified tokens remembered (by SHA-256) until they expire; 0 disables the cache.' }),
+        tokenCacheSize: Type.Integer({ minimum: 0, default: 10000, description: 'Verified tokens remembered (by SHA-256) until they expire; 0 disables the cache, and with it the memory of forged tokens (1,000 for 60 s, dropped on any key-set change).' }),
         dpop: Closed(
           {
             mode: Enum(['disabled', 'allowed', 'required'], {
