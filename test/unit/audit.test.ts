@@ -81,6 +81,46 @@ describe('hash chain', () => {
     expect(chainHash(`${body}}`, undefined)).toBe(hash);
   });
 
+  test('each line is byte for byte JSON.stringify({ ...record, prev }) with the hash appended', async () => {
+    const file = await chainedFile(3);
+    const written = lines(file);
+    let prev: string | null = null;
+    for (let i = 0; i < 3; i++) {
+      const body = JSON.stringify({ ...record(i), prev });
+      const hash = chainHash(body, undefined);
+      expect(written[i]).toBe(`${body.slice(0, -1)},"hash":"${hash}"}`);
+      prev = hash;
+    }
+  });
+
+  test('records of one event-loop turn are written together at its end, in order, and chained', async () => {
+    const file = tempFile();
+    const log = new AuditLog({ dest: file, hashChain: true });
+    for (let i = 0; i < 50; i++) log.write(record(i));
+    expect(lines(file)).toHaveLength(0);
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(lines(file).map((l) => (JSON.parse(l) as { requestId: string }).requestId)).toEqual(Array.from({ length: 50 }, (_, i) => `req-${i}`));
+    for (let i = 50; i < 60; i++) {
+      log.write(record(i));
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    expect(verifyAuditFile(file, undefined)).toEqual({ records: 60, segments: 1, failure: null });
+  });
+
+  test('a file larger than the read chunk verifies, with multi-byte characters across chunk edges', async () => {
+    // ~3 MiB of records whose paths hold 2-, 3- and 4-byte UTF-8 characters: some straddle the
+    // 1 MiB chunks verify reads, and a line cut there must be decoded whole.
+    const file = tempFile();
+    const log = new AuditLog({ dest: file, hashChain: true });
+    const n = 4000;
+    for (let i = 0; i < n; i++) log.write({ ...record(i), action: { method: 'GET', path: `/é/€/𝄞/${'ü'.repeat(i % 97)}/${i}`, mcpTool: null, rpcMethod: null } });
+    await log.flush();
+    expect(verifyAuditFile(file, undefined)).toEqual({ records: n, segments: 1, failure: null });
+    // An edit far into the file is found at its line.
+    rewrite(file, (all) => all.map((l, i) => (i === 3000 ? l.replace('/é/', '/e/') : l)));
+    expect(verifyAuditFile(file, undefined).failure).toEqual({ line: 3001, reason: expect.stringContaining('hash does not match') });
+  });
+
   test('editing one byte of a record fails at that line', async () => {
     const file = await chainedFile(6);
     rewrite(file, (ls) => ls.map((l, i) => (i === 3 ? l.replace('"/tools/3"', '"/tools/X"') : l)));
