@@ -36,8 +36,33 @@ export interface AuditRecord {
   latencyMs: number;
 }
 
+/**
+ * A remediation (draft-ietf-wimse-aims §11: "every remediation" is audited): a security event or
+ * an operator's purge, what it named and what it stopped. Written in the same chained stream as
+ * request records, told apart by its `remediation` member.
+ */
+export interface RemediationRecord {
+  time: string;
+  remediation: {
+    /** Where it came from: SSF push (RFC 8935), SSF poll (RFC 8936) or the admin endpoint / CLI. */
+    source: 'ssf-push' | 'ssf-poll' | 'admin';
+    /** The SET's event type URI (e.g. CAEP session-revoked), or `purge` for the admin endpoint. */
+    event: string;
+    /** The transmitter's `iss` and the SET's `jti`; null for an admin purge. */
+    transmitter: string | null;
+    setId: string | null;
+    /** The subject as received (RFC 9493 subject identifier), or the admin request's selector. */
+    subject: Record<string, unknown>;
+    /** What now stops being accepted: tokens issued before `before` (epoch seconds), for `match`. */
+    mark: { match: Record<string, string>; before: number } | null;
+    /** Entries removed, per cache, and open streams closed. */
+    purged: Record<string, number>;
+    streamsClosed: number;
+  };
+}
+
 export interface AuditSink {
-  write(record: AuditRecord): void;
+  write(record: AuditRecord | RemediationRecord): void;
   /** Writes every record handed to `write` so far; resolves once they are with the OS. */
   flush(): Promise<void>;
 }
@@ -76,7 +101,7 @@ export class AuditLog implements AuditSink {
     this.stream = pino.destination({ dest: options.dest, sync: true, mkdir: true, append: true });
   }
 
-  write(record: AuditRecord): void {
+  write(record: AuditRecord | RemediationRecord): void {
     this.pending.push(JSON.stringify(record));
     if (!this.scheduled) {
       this.scheduled = true;
