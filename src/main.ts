@@ -4,7 +4,7 @@
  *   agentward check  [--config FILE]
  *   agentward explain [--config FILE] --request FILE [--jwks URL=FILE ...] [--offline]
  *   agentward policy build [DIR] [--output FILE] [--entrypoint E] [--opa BIN]
- *   agentward audit verify FILE [--key-env VAR]
+ *   agentward audit verify FILE [FILE ...] [--key-env VAR] [--checkpoints FILE]
  * --config defaults to $AGENTWARD_CONFIG, then ./agentward.yaml.
  */
 import { mkdirSync, readFileSync, writeFileSync, statSync } from 'node:fs';
@@ -18,7 +18,7 @@ import { createApp, createPolicyEngine } from './app/index.ts';
 import { checkFiles } from './app/file-checks.ts';
 import { createLogger } from './observability/logger.ts';
 import { compileRego, opaBinary, PolicyCompileError } from './policy/compile.ts';
-import { verifyAuditFile } from './observability/audit.ts';
+import { verifyAuditFiles } from './observability/audit.ts';
 import { readTlsFiles } from './proxy/tls.ts';
 import { distinguishedName } from './credentials/client-certificate.ts';
 
@@ -30,8 +30,9 @@ const USAGE = `usage:
                                           described request; forwards nothing (exit 0 forward, 1 refuse)
   agentward policy build [DIR] [--output FILE] [--entrypoint agentward/decision] [--opa BIN]
                                           compile Rego to an OPA WebAssembly bundle
-  agentward audit verify FILE [--key-env VAR]
-                                          verify an audit file's hash chain
+  agentward audit verify FILE [FILE ...] [--key-env VAR] [--checkpoints FILE]
+                                          verify the hash chain of an audit file (or of a file
+                                          and those rotated from it, oldest first)
 --config defaults to $AGENTWARD_CONFIG, then ./agentward.yaml`;
 
 async function main(argv: string[]): Promise<number> {
@@ -217,10 +218,9 @@ async function policyBuild(args: string[]): Promise<number> {
 }
 
 function auditVerify(args: string[]): number {
-  const { values, positionals } = parseArgs({ args, allowPositionals: true, options: { 'key-env': { type: 'string' } } });
-  const file = positionals[0];
-  if (!file) {
-    console.error('usage: agentward audit verify FILE [--key-env VAR]');
+  const { values, positionals } = parseArgs({ args, allowPositionals: true, options: { 'key-env': { type: 'string' }, checkpoints: { type: 'string' } } });
+  if (positionals.length === 0) {
+    console.error('usage: agentward audit verify FILE [FILE ...] [--key-env VAR] [--checkpoints FILE]');
     return 2;
   }
   const keyEnv = values['key-env'];
@@ -229,12 +229,15 @@ function auditVerify(args: string[]): number {
     console.error(`environment variable ${keyEnv} is not set`);
     return 2;
   }
-  const report = verifyAuditFile(file, key);
+  const checkpoints = values.checkpoints === undefined ? undefined : readFileSync(values.checkpoints, 'utf8').split('\n');
+  const report = verifyAuditFiles(positionals, key, checkpoints);
   if (report.failure) {
-    console.error(`${file}:${report.failure.line}: ${report.failure.reason}`);
+    console.error(`${report.failure.file}:${report.failure.line}: ${report.failure.reason}`);
     return 1;
   }
-  console.log(`${file}: ${report.records} records verified in ${report.segments} chain segment(s)`);
+  const what = positionals.length === 1 ? positionals[0] : `${positionals.length} files`;
+  const extras = [report.continues ? `continuing ${report.continues}` : '', checkpoints ? `${report.checkpoints} checkpoint(s) found` : ''].filter(Boolean);
+  console.log(`${what}: ${report.records} records verified in ${report.segments} chain segment(s)${extras.length ? ` (${extras.join('; ')})` : ''}`);
   return 0;
 }
 

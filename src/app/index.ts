@@ -5,12 +5,13 @@
  * beside this file (oauth.ts, workload.ts, policy.ts, listeners.ts).
  */
 import type { AddressInfo } from 'node:net';
-import { resolve } from 'node:path';
+import { appendFileSync, mkdirSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
 import type { Dispatcher } from 'undici';
 import { relaxations, type LoadedConfig } from '../config/load.ts';
 import type { Config } from '../config/schema.ts';
 import { durationMs } from '../duration.ts';
-import { AuditLog, NO_AUDIT, type AuditSink } from '../observability/audit.ts';
+import { AuditLog, NO_AUDIT, type AuditLogOptions, type AuditSink } from '../observability/audit.ts';
 import { createAdminServer } from '../observability/health.ts';
 import { createLogger, type Logger } from '../observability/logger.ts';
 import type { PolicyEngine } from '../policy/engine.ts';
@@ -118,7 +119,7 @@ export function createApp(loaded: LoadedConfig, options: AppOptions = {}): App {
       for (const k of keySets) k.close();
       for (const b of bundles) b.close();
       parts.forwarder.close();
-      await parts.audit.flush();
+      parts.audit.close();
       logger.info('agentward stopped');
     },
   };
@@ -159,6 +160,13 @@ function buildParts(loaded: LoadedConfig, services: Services, options: AppOption
           dest: config.audit.sink === 'stdout' ? 1 : config.audit.sink === 'stderr' ? 2 : resolve(baseDir, config.audit.file!),
           hashChain: config.audit.hashChain,
           hashKey: loaded.secrets.get('audit.hashKey'),
+          fsync: config.audit.fsync,
+          fsyncIntervalMs: durationMs(config.audit.fsyncInterval),
+          rotate: config.audit.rotate && {
+            maxBytes: config.audit.rotate.maxBytes,
+            intervalMs: config.audit.rotate.interval === undefined ? undefined : durationMs(config.audit.rotate.interval),
+          },
+          checkpoint: config.audit.checkpoints && auditCheckpoints(config.audit.checkpoints, baseDir, services.logger),
         });
   return {
     tls,
@@ -167,6 +175,22 @@ function buildParts(loaded: LoadedConfig, services: Services, options: AppOption
     policy: createPolicyEngine(loaded, services, options.env),
     forwarder: forwarder(config.upstream),
     audit,
+  };
+}
+
+/**
+ * Checkpoints go to the log (shipped off the host with it) and, when configured, to a file of
+ * their own: two sinks apart from the audit file, so cutting its end off shows.
+ */
+function auditCheckpoints(settings: NonNullable<Config['audit']['checkpoints']>, baseDir: string, logger: Logger): NonNullable<AuditLogOptions['checkpoint']> {
+  const file = settings.file === undefined ? undefined : resolve(baseDir, settings.file);
+  if (file) mkdirSync(dirname(file), { recursive: true });
+  return {
+    intervalMs: durationMs(settings.interval),
+    write: (line) => {
+      logger.info(JSON.parse(line) as object, 'audit checkpoint');
+      if (file) appendFileSync(file, `${line}\n`);
+    },
   };
 }
 

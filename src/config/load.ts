@@ -308,6 +308,16 @@ function semanticChecks(doc: unknown, baseDir: string, env: NodeJS.ProcessEnv, s
   if (str(doc, 'audit', 'sink') === 'file' && str(doc, 'audit', 'file') === undefined) {
     report(['audit', 'file'], 'is required when audit.sink is "file"', 'add audit.file: /var/log/agentward/audit.jsonl');
   }
+  const audit = obj(doc, 'audit');
+  if (audit.rotate !== undefined && str(doc, 'audit', 'sink') !== 'file') {
+    report(['audit', 'rotate'], 'needs audit.sink "file"', 'remove audit.rotate, or write the audit to a file (audit.sink: file)');
+  }
+  if (audit.rotate !== undefined && Object.keys(obj(doc, 'audit', 'rotate')).length === 0) {
+    report(['audit', 'rotate'], 'names no limit', 'add audit.rotate.maxBytes (e.g. 104857600) or audit.rotate.interval (e.g. "24h")');
+  }
+  if (audit.checkpoints !== undefined && audit.hashChain === false) {
+    report(['audit', 'checkpoints'], 'needs audit.hashChain (a checkpoint names the chain head)', 'remove audit.checkpoints, or set audit.hashChain: true');
+  }
   const hashKey = obj(doc, 'audit', 'hashKey');
   if (Object.keys(hashKey).length === 1) {
     const value = resolveSecret(hashKey as Secret, ['audit', 'hashKey'], baseDir, env, report);

@@ -420,6 +420,30 @@ export const ConfigSchema = Closed(
         file: Type.Optional(Type.String({ minLength: 1, description: 'The audit file when sink is `file` (appended to).' })),
         hashChain: Type.Boolean({ default: true, description: 'Chain records with `prev` and `hash` so a removed or edited record is detectable (`agentward audit verify`).' }),
         hashKey: Type.Optional(SecretSchema),
+        fsync: Enum(['never', 'interval', 'deny', 'always'], {
+          default: 'deny',
+          description:
+            'With sink `file`: when records are put on disk (fsync). `deny`: each refusal before its response (one fsync shared by the refusals waiting), the rest every `fsyncInterval`. `interval`: every `fsyncInterval`. `always`: after every write. `never`: left to the OS.',
+        }),
+        fsyncInterval: Duration('1s', 'With fsync `interval` or `deny`: the longest time a written record waits to be put on disk.'),
+        rotate: Type.Optional(
+          Closed(
+            {
+              maxBytes: Type.Optional(Type.Integer({ minimum: 4096, description: 'Start a new file when the current one reaches this size (bytes).' })),
+              interval: Type.Optional(Type.String({ pattern: POSITIVE_DURATION_PATTERN, description: 'Start a new file when the current one is this old, e.g. "24h".' })),
+            },
+            { description: 'With sink `file`: rotation. The current file is renamed `<name>.<UTC time>.<ext>`; the new one starts with a `rotation` record chained to the last hash of the old one.' },
+          ),
+        ),
+        checkpoints: Type.Optional(
+          Closed(
+            {
+              interval: Duration('10s', 'How often the chain head is written as a checkpoint (only when records were written since the last one).'),
+              file: Type.Optional(Type.String({ minLength: 1, description: 'Also append checkpoints to this file (keep it apart from the audit file, ideally on another host). They always go to the log.' })),
+            },
+            { description: 'Periodic checkpoints of the hash chain head, HMACed with `hashKey` when set, so `audit verify --checkpoints` finds a cut-off end or replaced records. Needs `hashChain`.' },
+          ),
+        ),
       },
       { default: {} },
     ),

@@ -9,7 +9,8 @@
  * a new stream starts with `"prev":null`.
  */
 import { createHmac, hash } from 'node:crypto';
-import { existsSync, openSync, readSync, fstatSync, closeSync, appendFileSync } from 'node:fs';
+import { existsSync, openSync, readSync, fstatSync, closeSync, appendFileSync, statSync, renameSync, fsync, fsyncSync } from 'node:fs';
+import { basename, extname } from 'node:path';
 import pino from 'pino';
 
 export interface AuditRecord {
@@ -32,7 +33,8 @@ export interface AuditRecord {
   token: { jti: string | null; hash: string } | null;
   /** The verified Txn-Token: its transaction id and the first 16 characters of its hash. */
   txn: { id: string; hash: string } | null;
-  posture: Record<string, unknown> | null;
+  /** What the decision knew of the caller's security state; null without a token or workload. */
+  posture: { tokenBinding: 'dpop' | 'mtls' | null; workloadProof: string | null; acr: string | null; amr: string[] | null } | null;
   latencyMs: number;
 }
 
@@ -62,10 +64,44 @@ export interface RemediationRecord {
 }
 
 export interface AuditSink {
+  /** Queues a record; it is written at the end of the current event-loop turn. */
   write(record: AuditRecord | RemediationRecord): void;
-  /** Writes every record handed to `write` so far; resolves once they are with the OS. */
+  /**
+   * Writes this record, and every record queued before it, now: called for a refusal before its
+   * response is sent, so no caller is ever refused without a record. Resolves at once, or with
+   * `fsync: deny` once the record is on disk (one fsync for every refusal waiting then).
+   */
+  writeNow(record: AuditRecord | RemediationRecord): Promise<void>;
+  /** Writes every record handed over so far; resolves once they are with the OS. */
   flush(): Promise<void>;
+  /** Flushes, stops timers (checkpoints, fsync) and writes a last checkpoint. */
+  close(): void;
 }
+
+/**
+ * When the OS is asked to put written records on disk (fsync): `never`; every `interval`;
+ * before each refusal's response (`deny`, plus every interval for the rest); after every write.
+ */
+export type FsyncPolicy = 'never' | 'interval' | 'deny' | 'always';
+
+export interface AuditLogOptions {
+  /** A file path, or 1 / 2 for stdout / stderr. */
+  dest: number | string;
+  hashChain: boolean;
+  hashKey?: string | undefined;
+  /** Default `never`. Files only; a pipe or terminal is never fsynced. */
+  fsync?: FsyncPolicy | undefined;
+  /** Period of `fsync: interval` and `deny`. Default 1 s. */
+  fsyncIntervalMs?: number | undefined;
+  /** Files only: start a new file when the current one reaches this size or this age. */
+  rotate?: { maxBytes?: number | undefined; intervalMs?: number | undefined } | undefined;
+  /** Periodic checkpoints of the chain head (needs hashChain); `write` gets each one as a line. */
+  checkpoint?: { intervalMs: number; write: (line: string) => void } | undefined;
+  /** Injectable clock (ms), for rotation names and times. */
+  now?: () => number;
+}
+
+const RESOLVED = Promise.resolve();
 
 const HASH_SUFFIX = /,"hash":"([0-9a-f]{64})"\}$/;
 
@@ -75,30 +111,64 @@ const HASH_SUFFIX = /,"hash":"([0-9a-f]{64})"\}$/;
  * a turn instead of one thread-pool write per record. The destination is synchronous, so memory is
  * bounded by one turn's records and the order on disk is the order of the chain; a destination that
  * cannot keep up (a full pipe, a slow disk) slows the process down rather than losing records or
- * growing a buffer. A record is with the OS at the end of the turn that produced it.
+ * growing a buffer. A record is with the OS at the end of the turn that produced it; a refusal's
+ * record before its response (`writeNow`).
+ *
+ * Rotation (files only) renames the current file to `<name>.<UTC time>.<ext>` and starts a new
+ * one whose first line is a `rotation` record naming the previous file and chained to its last
+ * hash, so the chain runs on across files and `verifyAuditFiles` checks the set in order.
  */
 export class AuditLog implements AuditSink {
-  private readonly stream: pino.DestinationStream & { flushSync?: () => void };
+  private readonly stream: pino.DestinationStream & { fd: number; reopen(file?: string): void };
+  private readonly file: string | undefined;
   private readonly chain: boolean;
   private readonly key: string | undefined;
+  private readonly fsyncPolicy: FsyncPolicy;
+  private readonly rotate: AuditLogOptions['rotate'];
+  private readonly now: () => number;
   private prev: string | null;
   /** `JSON.stringify(record)` of the records of this turn, not yet chained or written. */
   private pending: string[] = [];
   private scheduled = false;
+  /** Bytes in the current file, and when it was started (for rotation). */
+  private size = 0;
+  private fileStartedAt: number;
+  /** Whether anything was written since the last fsync / the last checkpoint. */
+  private unsynced = false;
+  private checkpointedHead: string | null = null;
+  private readonly timers: NodeJS.Timeout[] = [];
+  private readonly checkpoint: AuditLogOptions['checkpoint'];
+  /** The fsync running for `deny`, and the one the refusals that came during it wait for. */
+  private syncing: Promise<void> | undefined;
+  private nextSync: Promise<void> | undefined;
 
-  constructor(options: { dest: number | string; hashChain: boolean; hashKey?: string | undefined }) {
+  constructor(options: AuditLogOptions) {
     this.chain = options.hashChain;
     this.key = options.hashKey;
+    this.now = options.now ?? Date.now;
+    this.fileStartedAt = this.now();
+    this.rotate = typeof options.dest === 'string' ? options.rotate : undefined;
+    this.fsyncPolicy = typeof options.dest === 'string' ? (options.fsync ?? 'never') : 'never';
+    this.checkpoint = this.chain ? options.checkpoint : undefined;
     if (typeof options.dest === 'string') {
+      this.file = options.dest;
       // A process that died mid-write leaves a partial last line: end it, so the next record
       // starts on its own line (it then starts a new chain segment, which verify reports).
       if (endsMidLine(options.dest)) appendFileSync(options.dest, '\n');
       this.prev = this.chain ? lastHash(options.dest) : null;
+      this.size = existsSync(options.dest) ? statSync(options.dest).size : 0;
     } else {
       this.prev = null;
     }
+    this.checkpointedHead = this.prev;
     // sync: each batch is one write(2) on this thread; sonic-boom retries EAGAIN on a full pipe.
-    this.stream = pino.destination({ dest: options.dest, sync: true, mkdir: true, append: true });
+    this.stream = pino.destination({ dest: options.dest, sync: true, mkdir: true, append: true, fsync: this.fsyncPolicy === 'always' }) as never;
+    const every = (ms: number, run: () => void): void => {
+      this.timers.push(setInterval(run, ms).unref());
+    };
+    if (this.fsyncPolicy === 'interval' || this.fsyncPolicy === 'deny') every(options.fsyncIntervalMs ?? 1000, () => this.sync());
+    if (this.checkpoint) every(this.checkpoint.intervalMs, () => this.writeCheckpoint());
+    if (this.rotate?.intervalMs) every(Math.min(this.rotate.intervalMs, 60_000), () => this.rotateIfDue());
   }
 
   write(record: AuditRecord | RemediationRecord): void {
@@ -109,9 +179,48 @@ export class AuditLog implements AuditSink {
     }
   }
 
+  writeNow(record: AuditRecord | RemediationRecord): Promise<void> {
+    this.pending.push(JSON.stringify(record));
+    this.writeBatch();
+    return this.fsyncPolicy === 'deny' ? this.durable() : RESOLVED;
+  }
+
+  /**
+   * Group commit: resolves once everything written so far is on disk. One fsync runs at a time on
+   * the thread pool; callers that come while it runs share the next one.
+   */
+  private durable(): Promise<void> {
+    if (this.syncing) {
+      this.nextSync ??= this.syncing.then(() => {
+        this.nextSync = undefined;
+        return this.startSync();
+      });
+      return this.nextSync;
+    }
+    return this.startSync();
+  }
+
+  private startSync(): Promise<void> {
+    this.unsynced = false;
+    const done = new Promise<void>((resolve, reject) => fsync(this.stream.fd, (err) => (err ? reject(err) : resolve())));
+    this.syncing = done.finally(() => {
+      if (this.syncing === tracked) this.syncing = undefined;
+    });
+    const tracked = this.syncing;
+    return done;
+  }
+
   flush(): Promise<void> {
     this.writeBatch();
     return Promise.resolve();
+  }
+
+  close(): void {
+    this.writeBatch();
+    for (const t of this.timers) clearInterval(t);
+    this.timers.length = 0;
+    this.writeCheckpoint();
+    if (this.fsyncPolicy !== 'never') this.syncNow();
   }
 
   /**
@@ -124,23 +233,77 @@ export class AuditLog implements AuditSink {
     const records = this.pending;
     if (records.length === 0) return;
     this.pending = [];
+    this.rotateIfDue();
     let out = '';
-    for (const json of records) {
-      if (!this.chain) {
-        out += `${json}\n`;
-        continue;
-      }
-      const body = `${json.slice(0, -1)},"prev":${this.prev === null ? 'null' : `"${this.prev}"`}}`;
-      const hash = chainHash(body, this.key);
-      this.prev = hash;
-      out += `${body.slice(0, -1)},"hash":"${hash}"}\n`;
-    }
+    for (const json of records) out += this.line(json);
     this.stream.write(out);
+    this.size += Buffer.byteLength(out);
+    this.unsynced = true;
   };
+
+  private line(json: string): string {
+    if (!this.chain) return `${json}\n`;
+    const body = `${json.slice(0, -1)},"prev":${this.prev === null ? 'null' : `"${this.prev}"`}}`;
+    const hash = chainHash(body, this.key);
+    this.prev = hash;
+    return `${body.slice(0, -1)},"hash":"${hash}"}\n`;
+  }
+
+  private rotateIfDue(): void {
+    if (!this.rotate || !this.file || this.size === 0) return;
+    const bySize = this.rotate.maxBytes !== undefined && this.size >= this.rotate.maxBytes;
+    const byAge = this.rotate.intervalMs !== undefined && this.now() - this.fileStartedAt >= this.rotate.intervalMs;
+    if (!bySize && !byAge) return;
+    if (this.fsyncPolicy !== 'never') this.syncNow();
+    const rotated = rotatedName(this.file, this.now());
+    renameSync(this.file, rotated);
+    this.stream.reopen();
+    this.size = 0;
+    this.fileStartedAt = this.now();
+    const first = this.line(JSON.stringify({ time: new Date(this.now()).toISOString(), rotation: { previous: basename(rotated) } }));
+    this.stream.write(first);
+    this.size += Buffer.byteLength(first);
+  }
+
+  /**
+   * A checkpoint names the chain head at a moment, in a sink apart from the file (a checkpoint
+   * file, the log): `verifyAuditFiles` with the checkpoints then finds a cut-off tail or replaced
+   * records, which the chain alone cannot show. With a key it carries an HMAC, so nobody without
+   * the key can make one up.
+   */
+  private writeCheckpoint(): void {
+    if (!this.checkpoint || this.prev === null || this.prev === this.checkpointedHead) return;
+    this.checkpointedHead = this.prev;
+    const body = { time: new Date(this.now()).toISOString(), head: this.prev, file: this.file ? basename(this.file) : null };
+    this.checkpoint.write(JSON.stringify({ checkpoint: body, mac: checkpointMac(body, this.key) }));
+  }
+
+  private sync(): void {
+    if (!this.unsynced) return;
+    this.unsynced = false;
+    fsync(this.stream.fd, () => undefined);
+  }
+
+  private syncNow(): void {
+    this.unsynced = false;
+    fsyncSync(this.stream.fd);
+  }
+}
+
+/** `audit.jsonl` rotated at 2026-12-06T09:30:00.123Z → `audit.2026-12-06T09-30-00-123Z.jsonl` (sorts by time). */
+export function rotatedName(file: string, at: number): string {
+  const stamp = new Date(at).toISOString().replace(/[:.]/g, '-');
+  const ext = extname(file);
+  return `${file.slice(0, file.length - ext.length)}.${stamp}${ext}`;
+}
+
+/** The checkpoint's MAC: HMAC-SHA-256 under the audit key, else SHA-256, of its JSON. */
+function checkpointMac(body: { time: string; head: string; file: string | null }, key: string | undefined): string {
+  return chainHash(JSON.stringify(body), key);
 }
 
 /** Audit turned off: records are dropped. */
-export const NO_AUDIT: AuditSink = { write: () => undefined, flush: () => Promise.resolve() };
+export const NO_AUDIT: AuditSink = { write: () => undefined, writeNow: () => RESOLVED, flush: () => Promise.resolve(), close: () => undefined };
 
 export function chainHash(body: string, key: string | undefined): string {
   return key === undefined ? hash('sha256', body, 'hex') : createHmac('sha256', key).update(body).digest('hex');
@@ -185,36 +348,116 @@ export interface VerifyReport {
   failure: { line: number; reason: string } | null;
 }
 
-/** Bytes read at a time by `verifyAuditFile`: memory stays constant whatever the file's size. */
+export interface SetReport {
+  /** Lines verified, rotation records included. */
+  records: number;
+  segments: number;
+  /** Checkpoints found in the chain (those older than the set's first record are not expected). */
+  checkpoints: number;
+  /** The file the first one continues (its first line is a rotation record), when it does. */
+  continues: string | null;
+  failure: { file: string; line: number; reason: string } | null;
+}
+
+/** Bytes read at a time: memory stays constant whatever the size of the files. */
 const VERIFY_CHUNK_BYTES = 1 << 20;
 
-/**
- * Recomputes every hash of an audit file, reading it a chunk at a time. Lines are split on the
- * newline byte, which never occurs inside a UTF-8 sequence, so a character cut by a chunk edge is
- * decoded whole.
- */
+/** Recomputes every hash of one audit file (see verifyAuditFiles). */
 export function verifyAuditFile(file: string, key: string | undefined): VerifyReport {
+  const { records, segments, failure } = verifyAuditFiles([file], key);
+  return { records, segments, failure: failure && { line: failure.line, reason: failure.reason } };
+}
+
+interface Checkpoint {
+  time: string;
+  head: string;
+}
+
+/**
+ * Recomputes every hash of a set of audit files, oldest first (a file and the files rotated from
+ * it), as one chain: the first line of each later file must chain to the last of the one before.
+ * A first file that starts with a rotation record continues an older file that is not in the set;
+ * its `prev` is then taken as given (and named in the report).
+ *
+ * With `checkpointLines` (lines of a checkpoint file or of the log; other lines are skipped), every
+ * checkpoint not older than the set's first record must name a hash of the chain, in order: a
+ * missing one means the end of the chain was cut off, or records were replaced by a chain
+ * computed anew (a spliced segment). Each checkpoint's MAC is checked with the same key.
+ *
+ * Reads each file a chunk at a time; lines are split on the newline byte, which never occurs
+ * inside a UTF-8 sequence, so a character cut by a chunk edge is decoded whole.
+ */
+export function verifyAuditFiles(files: readonly string[], key: string | undefined, checkpointLines?: Iterable<string>): SetReport {
   let prev: string | null = null;
   let segments = 0;
   let records = 0;
-  const check = (line: string): VerifyReport['failure'] => {
-    const fail = (reason: string): VerifyReport['failure'] => ({ line: records + 1, reason });
-    const match = HASH_SUFFIX.exec(line);
-    if (!match) return fail('no hash field at the end of the line');
-    const body = `${line.slice(0, match.index)}}`;
-    let parsed: { prev?: unknown };
-    try {
-      parsed = JSON.parse(body) as { prev?: unknown };
-    } catch {
-      return fail('the line is not JSON');
-    }
-    if (parsed.prev === null) segments++;
-    else if (parsed.prev !== prev) return fail(`prev does not match the hash of line ${records} (a record was removed, reordered or edited)`);
-    if (chainHash(body, key) !== match[1]) return fail('hash does not match the record (the record was edited, or the key is wrong)');
-    prev = match[1]!;
-    records++;
-    return null;
-  };
+  let continues: string | null = null;
+  let checkpoints: Checkpoint[] | undefined;
+  let found = 0;
+  let firstTime: string | undefined;
+  const report = (failure: SetReport['failure']): SetReport => ({ records, segments, checkpoints: found, continues, failure });
+  if (checkpointLines) {
+    const parsed = parseCheckpoints(checkpointLines, key);
+    if ('failure' in parsed) return report({ file: '(checkpoints)', line: parsed.line, reason: parsed.failure });
+    checkpoints = parsed.checkpoints;
+  }
+  for (const [fileIndex, file] of files.entries()) {
+    let lineNo = 0;
+    const check = (line: string): string | null => {
+      lineNo++;
+      const match = HASH_SUFFIX.exec(line);
+      if (!match) return 'no hash field at the end of the line';
+      const body = `${line.slice(0, match.index)}}`;
+      let parsed: { prev?: unknown; time?: unknown; rotation?: { previous?: unknown } };
+      try {
+        parsed = JSON.parse(body) as typeof parsed;
+      } catch {
+        return 'the line is not JSON';
+      }
+      const startsSet = records === 0;
+      if (startsSet && typeof parsed.time === 'string') firstTime = parsed.time;
+      if (parsed.prev === null && fileIndex > 0 && lineNo === 1) {
+        // Our rotation always chains a new file to the one before; one that starts a chain of its
+        // own is not the next file of this set.
+        return `starts a new chain instead of continuing ${files[fileIndex - 1]} (the set is out of order, or a file of it is missing)`;
+      }
+      if (parsed.prev === null) segments++;
+      else if (startsSet && fileIndex === 0 && lineNo === 1 && parsed.rotation && typeof parsed.prev === 'string') {
+        // The set starts in the middle of a longer chain, at a rotation: take its prev as given.
+        continues = typeof parsed.rotation.previous === 'string' ? parsed.rotation.previous : '(unnamed)';
+        segments++;
+      } else if (parsed.prev !== prev) {
+        return lineNo === 1 && fileIndex > 0
+          ? `prev does not match the hash of the last line of ${files[fileIndex - 1]} (a file of the set is missing, out of order, or was edited)`
+          : `prev does not match the hash of line ${lineNo - 1} (a record was removed, reordered or edited)`;
+      }
+      if (chainHash(body, key) !== match[1]) return 'hash does not match the record (the record was edited, or the key is wrong)';
+      prev = match[1]!;
+      records++;
+      if (checkpoints) {
+        // Checkpoints taken before this set's first record belong to files not given.
+        while (found < checkpoints.length && firstTime !== undefined && checkpoints[found]!.time < firstTime) checkpoints.splice(found, 1);
+        if (found < checkpoints.length && checkpoints[found]!.head === prev) found++;
+      }
+      return null;
+    };
+    const failure = forEachLine(file, check);
+    if (failure) return report({ file, line: failure.line, reason: failure.reason });
+  }
+  if (checkpoints && found < checkpoints.length) {
+    const missing = checkpoints[found]!;
+    return report({
+      file: files.at(-1) ?? '',
+      line: records,
+      reason: `the chain does not hold the head ${missing.head.slice(0, 16)}… of the checkpoint of ${missing.time} (after ${found} checkpoint(s) found): records were cut off the end, or replaced by a chain computed anew`,
+    });
+  }
+  return report(null);
+}
+
+/** Calls `check` on each line of `file`; stops at the first failure it returns. */
+function forEachLine(file: string, check: (line: string) => string | null): { line: number; reason: string } | null {
+  let line = 0;
   const fd = openSync(file, 'r');
   try {
     const chunk = Buffer.allocUnsafe(VERIFY_CHUNK_BYTES);
@@ -225,8 +468,9 @@ export function verifyAuditFile(file: string, key: string | undefined): VerifyRe
       const data = carry.length === 0 ? chunk.subarray(0, n) : Buffer.concat([carry, chunk.subarray(0, n)]);
       let start = 0;
       for (let nl = data.indexOf(0x0a, start); nl !== -1; nl = data.indexOf(0x0a, start)) {
-        const failure = check(data.toString('utf8', start, nl));
-        if (failure) return { records, segments, failure };
+        line++;
+        const reason = check(data.toString('utf8', start, nl));
+        if (reason) return { line, reason };
         start = nl + 1;
       }
       // Copied: the next read reuses `chunk`.
@@ -234,11 +478,35 @@ export function verifyAuditFile(file: string, key: string | undefined): VerifyRe
     }
     // A last line without its newline (a process that died while writing it).
     if (carry.length > 0) {
-      const failure = check(carry.toString('utf8'));
-      if (failure) return { records, segments, failure };
+      line++;
+      const reason = check(carry.toString('utf8'));
+      if (reason) return { line, reason };
     }
   } finally {
     closeSync(fd);
   }
-  return { records, segments, failure: null };
+  return null;
+}
+
+/** The checkpoints among `lines` (a checkpoint file, or log lines carrying one), in time order. */
+function parseCheckpoints(lines: Iterable<string>, key: string | undefined): { checkpoints: Checkpoint[] } | { line: number; failure: string } {
+  const out: Checkpoint[] = [];
+  let n = 0;
+  for (const line of lines) {
+    n++;
+    if (!line.includes('"checkpoint"')) continue;
+    let parsed: { checkpoint?: { time?: unknown; head?: unknown; file?: unknown }; mac?: unknown };
+    try {
+      parsed = JSON.parse(line) as typeof parsed;
+    } catch {
+      continue;
+    }
+    const c = parsed.checkpoint;
+    if (!c || typeof c.time !== 'string' || typeof c.head !== 'string' || typeof parsed.mac !== 'string') continue;
+    const body = { time: c.time, head: c.head, file: typeof c.file === 'string' ? c.file : null };
+    if (checkpointMac(body, key) !== parsed.mac) return { line: n, failure: 'the checkpoint MAC does not match (the checkpoint was made up or edited, or the key is wrong)' };
+    out.push({ time: c.time, head: c.head });
+  }
+  out.sort((a, b) => (a.time < b.time ? -1 : a.time > b.time ? 1 : 0));
+  return { checkpoints: out };
 }

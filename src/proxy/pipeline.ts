@@ -28,7 +28,7 @@ import type { PolicyEngine } from '../policy/engine.ts';
 import type { Decision } from '../policy/decision.ts';
 import type { PolicyInput } from '../policy/input.ts';
 import { buildInput } from './input.ts';
-import type { AuditSink } from '../observability/audit.ts';
+import type { AuditRecord, AuditSink } from '../observability/audit.ts';
 import type { Forwarder } from './forward.ts';
 import { rewriteUpstreamHeaders, type UpstreamHeaderPlan } from './headers.ts';
 import type { ProtectedResource } from './protected-resource.ts';
@@ -102,8 +102,11 @@ export interface RequestContext {
   decision: Decision | undefined;
   error: AgentwardError | undefined;
   status: number;
+  /** Set once the audit record is written (a refusal's, before its response). */
+  recorded?: boolean;
 }
 
+const RESOLVED = Promise.resolve();
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 const TRACEPARENT = /^[0-9a-f]{2}-([0-9a-f]{32})-[0-9a-f]{16}-[0-9a-f]{2}$/;
 
@@ -157,10 +160,20 @@ export async function handleRequest(req: IncomingMessage, res: ServerResponse, d
     ctx.status = result.status;
   } catch (err) {
     ctx.error = asAgentwardError(err);
-    sendProblem(res, ctx.error, rejectContext(ctx, deps));
-    ctx.status = res.statusCode;
+    if (res.headersSent) {
+      res.destroy();
+      ctx.status = res.statusCode;
+      return;
+    }
+    // A refusal is recorded before it is answered (draft-ietf-wimse-aims §11: durable records of
+    // every decision): no caller learns of a refusal the audit trail does not hold.
+    const problem = problemFor(ctx.error, rejectContext(ctx, deps));
+    ctx.status = problem.status;
+    await record(ctx, deps, true);
+    res.writeHead(problem.status, { ...problem.headers, 'content-length': Buffer.byteLength(problem.body) });
+    res.end(problem.body);
   } finally {
-    record(ctx, deps);
+    if (!ctx.recorded) record(ctx, deps);
   }
 }
 
@@ -237,8 +250,8 @@ export function handleClientError(err: NodeJS.ErrnoException, socket: Socket, de
   const head = Object.entries({ ...problem.headers, [deps.headerPlan.requestIdHeader]: ctx.id, 'content-length': String(Buffer.byteLength(problem.body)), connection: 'close' })
     .map(([k, v]) => `${k}: ${v}\r\n`)
     .join('');
-  socket.end(`HTTP/1.1 ${problem.status} ${STATUS_CODES[problem.status]}\r\n${head}\r\n${problem.body}`);
-  record(ctx, deps);
+  const answer = (): void => void socket.end(`HTTP/1.1 ${problem.status} ${STATUS_CODES[problem.status]}\r\n${head}\r\n${problem.body}`);
+  void record(ctx, deps, true).then(answer);
 }
 
 /** Step 1: request id (kept from the caller when well-formed) and W3C trace id. */
@@ -458,10 +471,31 @@ export function denyError(decision: Decision): AgentwardError {
 }
 
 /**
- * Step 8: one audit record and one log line per request. The request's child logger is made only
- * when its line will be written (a forwarded request logs at debug, usually off).
+ * The security state the decision was made in (draft-ietf-wimse-aims §11 (f), "posture-assessment
+ * or risk state used"), from what was verified: how the token is bound to its sender, how the
+ * workload proved itself, and the authentication context the issuer stated (OIDC Core §2 `acr`,
+ * RFC 8176 `amr`).
  */
-function record(ctx: RequestContext, deps: PipelineDeps): void {
+function posture(token: VerifiedAccessToken | undefined, agent: ProvenWorkload | undefined): NonNullable<AuditRecord['posture']> {
+  const acr = token?.claims.acr;
+  const amr = token?.claims.amr;
+  return {
+    tokenBinding: token?.jkt !== undefined ? 'dpop' : token?.x5t !== undefined ? 'mtls' : null,
+    workloadProof: agent?.via ?? null,
+    acr: typeof acr === 'string' ? acr : null,
+    amr: Array.isArray(amr) && amr.every((m) => typeof m === 'string') ? amr : null,
+  };
+}
+
+/**
+ * Step 8: one audit record and one log line per request. A refusal's record is written before
+ * its response (`beforeResponse`), any other when the response has ended (batched per event-loop
+ * turn). The request's child logger is made only when its line will be written (a forwarded
+ * request logs at debug, usually off).
+ */
+function record(ctx: RequestContext, deps: PipelineDeps, beforeResponse = false): Promise<void> {
+  ctx.recorded = true;
+  let written: Promise<void> = RESOLVED;
   const log = (level: 'debug' | 'info' | 'error'): Logger | undefined => (deps.logger.isLevelEnabled(level) ? deps.logger.child({ requestId: ctx.id }) : undefined);
   const latencyMs = Math.round((performance.now() - ctx.startedAt) * 1000) / 1000;
   const token = ctx.token;
@@ -470,7 +504,7 @@ function record(ctx: RequestContext, deps: PipelineDeps): void {
   // server-side failure an error (an upstream failure after an allow stays an allow, with its code).
   const decision = ctx.decision ? (ctx.decision.allow ? 'allow' : 'deny') : !err ? 'allow' : err.status >= 500 ? 'error' : 'deny';
   try {
-    deps.audit.write({
+    const entry: AuditRecord = {
       time: new Date(performance.timeOrigin + ctx.startedAt).toISOString(),
       requestId: ctx.id,
       traceId: ctx.traceId,
@@ -487,13 +521,16 @@ function record(ctx: RequestContext, deps: PipelineDeps): void {
       policyRevision: deps.policy.revision ?? null,
       token: token ? { jti: (token.claims.jti as string | undefined) ?? null, hash: token.hashPrefix } : null,
       txn: ctx.txn ? { id: ctx.txn.txn, hash: ctx.txn.hashPrefix } : null,
-      posture: null,
+      posture: token || ctx.agent ? posture(token, ctx.agent) : null,
       latencyMs,
-    });
+    };
+    if (beforeResponse) written = deps.audit.writeNow(entry).catch((syncErr: unknown) => log('error')?.error({ err: syncErr }, 'audit record could not be put on disk'));
+    else deps.audit.write(entry);
   } catch (auditErr) {
     log('error')?.error({ err: auditErr }, 'audit record could not be written');
   }
   if (!err) log('debug')?.debug({ status: ctx.status, latencyMs }, ctx.decision ? 'request forwarded' : 'request served');
   else if (err.status >= 500) log('error')?.error({ code: err.code, status: err.status, err: err.cause ?? err, latencyMs }, err.detail);
   else log('info')?.info({ code: err.code, status: err.status, reason: ctx.decision?.reason, latencyMs }, err.detail);
+  return written;
 }

@@ -3,12 +3,12 @@
  * removing or reordering a line breaks verification at that line; with a key the hash is an HMAC;
  * a restarted process continues the chain of the file it appends to.
  */
-import { mkdtempSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync, existsSync, readdirSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { describe, expect, test } from 'vitest';
-import { AuditLog, chainHash, verifyAuditFile, type AuditRecord } from '../../src/observability/audit.ts';
+import { AuditLog, chainHash, rotatedName, verifyAuditFile, verifyAuditFiles, type AuditRecord } from '../../src/observability/audit.ts';
 
 function tempFile(): string {
   return join(mkdtempSync(join(tmpdir(), 'agentward-audit-')), 'audit', 'audit.jsonl');
@@ -223,5 +223,108 @@ describe('flush', () => {
     for (let i = 0; i < 5; i++) log.write(record(i));
     await log.flush();
     expect(lines(file)).toHaveLength(5);
+  });
+});
+
+describe('refusals are written before their answer (writeNow)', () => {
+  test('writeNow writes the queued records first, then its own, in chain order, at once', async () => {
+    const file = tempFile();
+    const log = new AuditLog({ dest: file, hashChain: true, fsync: 'deny' });
+    log.write(record(0));
+    log.write(record(1));
+    const durable = log.writeNow(record(2));
+    // Written synchronously: the file holds all three before the fsync has even finished.
+    expect(lines(file).map((l) => (JSON.parse(l) as { requestId: string }).requestId)).toEqual(['req-0', 'req-1', 'req-2']);
+    await durable;
+    // Refusals that come while an fsync runs share the next one; each resolves.
+    await Promise.all([log.writeNow(record(3)), log.writeNow(record(4)), log.writeNow(record(5))]);
+    log.close();
+    expect(verifyAuditFile(file, undefined)).toEqual({ records: 6, segments: 1, failure: null });
+  });
+});
+
+describe('rotation', () => {
+  test('by size: the chain runs on across files; the set verifies oldest first, and each file from a rotation record', async () => {
+    const file = tempFile();
+    let now = Date.UTC(2026, 11, 6, 9, 0, 0);
+    const log = new AuditLog({ dest: file, hashChain: true, rotate: { maxBytes: 2000 }, now: () => (now += 1000) });
+    for (let i = 0; i < 30; i++) {
+      log.write(record(i));
+      await log.flush();
+    }
+    log.close();
+    const dir = dirname(file);
+    const rotated = readdirSync(dir).filter((f) => f !== 'audit.jsonl').sort().map((f) => join(dir, f));
+    expect(rotated.length).toBeGreaterThanOrEqual(3);
+    for (const f of rotated) expect(statSync(f).size).toBeLessThan(2000 + 1000);
+    const set = [...rotated, file];
+    const all = verifyAuditFiles(set, undefined);
+    expect(all.failure).toBeNull();
+    // 30 records plus one rotation record at the start of every file but the first.
+    expect(all.records).toBe(30 + rotated.length);
+    expect(all.segments).toBe(1);
+    // The second file alone continues the first: it verifies, naming the file it continues.
+    const second = verifyAuditFiles([set[1]!], undefined);
+    expect(second.failure).toBeNull();
+    expect(second.continues).toBe(basename(set[0]!));
+    // A file missing from the middle of the set, or the set out of order, is found.
+    expect(verifyAuditFiles([set[0]!, set[2]!], undefined).failure).toEqual({ file: set[2], line: 1, reason: expect.stringContaining('a file of the set is missing') });
+    expect(verifyAuditFiles([set[1]!, set[0]!], undefined).failure?.file).toBe(set[0]);
+  });
+
+  test('rotatedName sorts by time and keeps the extension', () => {
+    expect(rotatedName('/var/log/audit.jsonl', Date.UTC(2026, 11, 6, 9, 30, 0, 123))).toBe('/var/log/audit.2026-12-06T09-30-00-123Z.jsonl');
+  });
+});
+
+describe('checkpoints', () => {
+  async function withCheckpoints(n: number, key?: string): Promise<{ file: string; checkpoints: string[] }> {
+    const file = tempFile();
+    const checkpoints: string[] = [];
+    // A long interval: checkpoints are taken by hand (close) and through the test's own calls.
+    const log = new AuditLog({ dest: file, hashChain: true, hashKey: key, checkpoint: { intervalMs: 3_600_000, write: (line) => checkpoints.push(line) } });
+    for (let i = 0; i < n; i++) {
+      log.write(record(i));
+      await log.flush();
+      if (i % 5 === 4) (log as unknown as { writeCheckpoint(): void }).writeCheckpoint();
+    }
+    log.close();
+    return { file, checkpoints };
+  }
+
+  test('every checkpoint is found in order; a cut-off end is found', async () => {
+    const { file, checkpoints } = await withCheckpoints(12, 'k3y');
+    expect(checkpoints).toHaveLength(3); // after records 5 and 10, and at close (12)
+    expect(verifyAuditFiles([file], 'k3y', checkpoints)).toMatchObject({ records: 12, checkpoints: 3, failure: null });
+    // The last two records cut off: the chain still verifies alone, the checkpoint shows the cut.
+    rewrite(file, (all) => all.slice(0, 10));
+    expect(verifyAuditFile(file, 'k3y').failure).toBeNull();
+    expect(verifyAuditFiles([file], 'k3y', checkpoints).failure).toMatchObject({ reason: expect.stringContaining('records were cut off the end') });
+  });
+
+  test('a chain computed anew over edited records (a spliced segment) is found without the key too', async () => {
+    const { file, checkpoints } = await withCheckpoints(10);
+    // Rewrite records 3..9 as a foreign segment starting at prev null, hashes recomputed: the
+    // chain verifies (two segments), but the checkpoints' heads are gone.
+    const kept = lines(file).slice(0, 3);
+    let prev: string | null = null;
+    const forged = Array.from({ length: 7 }, (_, k) => {
+      const body = JSON.stringify({ ...record(100 + k), prev });
+      const hash = chainHash(body, undefined);
+      prev = hash;
+      return `${body.slice(0, -1)},"hash":"${hash}"}`;
+    });
+    writeFileSync(file, `${[...kept, ...forged].join('\n')}\n`);
+    expect(verifyAuditFile(file, undefined)).toMatchObject({ segments: 2, failure: null });
+    expect(verifyAuditFiles([file], undefined, checkpoints).failure).toMatchObject({ reason: expect.stringContaining('replaced by a chain computed anew') });
+  });
+
+  test('a checkpoint made up without the key, or edited, is refused', async () => {
+    const { file, checkpoints } = await withCheckpoints(5, 'k3y');
+    const edited = checkpoints.map((l) => l.replace(/"head":"[0-9a-f]{4}/, '"head":"0000'));
+    expect(verifyAuditFiles([file], 'k3y', edited).failure).toMatchObject({ file: '(checkpoints)', line: 1, reason: expect.stringContaining('MAC does not match') });
+    // Log lines around checkpoints are skipped: a whole log file can be given.
+    const log = ['{"level":"info","msg":"agentward started"}', ...checkpoints.map((l) => `{"level":"info",${l.slice(1, -1)},"msg":"audit checkpoint"}`)];
+    expect(verifyAuditFiles([file], 'k3y', log)).toMatchObject({ checkpoints: 1, failure: null });
   });
 });

@@ -96,7 +96,7 @@ describe('defaults', () => {
       poll: { interval: '30s', timeout: '10s', maxBytes: 33554432 },
     });
     expect(config.forward).toEqual({ stripCredentials: true, identityHeaders: {}, requestIdHeader: 'x-request-id' });
-    expect(config.audit).toEqual({ sink: 'stdout', hashChain: true });
+    expect(config.audit).toEqual({ sink: 'stdout', hashChain: true, fsync: 'deny', fsyncInterval: '1s' });
     expect(config.log.level).toBe('info');
   });
 
