@@ -100,11 +100,11 @@ describe('issuer key set (oauth.keys)', () => {
   const issuerStatus = async () => ((await readyz(aw)).body.issuers as { lastError: string | null }[])[0]!;
 
   test.each([
-    { mode: 'down', lastError: /request failed/ },
-    { mode: 'hang', lastError: /no answer within 500ms/ },
-    { mode: 'garbage', lastError: /answer is not JSON/ },
-    { mode: 'oversized', lastError: /answer larger than 1048576 bytes/ },
-  ] as const)('key set $mode: a token of a key published during the outage is 503 ERR_KEYS_UNAVAILABLE; recovers when the key set is back', async ({ mode, lastError }) => {
+    ['down', /request failed/],
+    ['hang', /no answer within 500ms/],
+    ['garbage', /answer is not JSON/],
+    ['oversized', /answer larger than 1048576 bytes/],
+  ] as const)('key set %s: a token of a key published during the outage is 503 ERR_KEYS_UNAVAILABLE; recovers when the key set is back', async (mode, lastError) => {
     // The issuer rotates during the outage: agentward must fetch the key set to know the new key.
     const fresh = await issuer.rotate({ keep: true });
     const token = await issuer.mint({}, { key: fresh });
@@ -205,11 +205,11 @@ describe('policy bundle server (policy.source URL)', () => {
   });
 
   test.each([
-    { mode: 'down', lastError: /could not be downloaded: request failed/ },
-    { mode: 'hang', lastError: /could not be downloaded: no answer within 500ms/ },
-    { mode: 'garbage', lastError: /not a gzip file/ },
-    { mode: 'oversized', lastError: /could not be downloaded: answer larger than 1048576 bytes/ },
-  ] as const)('bundle server $mode: the last good policy keeps deciding, /readyz says why; the next revision loads once it is back', async ({ mode, lastError }) => {
+    ['down', /could not be downloaded: request failed/],
+    ['hang', /could not be downloaded: no answer within 500ms/],
+    ['garbage', /not a gzip file/],
+    ['oversized', /could not be downloaded: answer larger than 1048576 bytes/],
+  ] as const)('bundle server %s: the last good policy keeps deciding, /readyz says why; the next revision loads once it is back', async (mode, lastError) => {
     const token = await issuer.mint();
     const good = aw.app.policy.revision!;
     const next = good === 'r1' ? 'r2' : 'r1';
@@ -256,10 +256,10 @@ describe('upstream', () => {
   });
 
   test.each([
-    { mode: 'down', status: 502, code: 'ERR_UPSTREAM_UNAVAILABLE' },
-    { mode: 'reset', status: 502, code: 'ERR_UPSTREAM_RESET' },
-    { mode: 'slow', status: 504, code: 'ERR_UPSTREAM_TIMEOUT' },
-  ] as const)('upstream $mode before its answer: $status $code; the next request after it recovers is served', async ({ mode, status, code }) => {
+    ['down', 502, 'ERR_UPSTREAM_UNAVAILABLE'],
+    ['reset', 502, 'ERR_UPSTREAM_RESET'],
+    ['slow', 504, 'ERR_UPSTREAM_TIMEOUT'],
+  ] as const)('upstream %s before its answer: %i %s; the next request after it recovers is served', async (mode, status, code) => {
     await proxy.setMode(mode);
     const before = { ...proxy.seen };
     const reached = upstream.seen.length;
