@@ -1,16 +1,10 @@
-# agentward container: policies compiled with the official opa image, Node.js 24 runtime, non-root.
+# agentward container: policies compiled with the official opa binary, Node.js 24 runtime, non-root.
 # Mirrors CI: the same opa version (scripts/toolchain.sh) and `npm ci`.
 #   docker build -t agentward .
 #   docker run -v $PWD/agentward.yaml:/etc/agentward/agentward.yaml:ro -p 8080:8080 agentward
 
-# 1. Compile the default policy to an OPA WebAssembly bundle. The opa image has no shell, so
-#    RUN uses the exec form. Replace policies/ (or mount a bundle) to ship your own policy.
-FROM openpolicyagent/opa:1.22.3 AS policy
-COPY policies /policies
-# Built from inside the folder, as `agentward policy build` does, so the bundle equals the
-# committed bundles/default-policy.tar.gz.
-WORKDIR /policies
-RUN ["opa", "build", "-t", "wasm", "-e", "agentward/decision", "--ignore", "*_test.rego", "-o", "/bundle.tar.gz", "."]
+# 1. The official opa binary (static build) of the version CI pins.
+FROM openpolicyagent/opa:1.22.3-static AS opa
 
 # 2. Production dependencies only.
 FROM node:24-slim AS deps
@@ -18,7 +12,17 @@ WORKDIR /app
 COPY package.json package-lock.json ./
 RUN npm ci --omit=dev --no-audit --no-fund
 
-# 3. Runtime: Node.js runs the TypeScript sources directly (type stripping); nothing to build.
+# 3. Compile the default policy as CI does: `agentward policy build` runs opa for the WebAssembly
+#    module and its IR plan, and embeds the plan so the proxy memoizes decisions. The result
+#    equals the committed bundles/default-policy.tar.gz. Replace policies/ (or mount a bundle) to
+#    ship your own policy.
+FROM deps AS policy
+COPY --from=opa /opa /usr/local/bin/opa
+COPY src ./src
+COPY policies ./policies
+RUN ["node", "src/main.ts", "policy", "build", "policies", "--output", "/bundle.tar.gz", "--opa", "/usr/local/bin/opa"]
+
+# 4. Runtime: Node.js runs the TypeScript sources directly (type stripping); nothing to build.
 FROM node:24-slim
 ENV NODE_ENV=production
 WORKDIR /app

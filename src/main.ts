@@ -17,7 +17,7 @@ import { loadConfig, defaultConfigPath, relaxations, ConfigError, type LoadedCon
 import { createApp, createPolicyEngine } from './app/index.ts';
 import { checkFiles } from './app/file-checks.ts';
 import { createLogger } from './observability/logger.ts';
-import { compileRego, opaBinary, PolicyCompileError } from './policy/compile.ts';
+import { buildPolicyBundle, opaBinary, PolicyCompileError } from './policy/compile.ts';
 import { verifyAuditFiles } from './observability/audit.ts';
 import { readTlsFiles } from './proxy/tls.ts';
 import { distinguishedName } from './credentials/client-certificate.ts';
@@ -206,9 +206,10 @@ async function policyBuild(args: string[]): Promise<number> {
   }
   const output = resolve(values.output ?? 'bundle.tar.gz');
   try {
-    const bundle = await compileRego(dir, { opa: opaBinary(values.opa), entrypoint: values.entrypoint ?? 'agentward/decision' });
+    const { bundle, planned } = await buildPolicyBundle(dir, { opa: opaBinary(values.opa), entrypoint: values.entrypoint ?? 'agentward/decision' });
     mkdirSync(dirname(output), { recursive: true });
     writeFileSync(output, bundle);
+    if (!planned) console.error(`the policy could not be planned (opa build -t plan): the bundle carries no plan, so its decisions will not be memoized`);
   } catch (err) {
     console.error(err instanceof PolicyCompileError ? err.message : String(err));
     return 1;

@@ -10,13 +10,16 @@
  */
 import { gunzipSync } from 'node:zlib';
 import type { BundleVerifier } from './bundle-signature.ts';
-import { BundleError, SIGNATURES_FILE } from './bundle-format.ts';
+import { gzipSync } from 'node:zlib';
+import { BundleError, PLAN_FILE, SIGNATURES_FILE } from './bundle-format.ts';
 
 export interface PolicyBundle {
   wasm: Buffer;
   data: Record<string, unknown>;
   /** `.manifest` revision, or undefined when the bundle has none. */
   revision: string | undefined;
+  /** The embedded plan file (PLAN_FILE), when `agentward policy build` made the bundle. */
+  plan: Buffer | undefined;
 }
 
 const MAX_BUNDLE_BYTES = 256 << 20;
@@ -72,7 +75,7 @@ function bundleFromFiles(files: ReadonlyMap<string, Buffer>): PolicyBundle {
     if (m.revision !== undefined && typeof m.revision !== 'string') throw new BundleError('the .manifest revision is not a string');
     if (typeof m.revision === 'string' && m.revision !== '') revision = m.revision;
   }
-  return { wasm, data, revision };
+  return { wasm, data, revision, plan: files.get(PLAN_FILE) };
 }
 
 /** Deep merge of two data trees; two values for one path is an error, as in OPA. */
@@ -100,6 +103,35 @@ function parseJsonObject(buf: Buffer, name: string): Record<string, unknown> {
   }
   if (!isObject(value)) throw new BundleError(`${name} in the bundle is not a JSON object`);
   return value;
+}
+
+/**
+ * A .tar.gz bundle of `files`, in the order given, named "/name" as opa writes them. The bytes
+ * depend on the files only (mode 0600, owner 0, time 0, no gzip time), so a bundle built twice
+ * from the same files is the same. Names must fit the 100 bytes of a ustar name.
+ */
+export function packBundle(files: Iterable<readonly [string, Buffer]>): Buffer {
+  const blocks: Buffer[] = [];
+  for (const [name, body] of files) {
+    if (Buffer.byteLength(`/${name}`) > 100) throw new BundleError(`/${name}: the name is longer than a tar header holds`);
+    const header = Buffer.alloc(512);
+    header.write(`/${name}`, 0, 100, 'utf8');
+    header.write('0000600\0', 100);
+    header.write('0000000\0', 108);
+    header.write('0000000\0', 116);
+    header.write(`${body.length.toString(8).padStart(11, '0')}\0`, 124);
+    header.write('00000000000\0', 136);
+    header.write('        ', 148);
+    header.write('0', 156);
+    header.write('ustar\0', 257);
+    header.write('00', 263);
+    let sum = 0;
+    for (const b of header) sum += b;
+    header.write(`${sum.toString(8).padStart(6, '0')}\0 `, 148);
+    blocks.push(header, body, Buffer.alloc((512 - (body.length % 512)) % 512));
+  }
+  blocks.push(Buffer.alloc(1024));
+  return gzipSync(Buffer.concat(blocks));
 }
 
 /**

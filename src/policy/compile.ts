@@ -3,10 +3,13 @@
  * (`opa build -t wasm`). Test files (`*_test.rego`) are left out of the bundle.
  */
 import { execFile } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { cp, mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { packBundle, unpackBundle } from './bundle.ts';
+import { PLAN_FILE } from './bundle-format.ts';
 
 const run = promisify(execFile);
 
@@ -73,6 +76,24 @@ export async function compileRegoWithPlan(dir: string, options: CompileOptions):
   } finally {
     await rm(out, { recursive: true, force: true });
   }
+}
+
+/**
+ * What `agentward policy build` writes: the folder's wasm bundle with its IR plan embedded
+ * (PLAN_FILE, bound to the module by its SHA-256), so a proxy loading the bundle can memoize
+ * decisions as it does for a folder. Without a plan (the folder could not be planned) it is the
+ * plain bundle, and `planned` says so.
+ */
+export async function buildPolicyBundle(dir: string, options: CompileOptions): Promise<{ bundle: Buffer; planned: boolean }> {
+  const compiled = await compileRegoWithPlan(dir, options);
+  const plan = compiled.plan && unpackBundle(compiled.plan).get('plan.json');
+  if (!plan) return { bundle: compiled.bundle, planned: false };
+  const files = unpackBundle(compiled.bundle);
+  const wasm = files.get('policy.wasm');
+  if (!wasm) throw new PolicyCompileError(`opa build wrote no policy.wasm for ${dir}`, '');
+  const embedded = `{"format":1,"entrypoint":${JSON.stringify(options.entrypoint)},"wasmSha256":"${createHash('sha256').update(wasm).digest('hex')}","plan":${plan.toString('utf8')}}`;
+  // opa's files in opa's order, then the plan (a signature made later covers it like any file).
+  return { bundle: packBundle([...files, [PLAN_FILE, Buffer.from(embedded)]]), planned: true };
 }
 
 /** One `opa build` of the folder `cwd` (named `dir` in errors) to `target`, written to `output`. */

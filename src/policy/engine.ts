@@ -22,6 +22,7 @@ import { loadPolicy, type LoadedPolicy } from '@open-policy-agent/opa-wasm';
 import type { Logger } from 'pino';
 import { AgentwardError } from '../errors.ts';
 import { openBundle, readBundle, unpackBundle, type PolicyBundle } from './bundle.ts';
+import { PLAN_FILE } from './bundle-format.ts';
 import type { BundleVerifier } from './bundle-signature.ts';
 import { HttpBundleSource, isUrlSource, pollDelayMs, type BundlePollOptions } from './bundle-source.ts';
 import { compileRegoWithPlan, PolicyCompileError } from './compile.ts';
@@ -268,7 +269,7 @@ export class PolicyEngine {
     let bundle: PolicyBundle;
     let revision: string;
     let download: ActivePolicy['download'];
-    let reads: InputReads = { memoizable: false, reason: 'a prebuilt bundle or module carries no plan to analyse' };
+    let reads: InputReads = { memoizable: false, reason: 'a .wasm module carries no plan to analyse' };
     if (this.http) {
       const active = this.active?.download;
       let fetched;
@@ -288,6 +289,7 @@ export class PolicyEngine {
       bundle = await openBundle(gz, verifier);
       revision = bundle.revision ?? `sha256:${sha256(gz).slice(0, 16)}`;
       download = { gz, etag, digest };
+      reads = embeddedPlanReads(bundle, entrypoint);
     } else if (statSync(source).isDirectory()) {
       if (verifier) throw new Error('policy.verification needs a bundle source (a .tar.gz file or a URL), not a folder');
       revision = `sha256:${hashTree(source).slice(0, 16)}`;
@@ -297,12 +299,13 @@ export class PolicyEngine {
     } else if (source.endsWith('.wasm')) {
       if (verifier) throw new Error('policy.verification needs a bundle source (a .tar.gz file or a URL), not a .wasm file');
       const wasm = readFileSync(source);
-      bundle = { wasm, data: {}, revision: undefined };
+      bundle = { wasm, data: {}, revision: undefined, plan: undefined };
       revision = `sha256:${sha256(wasm).slice(0, 16)}`;
     } else {
       const gz = readFileSync(source);
       bundle = await openBundle(gz, verifier);
       revision = bundle.revision ?? `sha256:${sha256(gz).slice(0, 16)}`;
+      reads = embeddedPlanReads(bundle, entrypoint);
     }
     let data = bundle.data;
     if (dataFile && rawData) {
@@ -343,6 +346,29 @@ function memoFor(found: InputReads, options: MemoOptions | false | undefined, re
   // input.now changes every second: a policy that reads it reuses a decision within that second only.
   logger.info({ revision, memo: true, reads: paths, readsNow: reads.reads.some((r) => r.path[0] === 'now') }, 'policy decisions are memoized by the input fields the policy reads');
   return { memo: new DecisionMemo(reads.reads, options || undefined), reads };
+}
+
+/**
+ * The input reads of the plan `agentward policy build` embedded in a bundle (PLAN_FILE), if it
+ * was made for this entrypoint and for exactly this module (its SHA-256): a plan of other code
+ * would make the memo unsound, so any mismatch means no memo, with the reason.
+ */
+function embeddedPlanReads(bundle: PolicyBundle, entrypoint: string): InputReads {
+  if (!bundle.plan) return { memoizable: false, reason: `the bundle carries no plan (/${PLAN_FILE}); build it with \`agentward policy build\` to memoize decisions` };
+  let embedded: { format?: unknown; entrypoint?: unknown; wasmSha256?: unknown; plan?: unknown };
+  try {
+    embedded = JSON.parse(bundle.plan.toString('utf8')) as typeof embedded;
+  } catch {
+    return { memoizable: false, reason: `/${PLAN_FILE} is not JSON` };
+  }
+  if (embedded.format !== 1) return { memoizable: false, reason: `/${PLAN_FILE} has a format this version does not read` };
+  if (embedded.entrypoint !== entrypoint) return { memoizable: false, reason: `the embedded plan is for the entrypoint ${JSON.stringify(embedded.entrypoint)}, not ${entrypoint}` };
+  if (embedded.wasmSha256 !== sha256(bundle.wasm)) return { memoizable: false, reason: 'the embedded plan was made for another policy.wasm (the module was replaced after the build)' };
+  try {
+    return inputReads(embedded.plan, entrypoint);
+  } catch (err) {
+    return { memoizable: false, reason: `the embedded plan could not be read: ${describe(err)}` };
+  }
 }
 
 /** The input reads in a plan bundle's /plan.json. */

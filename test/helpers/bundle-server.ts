@@ -15,8 +15,7 @@ import type { AddressInfo, Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
-import { gzipSync } from 'node:zlib';
-import { unpackBundle } from '../../src/policy/bundle.ts';
+import { packBundle, unpackBundle } from '../../src/policy/bundle.ts';
 import { opaBinary } from '../../src/policy/compile.ts';
 
 const run = promisify(execFile);
@@ -80,27 +79,7 @@ export function unpack(gz: Buffer): Map<string, Buffer> {
 /** A .tar.gz (ustar, entries named "/name" as opa writes them) of `files`. */
 export function pack(files: ReadonlyMap<string, Buffer | string> | Record<string, Buffer | string>): Buffer {
   const entries = files instanceof Map ? [...files] : Object.entries(files);
-  const blocks: Buffer[] = [];
-  for (const [name, content] of entries) {
-    const body = Buffer.isBuffer(content) ? content : Buffer.from(content);
-    const header = Buffer.alloc(512);
-    header.write(`/${name}`, 0, 100, 'utf8');
-    header.write('0000600\0', 100);
-    header.write('0000000\0', 108);
-    header.write('0000000\0', 116);
-    header.write(`${body.length.toString(8).padStart(11, '0')}\0`, 124);
-    header.write('00000000000\0', 136);
-    header.write('        ', 148);
-    header.write('0', 156);
-    header.write('ustar\0', 257);
-    header.write('00', 263);
-    let sum = 0;
-    for (const b of header) sum += b;
-    header.write(`${sum.toString(8).padStart(6, '0')}\0 `, 148);
-    blocks.push(header, body, Buffer.alloc((512 - (body.length % 512)) % 512));
-  }
-  blocks.push(Buffer.alloc(1024));
-  return gzipSync(Buffer.concat(blocks));
+  return packBundle(entries.map(([name, content]) => [name, Buffer.isBuffer(content) ? content : Buffer.from(content)] as const));
 }
 
 /** `gz` with one file replaced (or removed, with `undefined`), everything else as it was. */

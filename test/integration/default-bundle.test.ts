@@ -11,7 +11,7 @@
 import { readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { compileRego, opaBinary } from '../../src/policy/compile.ts';
+import { buildPolicyBundle, compileRego, opaBinary } from '../../src/policy/compile.ts';
 import { readBundle, type PolicyBundle } from '../../src/policy/bundle.ts';
 
 const REPO = resolve(import.meta.dirname, '../..');
@@ -51,6 +51,12 @@ describe('bundles/default-policy.tar.gz', () => {
     // Not toEqual on the buffers: a failure would print two 150 KB dumps.
     expect(committed.wasm.equals(built.wasm), `policy.wasm in the committed bundle is not what policies/ compiles to (the Rego changed since the bundle was built): ${REBUILD}`).toBe(true);
   });
+
+  it('is byte for byte what `agentward policy build` writes, embedded plan included', async () => {
+    const { bundle, planned } = await buildPolicyBundle(policies, { opa, entrypoint: ENTRYPOINT });
+    expect(planned).toBe(true);
+    expect(bundle.equals(readFileSync(COMMITTED)), `the committed bundle is not what \`agentward policy build\` writes (its plan or packing differ): ${REBUILD}`).toBe(true);
+  }, 120_000);
 
   it('is reproducible: opa build output is byte-for-byte deterministic', async () => {
     const again = await compileRego(policies, { opa, entrypoint: ENTRYPOINT });

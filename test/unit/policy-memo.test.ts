@@ -27,6 +27,7 @@ import type { PolicyInput } from '../../src/policy/input.ts';
 import { DecisionMemo } from '../../src/policy/memo.ts';
 import { createLogger } from '../../src/observability/logger.ts';
 import { REPO } from '../helpers/agentward.ts';
+import { withFile } from '../helpers/bundle-server.ts';
 
 const RUNS = Number(process.env.AGENTWARD_PROPERTY_RUNS ?? 300);
 const SEED = Number(process.env.AGENTWARD_PROPERTY_SEED ?? 20261206);
@@ -315,10 +316,49 @@ describe('one memo per loaded policy', () => {
     engine.close();
   });
 
-  test('prebuilt bundles, policies that read input.request.id, and memo: false are evaluated every time', async () => {
-    const bundle = new PolicyEngine({ source: join(REPO, 'bundles/default-policy.tar.gz'), entrypoint: ENTRYPOINT, opa, maxMemoryBytes: 16 << 20, logger: createLogger('silent') });
+  test('a bundle from `agentward policy build` is memoized on its embedded plan, only when the plan is for its very module', async () => {
+    const engineFor = async (gz: Buffer, entrypoint = ENTRYPOINT) => {
+      const file = join(mkdtempSync(join(tmpdir(), 'agentward-memo-bundle-')), 'bundle.tar.gz');
+      writeFileSync(file, gz);
+      const engine = new PolicyEngine({ source: file, entrypoint, opa, maxMemoryBytes: 16 << 20, logger: createLogger('silent') });
+      await engine.load().catch(() => undefined);
+      return engine;
+    };
+    const committed = readFileSync(join(REPO, 'bundles/default-policy.tar.gz'));
+    const folder = new PolicyEngine({ source: join(REPO, 'policies'), entrypoint: ENTRYPOINT, opa, maxMemoryBytes: 16 << 20, logger: createLogger('silent') });
+    await folder.load();
+    const fromBundle = await engineFor(committed);
+    const status = fromBundle.memoStatus();
+    // The same reads as the folder's own plan: the same analysis of the same plan.
+    expect(status).toMatchObject({ memoized: true });
+    expect((status as { reads: unknown }).reads).toEqual((folder.memoStatus() as { reads: unknown }).reads);
+    for (const c of cases.filter((k) => k.name === 'default')) {
+      // Kept at its second miss, used from the third evaluation on.
+      for (const path of ['/mcp', '/x', '/admin']) for (let i = 0; i < 3; i++) expect(fromBundle.evaluate(echo(path))).toEqual(c.fresh(echo(path)));
+    }
+    expect((fromBundle.memoStatus() as { hits: number }).hits).toBeGreaterThan(0);
+
+    // No plan; a plan for another module (policy.wasm swapped after the build); another entrypoint.
+    const other = await compileRego(join(REPO, 'test/fixtures/policies/echo'), { opa, entrypoint: ENTRYPOINT });
+    expect((await engineFor(withFile(committed, 'agentward.plan.json', undefined))).memoStatus()).toEqual({
+      memoized: false,
+      reason: 'the bundle carries no plan (/agentward.plan.json); build it with `agentward policy build` to memoize decisions',
+    });
+    const swapped = withFile(committed, 'policy.wasm', readBundle(other).wasm);
+    expect((await engineFor(swapped)).memoStatus()).toEqual({ memoized: false, reason: 'the embedded plan was made for another policy.wasm (the module was replaced after the build)' });
+    const plan = JSON.parse(readBundle(committed).plan!.toString('utf8')) as Record<string, unknown>;
+    const otherEntry = withFile(committed, 'agentward.plan.json', JSON.stringify({ ...plan, entrypoint: 'agentward/other' }));
+    expect((await engineFor(otherEntry)).memoStatus()).toEqual({ memoized: false, reason: 'the embedded plan is for the entrypoint "agentward/other", not agentward/decision' });
+    folder.close();
+    fromBundle.close();
+  });
+
+  test('.wasm modules, policies that read input.request.id, and memo: false are evaluated every time', async () => {
+    const wasmFile = join(mkdtempSync(join(tmpdir(), 'agentward-memo-wasm-')), 'policy.wasm');
+    writeFileSync(wasmFile, readBundle(readFileSync(join(REPO, 'bundles/default-policy.tar.gz'))).wasm);
+    const bundle = new PolicyEngine({ source: wasmFile, entrypoint: ENTRYPOINT, opa, maxMemoryBytes: 16 << 20, logger: createLogger('silent') });
     await bundle.load();
-    expect(bundle.memoStatus()).toEqual({ memoized: false, reason: 'a prebuilt bundle or module carries no plan to analyse' });
+    expect(bundle.memoStatus()).toEqual({ memoized: false, reason: 'a .wasm module carries no plan to analyse' });
 
     const dir = mkdtempSync(join(tmpdir(), 'agentward-memo-id-'));
     writeFileSync(join(dir, 'policy.rego'), 'package agentward\n\ndecision := {"allow": input.request.id != "x"}\n');
