@@ -153,6 +153,8 @@ interface WimseToken {
   failures: JwsFailures & { malformed: WimseErrorCode };
   missing: WimseErrorCode;
   expired: WimseErrorCode;
+  /** An `iat` later than now plus the skew (RFC 7519 §4.1.6), as access tokens and Txn-Tokens are judged. */
+  issuedInFuture: WimseErrorCode;
   /** Whether `nbf` is checked with the token (a WPT) or on every use (a WIT: `checkWitUse`). */
   nbf: boolean;
 }
@@ -165,6 +167,7 @@ const WIT: WimseToken = {
   failures: { malformed: 'ERR_WIT_MALFORMED', algorithm: 'ERR_WIT_ALGORITHM', keyUnknown: 'ERR_WIT_KEY_UNKNOWN', keyUnusable: 'ERR_WIT_MALFORMED', signature: 'ERR_WIT_SIGNATURE', unverifiable: 'ERR_WIT_MALFORMED' },
   missing: 'ERR_WIT_CLAIM_MISSING',
   expired: 'ERR_WIT_EXPIRED',
+  issuedInFuture: 'ERR_WIT_ISSUED_IN_FUTURE',
   nbf: false,
 };
 
@@ -175,6 +178,7 @@ const WPT: WimseToken = {
   failures: { malformed: 'ERR_WPT_MALFORMED', algorithm: 'ERR_WPT_ALGORITHM', signature: 'ERR_WPT_SIGNATURE', unverifiable: 'ERR_WPT_MALFORMED' },
   missing: 'ERR_WPT_CLAIM_MISSING',
   expired: 'ERR_WPT_EXPIRED',
+  issuedInFuture: 'ERR_WPT_ISSUED_IN_FUTURE',
   nbf: true,
 };
 
@@ -231,7 +235,9 @@ export class WimseVerifier {
    * One compact JWS with a signature (creds-02 §5.1.1, wpt-02 §2 step 3), claims read only once
    * verified. Time: expired on or after `exp` (RFC 7519 §4.1.4, wpt-02 §2 step 8), checked before
    * anything else of a WIT is looked at (and again on every use); an `nbf` that is not a
-   * NumericDate counts as not valid now.
+   * NumericDate counts as not valid now. An `iat` ahead of now beyond the skew is refused
+   * (RFC 7519 §4.1.6), as for access tokens and Txn-Tokens; once accepted it only falls behind,
+   * so a cached WIT needs no second look.
    */
   private wimseProfile<C>(token: WimseToken, hooks: Pick<JwsProfile<C>, 'route' | 'locateKey' | 'afterSignature'>): JwsProfile<C> {
     const time: TimeRule = {
@@ -240,6 +246,7 @@ export class WimseVerifier {
       invalid: (name) => (name === 'nbf' ? token.expired : token.failures.malformed),
       exp: { missing: token.missing, expired: token.expired, onOrAfter: true },
       nbf: token.nbf ? { future: token.expired } : {},
+      iat: { future: token.issuedInFuture },
     };
     return { noun: token.noun, form: 'signed', claimsFirst: false, typ: explicitTyp({ accepted: [token.typ], wrong: token.type }), failures: token.failures, time, ...hooks };
   }

@@ -253,6 +253,20 @@ describe('WIT + WPT (wpt-02)', () => {
     expectRefused(await send(open, { 'workload-identity-token': w, authorization: `WPT ${await wpt(w)}` }), 401, 'ERR_WIT_EXPIRED');
   });
 
+  test('RFC 7519 §4.1.6: a WIT issued in the future (beyond oauth.clockSkew) is refused, as an access token is', async () => {
+    const now = Math.floor(Date.now() / 1000);
+    const w = await wit({ iat: now + 600 });
+    const result = await send(open, { 'workload-identity-token': w, authorization: `WPT ${await wpt(w)}` });
+    expectRefused(result, 401, 'ERR_WIT_ISSUED_IN_FUTURE');
+    expect(result.res.headers['www-authenticate']).toBe('WPT');
+  });
+
+  test('RFC 7519 §4.1.6: a WPT that carries an iat in the future is refused', async () => {
+    const w = await wit();
+    const ahead = await wpt(w, { claims: { iat: Math.floor(Date.now() / 1000) + 600 } });
+    expectRefused(await send(open, { 'workload-identity-token': w, authorization: `WPT ${ahead}` }), 401, 'ERR_WPT_ISSUED_IN_FUTURE');
+  });
+
   test('WIT lifetime above the trust domain maxLifetime (24h default) is refused', async () => {
     const now = Math.floor(Date.now() / 1000);
     const w = await wit({ iat: now, exp: now + 3 * 86400 });
@@ -341,6 +355,13 @@ describe('JWT-SVID in Authorization: Bearer', () => {
     expectRefused(wrongAud, 401, 'ERR_JWT_SVID_AUDIENCE');
     expect(String(wrongAud.res.headers['www-authenticate'])).toContain('error="invalid_token"');
     expectRefused(await send(open, { authorization: `Bearer ${await svid({ key: otherJwtIssuer })}` }), 401, 'ERR_JWT_SVID_KEY_UNKNOWN');
+  });
+
+  test('JS-N05: a JWT-SVID issued in the future (beyond oauth.clockSkew) is refused with its own code', async () => {
+    const now = Math.floor(Date.now() / 1000);
+    const result = await send(open, { authorization: `Bearer ${await svid({ iat: now + 600, exp: now + 900 })}` });
+    expectRefused(result, 401, 'ERR_JWT_SVID_ISSUED_IN_FUTURE');
+    expect(String(result.res.headers['www-authenticate'])).toContain('error="invalid_token"');
   });
 
   test('with oauth.requireToken (default) a JWT-SVID alone is not enough', async () => {

@@ -322,6 +322,17 @@ describe('WPT checks (§A.3)', () => {
     await expectCode(v.verify({ wit, wpt: await mintWpt(wit, { claims: { nbf: G1_NOW + 30 } }) }), 'ERR_WPT_EXPIRED');
   });
 
+  test('RFC 7519 §4.1.6: a WIT or WPT issued in the future beyond the skew is refused, like an access token', async () => {
+    const { f, v } = await minted();
+    const ahead = await mintWit(f, { claims: { iat: G1_NOW + 3600 } });
+    await expectCode(v.verify({ wit: ahead, wpt: await mintWpt(ahead) }), 'ERR_WIT_ISSUED_IN_FUTURE');
+    const notNumeric = await mintWit(f, { claims: { iat: String(G1_NOW) } });
+    await expectCode(v.verify({ wit: notNumeric, wpt: await mintWpt(notNumeric) }), 'ERR_WIT_MALFORMED');
+    const wit = await mintWit(f);
+    await expectCode(v.verify({ wit, wpt: await mintWpt(wit, { claims: { iat: G1_NOW + 3600 } }) }), 'ERR_WPT_ISSUED_IN_FUTURE');
+    await expect(v.verify({ wit, wpt: await mintWpt(wit, { claims: { iat: G1_NOW } }) })).resolves.toBeDefined();
+  });
+
   test('WPT-N20 / N22: jti or wth missing; ath present (wpt-01 legacy)', async () => {
     const { f, v } = await minted();
     const wit = await mintWit(f);
