@@ -136,7 +136,15 @@ const TrustDomainSchema = Closed({
     },
     { description: 'Where the trust domain key material comes from: exactly one of `file` or `url`.' },
   ),
-  algorithms: Algorithms(['ES256', 'RS256', 'PS256', 'EdDSA'], 'JWS algorithms accepted for WITs and JWT-SVIDs of this trust domain (SPIFFE profiles narrow them further to RS/ES/PS).'),
+  algorithms: Algorithms(
+    ASYMMETRIC_ALGORITHMS,
+    'JWS algorithms accepted for WITs of this trust domain. Default: every asymmetric algorithm, as the WIMSE drafts allow (EdDSA included). JWT-SVIDs always use the SPIFFE list (RS/ES/PS, JWT-SVID §2.1).',
+  ),
+  witProfile: Enum(['wimse', 'spiffe'], {
+    default: 'wimse',
+    description:
+      'The algorithm rules for WITs whose `sub` is a spiffe:// ID. `wimse` (default): the WIMSE drafts, `algorithms` alone, and any asymmetric `cnf.jwk` (EdDSA included). `spiffe`: the SPIFFE WIT-SVID profile, RS/ES/PS only for the WIT and its `cnf.jwk` (WIT-SVID §2.1, §3.2). Either way a spiffe:// WIT needs a `kid` and no `aud`.',
+  }),
   maxLifetime: Duration('24h', 'Longest validity (`exp - iat`) of a WIT or JWT-SVID of this trust domain.'),
 });
 

@@ -46,8 +46,18 @@ export interface WimseTrustDomain {
    * ERR_KEYS_UNAVAILABLE (a stale bundle), which then refuses cached WITs too.
    */
   witKeys: () => WitKeyResolver;
-  /** Algorithms the domain's issuer may sign WITs with (creds-02 §3). Symmetric ones are never used. */
+  /**
+   * Algorithms the domain's issuer may sign WITs with. The WIMSE drafts allow any asymmetric JWS
+   * algorithm (creds-02 §5.1 `alg`; wpt-02 §2 for the proof); symmetric ones are never used.
+   */
   algorithms: readonly string[];
+  /**
+   * `spiffe`: a WIT whose `sub` is a `spiffe://` ID follows the SPIFFE WIT-SVID algorithm list
+   * too: RS, ES or PS only, for the WIT and for its `cnf.jwk` (WIT-SVID §2.1, §3.2). `wimse`
+   * (default): only `algorithms` applies, and `cnf.jwk` may use any asymmetric algorithm, as the
+   * WIMSE drafts allow (EdDSA included). Either way a `spiffe://` WIT needs a `kid` and no `aud`.
+   */
+  profile?: 'wimse' | 'spiffe';
   /** Longest accepted WIT validity (`exp - iat`, or `exp - now` without `iat`), seconds. Default: no limit. */
   maxLifetimeSeconds?: number;
 }
@@ -197,7 +207,10 @@ export class WimseVerifier {
    * each time with a new proof, so the WIT's signature is checked once and only the proof after.
    */
   private readonly wits: LRUCache<string, CachedWit> | undefined;
-  /** Per trust domain, the WIT algorithms: the domain's asymmetric ones, and of those the SPIFFE ones for WIT-SVIDs. */
+  /**
+   * Per trust domain, the WIT algorithms: the domain's asymmetric ones, and those a `spiffe://` WIT
+   * may use (the SPIFFE ones among them under the `spiffe` profile, all of them under `wimse`).
+   */
   private readonly witAlgorithms: ReadonlyMap<string, { any: readonly string[]; svid: readonly string[] }>;
   private readonly witProfile: JwsProfile<WitRoute>;
   private readonly wptProfile: JwsProfile<WptContext>;
@@ -216,7 +229,7 @@ export class WimseVerifier {
     this.witAlgorithms = new Map(
       [...options.trustDomains].map(([name, domain]) => {
         const any = domain.algorithms.filter(isAsymmetricAlgorithm);
-        return [name, { any, svid: any.filter((alg) => SPIFFE_ALGORITHMS.has(alg)) }];
+        return [name, { any, svid: domain.profile === 'spiffe' ? any.filter((alg) => SPIFFE_ALGORITHMS.has(alg)) : any }];
       }),
     );
     this.witProfile = this.wimseProfile(WIT, {
@@ -385,7 +398,7 @@ export class WimseVerifier {
       const from = typeof iat === 'number' && Number.isFinite(iat) ? Math.min(iat, nowSeconds) : nowSeconds;
       if (exp! - from > domain.maxLifetimeSeconds + this.skew) throw new WimseError('ERR_WIT_LIFETIME');
     }
-    const proof = await this.proofKey(claims.cnf, witSvid);
+    const proof = await this.proofKey(claims.cnf, witSvid && domain.profile === 'spiffe');
     return { id: route.id!, exp: exp!, claims, ...proof, witHash, verifiedWith: route.verifiedWith!, nbf, aud: claims.aud, witSvid };
   }
 
@@ -398,8 +411,9 @@ export class WimseVerifier {
     if (!domain) throw new WimseError('ERR_WIT_TRUST_DOMAIN');
     route.claimed = claimed;
     route.domain = domain;
-    // A spiffe:// subject makes the token a WIT-SVID, whose profile is stricter (WIT-SVID §2.1,
-    // §3.2, §3.7): RS/ES/PS algorithms only (for the token and for cnf.jwk), `kid` required, no `aud`.
+    // A spiffe:// subject makes the token a WIT-SVID (WIT-SVID §3.7: `kid` required, no `aud`);
+    // under the domain's `spiffe` profile its algorithms are RS/ES/PS only, for the token and for
+    // cnf.jwk (WIT-SVID §2.1, §3.2). The WIMSE drafts (the default profile) allow EdDSA too.
     const algorithms = this.witAlgorithms.get(claimed.trustDomain)!;
     return { algorithms: claimed.scheme === 'spiffe' ? algorithms.svid : algorithms.any };
   }
@@ -422,14 +436,14 @@ export class WimseVerifier {
   }
 
   /** cnf.jwk: a public signature key with an asymmetric alg consistent with it (creds-02 §5.1), imported once. */
-  private async proofKey(cnf: unknown, witSvid: boolean): Promise<{ alg: string; key: CryptoKey; jkt: string }> {
+  private async proofKey(cnf: unknown, spiffeAlgorithms: boolean): Promise<{ alg: string; key: CryptoKey; jkt: string }> {
     if (cnf === null || typeof cnf !== 'object' || Array.isArray(cnf)) throw new WimseError('ERR_WIT_CNF_INVALID');
     const jwk = (cnf as Record<string, unknown>).jwk;
     if (jwk === null || typeof jwk !== 'object' || Array.isArray(jwk)) throw new WimseError('ERR_WIT_CNF_INVALID');
     const k = jwk as Record<string, unknown>;
     const keyAlg = k.alg;
     if (!keyFitsAlgorithm(keyAlg, k)) throw new WimseError('ERR_WIT_CNF_INVALID');
-    if (witSvid && !SPIFFE_ALGORITHMS.has(keyAlg)) throw new WimseError('ERR_WIT_CNF_INVALID');
+    if (spiffeAlgorithms && !SPIFFE_ALGORITHMS.has(keyAlg)) throw new WimseError('ERR_WIT_CNF_INVALID');
     if (PRIVATE_JWK_MEMBERS.some((m) => m in k)) throw new WimseError('ERR_WIT_CNF_INVALID');
     if (k.use !== undefined && k.use !== 'sig') throw new WimseError('ERR_WIT_CNF_INVALID');
     if (k.key_ops !== undefined && !(Array.isArray(k.key_ops) && k.key_ops.includes('verify'))) throw new WimseError('ERR_WIT_CNF_INVALID');

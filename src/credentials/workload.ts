@@ -167,7 +167,7 @@ function witClaims(claims: Record<string, unknown>): Record<string, unknown> {
 
 /** The `workload` section as this module reads it (config/schema.ts describes the file). */
 export interface WorkloadSettings {
-  trustDomains: readonly { name: string; algorithms: readonly string[]; maxLifetime: string }[];
+  trustDomains: readonly { name: string; algorithms: readonly string[]; witProfile: 'wimse' | 'spiffe'; maxLifetime: string }[];
   require: boolean;
   wimse: { audiences: readonly string[]; maxProofLifetime: string; replayCacheSize: number; strictAudience: boolean; contextTokenHeaders: readonly string[] };
   jwtSvid: { enabled: boolean; audiences?: readonly string[] | undefined; requireKid: boolean };
@@ -197,7 +197,7 @@ export function buildWorkloadAuthenticator(settings: WorkloadSettings, context: 
   const replayCacheSize = settings.wimse.replayCacheSize;
   const authenticator = new WorkloadAuthenticator({
     wimse: new WimseVerifier({
-      trustDomains: new Map(domains.map(({ domain, bundle, maxLifetimeSeconds }) => [domain.name, { witKeys: () => bundle.witSvidKeys(), algorithms: domain.algorithms, maxLifetimeSeconds }])),
+      trustDomains: new Map(domains.map(({ domain, bundle, maxLifetimeSeconds }) => [domain.name, { witKeys: () => bundle.witSvidKeys(), algorithms: domain.algorithms, profile: domain.witProfile, maxLifetimeSeconds }])),
       audiences,
       clockSkewSeconds,
       maxWptLifetimeSeconds: maxProofSeconds,

@@ -10,6 +10,7 @@ import { describe, expect, test } from 'vitest';
 import { cli } from '../helpers/cli.ts';
 import { parseConfig, loadConfig, relaxations, ConfigError, type ConfigProblem, type LoadedConfig } from '../../src/config/load.ts';
 import { effectiveProfile } from '../../src/identity/issuer-profiles.ts';
+import { ASYMMETRIC_ALGORITHMS } from '../../src/jose/algorithms.ts';
 
 const REPO = resolve(import.meta.dirname, '../..');
 const POLICIES = join(REPO, 'policies');
@@ -413,7 +414,7 @@ describe('workload', () => {
       x509Svid: { enabled: true },
       binding: { rule: 'none', clients: {} },
     });
-    expect(config.workload!.trustDomains[0]).toMatchObject({ algorithms: ['ES256', 'RS256', 'PS256', 'EdDSA'], maxLifetime: '24h', bundle: { maxStale: '1h', timeout: '5s' } });
+    expect(config.workload!.trustDomains[0]).toMatchObject({ algorithms: [...ASYMMETRIC_ALGORITHMS], witProfile: 'wimse', maxLifetime: '24h', bundle: { maxStale: '1h', timeout: '5s' } });
   });
 });
 
