@@ -26,6 +26,10 @@ export interface RequestFacts {
   query: string;
   /** The target URI from trusted configuration: resource origin + path, no query (never Host). */
   targetUri: string;
+  /** The resource's authority (host[:port], lower case, default port left out), from configuration, never Host: `@authority` (RFC 9421 §2.2.3). */
+  authority: string;
+  /** The resource's scheme, lower case, from configuration: `@scheme` (RFC 9421 §2.2.4). */
+  scheme: string;
   /** Every field as received, lower-case names (HTTP message signature components). */
   headers: Readonly<Record<string, string[]>>;
   /** The connection, for its TLS client certificate chain (X.509-SVID). */

@@ -50,12 +50,14 @@ export interface SignedRequest {
   /** The full request body when one was sent (undefined or empty: no body). */
   body: Buffer | undefined;
   /**
-   * The authority as received (Host, or `:authority`), needed only when a signature covers
-   * `@authority` (RFC 9421 §2.2.3). The profile does not require it (draft §3: proxies rewrite it;
-   * `wimse-aud` binds the recipient instead), so a signature covering it is refused as malformed
-   * when this is not given.
+   * The target URI's authority (host[:port], default port left out), needed only when a signature
+   * covers `@authority` (RFC 9421 §2.2.3). The proxy gives the configured resource's, never `Host`
+   * (which the caller controls; draft §3 notes proxies rewrite it), so a signature made for another
+   * authority fails as a signature. Without it a covering signature is refused as malformed.
    */
   authority?: string | undefined;
+  /** The target URI's scheme (`https`), needed only when a signature covers `@scheme` (RFC 9421 §2.2.4); from configuration like `authority`. */
+  scheme?: string | undefined;
 }
 
 /** The workload key from the verified WIT. */
@@ -176,8 +178,8 @@ function coveredComponents(input: InnerList): string[] {
  * octets that are signed: one line `"<identifier>": <value>` per covered component, in order, then
  * `"@signature-params": ` and the member re-serialised (RFC 9421 §2.3, §3.2 step 5).
  *
- * Supported components: `@method`, `@path`, `@query`, `@authority` (when the request gives it) and
- * header fields. Throws ERR_HSIG_MALFORMED when a component cannot be derived, including a
+ * Supported components: `@method`, `@path`, `@query`, `@authority` and `@scheme` (when the request
+ * gives them) and header fields. Throws ERR_HSIG_MALFORMED when a component cannot be derived, including a
  * covered field the request lacks (§2.5: the base cannot be built), and for component parameters.
  *
  * The base is encoded one octet per character (latin1): Node decodes header values and the
@@ -205,9 +207,13 @@ function componentValue(request: SignedRequest, name: string): string {
       // RFC 9421 §2.2.7: with its leading "?"; a request without a query has "?" alone.
       return request.query.startsWith('?') ? request.query : `?${request.query}`;
     case '@authority':
-      // RFC 9421 §2.2.3: the authority, host in lower case.
+      // RFC 9421 §2.2.3: the authority of the target URI, lower case, default port left out (RFC 9110 §4.2.3).
       if (request.authority === undefined) throw fail('ERR_HSIG_MALFORMED', 'The signature covers "@authority", which this resource does not derive.');
       return request.authority.toLowerCase();
+    case '@scheme':
+      // RFC 9421 §2.2.4: the scheme of the target URI, lower case.
+      if (request.scheme === undefined) throw fail('ERR_HSIG_MALFORMED', 'The signature covers "@scheme", which this resource does not derive.');
+      return request.scheme.toLowerCase();
     default: {
       if (name.startsWith('@')) throw fail('ERR_HSIG_MALFORMED', `The derived component ${serializeString(name)} is not supported.`);
       const value = fieldValue(request.headers, name);

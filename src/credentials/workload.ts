@@ -94,7 +94,8 @@ export class WorkloadAuthenticator {
         // http-signature §3: the WIT is validated before the signature, and the body read only then.
         const verified = await this.options.wimse.verifyIdentityToken(wit, facts.targetUri);
         const body = await facts.readBody();
-        const request = { method: facts.method, path: facts.path, query: facts.query, headers: facts.headers, body: body.length > 0 ? body : undefined };
+        // @authority and @scheme are the configured resource's (RFC 9421 §2.2.3, §2.2.4), never Host: a signature over another authority fails.
+        const request = { method: facts.method, path: facts.path, query: facts.query, headers: facts.headers, body: body.length > 0 ? body : undefined, authority: facts.authority, scheme: facts.scheme };
         await this.options.httpSignatures.verify(request, { key: verified.key, alg: verified.alg, thumbprint: verified.jkt }, facts.targetUri);
         if (credentials.scheme !== 'wpt') {
           proven.push({ id: verified.id.id, trustDomain: verified.id.trustDomain, path: verified.id.path, via: 'wit+http_signature', expiresAt: verified.exp, claims: witClaims(verified.claims) });

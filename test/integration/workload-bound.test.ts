@@ -195,6 +195,26 @@ describe('WIT + HTTP message signature with an access token', () => {
     expectRefused(await send(signed, { method: 'POST', headers: { ...headers, dpop: badProof, ...again }, body }), 401, 'ERR_DPOP_PROOF_METHOD');
   });
 
+  test('RFC 9421 §2.2.3, §2.2.4: a signature covering @authority and @scheme of the configured resource is accepted (Host is 127.0.0.1)', async () => {
+    const request = await signedPost({ sign: { components: ['@method', '@scheme', '@authority', '@path', '@query', 'authorization', 'content-type', 'content-digest', 'workload-identity-token'], authority: 'tools.example.com', scheme: 'https' } });
+    const { res } = await send(signed, { method: 'POST', path: '/orders?dry-run=1', ...request });
+    expect(res.status, res.body).toBe(200);
+    expect(upstream.seen.at(-1)!.headers['x-policy-agent-via']).toBe('wit+http_signature');
+  });
+
+  test('@authority is never taken from Host: a signature over the Host the caller sent fails as a signature', async () => {
+    const components = ['@method', '@authority', '@path', '@query', 'authorization', 'content-type', 'content-digest', 'workload-identity-token'];
+    const request = await signedPost({ sign: { components, authority: 'evil.example' }, extra: { host: 'evil.example' } });
+    expectRefused(await send(signed, { method: 'POST', path: '/orders?dry-run=1', ...request }), 400, 'ERR_HSIG_SIGNATURE');
+    const port = await signedPost({ sign: { components, authority: 'tools.example.com:8443' } });
+    expectRefused(await send(signed, { method: 'POST', path: '/orders?dry-run=1', ...port }), 400, 'ERR_HSIG_SIGNATURE');
+  });
+
+  test('@scheme is the configured resource scheme: a signature over another scheme fails as a signature', async () => {
+    const request = await signedPost({ sign: { components: ['@method', '@scheme', '@path', '@query', 'authorization', 'content-type', 'content-digest', 'workload-identity-token'], scheme: 'http' } });
+    expectRefused(await send(signed, { method: 'POST', path: '/orders?dry-run=1', ...request }), 400, 'ERR_HSIG_SIGNATURE');
+  });
+
   test('HSIG-N11: a body swapped after signing is refused with 400', async () => {
     const request = await signedPost();
     expectRefused(await send(signed, { method: 'POST', path: '/orders?dry-run=1', headers: request.headers, body: '{"item":"car","qty":1}' }), 400, 'ERR_HSIG_DIGEST');

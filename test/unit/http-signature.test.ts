@@ -239,6 +239,15 @@ describe('accepted requests', () => {
     expect((await verifier().verify({ ...request, authority: 'tools.example.com' }, es256.key, TARGET)).covered).toContain('"@authority"');
     await expectCode(verifier().verify(request, es256.key, TARGET), 'ERR_HSIG_MALFORMED');
   });
+
+  test('a covered @scheme is the given scheme, lower-cased (RFC 9421 §2.2.4); another scheme fails the signature', async () => {
+    const components = ['@method', '@scheme', '@authority', '@path', '@query', 'workload-identity-token'];
+    const request = await signed({ sign: { components, authority: 'tools.example.com', scheme: 'https' } });
+    expect((await verifier().verify({ ...request, authority: 'tools.example.com', scheme: 'HTTPS' }, es256.key, TARGET)).covered).toContain('"@scheme"');
+    const again = await signed({ sign: { components, authority: 'tools.example.com', scheme: 'https' } });
+    await expectCode(verifier().verify({ ...again, authority: 'tools.example.com', scheme: 'http' }, es256.key, TARGET), 'ERR_HSIG_SIGNATURE');
+    await expectCode(verifier().verify({ ...again, authority: 'tools.example.com' }, es256.key, TARGET), 'ERR_HSIG_MALFORMED');
+  });
 });
 
 describe('selection (HSIG-N01..N04)', () => {
