@@ -153,7 +153,8 @@ export const ERROR_CODES = {
   // WIMSE HTTP Message Signatures (RFC 9421 profile, http-signature §3); failures are 400 (§3.5)
   ERR_HSIG_MALFORMED: { status: 400, title: 'The Signature or Signature-Input header is not a valid RFC 9421 structured field.' },
   ERR_HSIG_MULTIPLE: { status: 400, title: 'The request carries more than one signature tagged wimse-workload-to-workload.' },
-  ERR_HSIG_COMPONENTS: { status: 400, title: 'The WIMSE signature does not cover every component it must (@method, @path, @query and the credential and content headers present).' },
+  ERR_HSIG_LABEL: { status: 400, title: 'The WIMSE signature does not carry the signature label this resource accepts.' },
+  ERR_HSIG_COMPONENTS: { status: 400, title: 'The WIMSE signature does not cover every component it must (@method, @path, @query, the credential and content headers present, and those this resource requires).' },
   ERR_HSIG_PARAMETERS: { status: 400, title: 'The WIMSE signature parameters are wrong: created, expires, nonce and wimse-aud are required, keyid and alg are forbidden.' },
   ERR_HSIG_EXPIRED: { status: 400, title: 'The WIMSE signature is expired, not yet valid, or valid for longer than this resource accepts.' },
   ERR_HSIG_AUDIENCE: { status: 400, title: 'The WIMSE signature wimse-aud is not this resource.' },

@@ -148,6 +148,9 @@ const TrustDomainSchema = Closed({
   maxLifetime: Duration('24h', 'Longest validity (`exp - iat`) of a WIT or JWT-SVID of this trust domain.'),
 });
 
+/** The derived components the WIMSE signature base can hold (RFC 9421 §2.2; `componentValue` in src/credentials/http-signature.ts). */
+const SIGNED_DERIVED_COMPONENTS = '@method, @scheme, @authority, @path, @query';
+
 const WorkloadSchema = Closed(
   {
     trustDomains: Type.Array(TrustDomainSchema, { minItems: 1, description: 'The trust domains whose workloads may call this resource. Credentials of any other trust domain are refused.' }),
@@ -168,6 +171,30 @@ const WorkloadSchema = Closed(
             'Lower-case names of headers that carry other context tokens (wpt-02 §2 `oth`). With a WPT, such a header reaches the policy only when `oth` binds it; one `oth` names but the request lacks is refused.',
         }),
         replayCacheSize: Type.Integer({ minimum: 1000, default: 200000, description: 'WPT ids and signature nonces remembered against replay (bounded; when full, proofs as old as the forgotten ones are refused).' }),
+        httpSignature: Closed(
+          {
+            label: Type.Optional(
+              Type.String({
+                pattern: '^[a-z*][a-z0-9_.*-]*$',
+                maxLength: 64,
+                description:
+                  'The one signature label accepted (RFC 9421 §4.1, §7.2.8). The WIMSE signature is then the member tagged wimse-workload-to-workload with this label; tagged members of other labels are ignored, and a request whose tagged signatures all have other labels gets ERR_HSIG_LABEL. Default: any label, and exactly one tagged member.',
+              }),
+            ),
+            maxAge: Type.Optional(
+              Type.String({
+                pattern: POSITIVE_DURATION_PATTERN,
+                description: "The most a signature's `created` may lie in the past, besides oauth.clockSkew (RFC 9421 §3.2.1, §7.2.4); older gets ERR_HSIG_EXPIRED whatever its `expires`. Default: no bound but `maxProofLifetime`. A duration such as 30s, more than zero.",
+              }),
+            ),
+            requiredComponents: Type.Array(Type.String({ pattern: "^(@method|@scheme|@authority|@path|@query|[!#$%&'*+.^_`|~0-9a-z-]+)$" }), {
+              default: [],
+              uniqueItems: true,
+              description: `Components every WIMSE signature must cover besides those the profile requires (@method, @path, @query, the credential and content headers present): lower-case header field names, or the derived components the verifier builds (src/credentials/http-signature.ts): ${SIGNED_DERIVED_COMPONENTS}. A missing one gets ERR_HSIG_COMPONENTS; a listed header must then be sent on every signed request.`,
+            }),
+          },
+          { default: {}, description: 'Verifier settings of WIMSE HTTP message signatures (RFC 9421) beyond the profile.' },
+        ),
       },
       { default: {}, description: 'WIMSE workload credentials: a Workload-Identity-Token proved by `Authorization: WPT` or by an HTTP message signature.' },
     ),

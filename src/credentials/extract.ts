@@ -72,6 +72,8 @@ export interface PresentedCredentials {
 export interface WorkloadExtraction {
   /** wpt-02 §2 `oth`: headers that carry other context tokens, lower case. */
   contextTokenHeaders: readonly string[];
+  /** The one WIMSE signature label accepted (RFC 9421 §4.1, §7.2.8); undefined: any. */
+  signatureLabel?: string | undefined;
   /** Whether a Bearer token is a JWT-SVID (JWT-SVID §5.2); absent when JWT-SVIDs are not accepted. */
   isJwtSvid: ((token: string) => boolean) | undefined;
   /** Whether the connection's client certificate is a SPIFFE X.509-SVID; absent when they are not accepted. */
@@ -108,7 +110,7 @@ export function extractCredentials(req: IncomingMessage, query: URLSearchParams,
   const bearerIsJwtSvid = authorization.scheme === 'bearer' && authorization.accessToken !== undefined && (workload?.isJwtSvid?.(authorization.accessToken) ?? false);
   // Read with or without a workload section: without one, a WIT is refused, never ignored.
   const wits = headers[WIT_HEADER];
-  const signature = workload && headers['signature-input'] !== undefined ? wimseSignature(headers as Record<string, string[]>) : undefined;
+  const signature = workload && headers['signature-input'] !== undefined ? wimseSignature(headers as Record<string, string[]>, workload.signatureLabel) : undefined;
   const txnTokens = headers['txn-token'];
   const contextTokens: Record<string, readonly string[]> = {};
   for (const name of workload?.contextTokenHeaders ?? []) {
@@ -136,9 +138,9 @@ export function extractCredentials(req: IncomingMessage, query: URLSearchParams,
   };
 }
 
-function wimseSignature(headers: Readonly<Record<string, string[]>>): { label: string } | AgentwardError | undefined {
+function wimseSignature(headers: Readonly<Record<string, string[]>>, label: string | undefined): { label: string } | AgentwardError | undefined {
   try {
-    return findWimseSignature(headers);
+    return findWimseSignature(headers, label);
   } catch (err) {
     return asAgentwardError(err);
   }

@@ -170,7 +170,14 @@ function witClaims(claims: Record<string, unknown>): Record<string, unknown> {
 export interface WorkloadSettings {
   trustDomains: readonly { name: string; algorithms: readonly string[]; witProfile: 'wimse' | 'spiffe'; maxLifetime: string }[];
   require: boolean;
-  wimse: { audiences: readonly string[]; maxProofLifetime: string; replayCacheSize: number; strictAudience: boolean; contextTokenHeaders: readonly string[] };
+  wimse: {
+    audiences: readonly string[];
+    maxProofLifetime: string;
+    replayCacheSize: number;
+    strictAudience: boolean;
+    contextTokenHeaders: readonly string[];
+    httpSignature: { label?: string | undefined; maxAge?: string | undefined; requiredComponents: readonly string[] };
+  };
   jwtSvid: { enabled: boolean; audiences?: readonly string[] | undefined; requireKid: boolean };
   x509Svid: { enabled: boolean };
   binding: { rule: BindingRule; clients: Readonly<Record<string, string>> };
@@ -196,6 +203,7 @@ export function buildWorkloadAuthenticator(settings: WorkloadSettings, context: 
   const domains = settings.trustDomains.map((domain) => ({ domain, bundle: bundles.get(domain.name)!, maxLifetimeSeconds: durationMs(domain.maxLifetime) / 1000 }));
   const audiences = new Set(settings.wimse.audiences);
   const replayCacheSize = settings.wimse.replayCacheSize;
+  const { httpSignature } = settings.wimse;
   const authenticator = new WorkloadAuthenticator({
     wimse: new WimseVerifier({
       trustDomains: new Map(domains.map(({ domain, bundle, maxLifetimeSeconds }) => [domain.name, { witKeys: () => bundle.witSvidKeys(), algorithms: domain.algorithms, profile: domain.witProfile, maxLifetimeSeconds }])),
@@ -207,7 +215,16 @@ export function buildWorkloadAuthenticator(settings: WorkloadSettings, context: 
       cacheSize,
       now,
     }),
-    httpSignatures: new HttpSignatureVerifier({ audiences, clockSkewSeconds, maxLifetimeSeconds: maxProofSeconds, replayCacheSize, now }),
+    httpSignatures: new HttpSignatureVerifier({
+      audiences,
+      clockSkewSeconds,
+      maxLifetimeSeconds: maxProofSeconds,
+      maxAgeSeconds: httpSignature.maxAge === undefined ? undefined : durationMs(httpSignature.maxAge) / 1000,
+      requiredComponents: httpSignature.requiredComponents,
+      label: httpSignature.label,
+      replayCacheSize,
+      now,
+    }),
     jwtSvid: settings.jwtSvid.enabled
       ? new JwtSvidVerifier({
           trustDomains: new Map(domains.map(({ domain, bundle, maxLifetimeSeconds }) => [domain.name, { jwtKeys: () => bundle.jwtSvidKeys(), maxLifetimeSeconds }])),
@@ -226,6 +243,7 @@ export function buildWorkloadAuthenticator(settings: WorkloadSettings, context: 
   const trustDomains: ReadonlySet<string> = new Set(bundles.keys());
   const extraction: WorkloadExtraction = {
     contextTokenHeaders: settings.wimse.contextTokenHeaders,
+    signatureLabel: httpSignature.label,
     // A Bearer token is a JWT-SVID when its sub is a SPIFFE ID of a configured trust domain and its iss no OAuth issuer.
     isJwtSvid: settings.jwtSvid.enabled ? (token) => looksLikeJwtSvid(token, trustDomains, context.oauthIssuers) : undefined,
     presentsX509Svid: context.acceptsX509Svids ? presentsX509Svid : undefined,
