@@ -125,6 +125,7 @@ export const ERROR_CODES = {
   ERR_WIT_ALGORITHM: { status: 401, wimse: true, title: 'The workload identity token algorithm is not allowed for its trust domain.' },
   ERR_WIT_SUBJECT: { status: 401, wimse: true, title: 'The workload identity token sub is not a valid workload identifier.' },
   ERR_WIT_TRUST_DOMAIN: { status: 401, wimse: true, title: 'The workload identity token names a trust domain that is not trusted here.' },
+  ERR_WIT_ISSUER: { status: 401, wimse: true, title: 'The workload identity token issuer is not trusted for its trust domain.' },
   ERR_WIT_KEY_UNKNOWN: { status: 401, wimse: true, title: 'No single key of the trust domain matches the workload identity token.' },
   ERR_WIT_SIGNATURE: { status: 401, wimse: true, title: 'The workload identity token signature is invalid.' },
   ERR_WIT_EXPIRED: { status: 401, wimse: true, title: 'The workload identity token is expired or not yet valid.' },

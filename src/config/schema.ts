@@ -148,12 +148,33 @@ const TrustDomainSchema = Closed({
   maxLifetime: Duration('24h', 'Longest validity (`exp - iat`) of a WIT or JWT-SVID of this trust domain.'),
 });
 
+const WitIssuerSchema = Closed({
+  issuer: Type.String({ minLength: 1, description: 'The WIT issuer identifier, compared byte for byte with the WIT `iss` (creds §5.1). Never used to find keys: they come from `jwksUri` or `jwksFile`.' }),
+  jwksUri: Type.Optional(Type.String({ minLength: 1, description: "The issuer's JWK Set URL (https; http only on loopback), fetched and refreshed like oauth.issuers key sets (oauth.keys)." })),
+  jwksFile: Type.Optional(Type.String({ minLength: 1, description: "The issuer's JWK Set as a file, relative to this file; read at start, every oauth.keys.maxAge and on an unknown `kid` (at most every oauth.keys.cooldown)." })),
+  trustDomains: Type.Array(Type.String({ minLength: 1 }), {
+    minItems: 1,
+    uniqueItems: true,
+    description: 'The trust domains whose workloads this issuer may name in `sub`, e.g. `agents.example.com`. A WIT of another trust domain is never verified with its keys.',
+  }),
+  algorithms: Algorithms(ASYMMETRIC_ALGORITHMS, 'JWS algorithms accepted for WITs of this issuer. Default: every asymmetric algorithm, as the WIMSE drafts allow.'),
+  maxLifetime: Duration('24h', 'Longest validity (`exp - iat`) of a WIT of this issuer.'),
+});
+
 /** The derived components the WIMSE signature base can hold (RFC 9421 §2.2; `componentValue` in src/credentials/http-signature.ts). */
 const SIGNED_DERIVED_COMPONENTS = '@method, @scheme, @authority, @path, @query';
 
 const WorkloadSchema = Closed(
   {
-    trustDomains: Type.Array(TrustDomainSchema, { minItems: 1, description: 'The trust domains whose workloads may call this resource. Credentials of any other trust domain are refused.' }),
+    trustDomains: Type.Array(TrustDomainSchema, {
+      default: [],
+      description: 'The trust domains whose workloads may call this resource, each with its SPIFFE bundle. Credentials of any other trust domain are refused. At least one entry here or in `witIssuers`.',
+    }),
+    witIssuers: Type.Array(WitIssuerSchema, {
+      default: [],
+      description:
+        'WIT issuers trusted by their `iss` (exact match) with their own JWK Set, beside the trust-domain bundles: for issuers that publish no SPIFFE bundle. A WIT whose `iss` is one of them and whose `sub` names one of its trust domains is verified with its keys only.',
+    }),
     require: Type.Boolean({ default: false, description: 'Every request must prove a workload identity; without one it gets ERR_WORKLOAD_MISSING.' }),
     wimse: Closed(
       {
@@ -472,6 +493,7 @@ export type TxnTokensConfig = NonNullable<Config['txnTokens']>;
 export type McpPathConfig = Static<typeof McpPath>;
 export type WorkloadConfig = NonNullable<Config['workload']>;
 export type TrustDomainConfig = Static<typeof TrustDomainSchema>;
+export type WitIssuerConfig = Static<typeof WitIssuerSchema>;
 export type Secret = Static<typeof SecretSchema>;
 
 /**

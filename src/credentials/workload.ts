@@ -15,15 +15,17 @@
  * §4.3), never a header the caller sent.
  */
 import type { X509Certificate } from 'node:crypto';
+import { resolve } from 'node:path';
 import { AgentwardError } from '../errors.ts';
 import type { VerifiedAccessToken } from './access-token.ts';
 import { durationMs } from '../duration.ts';
+import { IssuerKeys, keySetOptions } from '../keys/issuer-keys.ts';
 import type { TrustBundle } from '../keys/trust-bundle.ts';
 import type { Services } from '../services.ts';
 import type { PresentedCredentials, RequestFacts, WorkloadExtraction } from './extract.ts';
 import { HttpSignatureVerifier } from './http-signature.ts';
 import { JwtSvidVerifier, looksLikeJwtSvid } from './jwt-svid.ts';
-import { WimseVerifier } from './wimse.ts';
+import { WimseVerifier, type WimseIssuer, type WitKeyResolver } from './wimse.ts';
 import { presentsX509Svid, verifyX509Svid } from './x509-svid.ts';
 import type { ProvenWorkload, TokenMatch } from '../identity/workload.ts';
 
@@ -169,6 +171,7 @@ function witClaims(claims: Record<string, unknown>): Record<string, unknown> {
 /** The `workload` section as this module reads it (config/schema.ts describes the file). */
 export interface WorkloadSettings {
   trustDomains: readonly { name: string; algorithms: readonly string[]; witProfile: 'wimse' | 'spiffe'; maxLifetime: string }[];
+  witIssuers: readonly { issuer: string; jwksUri?: string | undefined; jwksFile?: string | undefined; trustDomains: readonly string[]; algorithms: readonly string[]; maxLifetime: string }[];
   require: boolean;
   wimse: {
     audiences: readonly string[];
@@ -195,9 +198,29 @@ export interface WorkloadContext {
   cacheSize: number;
 }
 
-/** Builds the workload authenticator (WIMSE and SPIFFE verifiers over the trust bundles) and what extraction reads for it. */
-export function buildWorkloadAuthenticator(settings: WorkloadSettings, context: WorkloadContext, services: Pick<Services, 'now' | 'clockSkewSeconds'>): { authenticator: WorkloadAuthenticator; extraction: WorkloadExtraction } {
+/**
+ * Builds the workload authenticator (WIMSE and SPIFFE verifiers over the trust bundles and the
+ * WIT issuers' key sets), what extraction reads for it, and the WIT issuers' key sets (to start,
+ * report and close with the others).
+ */
+export function buildWorkloadAuthenticator(
+  settings: WorkloadSettings,
+  context: WorkloadContext,
+  services: Services,
+): { authenticator: WorkloadAuthenticator; extraction: WorkloadExtraction; witIssuerKeys: IssuerKeys[] } {
   const { clockSkewSeconds, now } = services;
+  const keyOptions = keySetOptions(services);
+  const witIssuers = settings.witIssuers.map((config) => ({
+    config,
+    // One key-set holder (fetch, refresh, refetch on an unknown kid) for URLs and files alike.
+    keys: new IssuerKeys({ issuer: config.issuer, jwksUri: config.jwksUri, jwksFile: config.jwksFile === undefined ? undefined : resolve(services.baseDir, config.jwksFile), discovery: 'auto' }, keyOptions),
+  }));
+  const issuers = new Map<string, WimseIssuer>(
+    witIssuers.map(({ config, keys }) => [
+      config.issuer,
+      { witKeys: issuerWitKeys(keys), algorithms: config.algorithms, trustDomains: new Set(config.trustDomains), maxLifetimeSeconds: durationMs(config.maxLifetime) / 1000 },
+    ]),
+  );
   const { bundles, cacheSize } = context;
   const maxProofSeconds = durationMs(settings.wimse.maxProofLifetime) / 1000;
   const domains = settings.trustDomains.map((domain) => ({ domain, bundle: bundles.get(domain.name)!, maxLifetimeSeconds: durationMs(domain.maxLifetime) / 1000 }));
@@ -207,6 +230,7 @@ export function buildWorkloadAuthenticator(settings: WorkloadSettings, context: 
   const authenticator = new WorkloadAuthenticator({
     wimse: new WimseVerifier({
       trustDomains: new Map(domains.map(({ domain, bundle, maxLifetimeSeconds }) => [domain.name, { witKeys: () => bundle.witSvidKeys(), algorithms: domain.algorithms, profile: domain.witProfile, maxLifetimeSeconds }])),
+      issuers,
       audiences,
       clockSkewSeconds,
       maxWptLifetimeSeconds: maxProofSeconds,
@@ -248,5 +272,26 @@ export function buildWorkloadAuthenticator(settings: WorkloadSettings, context: 
     isJwtSvid: settings.jwtSvid.enabled ? (token) => looksLikeJwtSvid(token, trustDomains, context.oauthIssuers) : undefined,
     presentsX509Svid: context.acceptsX509Svids ? presentsX509Svid : undefined,
   };
-  return { authenticator, extraction };
+  return { authenticator, extraction, witIssuerKeys: witIssuers.map((i) => i.keys) };
+}
+
+/**
+ * A WIT issuer's keys as the WIT verifier takes them: a resolver replaced whenever the issuer
+ * removes or replaces a key (so cached WITs verified with it are verified again), and the key
+ * set's "no such key" reported as the WIT's own code. ERR_KEYS_UNAVAILABLE passes unchanged.
+ */
+function issuerWitKeys(keys: IssuerKeys): () => WitKeyResolver {
+  const resolver = (): WitKeyResolver => async (header, token) => {
+    try {
+      return await keys.getKey(header, token);
+    } catch (err) {
+      if (err instanceof AgentwardError && err.code === 'ERR_TOKEN_KEY_UNKNOWN') throw new AgentwardError('ERR_WIT_KEY_UNKNOWN', undefined, { cause: err });
+      throw err;
+    }
+  };
+  let current = resolver();
+  keys.onRotation(() => {
+    current = resolver();
+  });
+  return () => current;
 }

@@ -444,6 +444,22 @@ describe('named cases not covered above', () => {
     await expectCode(narrowed.verify({ wit, wpt: await mintWpt(wit) }), 'ERR_WIT_ALGORITHM');
   });
 
+  test('a WIT issuer by iss: its keys for its trust domains only; a new resolver (rotated keys) verifies a cached WIT again', async () => {
+    const f = await fixture();
+    const signer = f.issuers['evil.example']!;
+    let resolver = createLocalJWKSet({ keys: [signer.jwk] });
+    const issuer = { witKeys: () => resolver, algorithms: ['ES256'], trustDomains: new Set(['issued.example']) };
+    const v = verifier({ 'example.com': domain([f.issuers['example.com']!.jwk]) }, clock().now, { issuers: new Map([['https://wit.example', issuer]]) });
+    const wit = await mintWit(f, { signer: 'evil.example', claims: { sub: 'wimse://issued.example/bot', iss: 'https://wit.example' } });
+    await expect(v.verify({ wit, wpt: await mintWpt(wit) })).resolves.toMatchObject({ id: 'wimse://issued.example/bot' });
+    resolver = createLocalJWKSet({ keys: [f.issuers['example.com']!.jwk] });
+    await expectCode(v.verify({ wit, wpt: await mintWpt(wit) }), 'ERR_WIT_KEY_UNKNOWN');
+    const elsewhere = await mintWit(f, { signer: 'evil.example', claims: { sub: 'wimse://nowhere.example/bot', iss: 'https://wit.example' } });
+    await expectCode(v.verify({ wit: elsewhere, wpt: await mintWpt(elsewhere) }), 'ERR_WIT_ISSUER');
+    const noIss = await mintWit(f, { signer: 'evil.example', claims: { sub: 'wimse://issued.example/bot' } });
+    await expectCode(v.verify({ wit: noIss, wpt: await mintWpt(noIss) }), 'ERR_WIT_ISSUER');
+  });
+
   test('WIT-N27: an iss naming an attacker-run issuer is never fetched; its keys never count', async () => {
     const { f, v } = await minted();
     let hits = 0;
