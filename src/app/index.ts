@@ -73,7 +73,8 @@ export function createApp(loaded: LoadedConfig, options: AppOptions = {}): App {
   const deps = pipelineDeps(config, parts, shadowDenials, services);
   const agent = createAgentListener(config.listen, deps, tls, logger);
   const bundles = [...(workload?.bundles.values() ?? [])];
-  const keySets = [...oauth.issuers.map((i) => i.keys), ...(oauth.txn ? [oauth.txn.keys] : [])];
+  const witIssuerKeys = workload?.witIssuerKeys ?? [];
+  const keySets = [...oauth.issuers.map((i) => i.keys), ...(oauth.txn ? [oauth.txn.keys] : []), ...witIssuerKeys];
   const ready = () => !agent.draining && policy.status().loaded && keySets.every((k) => k.ready) && bundles.every((b) => b.ready && !b.status().stale);
   const admin = createAdminServer({
     ready,
@@ -85,6 +86,7 @@ export function createApp(loaded: LoadedConfig, options: AppOptions = {}): App {
       issuers: oauth.issuers.map((i) => i.keys.status()),
       ...(oauth.txn ? { txnTokens: oauth.txn.keys.status() } : {}),
       ...(bundles.length > 0 ? { trustDomains: bundles.map((b) => b.status()) } : {}),
+      ...(witIssuerKeys.length > 0 ? { witIssuers: witIssuerKeys.map((k) => k.status()) } : {}),
       ...(tls ? { tls: tls.status() } : {}),
     }),
   });

@@ -6,12 +6,15 @@
 import type { LoadedConfig } from '../config/load.ts';
 import type { WorkloadExtraction } from '../credentials/extract.ts';
 import { buildWorkloadAuthenticator, type WorkloadAuthenticator } from '../credentials/workload.ts';
+import type { IssuerKeys } from '../keys/issuer-keys.ts';
 import { buildTrustBundles, type TrustBundle } from '../keys/trust-bundle.ts';
 import type { ListenerTls } from '../proxy/tls.ts';
 import type { Services } from '../services.ts';
 
 export interface WorkloadParts {
   bundles: ReadonlyMap<string, TrustBundle>;
+  /** The key sets of `workload.witIssuers`, started, reported and closed with the other key sets. */
+  witIssuerKeys: readonly IssuerKeys[];
   authenticator: WorkloadAuthenticator;
   extraction: WorkloadExtraction;
 }

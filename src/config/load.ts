@@ -431,11 +431,16 @@ function checkIntrospection(section: Record<string, unknown>, path: Path, baseDi
 function checkWorkload(section: Record<string, unknown>, baseDir: string, report: Report): void {
   if (Object.keys(section).length === 0) return;
   const names = new Set<string>();
+  const badName = (name: string) => !/^[a-z0-9._-]+$/.test(name) || name.length > 255;
+  const nameFix = 'use the lower-case host-like name only, e.g. agents.example.com (no scheme, port or path)';
+  if (list(section, 'trustDomains').length === 0 && list(section, 'witIssuers').length === 0) {
+    report(['workload', 'trustDomains'], 'is empty, and so is witIssuers', 'add a trust domain with its SPIFFE bundle, or a WIT issuer in workload.witIssuers');
+  }
   list(section, 'trustDomains').forEach((domain, i) => {
     const path: Path = ['workload', 'trustDomains', i];
     const name = str(domain, 'name');
     if (name !== undefined) {
-      if (!/^[a-z0-9._-]+$/.test(name) || name.length > 255) report([...path, 'name'], `"${name}" is not a trust domain name`, 'use the lower-case host-like name only, e.g. agents.example.com (no scheme, port or path)');
+      if (badName(name)) report([...path, 'name'], `"${name}" is not a trust domain name`, nameFix);
       if (names.has(name)) report([...path, 'name'], `trust domain "${name}" is listed twice`, 'keep one entry: bundles of one trust domain are never merged (SPIFFE Federation §4.2)');
       names.add(name);
     }
@@ -452,6 +457,33 @@ function checkWorkload(section: Record<string, unknown>, baseDir: string, report
       checkHttpUrl(url, [...path, 'bundle', 'url'], report, { allowPath: true });
       if (url.startsWith('http:') && URL.canParse(url) && !isLoopback(url)) report([...path, 'bundle', 'url'], 'uses plain http to a non-loopback host', 'use https: the https_web profile trusts the bundle only as far as its transport (SPIFFE Federation §5.2.1)');
     }
+  });
+  const issuers = new Set<string>();
+  list(section, 'witIssuers').forEach((issuer, i) => {
+    const path: Path = ['workload', 'witIssuers', i];
+    const id = str(issuer, 'issuer');
+    if (id !== undefined) {
+      if (issuers.has(id)) report([...path, 'issuer'], `WIT issuer "${id}" is listed twice`, 'merge the two entries');
+      issuers.add(id);
+    }
+    const file = str(issuer, 'jwksFile');
+    const url = str(issuer, 'jwksUri');
+    if ((file === undefined) === (url === undefined)) {
+      report(path, file === undefined ? 'has neither jwksUri nor jwksFile' : 'has both jwksUri and jwksFile', 'give exactly one: jwksUri: https://issuer.example.com/jwks.json or jwksFile: ./wit-issuer.jwks.json');
+    }
+    if (file !== undefined) {
+      const resolved = resolve(baseDir, file);
+      if (!statSync(resolved, { throwIfNoEntry: false })?.isFile()) report([...path, 'jwksFile'], `"${file}" is not a file (resolved to ${resolved})`, "point it at the issuer's JWK Set; relative paths start at this file's folder");
+    }
+    if (url !== undefined) {
+      checkHttpUrl(url, [...path, 'jwksUri'], report, { allowPath: true });
+      if (url.startsWith('http:') && URL.canParse(url) && !isLoopback(url)) report([...path, 'jwksUri'], 'uses plain http to a non-loopback host', 'use https: whoever can change the key set can mint any WIT of its trust domains');
+    }
+    list(issuer, 'trustDomains').forEach((name, j) => {
+      if (typeof name !== 'string') return;
+      if (badName(name)) report([...path, 'trustDomains', j], `"${name}" is not a trust domain name`, nameFix);
+      names.add(name);
+    });
   });
   for (const [client, id] of Object.entries(obj(section, 'binding', 'clients'))) {
     if (typeof id !== 'string') continue;
@@ -602,6 +634,9 @@ export function relaxations(config: Readonly<Config>): string[] {
   if (!config.oauth.requireToken) out.push('oauth.requireToken is off: a proven workload identity alone authenticates a request (the policy sees subject: null)');
   config.workload?.trustDomains.forEach((domain, i) => {
     if (domain.bundle.url?.startsWith('http:') && isLoopback(domain.bundle.url)) out.push(`workload.trustDomains[${i}].bundle.url uses plain http (loopback only)`);
+  });
+  config.workload?.witIssuers.forEach((issuer, i) => {
+    if (issuer.jwksUri?.startsWith('http:') && isLoopback(issuer.jwksUri)) out.push(`workload.witIssuers[${i}].jwksUri uses plain http (loopback only)`);
   });
   const txnJwks = config.txnTokens?.jwksUri;
   if (txnJwks !== undefined && txnJwks.startsWith('http:') && !isLoopback(txnJwks)) out.push('txnTokens.jwksUri uses plain http to a non-loopback host: keys can be tampered with in transit');

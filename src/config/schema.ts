@@ -136,13 +136,45 @@ const TrustDomainSchema = Closed({
     },
     { description: 'Where the trust domain key material comes from: exactly one of `file` or `url`.' },
   ),
-  algorithms: Algorithms(['ES256', 'RS256', 'PS256', 'EdDSA'], 'JWS algorithms accepted for WITs and JWT-SVIDs of this trust domain (SPIFFE profiles narrow them further to RS/ES/PS).'),
+  algorithms: Algorithms(
+    ASYMMETRIC_ALGORITHMS,
+    'JWS algorithms accepted for WITs of this trust domain. Default: every asymmetric algorithm, as the WIMSE drafts allow (EdDSA included). JWT-SVIDs always use the SPIFFE list (RS/ES/PS, JWT-SVID §2.1).',
+  ),
+  witProfile: Enum(['wimse', 'spiffe'], {
+    default: 'wimse',
+    description:
+      'The algorithm rules for WITs whose `sub` is a spiffe:// ID. `wimse` (default): the WIMSE drafts, `algorithms` alone, and any asymmetric `cnf.jwk` (EdDSA included). `spiffe`: the SPIFFE WIT-SVID profile, RS/ES/PS only for the WIT and its `cnf.jwk` (WIT-SVID §2.1, §3.2). Either way a spiffe:// WIT needs a `kid` and no `aud`.',
+  }),
   maxLifetime: Duration('24h', 'Longest validity (`exp - iat`) of a WIT or JWT-SVID of this trust domain.'),
 });
 
+const WitIssuerSchema = Closed({
+  issuer: Type.String({ minLength: 1, description: 'The WIT issuer identifier, compared byte for byte with the WIT `iss` (creds §5.1). Never used to find keys: they come from `jwksUri` or `jwksFile`.' }),
+  jwksUri: Type.Optional(Type.String({ minLength: 1, description: "The issuer's JWK Set URL (https; http only on loopback), fetched and refreshed like oauth.issuers key sets (oauth.keys)." })),
+  jwksFile: Type.Optional(Type.String({ minLength: 1, description: "The issuer's JWK Set as a file, relative to this file; read at start, every oauth.keys.maxAge and on an unknown `kid` (at most every oauth.keys.cooldown)." })),
+  trustDomains: Type.Array(Type.String({ minLength: 1 }), {
+    minItems: 1,
+    uniqueItems: true,
+    description: 'The trust domains whose workloads this issuer may name in `sub`, e.g. `agents.example.com`. A WIT of another trust domain is never verified with its keys.',
+  }),
+  algorithms: Algorithms(ASYMMETRIC_ALGORITHMS, 'JWS algorithms accepted for WITs of this issuer. Default: every asymmetric algorithm, as the WIMSE drafts allow.'),
+  maxLifetime: Duration('24h', 'Longest validity (`exp - iat`) of a WIT of this issuer.'),
+});
+
+/** The derived components the WIMSE signature base can hold (RFC 9421 §2.2; `componentValue` in src/credentials/http-signature.ts). */
+const SIGNED_DERIVED_COMPONENTS = '@method, @scheme, @authority, @path, @query';
+
 const WorkloadSchema = Closed(
   {
-    trustDomains: Type.Array(TrustDomainSchema, { minItems: 1, description: 'The trust domains whose workloads may call this resource. Credentials of any other trust domain are refused.' }),
+    trustDomains: Type.Array(TrustDomainSchema, {
+      default: [],
+      description: 'The trust domains whose workloads may call this resource, each with its SPIFFE bundle. Credentials of any other trust domain are refused. At least one entry here or in `witIssuers`.',
+    }),
+    witIssuers: Type.Array(WitIssuerSchema, {
+      default: [],
+      description:
+        'WIT issuers trusted by their `iss` (exact match) with their own JWK Set, beside the trust-domain bundles: for issuers that publish no SPIFFE bundle. A WIT whose `iss` is one of them and whose `sub` names one of its trust domains is verified with its keys only.',
+    }),
     require: Type.Boolean({ default: false, description: 'Every request must prove a workload identity; without one it gets ERR_WORKLOAD_MISSING.' }),
     wimse: Closed(
       {
@@ -160,6 +192,30 @@ const WorkloadSchema = Closed(
             'Lower-case names of headers that carry other context tokens (wpt-02 §2 `oth`). With a WPT, such a header reaches the policy only when `oth` binds it; one `oth` names but the request lacks is refused.',
         }),
         replayCacheSize: Type.Integer({ minimum: 1000, default: 200000, description: 'WPT ids and signature nonces remembered against replay (bounded; when full, proofs as old as the forgotten ones are refused).' }),
+        httpSignature: Closed(
+          {
+            label: Type.Optional(
+              Type.String({
+                pattern: '^[a-z*][a-z0-9_.*-]*$',
+                maxLength: 64,
+                description:
+                  'The one signature label accepted (RFC 9421 §4.1, §7.2.8). The WIMSE signature is then the member tagged wimse-workload-to-workload with this label; tagged members of other labels are ignored, and a request whose tagged signatures all have other labels gets ERR_HSIG_LABEL. Default: any label, and exactly one tagged member.',
+              }),
+            ),
+            maxAge: Type.Optional(
+              Type.String({
+                pattern: POSITIVE_DURATION_PATTERN,
+                description: "The most a signature's `created` may lie in the past, besides oauth.clockSkew (RFC 9421 §3.2.1, §7.2.4); older gets ERR_HSIG_EXPIRED whatever its `expires`. Default: no bound but `maxProofLifetime`. A duration such as 30s, more than zero.",
+              }),
+            ),
+            requiredComponents: Type.Array(Type.String({ pattern: "^(@method|@scheme|@authority|@path|@query|[!#$%&'*+.^_`|~0-9a-z-]+)$" }), {
+              default: [],
+              uniqueItems: true,
+              description: `Components every WIMSE signature must cover besides those the profile requires (@method, @path, @query, the credential and content headers present): lower-case header field names, or the derived components the verifier builds (src/credentials/http-signature.ts): ${SIGNED_DERIVED_COMPONENTS}. A missing one gets ERR_HSIG_COMPONENTS; a listed header must then be sent on every signed request.`,
+            }),
+          },
+          { default: {}, description: 'Verifier settings of WIMSE HTTP message signatures (RFC 9421) beyond the profile.' },
+        ),
       },
       { default: {}, description: 'WIMSE workload credentials: a Workload-Identity-Token proved by `Authorization: WPT` or by an HTTP message signature.' },
     ),
@@ -461,6 +517,7 @@ export type TxnTokensConfig = NonNullable<Config['txnTokens']>;
 export type McpPathConfig = Static<typeof McpPath>;
 export type WorkloadConfig = NonNullable<Config['workload']>;
 export type TrustDomainConfig = Static<typeof TrustDomainSchema>;
+export type WitIssuerConfig = Static<typeof WitIssuerSchema>;
 export type Secret = Static<typeof SecretSchema>;
 
 /**

@@ -26,6 +26,10 @@ export interface RequestFacts {
   query: string;
   /** The target URI from trusted configuration: resource origin + path, no query (never Host). */
   targetUri: string;
+  /** The resource's authority (host[:port], lower case, default port left out), from configuration, never Host: `@authority` (RFC 9421 §2.2.3). */
+  authority: string;
+  /** The resource's scheme, lower case, from configuration: `@scheme` (RFC 9421 §2.2.4). */
+  scheme: string;
   /** Every field as received, lower-case names (HTTP message signature components). */
   headers: Readonly<Record<string, string[]>>;
   /** The connection, for its TLS client certificate chain (X.509-SVID). */
@@ -68,6 +72,8 @@ export interface PresentedCredentials {
 export interface WorkloadExtraction {
   /** wpt-02 §2 `oth`: headers that carry other context tokens, lower case. */
   contextTokenHeaders: readonly string[];
+  /** The one WIMSE signature label accepted (RFC 9421 §4.1, §7.2.8); undefined: any. */
+  signatureLabel?: string | undefined;
   /** Whether a Bearer token is a JWT-SVID (JWT-SVID §5.2); absent when JWT-SVIDs are not accepted. */
   isJwtSvid: ((token: string) => boolean) | undefined;
   /** Whether the connection's client certificate is a SPIFFE X.509-SVID; absent when they are not accepted. */
@@ -104,7 +110,7 @@ export function extractCredentials(req: IncomingMessage, query: URLSearchParams,
   const bearerIsJwtSvid = authorization.scheme === 'bearer' && authorization.accessToken !== undefined && (workload?.isJwtSvid?.(authorization.accessToken) ?? false);
   // Read with or without a workload section: without one, a WIT is refused, never ignored.
   const wits = headers[WIT_HEADER];
-  const signature = workload && headers['signature-input'] !== undefined ? wimseSignature(headers as Record<string, string[]>) : undefined;
+  const signature = workload && headers['signature-input'] !== undefined ? wimseSignature(headers as Record<string, string[]>, workload.signatureLabel) : undefined;
   const txnTokens = headers['txn-token'];
   const contextTokens: Record<string, readonly string[]> = {};
   for (const name of workload?.contextTokenHeaders ?? []) {
@@ -132,9 +138,9 @@ export function extractCredentials(req: IncomingMessage, query: URLSearchParams,
   };
 }
 
-function wimseSignature(headers: Readonly<Record<string, string[]>>): { label: string } | AgentwardError | undefined {
+function wimseSignature(headers: Readonly<Record<string, string[]>>, label: string | undefined): { label: string } | AgentwardError | undefined {
   try {
-    return findWimseSignature(headers);
+    return findWimseSignature(headers, label);
   } catch (err) {
     return asAgentwardError(err);
   }

@@ -7,8 +7,9 @@
  * WIT … before validating the HTTP message signature").
  *
  * `HttpSignatureVerifier.verify` runs the checks in one fixed order, each failure with its own
- * code: parse and select by `tag` (MALFORMED, MULTIPLE) → signature parameters (PARAMETERS) →
- * required coverage, then the signature base (COMPONENTS, MALFORMED) → `wimse-aud` (AUDIENCE) →
+ * code: parse and select by `tag` and the accepted label (MALFORMED, MULTIPLE, LABEL) → signature
+ * parameters (PARAMETERS) → required coverage (the profile's and the configured components), then
+ * the signature base (COMPONENTS, MALFORMED) → `wimse-aud` (AUDIENCE) →
  * validity window (EXPIRED) → body digest (DIGEST) → the signature (SIGNATURE) → replay
  * (REPLAYED). Cheap, request-local checks come first; the public-key operation comes after
  * everything that can be refused without it; the nonce is remembered only once the signature is
@@ -50,12 +51,14 @@ export interface SignedRequest {
   /** The full request body when one was sent (undefined or empty: no body). */
   body: Buffer | undefined;
   /**
-   * The authority as received (Host, or `:authority`), needed only when a signature covers
-   * `@authority` (RFC 9421 §2.2.3). The profile does not require it (draft §3: proxies rewrite it;
-   * `wimse-aud` binds the recipient instead), so a signature covering it is refused as malformed
-   * when this is not given.
+   * The target URI's authority (host[:port], default port left out), needed only when a signature
+   * covers `@authority` (RFC 9421 §2.2.3). The proxy gives the configured resource's, never `Host`
+   * (which the caller controls; draft §3 notes proxies rewrite it), so a signature made for another
+   * authority fails as a signature. Without it a covering signature is refused as malformed.
    */
   authority?: string | undefined;
+  /** The target URI's scheme (`https`), needed only when a signature covers `@scheme` (RFC 9421 §2.2.4); from configuration like `authority`. */
+  scheme?: string | undefined;
 }
 
 /** The workload key from the verified WIT. */
@@ -80,6 +83,25 @@ export interface HttpSignatureVerifierOptions {
   maxLifetimeSeconds: number;
   /** How many nonces are remembered at most. */
   replayCacheSize: number;
+  /**
+   * The most `created` may lie in the past, in seconds, besides the skew (RFC 9421 §3.2.1, §7.2.4:
+   * a verifier may refuse signatures older than it accepts, whatever their `expires`). Default: no
+   * bound beyond `maxLifetimeSeconds`.
+   */
+  maxAgeSeconds?: number | undefined;
+  /**
+   * Components every signature must cover besides those the profile requires (RFC 9421 §3.2.1,
+   * §7.2.1: the verifier decides what must be signed), e.g. `['@authority', 'date']`. A field
+   * listed here must be present in the request, since a signature cannot cover an absent one.
+   */
+  requiredComponents?: readonly string[] | undefined;
+  /**
+   * The one signature label accepted (RFC 9421 §4.1, §7.2.8). With it, the WIMSE signature is the
+   * tagged member of that label and tagged members of other labels are ignored; a request whose
+   * tagged signatures all carry other labels is refused (ERR_HSIG_LABEL). Default: any label, and
+   * exactly one tagged member.
+   */
+  label?: string | undefined;
   /** Milliseconds since the epoch. Default `Date.now`. */
   now?: () => number;
 }
@@ -128,27 +150,34 @@ export function requiredComponents(headers: Readonly<Record<string, string[]>>):
 
 /**
  * Finds the one signature tagged `wimse-workload-to-workload` (draft §3): selection is by `tag`
- * only, never by label (RFC 9421 §7.2.5). Returns undefined when no `Signature-Input` member
- * carries the tag (the request then has no WIMSE signature). Throws ERR_HSIG_MALFORMED for an
- * unparsable `Signature-Input` and ERR_HSIG_MULTIPLE for two tagged members. Parses only
- * `Signature-Input`, so it is cheap enough for every request that has one.
+ * (RFC 9421 §7.2.5), and, when `acceptedLabel` is given, by that label among the tagged members
+ * (RFC 9421 §4.1, §7.2.8: a verifier may accept one label only). Returns undefined when no
+ * `Signature-Input` member carries the tag (the request then has no WIMSE signature). Throws
+ * ERR_HSIG_MALFORMED for an unparsable `Signature-Input`, ERR_HSIG_MULTIPLE for two tagged
+ * members (without `acceptedLabel`) and ERR_HSIG_LABEL when tagged members exist but none has
+ * `acceptedLabel`. Parses only `Signature-Input`, so it is cheap enough for every request that has one.
  */
-export function findWimseSignature(headers: Readonly<Record<string, string[]>>): { label: string } | undefined {
-  const selected = selectWimse(headers);
+export function findWimseSignature(headers: Readonly<Record<string, string[]>>, acceptedLabel?: string): { label: string } | undefined {
+  const selected = selectWimse(headers, acceptedLabel);
   return selected && { label: selected.label };
 }
 
-function selectWimse(headers: Readonly<Record<string, string[]>>): { label: string; input: InnerList } | undefined {
+function selectWimse(headers: Readonly<Record<string, string[]>>, acceptedLabel: string | undefined): { label: string; input: InnerList } | undefined {
   const value = fieldValue(headers, 'signature-input');
   if (value === undefined) return undefined;
   let found: { label: string; input: InnerList } | undefined;
+  let tagged = false;
   for (const [label, member] of parseField(value, 'ERR_HSIG_MALFORMED', 'Signature-Input')) {
     // RFC 9421 §4.1: every member is an Inner List of component identifiers with the parameters.
     if (!isInnerList(member)) throw fail('ERR_HSIG_MALFORMED', 'A Signature-Input member is not an inner list.');
     if (member[1].get('tag') !== WIMSE_TAG) continue;
+    tagged = true;
+    // Dictionary keys are unique (RFC 8941 §3.2), so at most one member has the accepted label.
+    if (acceptedLabel !== undefined && label !== acceptedLabel) continue;
     if (found) throw fail('ERR_HSIG_MULTIPLE');
     found = { label, input: member };
   }
+  if (found === undefined && tagged) throw fail('ERR_HSIG_LABEL', `No signature tagged "${WIMSE_TAG}" has the label this resource accepts.`);
   return found;
 }
 
@@ -176,8 +205,8 @@ function coveredComponents(input: InnerList): string[] {
  * octets that are signed: one line `"<identifier>": <value>` per covered component, in order, then
  * `"@signature-params": ` and the member re-serialised (RFC 9421 §2.3, §3.2 step 5).
  *
- * Supported components: `@method`, `@path`, `@query`, `@authority` (when the request gives it) and
- * header fields. Throws ERR_HSIG_MALFORMED when a component cannot be derived, including a
+ * Supported components: `@method`, `@path`, `@query`, `@authority` and `@scheme` (when the request
+ * gives them) and header fields. Throws ERR_HSIG_MALFORMED when a component cannot be derived, including a
  * covered field the request lacks (§2.5: the base cannot be built), and for component parameters.
  *
  * The base is encoded one octet per character (latin1): Node decodes header values and the
@@ -205,9 +234,13 @@ function componentValue(request: SignedRequest, name: string): string {
       // RFC 9421 §2.2.7: with its leading "?"; a request without a query has "?" alone.
       return request.query.startsWith('?') ? request.query : `?${request.query}`;
     case '@authority':
-      // RFC 9421 §2.2.3: the authority, host in lower case.
+      // RFC 9421 §2.2.3: the authority of the target URI, lower case, default port left out (RFC 9110 §4.2.3).
       if (request.authority === undefined) throw fail('ERR_HSIG_MALFORMED', 'The signature covers "@authority", which this resource does not derive.');
       return request.authority.toLowerCase();
+    case '@scheme':
+      // RFC 9421 §2.2.4: the scheme of the target URI, lower case.
+      if (request.scheme === undefined) throw fail('ERR_HSIG_MALFORMED', 'The signature covers "@scheme", which this resource does not derive.');
+      return request.scheme.toLowerCase();
     default: {
       if (name.startsWith('@')) throw fail('ERR_HSIG_MALFORMED', `The derived component ${serializeString(name)} is not supported.`);
       const value = fieldValue(request.headers, name);
@@ -343,6 +376,9 @@ export class HttpSignatureVerifier {
   private readonly audiences: ReadonlySet<string>;
   private readonly skew: number;
   private readonly maxLifetime: number;
+  private readonly maxAge: number | undefined;
+  private readonly extraComponents: readonly string[];
+  private readonly label: string | undefined;
   private readonly now: () => number;
   /** Remembered nonces (hashed) and the `expires` of their signature. */
   private readonly seen: ReplayCache;
@@ -351,6 +387,9 @@ export class HttpSignatureVerifier {
     this.audiences = new Set([...options.audiences].map(normalizeHtu));
     this.skew = options.clockSkewSeconds;
     this.maxLifetime = options.maxLifetimeSeconds;
+    this.maxAge = options.maxAgeSeconds;
+    this.extraComponents = options.requiredComponents ?? [];
+    this.label = options.label;
     this.now = options.now ?? Date.now;
     // Marked with the signature's expires: signatures expiring no later than a forgotten one are refused.
     this.seen = new ReplayCache({ max: options.replayCacheSize, now: () => this.now() });
@@ -373,7 +412,7 @@ export class HttpSignatureVerifier {
    */
   async verify(request: SignedRequest, key: WorkloadKey, targetUri: string): Promise<VerifiedSignature> {
     // 1. Parse and select by tag (draft §3); the Signature member of the same label (RFC 9421 §4.2).
-    const selected = selectWimse(request.headers);
+    const selected = selectWimse(request.headers, this.label);
     if (!selected) throw fail('ERR_HSIG_PARAMETERS', `No signature carries tag="${WIMSE_TAG}".`);
     const { label, input } = selected;
     const covered = coveredComponents(input);
@@ -397,6 +436,9 @@ export class HttpSignatureVerifier {
     for (const name of requiredComponents(request.headers)) {
       if (!covered.includes(name)) throw fail('ERR_HSIG_COMPONENTS', `The signature must cover ${serializeString(name)}.`);
     }
+    for (const name of this.extraComponents) {
+      if (!covered.includes(name)) throw fail('ERR_HSIG_COMPONENTS', `This resource requires the signature to cover ${serializeString(name)}.`);
+    }
     const base = signatureBase(request, input);
 
     // 4. Audience from trusted configuration, never from Host (draft §3.1).
@@ -409,6 +451,8 @@ export class HttpSignatureVerifier {
     if (created > nowSeconds + this.skew) throw fail('ERR_HSIG_EXPIRED', 'The signature was created in the future.');
     if (expires <= nowSeconds - this.skew || this.seen.forgotten(expires)) throw fail('ERR_HSIG_EXPIRED', 'The signature has expired.');
     if (expires - created > this.maxLifetime) throw fail('ERR_HSIG_EXPIRED', 'The signature is valid for longer than this resource accepts.');
+    // RFC 9421 §3.2.1, §7.2.4: an old `created` is refused whatever `expires` says.
+    if (this.maxAge !== undefined && created < nowSeconds - this.maxAge - this.skew) throw fail('ERR_HSIG_EXPIRED', 'The signature was created longer ago than this resource accepts.');
 
     // 6. The body against its Content-Digest (draft §3; RFC 9530).
     checkDigest(request);

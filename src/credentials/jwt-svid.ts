@@ -175,7 +175,7 @@ export class JwtSvidVerifier {
         invalid: (name) => notNumericDate(SVID_CLAIMS.invalid, name),
         exp: { expired: 'ERR_JWT_SVID_EXPIRED', onOrAfter: true },
         nbf: { future: { code: 'ERR_JWT_SVID_EXPIRED', detail: 'The JWT-SVID is not valid yet (nbf).' } },
-        iat: { future: { code: 'ERR_JWT_SVID_EXPIRED', detail: 'The JWT-SVID was issued in the future (iat).' } },
+        iat: { future: 'ERR_JWT_SVID_ISSUED_IN_FUTURE' },
       },
     };
   }

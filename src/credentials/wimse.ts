@@ -5,7 +5,10 @@
  *
  * The WIT is verified only with the keys of the trust domain named by its `sub` (creds-02 §3,
  * §9.1): the unverified `sub` picks the domain, and the verified `sub` must name the same one, so
- * a key of domain A can never vouch for a workload of domain B. The identity counts as
+ * a key of domain A can never vouch for a workload of domain B. A domain's keys are its SPIFFE
+ * bundle's `wit-svid` entries, or the key set of a WIT issuer configured by its `iss` (exact
+ * match, creds-02 §5.1 `iss`) for that domain; an `iss` is never used to find keys that were not
+ * configured. The identity counts as
  * authenticated only once the WPT, signed by the WIT's `cnf.jwk`, has passed too.
  *
  * Replay (wpt-02 §3.1.4): a WPT id is remembered until the WPT expires, keyed by a hash of the WIT
@@ -46,8 +49,18 @@ export interface WimseTrustDomain {
    * ERR_KEYS_UNAVAILABLE (a stale bundle), which then refuses cached WITs too.
    */
   witKeys: () => WitKeyResolver;
-  /** Algorithms the domain's issuer may sign WITs with (creds-02 §3). Symmetric ones are never used. */
+  /**
+   * Algorithms the domain's issuer may sign WITs with. The WIMSE drafts allow any asymmetric JWS
+   * algorithm (creds-02 §5.1 `alg`; wpt-02 §2 for the proof); symmetric ones are never used.
+   */
   algorithms: readonly string[];
+  /**
+   * `spiffe`: a WIT whose `sub` is a `spiffe://` ID follows the SPIFFE WIT-SVID algorithm list
+   * too: RS, ES or PS only, for the WIT and for its `cnf.jwk` (WIT-SVID §2.1, §3.2). `wimse`
+   * (default): only `algorithms` applies, and `cnf.jwk` may use any asymmetric algorithm, as the
+   * WIMSE drafts allow (EdDSA included). Either way a `spiffe://` WIT needs a `kid` and no `aud`.
+   */
+  profile?: 'wimse' | 'spiffe';
   /** Longest accepted WIT validity (`exp - iat`, or `exp - now` without `iat`), seconds. Default: no limit. */
   maxLifetimeSeconds?: number;
 }
@@ -66,8 +79,20 @@ export interface VerifiedWit {
   witHash: string;
 }
 
+/**
+ * A WIT issuer trusted by its `iss` (creds-02 §5.1), beside the trust-domain bundles: its own key
+ * set and algorithms, for the trust domains it lists only. Its WITs follow the WIMSE drafts (the
+ * SPIFFE WIT-SVID rules belong to bundles); `profile` is ignored.
+ */
+export interface WimseIssuer extends WimseTrustDomain {
+  /** The trust domains whose workloads this issuer may name in `sub`. */
+  trustDomains: ReadonlySet<string>;
+}
+
 export interface WimseVerifierOptions {
   trustDomains: ReadonlyMap<string, WimseTrustDomain>;
+  /** WIT issuers by their exact `iss`. Default none. */
+  issuers?: ReadonlyMap<string, WimseIssuer>;
   /** The target URIs (from trusted configuration, never from Host) this resource accepts as WPT `aud`. */
   audiences: ReadonlySet<string>;
   clockSkewSeconds: number;
@@ -83,7 +108,9 @@ export interface WimseVerifierOptions {
 
 /** A verified WIT as cached: with what its time and audience checks need again on every use. */
 interface CachedWit extends VerifiedWit {
-  /** The key resolver that verified it: a different one (a new bundle) means verify again. */
+  /** The key source (bundle or issuer) that verified it. */
+  source: WimseTrustDomain;
+  /** The key resolver that verified it: a different one (a new bundle, rotated issuer keys) means verify again. */
   verifiedWith: WitKeyResolver;
   nbf: number | undefined;
   aud: unknown;
@@ -131,7 +158,12 @@ const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9a-z-]+$/;
 interface WitRoute {
   /** The SPIFFE or WIMSE ID the unverified `sub` claims: it picks the trust domain. */
   claimed: WorkloadId | undefined;
-  domain: WimseTrustDomain | undefined;
+  /** The trust domain's bundle, or the configured issuer its `iss` names. */
+  source: WimseTrustDomain | undefined;
+  /** The `iss` that picked an issuer; undefined for a bundle. */
+  issuer: string | undefined;
+  /** A spiffe:// WIT verified with a SPIFFE bundle: the WIT-SVID rules apply (kid, no aud). */
+  witSvid: boolean;
   /** The resolver that verified it, so that a cached WIT knows when its keys changed. */
   verifiedWith: WitKeyResolver | undefined;
   /** The verified `sub`. */
@@ -153,6 +185,8 @@ interface WimseToken {
   failures: JwsFailures & { malformed: WimseErrorCode };
   missing: WimseErrorCode;
   expired: WimseErrorCode;
+  /** An `iat` later than now plus the skew (RFC 7519 §4.1.6), as access tokens and Txn-Tokens are judged. */
+  issuedInFuture: WimseErrorCode;
   /** Whether `nbf` is checked with the token (a WPT) or on every use (a WIT: `checkWitUse`). */
   nbf: boolean;
 }
@@ -165,6 +199,7 @@ const WIT: WimseToken = {
   failures: { malformed: 'ERR_WIT_MALFORMED', algorithm: 'ERR_WIT_ALGORITHM', keyUnknown: 'ERR_WIT_KEY_UNKNOWN', keyUnusable: 'ERR_WIT_MALFORMED', signature: 'ERR_WIT_SIGNATURE', unverifiable: 'ERR_WIT_MALFORMED' },
   missing: 'ERR_WIT_CLAIM_MISSING',
   expired: 'ERR_WIT_EXPIRED',
+  issuedInFuture: 'ERR_WIT_ISSUED_IN_FUTURE',
   nbf: false,
 };
 
@@ -175,11 +210,15 @@ const WPT: WimseToken = {
   failures: { malformed: 'ERR_WPT_MALFORMED', algorithm: 'ERR_WPT_ALGORITHM', signature: 'ERR_WPT_SIGNATURE', unverifiable: 'ERR_WPT_MALFORMED' },
   missing: 'ERR_WPT_CLAIM_MISSING',
   expired: 'ERR_WPT_EXPIRED',
+  issuedInFuture: 'ERR_WPT_ISSUED_IN_FUTURE',
   nbf: true,
 };
 
 export class WimseVerifier {
   private readonly domains: ReadonlyMap<string, WimseTrustDomain>;
+  private readonly issuers: ReadonlyMap<string, WimseIssuer>;
+  /** Trust domains some issuer vouches for: a WIT of one whose `iss` is not that issuer gets ERR_WIT_ISSUER. */
+  private readonly issuerDomains: ReadonlySet<string>;
   private readonly audiences: ReadonlySet<string>;
   private readonly skew: number;
   private readonly maxLifetime: number;
@@ -193,13 +232,18 @@ export class WimseVerifier {
    * each time with a new proof, so the WIT's signature is checked once and only the proof after.
    */
   private readonly wits: LRUCache<string, CachedWit> | undefined;
-  /** Per trust domain, the WIT algorithms: the domain's asymmetric ones, and of those the SPIFFE ones for WIT-SVIDs. */
-  private readonly witAlgorithms: ReadonlyMap<string, { any: readonly string[]; svid: readonly string[] }>;
+  /**
+   * Per key source (trust domain or issuer), the WIT algorithms: its asymmetric ones, and those a
+   * `spiffe://` WIT may use (the SPIFFE ones among them under the `spiffe` profile, all of them under `wimse`).
+   */
+  private readonly witAlgorithms: ReadonlyMap<WimseTrustDomain, { any: readonly string[]; svid: readonly string[] }>;
   private readonly witProfile: JwsProfile<WitRoute>;
   private readonly wptProfile: JwsProfile<WptContext>;
 
   constructor(options: WimseVerifierOptions) {
     this.domains = options.trustDomains;
+    this.issuers = options.issuers ?? new Map();
+    this.issuerDomains = new Set([...this.issuers.values()].flatMap((issuer) => [...issuer.trustDomains]));
     this.audiences = new Set([...options.audiences].map(normalizeHtu));
     this.skew = options.clockSkewSeconds;
     this.maxLifetime = options.maxWptLifetimeSeconds;
@@ -210,9 +254,9 @@ export class WimseVerifier {
     // Marked with the WPT's exp: WPTs expiring no later than a forgotten one are refused.
     this.seen = new ReplayCache({ max: options.replayCacheSize, now: () => this.now() });
     this.witAlgorithms = new Map(
-      [...options.trustDomains].map(([name, domain]) => {
-        const any = domain.algorithms.filter(isAsymmetricAlgorithm);
-        return [name, { any, svid: any.filter((alg) => SPIFFE_ALGORITHMS.has(alg)) }];
+      [...options.trustDomains.values(), ...this.issuers.values()].map((source) => {
+        const any = source.algorithms.filter(isAsymmetricAlgorithm);
+        return [source, { any, svid: source.profile === 'spiffe' && !this.isIssuer(source) ? any.filter((alg) => SPIFFE_ALGORITHMS.has(alg)) : any }];
       }),
     );
     this.witProfile = this.wimseProfile(WIT, {
@@ -231,7 +275,9 @@ export class WimseVerifier {
    * One compact JWS with a signature (creds-02 §5.1.1, wpt-02 §2 step 3), claims read only once
    * verified. Time: expired on or after `exp` (RFC 7519 §4.1.4, wpt-02 §2 step 8), checked before
    * anything else of a WIT is looked at (and again on every use); an `nbf` that is not a
-   * NumericDate counts as not valid now.
+   * NumericDate counts as not valid now. An `iat` ahead of now beyond the skew is refused
+   * (RFC 7519 §4.1.6), as for access tokens and Txn-Tokens; once accepted it only falls behind,
+   * so a cached WIT needs no second look.
    */
   private wimseProfile<C>(token: WimseToken, hooks: Pick<JwsProfile<C>, 'route' | 'locateKey' | 'afterSignature'>): JwsProfile<C> {
     const time: TimeRule = {
@@ -240,8 +286,13 @@ export class WimseVerifier {
       invalid: (name) => (name === 'nbf' ? token.expired : token.failures.malformed),
       exp: { missing: token.missing, expired: token.expired, onOrAfter: true },
       nbf: token.nbf ? { future: token.expired } : {},
+      iat: { future: token.issuedInFuture },
     };
     return { noun: token.noun, form: 'signed', claimsFirst: false, typ: explicitTyp({ accepted: [token.typ], wrong: token.type }), failures: token.failures, time, ...hooks };
+  }
+
+  private isIssuer(source: WimseTrustDomain): boolean {
+    return [...this.issuers.values()].includes(source as WimseIssuer);
   }
 
   /** WPT ids held now, expired ones dropped first. */
@@ -345,9 +396,10 @@ export class WimseVerifier {
   async verifyIdentityToken(wit: string, targetUri?: string): Promise<VerifiedWit> {
     const witHash = hash('sha256', wit, 'base64url');
     let verified = this.wits?.get(witHash);
-    // A cached WIT still needs its trust domain's current keys to be the ones that verified it
-    // (a bundle rotation or a stale bundle must reach it), and its time and audience checks.
-    if (verified === undefined || this.domains.get(verified.id.trustDomain)!.witKeys() !== verified.verifiedWith) {
+    // A cached WIT still needs its key source's current keys to be the ones that verified it
+    // (a bundle rotation, an issuer's removed key or a stale bundle must reach it), and its time
+    // and audience checks.
+    if (verified === undefined || verified.source.witKeys() !== verified.verifiedWith) {
       verified = await this.verifyWitToken(wit, witHash);
       this.wits?.set(witHash, verified, { ttl: Math.max(1, Math.ceil((verified.exp + this.skew) * 1000 - this.now())) });
     }
@@ -367,41 +419,57 @@ export class WimseVerifier {
 
   /** §A.2 steps 1–5 and 7–8: everything about a WIT that does not change with time or target. */
   private async verifyWitToken(wit: string, witHash: string): Promise<CachedWit> {
-    const route: WitRoute = { claimed: undefined, domain: undefined, verifiedWith: undefined, id: undefined };
+    const route: WitRoute = { claimed: undefined, source: undefined, issuer: undefined, witSvid: false, verifiedWith: undefined, id: undefined };
     const { claims, exp, nbf } = await verifyCompactJws(wit, this.witProfile, route);
     // The hooks set these: no WIT gets past them without.
-    const domain = route.domain!;
-    const witSvid = route.claimed!.scheme === 'spiffe';
+    const domain = route.source!;
+    const { witSvid } = route;
     if (domain.maxLifetimeSeconds !== undefined) {
       const nowSeconds = this.now() / 1000;
       const { iat } = claims;
       const from = typeof iat === 'number' && Number.isFinite(iat) ? Math.min(iat, nowSeconds) : nowSeconds;
       if (exp! - from > domain.maxLifetimeSeconds + this.skew) throw new WimseError('ERR_WIT_LIFETIME');
     }
-    const proof = await this.proofKey(claims.cnf, witSvid);
-    return { id: route.id!, exp: exp!, claims, ...proof, witHash, verifiedWith: route.verifiedWith!, nbf, aud: claims.aud, witSvid };
+    const proof = await this.proofKey(claims.cnf, witSvid && domain.profile === 'spiffe');
+    return { id: route.id!, exp: exp!, claims, ...proof, witHash, source: domain, verifiedWith: route.verifiedWith!, nbf, aud: claims.aud, witSvid };
   }
 
-  /** The unverified sub picks the trust domain whose keys alone may verify it (creds-02 §3, §9.1), and its algorithms. */
+  /**
+   * The unverified sub picks the trust domain (creds-02 §3, §9.1), and within it the unverified
+   * `iss` may pick a configured issuer for that domain (exact match); otherwise the domain's bundle.
+   * Only their keys may verify it, with their algorithms.
+   */
   private routeWit(jws: CompactJws, route: WitRoute): KeyChoice {
     const unverified = jws.unverifiedClaims();
     if (unverified.sub === undefined) throw new WimseError('ERR_WIT_CLAIM_MISSING');
     const claimed = parseSub(unverified.sub);
-    const domain = this.domains.get(claimed.trustDomain);
-    if (!domain) throw new WimseError('ERR_WIT_TRUST_DOMAIN');
+    const issuer = typeof unverified.iss === 'string' ? this.issuers.get(unverified.iss) : undefined;
     route.claimed = claimed;
-    route.domain = domain;
-    // A spiffe:// subject makes the token a WIT-SVID, whose profile is stricter (WIT-SVID §2.1,
-    // §3.2, §3.7): RS/ES/PS algorithms only (for the token and for cnf.jwk), `kid` required, no `aud`.
-    const algorithms = this.witAlgorithms.get(claimed.trustDomain)!;
-    return { algorithms: claimed.scheme === 'spiffe' ? algorithms.svid : algorithms.any };
+    if (issuer !== undefined && issuer.trustDomains.has(claimed.trustDomain)) {
+      route.source = issuer;
+      route.issuer = unverified.iss as string;
+      return { algorithms: this.witAlgorithms.get(issuer)!.any };
+    }
+    const domain = this.domains.get(claimed.trustDomain);
+    if (!domain) {
+      // A configured issuer that may not vouch for this domain, or a domain trusted only through issuers this `iss` is not.
+      if (issuer !== undefined || this.issuerDomains.has(claimed.trustDomain)) throw new WimseError('ERR_WIT_ISSUER');
+      throw new WimseError('ERR_WIT_TRUST_DOMAIN');
+    }
+    route.source = domain;
+    route.witSvid = claimed.scheme === 'spiffe';
+    // A spiffe:// subject makes the token a WIT-SVID (WIT-SVID §3.7: `kid` required, no `aud`);
+    // under the domain's `spiffe` profile its algorithms are RS/ES/PS only, for the token and for
+    // cnf.jwk (WIT-SVID §2.1, §3.2). The WIMSE drafts (the default profile) allow EdDSA too.
+    const algorithms = this.witAlgorithms.get(domain)!;
+    return { algorithms: route.witSvid ? algorithms.svid : algorithms.any };
   }
 
-  /** WIT-SVID §3.7: a `kid`; then the domain's current keys (which throw while its bundle is unavailable). */
+  /** WIT-SVID §3.7: a `kid`; then the source's current keys (which throw while its bundle or key set is unavailable). */
   private witKeys(jws: CompactJws, route: WitRoute): KeyChoice {
     const { kid } = jws.header;
-    if (route.claimed!.scheme === 'spiffe' && (typeof kid !== 'string' || kid === '')) throw new WimseError('ERR_WIT_KEY_UNKNOWN');
-    route.verifiedWith = route.domain!.witKeys();
+    if (route.witSvid && (typeof kid !== 'string' || kid === '')) throw new WimseError('ERR_WIT_KEY_UNKNOWN');
+    route.verifiedWith = route.source!.witKeys();
     return { keys: route.verifiedWith };
   }
 
@@ -410,19 +478,21 @@ export class WimseVerifier {
     if (claims.sub === undefined) throw new WimseError('ERR_WIT_CLAIM_MISSING');
     const id = parseSub(claims.sub);
     if (id.trustDomain !== route.claimed!.trustDomain) throw new WimseError('ERR_WIT_TRUST_DOMAIN');
+    // The verified `iss` must be the one that picked the issuer's keys.
+    if (route.issuer !== undefined && claims.iss !== route.issuer) throw new WimseError('ERR_WIT_ISSUER');
     route.id = id;
     if (claims.cnf === undefined) throw new WimseError('ERR_WIT_CLAIM_MISSING');
   }
 
   /** cnf.jwk: a public signature key with an asymmetric alg consistent with it (creds-02 §5.1), imported once. */
-  private async proofKey(cnf: unknown, witSvid: boolean): Promise<{ alg: string; key: CryptoKey; jkt: string }> {
+  private async proofKey(cnf: unknown, spiffeAlgorithms: boolean): Promise<{ alg: string; key: CryptoKey; jkt: string }> {
     if (cnf === null || typeof cnf !== 'object' || Array.isArray(cnf)) throw new WimseError('ERR_WIT_CNF_INVALID');
     const jwk = (cnf as Record<string, unknown>).jwk;
     if (jwk === null || typeof jwk !== 'object' || Array.isArray(jwk)) throw new WimseError('ERR_WIT_CNF_INVALID');
     const k = jwk as Record<string, unknown>;
     const keyAlg = k.alg;
     if (!keyFitsAlgorithm(keyAlg, k)) throw new WimseError('ERR_WIT_CNF_INVALID');
-    if (witSvid && !SPIFFE_ALGORITHMS.has(keyAlg)) throw new WimseError('ERR_WIT_CNF_INVALID');
+    if (spiffeAlgorithms && !SPIFFE_ALGORITHMS.has(keyAlg)) throw new WimseError('ERR_WIT_CNF_INVALID');
     if (PRIVATE_JWK_MEMBERS.some((m) => m in k)) throw new WimseError('ERR_WIT_CNF_INVALID');
     if (k.use !== undefined && k.use !== 'sig') throw new WimseError('ERR_WIT_CNF_INVALID');
     if (k.key_ops !== undefined && !(Array.isArray(k.key_ops) && k.key_ops.includes('verify'))) throw new WimseError('ERR_WIT_CNF_INVALID');

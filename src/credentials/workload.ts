@@ -15,15 +15,17 @@
  * §4.3), never a header the caller sent.
  */
 import type { X509Certificate } from 'node:crypto';
+import { resolve } from 'node:path';
 import { AgentwardError } from '../errors.ts';
 import type { VerifiedAccessToken } from './access-token.ts';
 import { durationMs } from '../duration.ts';
+import { IssuerKeys, keySetOptions } from '../keys/issuer-keys.ts';
 import type { TrustBundle } from '../keys/trust-bundle.ts';
 import type { Services } from '../services.ts';
 import type { PresentedCredentials, RequestFacts, WorkloadExtraction } from './extract.ts';
 import { HttpSignatureVerifier } from './http-signature.ts';
 import { JwtSvidVerifier, looksLikeJwtSvid } from './jwt-svid.ts';
-import { WimseVerifier } from './wimse.ts';
+import { WimseVerifier, type WimseIssuer, type WitKeyResolver } from './wimse.ts';
 import { presentsX509Svid, verifyX509Svid } from './x509-svid.ts';
 import type { ProvenWorkload, TokenMatch } from '../identity/workload.ts';
 
@@ -94,7 +96,8 @@ export class WorkloadAuthenticator {
         // http-signature §3: the WIT is validated before the signature, and the body read only then.
         const verified = await this.options.wimse.verifyIdentityToken(wit, facts.targetUri);
         const body = await facts.readBody();
-        const request = { method: facts.method, path: facts.path, query: facts.query, headers: facts.headers, body: body.length > 0 ? body : undefined };
+        // @authority and @scheme are the configured resource's (RFC 9421 §2.2.3, §2.2.4), never Host: a signature over another authority fails.
+        const request = { method: facts.method, path: facts.path, query: facts.query, headers: facts.headers, body: body.length > 0 ? body : undefined, authority: facts.authority, scheme: facts.scheme };
         await this.options.httpSignatures.verify(request, { key: verified.key, alg: verified.alg, thumbprint: verified.jkt }, facts.targetUri);
         if (credentials.scheme !== 'wpt') {
           proven.push({ id: verified.id.id, trustDomain: verified.id.trustDomain, path: verified.id.path, via: 'wit+http_signature', expiresAt: verified.exp, claims: witClaims(verified.claims) });
@@ -167,9 +170,17 @@ function witClaims(claims: Record<string, unknown>): Record<string, unknown> {
 
 /** The `workload` section as this module reads it (config/schema.ts describes the file). */
 export interface WorkloadSettings {
-  trustDomains: readonly { name: string; algorithms: readonly string[]; maxLifetime: string }[];
+  trustDomains: readonly { name: string; algorithms: readonly string[]; witProfile: 'wimse' | 'spiffe'; maxLifetime: string }[];
+  witIssuers: readonly { issuer: string; jwksUri?: string | undefined; jwksFile?: string | undefined; trustDomains: readonly string[]; algorithms: readonly string[]; maxLifetime: string }[];
   require: boolean;
-  wimse: { audiences: readonly string[]; maxProofLifetime: string; replayCacheSize: number; strictAudience: boolean; contextTokenHeaders: readonly string[] };
+  wimse: {
+    audiences: readonly string[];
+    maxProofLifetime: string;
+    replayCacheSize: number;
+    strictAudience: boolean;
+    contextTokenHeaders: readonly string[];
+    httpSignature: { label?: string | undefined; maxAge?: string | undefined; requiredComponents: readonly string[] };
+  };
   jwtSvid: { enabled: boolean; audiences?: readonly string[] | undefined; requireKid: boolean };
   x509Svid: { enabled: boolean };
   binding: { rule: BindingRule; clients: Readonly<Record<string, string>> };
@@ -187,17 +198,39 @@ export interface WorkloadContext {
   cacheSize: number;
 }
 
-/** Builds the workload authenticator (WIMSE and SPIFFE verifiers over the trust bundles) and what extraction reads for it. */
-export function buildWorkloadAuthenticator(settings: WorkloadSettings, context: WorkloadContext, services: Pick<Services, 'now' | 'clockSkewSeconds'>): { authenticator: WorkloadAuthenticator; extraction: WorkloadExtraction } {
+/**
+ * Builds the workload authenticator (WIMSE and SPIFFE verifiers over the trust bundles and the
+ * WIT issuers' key sets), what extraction reads for it, and the WIT issuers' key sets (to start,
+ * report and close with the others).
+ */
+export function buildWorkloadAuthenticator(
+  settings: WorkloadSettings,
+  context: WorkloadContext,
+  services: Services,
+): { authenticator: WorkloadAuthenticator; extraction: WorkloadExtraction; witIssuerKeys: IssuerKeys[] } {
   const { clockSkewSeconds, now } = services;
+  const keyOptions = keySetOptions(services);
+  const witIssuers = settings.witIssuers.map((config) => ({
+    config,
+    // One key-set holder (fetch, refresh, refetch on an unknown kid) for URLs and files alike.
+    keys: new IssuerKeys({ issuer: config.issuer, jwksUri: config.jwksUri, jwksFile: config.jwksFile === undefined ? undefined : resolve(services.baseDir, config.jwksFile), discovery: 'auto' }, keyOptions),
+  }));
+  const issuers = new Map<string, WimseIssuer>(
+    witIssuers.map(({ config, keys }) => [
+      config.issuer,
+      { witKeys: issuerWitKeys(keys), algorithms: config.algorithms, trustDomains: new Set(config.trustDomains), maxLifetimeSeconds: durationMs(config.maxLifetime) / 1000 },
+    ]),
+  );
   const { bundles, cacheSize } = context;
   const maxProofSeconds = durationMs(settings.wimse.maxProofLifetime) / 1000;
   const domains = settings.trustDomains.map((domain) => ({ domain, bundle: bundles.get(domain.name)!, maxLifetimeSeconds: durationMs(domain.maxLifetime) / 1000 }));
   const audiences = new Set(settings.wimse.audiences);
   const replayCacheSize = settings.wimse.replayCacheSize;
+  const { httpSignature } = settings.wimse;
   const authenticator = new WorkloadAuthenticator({
     wimse: new WimseVerifier({
-      trustDomains: new Map(domains.map(({ domain, bundle, maxLifetimeSeconds }) => [domain.name, { witKeys: () => bundle.witSvidKeys(), algorithms: domain.algorithms, maxLifetimeSeconds }])),
+      trustDomains: new Map(domains.map(({ domain, bundle, maxLifetimeSeconds }) => [domain.name, { witKeys: () => bundle.witSvidKeys(), algorithms: domain.algorithms, profile: domain.witProfile, maxLifetimeSeconds }])),
+      issuers,
       audiences,
       clockSkewSeconds,
       maxWptLifetimeSeconds: maxProofSeconds,
@@ -206,7 +239,16 @@ export function buildWorkloadAuthenticator(settings: WorkloadSettings, context: 
       cacheSize,
       now,
     }),
-    httpSignatures: new HttpSignatureVerifier({ audiences, clockSkewSeconds, maxLifetimeSeconds: maxProofSeconds, replayCacheSize, now }),
+    httpSignatures: new HttpSignatureVerifier({
+      audiences,
+      clockSkewSeconds,
+      maxLifetimeSeconds: maxProofSeconds,
+      maxAgeSeconds: httpSignature.maxAge === undefined ? undefined : durationMs(httpSignature.maxAge) / 1000,
+      requiredComponents: httpSignature.requiredComponents,
+      label: httpSignature.label,
+      replayCacheSize,
+      now,
+    }),
     jwtSvid: settings.jwtSvid.enabled
       ? new JwtSvidVerifier({
           trustDomains: new Map(domains.map(({ domain, bundle, maxLifetimeSeconds }) => [domain.name, { jwtKeys: () => bundle.jwtSvidKeys(), maxLifetimeSeconds }])),
@@ -225,9 +267,31 @@ export function buildWorkloadAuthenticator(settings: WorkloadSettings, context: 
   const trustDomains: ReadonlySet<string> = new Set(bundles.keys());
   const extraction: WorkloadExtraction = {
     contextTokenHeaders: settings.wimse.contextTokenHeaders,
+    signatureLabel: httpSignature.label,
     // A Bearer token is a JWT-SVID when its sub is a SPIFFE ID of a configured trust domain and its iss no OAuth issuer.
     isJwtSvid: settings.jwtSvid.enabled ? (token) => looksLikeJwtSvid(token, trustDomains, context.oauthIssuers) : undefined,
     presentsX509Svid: context.acceptsX509Svids ? presentsX509Svid : undefined,
   };
-  return { authenticator, extraction };
+  return { authenticator, extraction, witIssuerKeys: witIssuers.map((i) => i.keys) };
+}
+
+/**
+ * A WIT issuer's keys as the WIT verifier takes them: a resolver replaced whenever the issuer
+ * removes or replaces a key (so cached WITs verified with it are verified again), and the key
+ * set's "no such key" reported as the WIT's own code. ERR_KEYS_UNAVAILABLE passes unchanged.
+ */
+function issuerWitKeys(keys: IssuerKeys): () => WitKeyResolver {
+  const resolver = (): WitKeyResolver => async (header, token) => {
+    try {
+      return await keys.getKey(header, token);
+    } catch (err) {
+      if (err instanceof AgentwardError && err.code === 'ERR_TOKEN_KEY_UNKNOWN') throw new AgentwardError('ERR_WIT_KEY_UNKNOWN', undefined, { cause: err });
+      throw err;
+    }
+  };
+  let current = resolver();
+  keys.onRotation(() => {
+    current = resolver();
+  });
+  return () => current;
 }

@@ -1,10 +1,12 @@
 /**
- * The signing keys of one OAuth issuer: found through configuration or metadata discovery
+ * The signing keys of one issuer (an OAuth authorization server, a Txn-Token service, a WIT
+ * issuer): found through configuration (a URL or a file) or metadata discovery
  * (RFC 8414 §3, OpenID Connect Discovery §4), cached, refreshed in the background, and refetched
  * once on an unknown `kid` (single flight, with a cooldown). A request never waits longer than
  * one fetch deadline, and during an outage it does not wait at all: after a failed fetch, calls
  * fail at once with ERR_KEYS_UNAVAILABLE until the retry timer has tried again.
  */
+import { readFile } from 'node:fs/promises';
 import { createLocalJWKSet, errors as joseErrors, type JSONWebKeySet, type JWSHeaderParameters, type FlattenedJWSInput } from 'jose';
 import type { Dispatcher } from 'undici';
 import type { Logger } from 'pino';
@@ -12,12 +14,17 @@ import { AgentwardError } from '../errors.ts';
 import { fetchJson } from '../outbound/http.ts';
 import type { Services } from '../services.ts';
 
-/** Where an issuer's key set comes from: the `oauth.issuers[]` fields this module reads. */
+/** Where an issuer's key set comes from: the `oauth.issuers[]` (or `workload.witIssuers[]`) fields this module reads. */
 export interface KeySetSource {
   /** The issuer identifier; discovery's metadata must name it exactly (RFC 8414 §3.3). */
   issuer: string;
-  /** The JWK Set URL; when absent it is discovered. */
+  /** The JWK Set URL; when absent (and no `jwksFile`) it is discovered. */
   jwksUri?: string | undefined;
+  /**
+   * A JWK Set file (absolute path) instead of a URL: read like a fetch, at start, every `maxAgeMs`
+   * and on an unknown `kid` (with the cooldown), with the same rotation and failure handling.
+   */
+  jwksFile?: string | undefined;
   /** Which metadata document names `jwks_uri`: RFC 8414, OpenID Connect Discovery, or both in turn. */
   discovery: 'auto' | 'oauth-authorization-server' | 'openid-configuration';
 }
@@ -76,7 +83,7 @@ export class IssuerKeys {
   }
 
   status(): { issuer: string; ready: boolean; jwksUri: string | null; lastError: string | null } {
-    return { issuer: this.issuer, ready: this.ready, jwksUri: this.jwksUri ?? null, lastError: this.lastError ?? null };
+    return { issuer: this.issuer, ready: this.ready, jwksUri: this.config.jwksFile ?? this.jwksUri ?? null, lastError: this.lastError ?? null };
   }
 
   onRotation(listener: RotationListener): void {
@@ -152,10 +159,11 @@ export class IssuerKeys {
     // than oauth.keys.timeout.
     const deadline = AbortSignal.timeout(this.options.timeoutMs);
     try {
-      const uri = this.jwksUri ?? (await this.discover(deadline));
-      const jwks = await fetchJson(uri, this.fetchOptions(deadline));
+      const file = this.config.jwksFile;
+      const uri = file ?? this.jwksUri ?? (await this.discover(deadline));
+      const jwks = file !== undefined ? await readJsonFile(file) : await fetchJson(uri, this.fetchOptions(deadline));
       if (!isJwks(jwks)) throw new Error(`${uri} is not a JWK Set (RFC 7517 §5)`);
-      this.jwksUri = uri;
+      if (file === undefined) this.jwksUri = uri;
       this.install(jwks);
       this.failures = 0;
       this.retryAt = -Infinity;
@@ -223,6 +231,16 @@ export class IssuerKeys {
         });
     }, Math.min(Math.max(delayMs, 0), MAX_TIMER_MS));
     this.timer.unref();
+  }
+}
+
+/** A JWK Set file, parsed; its errors name the file, never its content. */
+async function readJsonFile(file: string): Promise<unknown> {
+  const text = await readFile(file, 'utf8');
+  try {
+    return JSON.parse(text) as unknown;
+  } catch (err) {
+    throw new Error(`${file} is not JSON`, { cause: err });
   }
 }
 

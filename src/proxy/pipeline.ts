@@ -221,6 +221,8 @@ function requestFacts(req: IncomingMessage, ctx: RequestContext, deps: PipelineD
     path,
     query: q === -1 ? '?' : raw.slice(q),
     targetUri: `${deps.resource.origin}${path}`,
+    authority: deps.resource.host,
+    scheme: deps.resource.scheme,
     headers: req.headersDistinct as Record<string, string[]>,
     socket: req.socket,
     readBody: async () => (ctx.body ??= await readBody(req, deps.maxBodyBytes)),

@@ -30,6 +30,8 @@ export interface SignRequestOptions {
   body?: string | Uint8Array | undefined;
   /** The authority, needed only when `components` lists `@authority`. */
   authority?: string | undefined;
+  /** The scheme, needed only when `components` lists `@scheme`. */
+  scheme?: string | undefined;
   /** The workload's private key (the one matching the WIT's `cnf.jwk`). */
   key: CryptoKey;
   /** The JWS algorithm of the key (`cnf.jwk.alg`): ES256, EdDSA, PS256, … */
@@ -78,7 +80,7 @@ export async function signRequest(options: SignRequestOptions): Promise<Signatur
     digest = contentDigest(body);
     headers['content-digest'] = [digest];
   }
-  const request = toSignedRequest({ method: options.method, url: options.url, headers, body, authority: options.authority });
+  const request = toSignedRequest({ method: options.method, url: options.url, headers, body, authority: options.authority, scheme: options.scheme });
 
   const created = options.created ?? Math.floor(Date.now() / 1000);
   const params: Parameters = new Map<string, BareItem>([
@@ -113,6 +115,7 @@ export interface RequestParts {
   headers: Readonly<Record<string, string | readonly string[]>>;
   body?: string | Uint8Array | undefined;
   authority?: string | undefined;
+  scheme?: string | undefined;
 }
 
 /** The `SignedRequest` the verifier sees for these parts (as the proxy builds it from Node's request). */
@@ -126,6 +129,7 @@ export function toSignedRequest(parts: RequestParts): SignedRequest {
     headers: lowerCase(parts.headers),
     body,
     authority: parts.authority,
+    scheme: parts.scheme,
   };
 }
 

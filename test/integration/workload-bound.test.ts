@@ -40,6 +40,8 @@ let dpopKey: ProofKey;
 let mtls: RunningAgentward;
 /** Plain HTTP, binding rule client_id: WIT + HTTP message signature with an access token. */
 let signed: RunningAgentward;
+/** As `signed`, with the verifier settings of workload.wimse.httpSignature: one label, a maximum age, required components. */
+let strict: RunningAgentward;
 
 beforeAll(async () => {
   [issuer, upstream] = await Promise.all([startIssuer({ audience: RESOURCE }), startUpstream()]);
@@ -74,13 +76,14 @@ beforeAll(async () => {
     policy: { source: POLICY },
     workload,
   };
-  [mtls, signed] = await Promise.all([
+  [mtls, signed, strict] = await Promise.all([
     startAgentward({ ...base, listen: { tls: { certFile: join(dir, 'server.crt'), keyFile: join(dir, 'server.key'), clientCert: 'optional' } } }),
     startAgentward(base),
+    startAgentward({ ...base, workload: { ...workload, wimse: { httpSignature: { label: 'wimse', maxAge: '30s', requiredComponents: ['@authority', 'content-type'] } } } }),
   ]);
 });
 afterAll(async () => {
-  await Promise.all([mtls, signed].map((a) => a?.stop()));
+  await Promise.all([mtls, signed, strict].map((a) => a?.stop()));
   await Promise.all([upstream?.close(), issuer?.close()]);
 });
 
@@ -195,6 +198,26 @@ describe('WIT + HTTP message signature with an access token', () => {
     expectRefused(await send(signed, { method: 'POST', headers: { ...headers, dpop: badProof, ...again }, body }), 401, 'ERR_DPOP_PROOF_METHOD');
   });
 
+  test('RFC 9421 §2.2.3, §2.2.4: a signature covering @authority and @scheme of the configured resource is accepted (Host is 127.0.0.1)', async () => {
+    const request = await signedPost({ sign: { components: ['@method', '@scheme', '@authority', '@path', '@query', 'authorization', 'content-type', 'content-digest', 'workload-identity-token'], authority: 'tools.example.com', scheme: 'https' } });
+    const { res } = await send(signed, { method: 'POST', path: '/orders?dry-run=1', ...request });
+    expect(res.status, res.body).toBe(200);
+    expect(upstream.seen.at(-1)!.headers['x-policy-agent-via']).toBe('wit+http_signature');
+  });
+
+  test('@authority is never taken from Host: a signature over the Host the caller sent fails as a signature', async () => {
+    const components = ['@method', '@authority', '@path', '@query', 'authorization', 'content-type', 'content-digest', 'workload-identity-token'];
+    const request = await signedPost({ sign: { components, authority: 'evil.example' }, extra: { host: 'evil.example' } });
+    expectRefused(await send(signed, { method: 'POST', path: '/orders?dry-run=1', ...request }), 400, 'ERR_HSIG_SIGNATURE');
+    const port = await signedPost({ sign: { components, authority: 'tools.example.com:8443' } });
+    expectRefused(await send(signed, { method: 'POST', path: '/orders?dry-run=1', ...port }), 400, 'ERR_HSIG_SIGNATURE');
+  });
+
+  test('@scheme is the configured resource scheme: a signature over another scheme fails as a signature', async () => {
+    const request = await signedPost({ sign: { components: ['@method', '@scheme', '@path', '@query', 'authorization', 'content-type', 'content-digest', 'workload-identity-token'], scheme: 'http' } });
+    expectRefused(await send(signed, { method: 'POST', path: '/orders?dry-run=1', ...request }), 400, 'ERR_HSIG_SIGNATURE');
+  });
+
   test('HSIG-N11: a body swapped after signing is refused with 400', async () => {
     const request = await signedPost();
     expectRefused(await send(signed, { method: 'POST', path: '/orders?dry-run=1', headers: request.headers, body: '{"item":"car","qty":1}' }), 400, 'ERR_HSIG_DIGEST');
@@ -238,5 +261,58 @@ describe('WIT + HTTP message signature with an access token', () => {
   test('a body over listen.maxBodyBytes is refused with 413 before the digest is computed', async () => {
     const request = await signedPost({ body: JSON.stringify({ pad: 'x'.repeat(1_100_000) }) });
     expectRefused(await send(signed, { method: 'POST', path: '/orders?dry-run=1', ...request }), 413, 'ERR_BODY_TOO_LARGE');
+  });
+});
+
+describe('verifier settings: workload.wimse.httpSignature (label, maxAge, requiredComponents)', () => {
+  const TARGET = 'https://tools.example.com/orders';
+  const COVERED = ['@method', '@authority', '@path', '@query', 'authorization', 'content-type', 'content-digest', 'workload-identity-token'];
+
+  async function signedPost(sign: Partial<Parameters<typeof signRequest>[0]> = {}) {
+    const body = '{"item":"book","qty":1}';
+    const headers: Record<string, string> = {
+      authorization: `Bearer ${await issuer.mint()}`,
+      'workload-identity-token': await mintWit({ key: witIssuer, sub: AGENT, cnfJwk: workloadKey.publicJwk }),
+      'content-type': 'application/json',
+    };
+    const added = await signRequest({ method: 'POST', url: '/orders', headers, body, key: workloadKey.privateKey, alg: workloadKey.alg, aud: TARGET, components: COVERED, authority: 'tools.example.com', ...sign });
+    return { headers: { ...headers, ...added } as Record<string, string | string[]>, body };
+  }
+
+  const pick = (headers: Record<string, string | string[]>, names: string[]) => Object.fromEntries(names.map((n) => [n, headers[n] as string]));
+
+  test('a signature with the accepted label, covering the required components, is accepted', async () => {
+    const { res } = await send(strict, { method: 'POST', ...(await signedPost()) });
+    expect(res.status, res.body).toBe(200);
+    expect(upstream.seen.at(-1)!.headers['x-policy-agent']).toBe(AGENT);
+  });
+
+  test('RFC 9421 §7.2.8: with two tagged signatures the one of the accepted label is chosen (without a label, ERR_HSIG_MULTIPLE)', async () => {
+    const request = await signedPost();
+    // A second tagged signature under another label, over the same request, with a wrong key.
+    const decoy = await signRequest({ method: 'POST', url: '/orders', headers: pick(request.headers, ['authorization', 'workload-identity-token', 'content-type', 'content-digest']), body: request.body, key: jwtIssuer.privateKey, alg: jwtIssuer.alg, aud: TARGET, label: 'other', components: COVERED, authority: 'tools.example.com' });
+    const headers = { ...request.headers, 'signature-input': [decoy['signature-input'], request.headers['signature-input'] as string], signature: [decoy.signature, request.headers.signature as string] };
+    const { res } = await send(strict, { method: 'POST', headers, body: request.body });
+    expect(res.status, res.body).toBe(200);
+    expectRefused(await send(signed, { method: 'POST', headers, body: request.body }), 400, 'ERR_HSIG_MULTIPLE');
+  });
+
+  test('RFC 9421 §4.1: a tagged signature under another label is refused with ERR_HSIG_LABEL', async () => {
+    expectRefused(await send(strict, { method: 'POST', ...(await signedPost({ label: 'sig1' })) }), 400, 'ERR_HSIG_LABEL');
+  });
+
+  test('RFC 9421 §3.2.1: a signature created longer ago than maxAge (plus the skew) is refused, though not expired', async () => {
+    const created = Math.floor(Date.now() / 1000) - 120;
+    expectRefused(await send(strict, { method: 'POST', ...(await signedPost({ created, expires: created + 240 })) }), 400, 'ERR_HSIG_EXPIRED');
+    // The same age is accepted where no maxAge is set.
+    const { res } = await send(signed, { method: 'POST', ...(await signedPost({ created, expires: created + 240 })) });
+    expect(res.status, res.body).toBe(200);
+  });
+
+  test('a signature that does not cover a required component is refused with ERR_HSIG_COMPONENTS', async () => {
+    const withoutAuthority = COVERED.filter((c) => c !== '@authority');
+    expectRefused(await send(strict, { method: 'POST', ...(await signedPost({ components: withoutAuthority })) }), 400, 'ERR_HSIG_COMPONENTS');
+    const { res } = await send(signed, { method: 'POST', ...(await signedPost({ components: withoutAuthority })) });
+    expect(res.status, res.body).toBe(200);
   });
 });

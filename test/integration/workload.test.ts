@@ -38,6 +38,8 @@ let jwtIssuer: WorkloadKey;
 let otherJwtIssuer: WorkloadKey;
 let workloadKey: WorkloadKey;
 let edKey: WorkloadKey;
+/** An EdDSA WIT issuer key in the agents.example.com bundle (the WIMSE drafts allow EdDSA). */
+let edWitIssuer: WorkloadKey;
 let remoteIssuer: WorkloadKey;
 let bundleServer: Server;
 let remoteBundle: unknown;
@@ -60,16 +62,18 @@ beforeAll(async () => {
     newWorkloadKey('ES256'),
   ]);
   edKey = await newWorkloadKey('EdDSA');
+  edWitIssuer = await newWorkloadKey('EdDSA', 'wit-ed');
   remoteIssuer = await newWorkloadKey('ES256', 'remote-1');
   remoteBundle = bundleDocument({ witSvid: [remoteIssuer.publicJwk], sequence: 1 });
   bundleServer = createServer((_req, res) => res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(remoteBundle)));
   await new Promise<void>((done) => bundleServer.listen(0, '127.0.0.1', done));
   const dir = mkdtempSync(join(tmpdir(), 'agentward-bundles-'));
-  writeFileSync(join(dir, 'agents.json'), JSON.stringify(bundleDocument({ witSvid: [witIssuer.publicJwk], jwtSvid: [jwtIssuer.publicJwk] })));
+  writeFileSync(join(dir, 'agents.json'), JSON.stringify(bundleDocument({ witSvid: [witIssuer.publicJwk, edWitIssuer.publicJwk], jwtSvid: [jwtIssuer.publicJwk] })));
   writeFileSync(join(dir, 'partners.json'), JSON.stringify(bundleDocument({ witSvid: [otherWitIssuer.publicJwk], jwtSvid: [otherJwtIssuer.publicJwk] })));
   const trustDomains = [
     { name: DOMAIN, bundle: { file: join(dir, 'agents.json') } },
-    { name: OTHER, bundle: { file: join(dir, 'partners.json') } },
+    // The SPIFFE WIT-SVID algorithm profile (RS/ES/PS only); agents.example.com keeps the WIMSE default.
+    { name: OTHER, bundle: { file: join(dir, 'partners.json') }, witProfile: 'spiffe' },
     { name: REMOTE, bundle: { url: `http://127.0.0.1:${(bundleServer.address() as AddressInfo).port}/bundle` } },
   ];
   const base = {
@@ -207,14 +211,30 @@ describe('WIT + WPT (wpt-02)', () => {
     expectRefused(await send(bound, { authorization: `Bearer ${await wit({ sub: 'wimse://agents.example.com/research-bot' })}` }), 401, 'ERR_TOKEN_TYPE');
   });
 
-  test('a wimse:// WIT may use an EdDSA workload key; a spiffe:// WIT-SVID may not (WIT-N34)', async () => {
-    const wimse = await wit({ sub: 'wimse://agents.example.com/research-bot', cnfJwk: edKey.publicJwk });
-    const proof = await mintWpt({ wit: wimse, privateKey: edKey.privateKey, alg: 'EdDSA', aud: TARGET });
-    const { res } = await send(open, { 'workload-identity-token': wimse, authorization: `WPT ${proof}` });
+  test('a wimse:// or spiffe:// WIT may use an EdDSA workload key under the default (wimse) profile', async () => {
+    for (const sub of ['wimse://agents.example.com/research-bot', AGENT]) {
+      const w = await wit({ sub, cnfJwk: edKey.publicJwk });
+      const proof = await mintWpt({ wit: w, privateKey: edKey.privateKey, alg: 'EdDSA', aud: TARGET });
+      const { res } = await send(open, { 'workload-identity-token': w, authorization: `WPT ${proof}` });
+      expect(res.status, res.body).toBe(200);
+      expect(upstream.seen.at(-1)!.headers['x-policy-agent']).toBe(sub);
+    }
+  });
+
+  test('an EdDSA-signed spiffe:// WIT is accepted under the default (wimse) profile', async () => {
+    const w = await wit({ key: edWitIssuer });
+    const { res } = await send(open, { 'workload-identity-token': w, authorization: `WPT ${await wpt(w)}` });
     expect(res.status, res.body).toBe(200);
-    expect(upstream.seen.at(-1)!.headers['x-policy-agent']).toBe('wimse://agents.example.com/research-bot');
-    const svid = await wit({ cnfJwk: edKey.publicJwk });
-    expectRefused(await send(open, { 'workload-identity-token': svid, authorization: `WPT ${await mintWpt({ wit: svid, privateKey: edKey.privateKey, alg: 'EdDSA', aud: TARGET })}` }), 401, 'ERR_WIT_CNF_INVALID');
+    expect(upstream.seen.at(-1)!.headers['x-policy-agent']).toBe(AGENT);
+  });
+
+  test('WIT-N34: under witProfile spiffe an EdDSA WIT-SVID, or one with an EdDSA workload key, is refused', async () => {
+    const sub = `spiffe://${OTHER}/planner`;
+    const edSigned = await wit({ key: { ...edWitIssuer, kid: 'wit-1' }, sub });
+    expectRefused(await send(open, { 'workload-identity-token': edSigned, authorization: `WPT ${await wpt(edSigned)}` }), 401, 'ERR_WIT_ALGORITHM');
+    const edCnf = await wit({ key: otherWitIssuer, sub, cnfJwk: edKey.publicJwk });
+    const proof = await mintWpt({ wit: edCnf, privateKey: edKey.privateKey, alg: 'EdDSA', aud: TARGET });
+    expectRefused(await send(open, { 'workload-identity-token': edCnf, authorization: `WPT ${proof}` }), 401, 'ERR_WIT_CNF_INVALID');
   });
 
   test('WIT-N02: two WIT fields are refused', async () => {
@@ -251,6 +271,20 @@ describe('WIT + WPT (wpt-02)', () => {
     const now = Math.floor(Date.now() / 1000);
     const w = await wit({ iat: now - 7200, exp: now - 3600 });
     expectRefused(await send(open, { 'workload-identity-token': w, authorization: `WPT ${await wpt(w)}` }), 401, 'ERR_WIT_EXPIRED');
+  });
+
+  test('RFC 7519 §4.1.6: a WIT issued in the future (beyond oauth.clockSkew) is refused, as an access token is', async () => {
+    const now = Math.floor(Date.now() / 1000);
+    const w = await wit({ iat: now + 600 });
+    const result = await send(open, { 'workload-identity-token': w, authorization: `WPT ${await wpt(w)}` });
+    expectRefused(result, 401, 'ERR_WIT_ISSUED_IN_FUTURE');
+    expect(result.res.headers['www-authenticate']).toBe('WPT');
+  });
+
+  test('RFC 7519 §4.1.6: a WPT that carries an iat in the future is refused', async () => {
+    const w = await wit();
+    const ahead = await wpt(w, { claims: { iat: Math.floor(Date.now() / 1000) + 600 } });
+    expectRefused(await send(open, { 'workload-identity-token': w, authorization: `WPT ${ahead}` }), 401, 'ERR_WPT_ISSUED_IN_FUTURE');
   });
 
   test('WIT lifetime above the trust domain maxLifetime (24h default) is refused', async () => {
@@ -341,6 +375,13 @@ describe('JWT-SVID in Authorization: Bearer', () => {
     expectRefused(wrongAud, 401, 'ERR_JWT_SVID_AUDIENCE');
     expect(String(wrongAud.res.headers['www-authenticate'])).toContain('error="invalid_token"');
     expectRefused(await send(open, { authorization: `Bearer ${await svid({ key: otherJwtIssuer })}` }), 401, 'ERR_JWT_SVID_KEY_UNKNOWN');
+  });
+
+  test('JS-N05: a JWT-SVID issued in the future (beyond oauth.clockSkew) is refused with its own code', async () => {
+    const now = Math.floor(Date.now() / 1000);
+    const result = await send(open, { authorization: `Bearer ${await svid({ iat: now + 600, exp: now + 900 })}` });
+    expectRefused(result, 401, 'ERR_JWT_SVID_ISSUED_IN_FUTURE');
+    expect(String(result.res.headers['www-authenticate'])).toContain('error="invalid_token"');
   });
 
   test('with oauth.requireToken (default) a JWT-SVID alone is not enough', async () => {

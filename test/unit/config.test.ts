@@ -10,6 +10,7 @@ import { describe, expect, test } from 'vitest';
 import { cli } from '../helpers/cli.ts';
 import { parseConfig, loadConfig, relaxations, ConfigError, type ConfigProblem, type LoadedConfig } from '../../src/config/load.ts';
 import { effectiveProfile } from '../../src/identity/issuer-profiles.ts';
+import { ASYMMETRIC_ALGORITHMS } from '../../src/jose/algorithms.ts';
 
 const REPO = resolve(import.meta.dirname, '../..');
 const POLICIES = join(REPO, 'policies');
@@ -398,6 +399,35 @@ describe('workload', () => {
     expect(p).toMatchObject({ path: 'workload.trustDomains[0].name', fix: expect.stringContaining('lower-case') as unknown as string });
   });
 
+  test('workload.witIssuers: exactly one of jwksUri and jwksFile, the file exists, https off loopback, listed once, trust domain names', () => {
+    const all = problems(
+      withExtra(
+        'workload:\n  witIssuers:\n' +
+          '    - { issuer: https://a.example, trustDomains: [a.example] }\n' +
+          '    - { issuer: https://b.example, jwksUri: https://b.example/jwks, jwksFile: ./missing.json, trustDomains: [b.example] }\n' +
+          '    - { issuer: https://c.example, jwksUri: http://c.example/jwks, trustDomains: [C.Example] }\n' +
+          '    - { issuer: https://c.example, jwksUri: https://c.example/jwks, trustDomains: [c.example] }\n',
+      ),
+    );
+    expect(all.map((p) => [p.path, p.message])).toEqual([
+      ['workload.witIssuers[0]', 'has neither jwksUri nor jwksFile'],
+      ['workload.witIssuers[1]', 'has both jwksUri and jwksFile'],
+      ['workload.witIssuers[1].jwksFile', expect.stringContaining('"./missing.json" is not a file') as unknown as string],
+      ['workload.witIssuers[2].jwksUri', 'uses plain http to a non-loopback host'],
+      ['workload.witIssuers[2].trustDomains[0]', '"C.Example" is not a trust domain name'],
+      ['workload.witIssuers[3].issuer', 'WIT issuer "https://c.example" is listed twice'],
+    ]);
+  });
+
+  test('a workload section needs a trust domain or a WIT issuer; an issuer alone will do, and its domains count for binding.clients', () => {
+    expect(problem(withExtra('workload:\n  require: true\n'))).toMatchObject({ path: 'workload.trustDomains', message: 'is empty, and so is witIssuers' });
+    const { config } = parse(
+      withExtra('workload:\n  witIssuers:\n    - { issuer: https://wit.example, jwksUri: https://wit.example/jwks, trustDomains: [agents.example.com] }\n  binding:\n    clients: { bot: wimse://agents.example.com/bot }\n'),
+    );
+    expect(config.workload!.trustDomains).toEqual([]);
+    expect(config.workload!.witIssuers[0]).toMatchObject({ algorithms: [...ASYMMETRIC_ALGORITHMS], maxLifetime: '24h' });
+  });
+
   test('binding.clients values must be identifiers of configured trust domains', () => {
     const p = problem(domains('    - name: agents.example.com\n      bundle: { url: https://a.example/b }\n  binding:\n    rule: client_id\n    clients:\n      research-bot: spiffe://elsewhere.example/bot\n'));
     expect(p).toMatchObject({ path: 'workload.binding.clients.research-bot' });
@@ -413,7 +443,7 @@ describe('workload', () => {
       x509Svid: { enabled: true },
       binding: { rule: 'none', clients: {} },
     });
-    expect(config.workload!.trustDomains[0]).toMatchObject({ algorithms: ['ES256', 'RS256', 'PS256', 'EdDSA'], maxLifetime: '24h', bundle: { maxStale: '1h', timeout: '5s' } });
+    expect(config.workload!.trustDomains[0]).toMatchObject({ algorithms: [...ASYMMETRIC_ALGORITHMS], witProfile: 'wimse', maxLifetime: '24h', bundle: { maxStale: '1h', timeout: '5s' } });
   });
 });
 

@@ -239,6 +239,15 @@ describe('accepted requests', () => {
     expect((await verifier().verify({ ...request, authority: 'tools.example.com' }, es256.key, TARGET)).covered).toContain('"@authority"');
     await expectCode(verifier().verify(request, es256.key, TARGET), 'ERR_HSIG_MALFORMED');
   });
+
+  test('a covered @scheme is the given scheme, lower-cased (RFC 9421 §2.2.4); another scheme fails the signature', async () => {
+    const components = ['@method', '@scheme', '@authority', '@path', '@query', 'workload-identity-token'];
+    const request = await signed({ sign: { components, authority: 'tools.example.com', scheme: 'https' } });
+    expect((await verifier().verify({ ...request, authority: 'tools.example.com', scheme: 'HTTPS' }, es256.key, TARGET)).covered).toContain('"@scheme"');
+    const again = await signed({ sign: { components, authority: 'tools.example.com', scheme: 'https' } });
+    await expectCode(verifier().verify({ ...again, authority: 'tools.example.com', scheme: 'http' }, es256.key, TARGET), 'ERR_HSIG_SIGNATURE');
+    await expectCode(verifier().verify({ ...again, authority: 'tools.example.com' }, es256.key, TARGET), 'ERR_HSIG_MALFORMED');
+  });
 });
 
 describe('selection (HSIG-N01..N04)', () => {
@@ -273,6 +282,38 @@ describe('selection (HSIG-N01..N04)', () => {
     });
     expect(findWimseSignature(request.headers)).toEqual({ label: 'sig2' });
     expect((await verifier().verify(request, es256.key, TARGET)).label).toBe('sig2');
+  });
+
+  test('RFC 9421 §7.2.8: with an accepted label, the tagged member of that label is chosen among several; none of it → ERR_HSIG_LABEL', async () => {
+    const a = await signed({ signer: eddsa, sign: { label: 'a' } });
+    const b = await signed({ sign: { label: 'b' } });
+    const request = withHeaders(a, {
+      'signature-input': [...a.headers['signature-input']!, ...b.headers['signature-input']!],
+      signature: [...a.headers.signature!, ...b.headers.signature!],
+    });
+    expect(findWimseSignature(request.headers, 'b')).toEqual({ label: 'b' });
+    expect((await verifier(clock().now, { label: 'b' }).verify(request, es256.key, TARGET)).label).toBe('b');
+    expect(thrownCode(() => findWimseSignature(request.headers, 'c'))).toBe('ERR_HSIG_LABEL');
+    await expectCode(verifier(clock().now, { label: 'c' }).verify(request, es256.key, TARGET), 'ERR_HSIG_LABEL');
+    // A member of the accepted label without the WIMSE tag is not the WIMSE signature.
+    const untagged = await signed({ sign: { label: 'wimse', tag: 'other' } });
+    expect(findWimseSignature(untagged.headers, 'wimse')).toBeUndefined();
+  });
+
+  test('RFC 9421 §3.2.1: maxAgeSeconds bounds how old created may be (plus the skew), whatever expires says', async () => {
+    const c = clock();
+    const request = await signed({ sign: { created: NOW - 65, expires: NOW + 100 } });
+    await expectCode(verifier(c.now, { maxAgeSeconds: 60 }).verify(request, es256.key, TARGET), 'ERR_HSIG_EXPIRED');
+    const fresh = await signed({ sign: { created: NOW - 64, expires: NOW + 100 } });
+    expect((await verifier(c.now, { maxAgeSeconds: 60 }).verify(fresh, es256.key, TARGET)).created).toBe(NOW - 64);
+  });
+
+  test('requiredComponents: every configured component must be covered, besides the profile ones', async () => {
+    const request = await signed();
+    await expectCode(verifier(clock().now, { requiredComponents: ['@authority'] }).verify(request, es256.key, TARGET), 'ERR_HSIG_COMPONENTS');
+    const covering = await signed({ sign: { components: ['@method', '@authority', '@path', '@query', 'workload-identity-token'], authority: 'tools.example.com' } });
+    const verified = await verifier(clock().now, { requiredComponents: ['@authority'] }).verify({ ...covering, authority: 'tools.example.com' }, es256.key, TARGET);
+    expect(verified.covered).toContain('"@authority"');
   });
 
   test('an unparsable Signature-Input → malformed', async () => {

@@ -15,6 +15,10 @@ import { RFC9068_REQUIRED_CLAIMS } from '../../src/identity/issuer-profiles.ts';
 import { AgentwardError, type ErrorCode } from '../../src/errors.ts';
 import { createLogger } from '../../src/observability/logger.ts';
 import { startIssuer, type TestIssuer } from '../helpers/issuer.ts';
+import { newWorkloadKey } from '../helpers/workload-tokens.ts';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 
 const RESOURCE = 'https://tools.example.com/mcp';
 
@@ -199,6 +203,31 @@ describe('discovery', () => {
 });
 
 // ---------------------------------------------------------------- unknown kid
+
+describe('a JWK Set file (workload.witIssuers[].jwksFile)', () => {
+  test('is read at start and again on an unknown kid, with the same rotation handling; a broken file keeps the last good set', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'agentward-jwks-file-'));
+    const file = join(dir, 'jwks.json');
+    const [first, second] = await Promise.all([newWorkloadKey('ES256', 'k1'), newWorkloadKey('ES256', 'k2')]);
+    writeFileSync(file, JSON.stringify({ keys: [first.publicJwk] }));
+    const clock = { ms: 1_000_000 };
+    const keys = keysFor({ issuer: 'https://wit.example', jwksFile: file, discovery: 'auto' } as never, { cooldownMs: 1000, now: () => clock.ms });
+    const rotated: (string | undefined)[][] = [];
+    keys.onRotation((_issuer, stale) => rotated.push([...stale]));
+    await keys.start();
+    expect(keys.status()).toEqual({ issuer: 'https://wit.example', ready: true, jwksUri: file, lastError: null });
+    await expect(keys.getKey(header('k1'), NO_TOKEN)).resolves.toBeDefined();
+    writeFileSync(file, JSON.stringify({ keys: [second.publicJwk] }));
+    clock.ms += 2000;
+    await expect(keys.getKey(header('k2'), NO_TOKEN)).resolves.toBeDefined();
+    expect(rotated).toEqual([['k1']]);
+    writeFileSync(file, '{ not json');
+    clock.ms += 2000;
+    await expectCode(keys.getKey(header('k3'), NO_TOKEN), 'ERR_KEYS_UNAVAILABLE');
+    expect(keys.status().lastError).toContain('is not JSON');
+    await expect(keys.getKey(header('k2'), NO_TOKEN)).resolves.toBeDefined();
+  });
+});
 
 describe('unknown kid', () => {
   /** Keys loaded at t=0 with a manual clock; the cooldown is 10 s. */

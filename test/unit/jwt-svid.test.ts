@@ -190,7 +190,7 @@ describe('JWT-SVID negative cases (credentials.md §B.2)', () => {
     await expect(v.verify(await svid({ iat: NOW - 600, exp: NOW - 4 }))).resolves.toMatchObject({ id: SUB }); // within 5 s leeway
     await expectCode(v.verify(await svid({ claims: { nbf: NOW + 6 } })), 'ERR_JWT_SVID_EXPIRED');
     await expect(v.verify(await svid({ claims: { nbf: NOW + 5 } }))).resolves.toMatchObject({ id: SUB });
-    await expectCode(v.verify(await svid({ iat: NOW + 6, exp: NOW + 300 })), 'ERR_JWT_SVID_EXPIRED');
+    await expectCode(v.verify(await svid({ iat: NOW + 6, exp: NOW + 300 })), 'ERR_JWT_SVID_ISSUED_IN_FUTURE');
     await expectCode(v.verify(await svid({ claims: { exp: String(NOW + 300) } })), 'ERR_JWT_SVID_MALFORMED');
   });
 

@@ -322,6 +322,17 @@ describe('WPT checks (§A.3)', () => {
     await expectCode(v.verify({ wit, wpt: await mintWpt(wit, { claims: { nbf: G1_NOW + 30 } }) }), 'ERR_WPT_EXPIRED');
   });
 
+  test('RFC 7519 §4.1.6: a WIT or WPT issued in the future beyond the skew is refused, like an access token', async () => {
+    const { f, v } = await minted();
+    const ahead = await mintWit(f, { claims: { iat: G1_NOW + 3600 } });
+    await expectCode(v.verify({ wit: ahead, wpt: await mintWpt(ahead) }), 'ERR_WIT_ISSUED_IN_FUTURE');
+    const notNumeric = await mintWit(f, { claims: { iat: String(G1_NOW) } });
+    await expectCode(v.verify({ wit: notNumeric, wpt: await mintWpt(notNumeric) }), 'ERR_WIT_MALFORMED');
+    const wit = await mintWit(f);
+    await expectCode(v.verify({ wit, wpt: await mintWpt(wit, { claims: { iat: G1_NOW + 3600 } }) }), 'ERR_WPT_ISSUED_IN_FUTURE');
+    await expect(v.verify({ wit, wpt: await mintWpt(wit, { claims: { iat: G1_NOW } }) })).resolves.toBeDefined();
+  });
+
   test('WPT-N20 / N22: jti or wth missing; ath present (wpt-01 legacy)', async () => {
     const { f, v } = await minted();
     const wit = await mintWit(f);
@@ -396,7 +407,7 @@ describe('named cases not covered above', () => {
     await expectCode(v.verify({ wit, wpt: await mintWpt(wit) }), 'ERR_WIT_ALGORITHM');
   });
 
-  test('WIT-N32, WIT-N33, WIT-N34: a spiffe:// WIT is a WIT-SVID: kid required, no aud, RS/ES/PS only', async () => {
+  test('WIT-N32, WIT-N33, WIT-N34: a spiffe:// WIT is a WIT-SVID: kid required, no aud; RS/ES/PS only under the spiffe profile', async () => {
     const { f, v } = await minted();
     const spiffe = 'spiffe://example.com/agent';
     const es256 = await generateKeyPair('ES256', { extractable: true });
@@ -408,8 +419,45 @@ describe('named cases not covered above', () => {
     await expectCode(v.verify({ wit: noKid, wpt: await wptFor(noKid) }), 'ERR_WIT_KEY_UNKNOWN');
     const withAud = await mintWit(f, { claims: { sub: spiffe, aud: AUD }, cnfJwk });
     await expectCode(v.verify({ wit: withAud, wpt: await wptFor(withAud) }), 'ERR_WIT_AUDIENCE');
+    // The WIMSE drafts (the default profile) allow an EdDSA workload key; the SPIFFE profile does not.
     const edCnf = await mintWit(f, { claims: { sub: spiffe } });
-    await expectCode(v.verify({ wit: edCnf, wpt: await mintWpt(edCnf) }), 'ERR_WIT_CNF_INVALID');
+    await expect(v.verify({ wit: edCnf, wpt: await mintWpt(edCnf) })).resolves.toMatchObject({ id: spiffe });
+    const spiffeDomain = { ...domain([f.issuers['example.com']!.jwk], ['ES256', 'EdDSA']), profile: 'spiffe' as const };
+    const strict = verifier({ 'example.com': spiffeDomain }, clock().now);
+    await expectCode(strict.verify({ wit: edCnf, wpt: await mintWpt(edCnf) }), 'ERR_WIT_CNF_INVALID');
+    await expect(strict.verify({ wit: ok, wpt: await wptFor(ok) })).resolves.toMatchObject({ id: spiffe });
+  });
+
+  test('an EdDSA-signed spiffe:// WIT is accepted under the wimse profile, refused under spiffe (WIT-SVID §2.1)', async () => {
+    const f = await fixture();
+    const ed = await generateKeyPair('EdDSA', { extractable: true });
+    const edJwk = { ...(await exportJWK(ed.publicKey)), kid: 'ed-1', alg: 'EdDSA' };
+    const spiffe = 'spiffe://example.com/agent';
+    const wit = await new SignJWT({ sub: spiffe, exp: G1_NOW + 3600, iat: G1_NOW, cnf: { jwk: { ...f.workload.jwk, alg: 'EdDSA' } } })
+      .setProtectedHeader({ alg: 'EdDSA', kid: 'ed-1', typ: 'wit+jwt' })
+      .sign(ed.privateKey);
+    const wimse = verifier({ 'example.com': domain([edJwk], ['ES256', 'EdDSA']) }, clock().now);
+    await expect(wimse.verify({ wit, wpt: await mintWpt(wit) })).resolves.toMatchObject({ id: spiffe });
+    const spiffeProfile = verifier({ 'example.com': { ...domain([edJwk], ['ES256', 'EdDSA']), profile: 'spiffe' } }, clock().now);
+    await expectCode(spiffeProfile.verify({ wit, wpt: await mintWpt(wit) }), 'ERR_WIT_ALGORITHM');
+    const narrowed = verifier({ 'example.com': domain([edJwk], ['ES256']) }, clock().now);
+    await expectCode(narrowed.verify({ wit, wpt: await mintWpt(wit) }), 'ERR_WIT_ALGORITHM');
+  });
+
+  test('a WIT issuer by iss: its keys for its trust domains only; a new resolver (rotated keys) verifies a cached WIT again', async () => {
+    const f = await fixture();
+    const signer = f.issuers['evil.example']!;
+    let resolver = createLocalJWKSet({ keys: [signer.jwk] });
+    const issuer = { witKeys: () => resolver, algorithms: ['ES256'], trustDomains: new Set(['issued.example']) };
+    const v = verifier({ 'example.com': domain([f.issuers['example.com']!.jwk]) }, clock().now, { issuers: new Map([['https://wit.example', issuer]]) });
+    const wit = await mintWit(f, { signer: 'evil.example', claims: { sub: 'wimse://issued.example/bot', iss: 'https://wit.example' } });
+    await expect(v.verify({ wit, wpt: await mintWpt(wit) })).resolves.toMatchObject({ id: 'wimse://issued.example/bot' });
+    resolver = createLocalJWKSet({ keys: [f.issuers['example.com']!.jwk] });
+    await expectCode(v.verify({ wit, wpt: await mintWpt(wit) }), 'ERR_WIT_KEY_UNKNOWN');
+    const elsewhere = await mintWit(f, { signer: 'evil.example', claims: { sub: 'wimse://nowhere.example/bot', iss: 'https://wit.example' } });
+    await expectCode(v.verify({ wit: elsewhere, wpt: await mintWpt(elsewhere) }), 'ERR_WIT_ISSUER');
+    const noIss = await mintWit(f, { signer: 'evil.example', claims: { sub: 'wimse://issued.example/bot' } });
+    await expectCode(v.verify({ wit: noIss, wpt: await mintWpt(noIss) }), 'ERR_WIT_ISSUER');
   });
 
   test('WIT-N27: an iss naming an attacker-run issuer is never fetched; its keys never count', async () => {
