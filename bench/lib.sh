@@ -203,11 +203,13 @@ EOF
 
 # agentward_config NAME PORT ADMIN_PORT CACHE_SIZE [ISSUER_EXTRA [OAUTH_EXTRA]]: the proxy with the
 # default policy, audit to a file (hash-chained, the default), log level warn: what a production
-# deployment writes. The extras are YAML lines added to the issuer entry and to oauth.
+# deployment writes. The extras are YAML lines added to the issuer entry and to oauth;
+# AW_LISTEN_EXTRA (environment) holds YAML lines added to listen (e.g. "  maxInFlight: 64").
 agentward_config() {
   cat >"$WORK/$1.yaml" <<EOF
 listen:
   address: 127.0.0.1:$2
+${AW_LISTEN_EXTRA:-}
 admin:
   address: 127.0.0.1:$3
 upstream:

@@ -23,7 +23,8 @@
 # OPEN_MAX_CONNECTIONS (0: vegeta opens a connection for every request in flight, its default;
 # N: at most N, later requests wait in vegeta, their wait counted in their latency),
 # OPEN_TIME_LIMIT (s, from the steps), BENCH_LOAD_CPU (1), BENCH_SERVER_CPU (0),
-# BENCH_QUIET_BUDGET (s, 60).
+# BENCH_QUIET_BUDGET (s, 60), AW_LISTEN_EXTRA (YAML lines added to agentward's listen section,
+# e.g. "  maxInFlight: 128" for an overload sweep).
 #
 # Only 127.0.0.1 is ever targeted; every attack is bounded in time (OPEN_STEP) and rate.
 set -euo pipefail
