@@ -6,12 +6,12 @@
  * one fetch deadline, and during an outage it does not wait at all: after a failed fetch, calls
  * fail at once with ERR_KEYS_UNAVAILABLE until the retry timer has tried again.
  */
-import { readFile } from 'node:fs/promises';
 import { createLocalJWKSet, errors as joseErrors, type JSONWebKeySet, type JWSHeaderParameters, type FlattenedJWSInput } from 'jose';
 import type { Dispatcher } from 'undici';
 import type { Logger } from 'pino';
 import { AgentwardError } from '../errors.ts';
 import { fetchJson } from '../outbound/http.ts';
+import { readJsonFile } from './json-file.ts';
 import type { Services } from '../services.ts';
 
 /** Where an issuer's key set comes from: the `oauth.issuers[]` (or `workload.witIssuers[]`) fields this module reads. */
@@ -231,16 +231,6 @@ export class IssuerKeys {
         });
     }, Math.min(Math.max(delayMs, 0), MAX_TIMER_MS));
     this.timer.unref();
-  }
-}
-
-/** A JWK Set file, parsed; its errors name the file, never its content. */
-async function readJsonFile(file: string): Promise<unknown> {
-  const text = await readFile(file, 'utf8');
-  try {
-    return JSON.parse(text) as unknown;
-  } catch (err) {
-    throw new Error(`${file} is not JSON`, { cause: err });
   }
 }
 

@@ -16,13 +16,13 @@
  */
 import { createHash, X509Certificate } from 'node:crypto';
 import { realpathSync, watch, type FSWatcher } from 'node:fs';
-import { readFile } from 'node:fs/promises';
 import { basename, dirname, resolve } from 'node:path';
 import { createLocalJWKSet, errors as joseErrors, type CryptoKey, type FlattenedJWSInput, type JWK, type JWSHeaderParameters } from 'jose';
 import type { Dispatcher } from 'undici';
 import type { Logger } from 'pino';
 import { AgentwardError } from '../errors.ts';
 import { fetchJson } from '../outbound/http.ts';
+import { readJsonFile } from './json-file.ts';
 import { durationMs } from '../duration.ts';
 import type { Services } from '../services.ts';
 
@@ -474,15 +474,6 @@ function removedKids(before: readonly JWK[], after: readonly JWK[]): Set<string 
 function removedAuthorities(before: readonly X509Certificate[], after: readonly X509Certificate[]): Set<string> {
   const next = new Set(after.map((c) => c.fingerprint256));
   return new Set(before.map((c) => c.fingerprint256).filter((f) => !next.has(f)));
-}
-
-async function readJsonFile(file: string): Promise<unknown> {
-  const text = await readFile(file, 'utf8');
-  try {
-    return JSON.parse(text) as unknown;
-  } catch (err) {
-    throw new Error(`${file} is not JSON`, { cause: err });
-  }
 }
 
 function isLoopbackHost(host: string): boolean {
