@@ -106,7 +106,7 @@ const input: fc.Arbitrary<PolicyInput> = fc.record({
 }).map((x) => ({
   version: 1,
   now: x.now,
-  request: { id: x.id, method: x.method, scheme: 'https', host: 'tools.example.com', path: x.path, query: {}, headers: x.headers, clientCertificate: null },
+  request: { id: x.id, method: x.method, scheme: 'https', host: 'tools.example.com', path: x.path, query: {}, headers: x.headers, clientCertificate: null, methodOverride: null },
   resource: { id: x.resource },
   agent: x.agent,
   subject: x.subject,
@@ -275,7 +275,7 @@ test('the property is not vacuous: dropping any whole-value read of the default 
 });
 
 describe('one memo per loaded policy', () => {
-  const echo = (path: string): PolicyInput => ({ ...fc.sample(input, { seed: 1, numRuns: 1 })[0]!, request: { id: 'r', method: 'GET', scheme: 'https', host: 'h', path, query: {}, headers: {}, clientCertificate: null } });
+  const echo = (path: string): PolicyInput => ({ ...fc.sample(input, { seed: 1, numRuns: 1 })[0]!, request: { id: 'r', method: 'GET', scheme: 'https', host: 'h', path, query: {}, headers: {}, clientCertificate: null, methodOverride: null } });
 
   test('an edit of the policy, and of its data file, is decided by the new policy (the memo starts empty)', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'agentward-memo-reload-'));
