@@ -10,7 +10,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, test } from 'vitest'
 import { join } from 'node:path';
 import { startIssuer, type TestIssuer } from '../helpers/issuer.ts';
 import { startUpstream, type TestUpstream } from '../helpers/upstream.ts';
-import { REPO, startAgentward, type RunningAgentward } from '../helpers/agentward.ts';
+import { DEFAULT_POLICY, REPO, startAgentward, type RunningAgentward } from '../helpers/agentward.ts';
 import { rawRequest } from '../helpers/http.ts';
 
 const RESOURCE = 'https://tools.example.com/';
@@ -20,14 +20,16 @@ let upstream: TestUpstream;
 let reject: RunningAgentward;
 let strip: RunningAgentward;
 let pass: RunningAgentward;
+/** pass with the repository's default policy, whose request.is_read counts a forwarded override. */
+let passDefault: RunningAgentward;
 let token: string;
 
-function start(methodOverride?: 'reject' | 'strip' | 'pass'): Promise<RunningAgentward> {
+function start(methodOverride?: 'reject' | 'strip' | 'pass', policy = POLICY): Promise<RunningAgentward> {
   return startAgentward({
     upstream: { url: upstream.url },
     resource: { id: RESOURCE, authorizationServers: [issuer.issuer] },
     oauth: { issuers: [{ issuer: issuer.issuer, jwksUri: issuer.jwksUri }] },
-    policy: { source: POLICY },
+    policy: { source: policy },
     ...(methodOverride ? { forward: { methodOverride } } : {}),
   });
 }
@@ -35,11 +37,11 @@ function start(methodOverride?: 'reject' | 'strip' | 'pass'): Promise<RunningAge
 beforeAll(async () => {
   issuer = await startIssuer({ audience: RESOURCE });
   upstream = await startUpstream();
-  [reject, strip, pass] = await Promise.all([start(), start('strip'), start('pass')]);
+  [reject, strip, pass, passDefault] = await Promise.all([start(), start('strip'), start('pass'), start('pass', DEFAULT_POLICY)]);
   token = await issuer.mint({ scope: 'tools.read' });
 });
 afterAll(async () => {
-  await Promise.all([reject?.stop(), strip?.stop(), pass?.stop()]);
+  await Promise.all([reject?.stop(), strip?.stop(), pass?.stop(), passDefault?.stop()]);
   await Promise.all([upstream?.close(), issuer?.close()]);
 });
 beforeEach(() => {
@@ -160,6 +162,14 @@ describe('forward.methodOverride: pass', () => {
     expect(res.status).toBe(403);
     expect(res.json().code).toBe('ERR_POLICY_DENIED');
     expect(upstream.seen).toHaveLength(0);
+  });
+
+  test('the default policy counts a forwarded override to a write as a write: read-only token, 403 insufficient_scope', async () => {
+    const res = await rawRequest(`${passDefault.url}/items/1`, { headers: { ...auth(), 'x-http-method-override': 'delete' } });
+    expect(res.status).toBe(403);
+    expect(res.json().code).toBe('ERR_POLICY_INSUFFICIENT_SCOPE');
+    expect(upstream.seen).toHaveLength(0);
+    expect((await rawRequest(`${passDefault.url}/items/1`, { headers: { ...auth(), 'x-http-method-override': 'GET' } })).status).toBe(200);
   });
 
   test('pass is a relaxation, named at startup', () => {
