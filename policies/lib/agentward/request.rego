@@ -66,6 +66,15 @@ is_write if {
 	not is_read
 }
 
+# The request presented no credential at all: it reaches the policy only with
+# oauth.anonymous: policy (docs/configuration.md, "Anonymous requests"), with subject and agent
+# null. Undefined, so never anonymous, when a key is missing.
+anonymous if {
+	input.subject == null
+	input.agent == null
+	count(input.credentials.presented) == 0
+}
+
 # path_matches(prefix) holds when input.request.path is `prefix` or lies below it, matching
 # whole path segments: "/mcp" matches "/mcp" and "/mcp/x" but not "/mcpx". A prefix ending in
 # "/" matches everything below it ("/" matches every path). The path is compared as the proxy

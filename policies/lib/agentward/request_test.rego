@@ -106,3 +106,19 @@ test_forwarded_override_on_an_mcp_read_call_is_a_write if {
 	request.is_write with input as inp
 	not request.is_read with input as inp
 }
+
+test_anonymous if {
+	request.anonymous with input as {"subject": null, "agent": null, "credentials": {"presented": []}}
+}
+
+test_not_anonymous if {
+	every inp in [
+		{"subject": {"sub": "u"}, "agent": null, "credentials": {"presented": ["access_token"]}},
+		{"subject": null, "agent": {"id": "spiffe://a/b"}, "credentials": {"presented": ["x509_svid"]}},
+		{"subject": null, "agent": null, "credentials": {"presented": ["client_certificate"]}},
+		{"agent": null, "credentials": {"presented": []}},
+		{},
+	] {
+		not request.anonymous with input as inp
+	}
+}
