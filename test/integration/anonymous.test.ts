@@ -133,6 +133,12 @@ describe('oauth.anonymous: policy', () => {
     expect(on.audit().at(-1)!.reason).toBeNull(); // refused before the policy
   });
 
+  test('a Workload-Identity-Token without a workload section is refused as today, not anonymous', async () => {
+    const res = await rawRequest(`${on.url}/public`, { headers: { 'workload-identity-token': 'eyJhbGciOiJFUzI1NiJ9.e30.sig' } });
+    expect(res.json().code).toBe('ERR_WORKLOAD_UNSUPPORTED');
+    expect(upstream.seen).toHaveLength(0);
+  });
+
   test('a DPoP proof without a token is refused as today (400), not anonymous', async () => {
     const res = await rawRequest(`${on.url}/public`, { headers: { dpop: 'eyJ0eXAiOiJkcG9wK2p3dCJ9.e30.sig' } });
     expect(res.status).toBe(400);
