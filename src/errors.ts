@@ -39,6 +39,7 @@ export const ERROR_CODES = {
   ERR_PATH_NOT_NORMALIZED: { status: 400, title: 'The request path has dot segments, encoded slashes or dots, or backslashes; send its normalized form.' },
   ERR_METHOD_NOT_ALLOWED: { status: 405, title: 'This endpoint only answers GET and HEAD.' },
   ERR_EXPECTATION_FAILED: { status: 417, title: 'The only expectation supported is 100-continue.' },
+  ERR_METHOD_OVERRIDE: { status: 400, title: 'Method override fields (X-HTTP-Method-Override, X-HTTP-Method, X-Method-Override, _method) are not accepted here; send the method itself.' },
   // Admission control (src/proxy/admission.ts)
   ERR_OVERLOADED: { status: 503, title: 'The proxy is at its limit of requests in flight and waiting; retry shortly.' },
   // Never sent: the client had gone. Recorded so that every request leaves an audit record (status 499, as nginx logs it).

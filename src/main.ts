@@ -5,6 +5,7 @@
  *   agentward explain [--config FILE] --request FILE [--jwks URL=FILE ...] [--offline]
  *   agentward policy build [DIR] [--output FILE] [--entrypoint E] [--opa BIN]
  *   agentward audit verify FILE [FILE ...] [--key-env VAR] [--checkpoints FILE]
+ *   agentward COMMAND --help (or -h; also `agentward help COMMAND`): that command's usage, exit 0
  * --config defaults to $AGENTWARD_CONFIG, then ./agentward.yaml.
  */
 import { mkdirSync, readFileSync, writeFileSync, statSync } from 'node:fs';
@@ -22,6 +23,57 @@ import { verifyAuditFiles } from './observability/audit.ts';
 import { readTlsFiles } from './proxy/tls.ts';
 import { distinguishedName } from './credentials/client-certificate.ts';
 
+/** Each command's own usage, printed by `agentward COMMAND --help` (exit 0, stdout). */
+const COMMAND_USAGE = {
+  serve: `usage: agentward serve [--config FILE]
+
+Run the proxy until SIGTERM or SIGINT.
+
+options:
+  -c, --config FILE   the configuration file (default: $AGENTWARD_CONFIG, then ./agentward.yaml)
+  -h, --help          print this text`,
+  check: `usage: agentward check [--config FILE]
+
+Validate the configuration, the files it names and the policy; print every problem (exit 1), or a
+summary with the relaxed settings as warnings (exit 0). Contacts no issuer.
+
+options:
+  -c, --config FILE   the configuration file (default: $AGENTWARD_CONFIG, then ./agentward.yaml)
+  -h, --help          print this text`,
+  explain: `usage: agentward explain [--config FILE] --request FILE [--jwks URL=FILE ...] [--offline]
+
+Print the policy input, the decision and the answer for a described request (JSON or YAML:
+method, url, headers, body). Forwards nothing. Exit 0 when it would be forwarded, 1 when refused.
+
+options:
+  -c, --config FILE   the configuration file (default: $AGENTWARD_CONFIG, then ./agentward.yaml)
+  -r, --request FILE  the described request (required)
+      --jwks URL=FILE answer a fetch of URL with the contents of FILE (repeatable)
+      --offline       refuse every other outbound fetch
+  -h, --help          print this text`,
+  'policy build': `usage: agentward policy build [DIR] [--output FILE] [--entrypoint E] [--opa BIN]
+
+Compile a folder of Rego (default: ./policies) to an OPA WebAssembly bundle.
+
+options:
+  -o, --output FILE      the bundle to write (default: bundle.tar.gz)
+  -e, --entrypoint E     the decision rule (default: agentward/decision)
+      --opa BIN          the opa binary (default: $AGENTWARD_OPA, then opa on PATH)
+  -h, --help             print this text`,
+  'audit verify': `usage: agentward audit verify FILE [FILE ...] [--key-env VAR] [--checkpoints FILE]
+
+Verify the hash chain of an audit file, or of a file and those rotated from it (oldest first, the
+current file last); exit 1 at the first broken line. Files are read a chunk at a time.
+
+options:
+      --key-env VAR        the environment variable holding audit.hashKey (keyed chains)
+      --checkpoints FILE   the checkpoint file, or a log file with "audit checkpoint" lines: every
+                           checkpoint not older than the first record must be in the chain
+  -h, --help               print this text`,
+} as const;
+
+type Command = keyof typeof COMMAND_USAGE;
+
 const USAGE = `usage:
   agentward serve  [--config FILE]        run the proxy
   agentward check  [--config FILE]        validate config and policy, print every problem
@@ -33,7 +85,17 @@ const USAGE = `usage:
   agentward audit verify FILE [FILE ...] [--key-env VAR] [--checkpoints FILE]
                                           verify the hash chain of an audit file (or of a file
                                           and those rotated from it, oldest first)
+  agentward COMMAND --help                that command's usage and options
 --config defaults to $AGENTWARD_CONFIG, then ./agentward.yaml`;
+
+/** `-h` / `--help`, accepted by every command; the other options are the command's own. */
+const HELP = { help: { type: 'boolean', short: 'h' } } as const;
+
+/** Prints a command's usage to stdout: the answer to `--help`, exit 0. */
+function help(command: Command): number {
+  console.log(COMMAND_USAGE[command]);
+  return 0;
+}
 
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
@@ -46,22 +108,39 @@ async function main(argv: string[]): Promise<number> {
       return explain(rest);
     case 'policy':
       if (rest[0] === 'build') return policyBuild(rest.slice(1));
+      if (rest.length === 1 && isHelp(rest[0])) return help('policy build');
       break;
     case 'audit':
       if (rest[0] === 'verify') return auditVerify(rest.slice(1));
+      if (rest.length === 1 && isHelp(rest[0])) return help('audit verify');
       break;
     case '--help':
     case '-h':
-    case 'help':
       console.log(USAGE);
       return 0;
+    case 'help': {
+      // `agentward help explain` is `agentward explain --help`.
+      const topic = rest.join(' ');
+      if (topic === '') {
+        console.log(USAGE);
+        return 0;
+      }
+      if (topic in COMMAND_USAGE) return help(topic as Command);
+      break;
+    }
   }
   console.error(USAGE);
   return 2;
 }
 
-function configArg(args: string[]): string {
-  const { values } = parseArgs({ args, options: { config: { type: 'string', short: 'c' } }, strict: true });
+function isHelp(arg: string | undefined): boolean {
+  return arg === '--help' || arg === '-h';
+}
+
+/** The `--config` of `serve` and `check`; undefined when `--help` was asked for. */
+function configArg(args: string[]): string | undefined {
+  const { values } = parseArgs({ args, options: { config: { type: 'string', short: 'c' }, ...HELP }, strict: true });
+  if (values.help) return undefined;
   return values.config ?? defaultConfigPath();
 }
 
@@ -82,7 +161,9 @@ function loadOrReport(file: string): LoadedConfig | undefined {
 }
 
 async function serve(args: string[]): Promise<number> {
-  const loaded = loadOrReport(configArg(args));
+  const file = configArg(args);
+  if (file === undefined) return help('serve');
+  const loaded = loadOrReport(file);
   if (!loaded) return 1;
   const app = createApp(loaded);
   await app.start();
@@ -113,9 +194,10 @@ async function serve(args: string[]): Promise<number> {
 async function explain(args: string[]): Promise<number> {
   const { values } = parseArgs({
     args,
-    options: { config: { type: 'string', short: 'c' }, request: { type: 'string', short: 'r' }, jwks: { type: 'string', multiple: true }, offline: { type: 'boolean', default: false } },
+    options: { config: { type: 'string', short: 'c' }, request: { type: 'string', short: 'r' }, jwks: { type: 'string', multiple: true }, offline: { type: 'boolean', default: false }, ...HELP },
     strict: true,
   });
+  if (values.help) return help('explain');
   if (!values.request) {
     console.error(`explain needs --request FILE\n${USAGE}`);
     return 2;
@@ -154,6 +236,7 @@ async function explain(args: string[]): Promise<number> {
 
 async function check(args: string[]): Promise<number> {
   const file = configArg(args);
+  if (file === undefined) return help('check');
   const loaded = loadOrReport(file);
   if (!loaded) return 1;
   const { config } = loaded;
@@ -197,8 +280,9 @@ async function policyBuild(args: string[]): Promise<number> {
   const { values, positionals } = parseArgs({
     args,
     allowPositionals: true,
-    options: { output: { type: 'string', short: 'o' }, entrypoint: { type: 'string', short: 'e' }, opa: { type: 'string' } },
+    options: { output: { type: 'string', short: 'o' }, entrypoint: { type: 'string', short: 'e' }, opa: { type: 'string' }, ...HELP },
   });
+  if (values.help) return help('policy build');
   const dir = resolve(positionals[0] ?? 'policies');
   if (!statSync(dir, { throwIfNoEntry: false })?.isDirectory()) {
     console.error(`${dir} is not a folder of Rego files`);
@@ -219,9 +303,10 @@ async function policyBuild(args: string[]): Promise<number> {
 }
 
 function auditVerify(args: string[]): number {
-  const { values, positionals } = parseArgs({ args, allowPositionals: true, options: { 'key-env': { type: 'string' }, checkpoints: { type: 'string' } } });
+  const { values, positionals } = parseArgs({ args, allowPositionals: true, options: { 'key-env': { type: 'string' }, checkpoints: { type: 'string' }, ...HELP } });
+  if (values.help) return help('audit verify');
   if (positionals.length === 0) {
-    console.error('usage: agentward audit verify FILE [FILE ...] [--key-env VAR] [--checkpoints FILE]');
+    console.error(COMMAND_USAGE['audit verify']);
     return 2;
   }
   const keyEnv = values['key-env'];

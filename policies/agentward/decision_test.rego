@@ -125,6 +125,28 @@ test_no_token_is_denied_even_when_no_scope_is_required if {
 		with data.agentward.settings as settings({"writeScopes": []})
 }
 
+# oauth.anonymous: policy (docs/configuration.md): a request that presented nothing reaches the
+# policy with subject and agent null. The default policy stays closed for it, on every method and
+# path, even with no scope required.
+anonymous(method, path) := with_input({
+	"request": {"method": method, "path": path, "methodOverride": null},
+	"agent": null,
+	"subject": null,
+	"delegation": {"chain": [], "depth": 0},
+	"credentials": {"presented": []},
+})
+
+test_anonymous_request_is_denied if {
+	every inp in [anonymous("GET", "/healthz"), anonymous("GET", "/"), anonymous("POST", "/mcp"), anonymous("HEAD", "/docs")] {
+		agentward.decision == {"allow": false, "reason": "no access token"} with input as inp
+	}
+}
+
+test_anonymous_request_is_denied_even_when_no_scope_is_required if {
+	agentward.decision == {"allow": false, "reason": "no access token"} with input as anonymous("GET", "/healthz")
+		with data.agentward.settings as settings({"readScopes": [], "writeScopes": []})
+}
+
 # --- denied actors (deny-style use of the whole chain) ---
 
 test_denied_current_actor if {

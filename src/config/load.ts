@@ -615,6 +615,8 @@ function deepFreeze<T>(value: T): T {
 export function relaxations(config: Readonly<Config>): string[] {
   const out: string[] = [];
   if (!config.forward.stripCredentials) out.push('forward.stripCredentials is off: the upstream receives the callers\' credentials');
+  if (config.forward.methodOverride === 'pass')
+    out.push('forward.methodOverride is pass: method override fields (X-HTTP-Method-Override, _method, ...) reach the upstream, which may act on a method the policy did not decide on (the policy sees them in input.request.methodOverride)');
   if (config.policy.exposeReason) out.push('policy.exposeReason is on: deny reasons written by the policy are sent to callers');
   if (durationSeconds(config.oauth.clockSkew) > 300) out.push(`oauth.clockSkew is ${config.oauth.clockSkew}: RFC 9068 §4 asks for a few minutes at most`);
   config.oauth.issuers.forEach((issuer, i) => {
@@ -631,6 +633,10 @@ export function relaxations(config: Readonly<Config>): string[] {
     }
   });
   if (config.policy.mode === 'shadow') out.push('policy.mode is shadow: requests the policy denies are forwarded anyway (logged as would-deny); only authentication failures are refused');
+  if (config.oauth.anonymous === 'policy')
+    out.push(
+      'oauth.anonymous is policy: requests that present no credential reach the policy (subject and agent null) instead of a 401, and oauth.requireToken, workload.require and txnTokens.mode: required do not apply to them; the policy must deny them except on public paths',
+    );
   if (!config.oauth.requireToken) out.push('oauth.requireToken is off: a proven workload identity alone authenticates a request (the policy sees subject: null)');
   config.workload?.trustDomains.forEach((domain, i) => {
     if (domain.bundle.url?.startsWith('http:') && isLoopback(domain.bundle.url)) out.push(`workload.trustDomains[${i}].bundle.url uses plain http (loopback only)`);

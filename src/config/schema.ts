@@ -355,6 +355,11 @@ export const ConfigSchema = Closed(
           description:
             'Every request must carry an access token. Set false to let a proven workload identity alone (see `workload`) authenticate a request, e.g. WIT + WPT, which uses the Authorization header for the proof; the policy then sees `subject: null`.',
         }),
+        anonymous: Enum(['refuse', 'policy'], {
+          default: 'refuse',
+          description:
+            'Requests that present no credential at all. `refuse`: 401 ERR_CREDENTIALS_MISSING before the policy runs. `policy`: they reach the policy with `subject` and `agent` null and `credentials.presented` empty, for public paths such as a health probe or documentation; a denial is still 401 with the same challenge. A request that presents any credential is verified and refused if that fails, never treated as anonymous. A relaxed setting, named at startup.',
+        }),
         clockSkew: Duration('30s', 'Leeway for exp, nbf and iat (RFC 9068 §4: a few minutes at most).', { allowZero: true }),
         maxDelegationDepth: Type.Integer({ minimum: 0, maximum: 32, default: 4, description: 'Longest RFC 8693 `act` chain accepted; deeper tokens get ERR_DELEGATION_TOO_DEEP.' }),
         tokenCacheSize: Type.Integer({ minimum: 0, default: 10000, description: 'Verified tokens remembered (by SHA-256) until they expire; 0 disables the cache, and with it the memory of forged tokens (1,000 for 60 s, dropped on any key-set change).' }),
@@ -467,6 +472,11 @@ export const ConfigSchema = Closed(
           description: 'Headers added upstream, each from a policy input field, e.g. `X-Agent-Id: subject.clientId`. Caller-sent copies are always removed.',
         }),
         requestIdHeader: Type.String({ pattern: "^[!#$%&'*+.^_`|~0-9A-Za-z-]+$", default: 'x-request-id', description: 'Header carrying the request id upstream and back to the client.' }),
+        methodOverride: Enum(['reject', 'strip', 'pass'], {
+          default: 'reject',
+          description:
+            'Requests with a method override (`X-HTTP-Method-Override`, `X-HTTP-Method`, `X-Method-Override`, the `_method` query parameter), which an upstream framework may act on instead of the method the policy decided on. `reject`: 400 ERR_METHOD_OVERRIDE. `strip`: removed before the policy and the upstream see the request. `pass`: forwarded as sent, shown to the policy in `input.request.methodOverride` (a relaxed setting, named at startup).',
+        }),
       },
       { default: {} },
     ),

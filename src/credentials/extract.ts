@@ -14,6 +14,7 @@ import type { IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
 import { AgentwardError, asAgentwardError } from '../errors.ts';
 import type { ClientCertificate } from '../identity/client-certificate.ts';
+import { CREDENTIAL_HEADERS } from '../identity/credential-headers.ts';
 import { clientCertificateOf } from './client-certificate.ts';
 import { findWimseSignature } from './http-signature.ts';
 
@@ -66,6 +67,13 @@ export interface PresentedCredentials {
   bearerIsJwtSvid: boolean;
   /** Names of what was presented, for `input.credentials.presented` and the audit record. */
   presented: string[];
+  /**
+   * Nothing at all was presented: no credential header (`CREDENTIAL_HEADERS`, whether or not this
+   * resource reads it), no configured context-token header, no TLS client certificate. Only such
+   * a request may reach the policy as anonymous (`oauth.anonymous: policy`); anything presented is
+   * verified or refused, never ignored.
+   */
+  anonymous: boolean;
 }
 
 /** Workload headers are read only where a `workload` section makes them meaningful. */
@@ -135,6 +143,7 @@ export function extractCredentials(req: IncomingMessage, query: URLSearchParams,
     clientCertificate,
     bearerIsJwtSvid,
     presented,
+    anonymous: presented.length === 0 && Object.keys(contextTokens).length === 0 && !CREDENTIAL_HEADERS.some((name) => headers[name] !== undefined),
   };
 }
 

@@ -59,6 +59,27 @@ const ClientCertificateSchema = Closed(
   'The TLS client certificate of the connection (the leaf only, not the chain). From the TLS handshake only: a `Client-Cert` header is a credential header, removed and never read.',
 );
 
+const MethodOverrideSchema = Closed(
+  {
+    action: Enum(
+      ['stripped', 'forwarded'],
+      '`stripped` (`forward.methodOverride: strip`): the fields were removed; they are not in `request.headers` or `request.query` and the upstream does not get them. `forwarded` (`pass`): the upstream gets them as sent, and may act on the method they name instead of `request.method`: deny what you do not mean to allow, e.g. `deny if input.request.methodOverride.action == "forwarded"`.',
+    ),
+    fields: Type.Array(
+      Closed(
+        {
+          source: Enum(['header', 'query'], 'Where the field was: a header, or the query.'),
+          name: Type.String({ description: 'The header name in lower case (`x-http-method-override`, `x-http-method`, `x-method-override`), or `_method`.' }),
+          value: Type.String({ description: 'The value as sent (caller-controlled), e.g. `DELETE`.' }),
+        },
+        'One method override field.',
+      ),
+      { description: 'Every field: the headers first (`x-http-method-override`, `x-http-method`, `x-method-override`, one entry per field line), then the `_method` query values in order.' },
+    ),
+  },
+  'Method override fields and what the proxy did with them.',
+);
+
 const RequestSchema = Closed(
   {
     id: Type.String({
@@ -82,6 +103,10 @@ const RequestSchema = Closed(
     clientCertificate: Nullable(
       ClientCertificateSchema,
       'The TLS client certificate of this connection, with `listen.tls.clientCert` `optional` or `required`. `null` on plain HTTP, with `clientCert: none`, or when the client sent none.',
+    ),
+    methodOverride: Nullable(
+      MethodOverrideSchema,
+      'Method override fields the request carried (`X-HTTP-Method-Override`, `X-HTTP-Method`, `X-Method-Override`, any case, and the `_method` query parameter), and what `forward.methodOverride` did with them; `null` when it carried none. With the default `reject` such a request is refused (`ERR_METHOD_OVERRIDE`) and never reaches the policy.',
     ),
   },
   'The HTTP request.',
@@ -232,10 +257,10 @@ export const PolicyInputSchema = Closed(
     }),
     request: RequestSchema,
     resource: Closed({ id: Type.String({ description: '`resource.id` from the configuration: this resource\'s identifier (the audience tokens must name).' }) }, 'The protected resource.'),
-    agent: Nullable(AgentSchema, 'The workload (agent) identity proven on this request; `null` when the request proved none.'),
+    agent: Nullable(AgentSchema, 'The workload (agent) identity proven on this request; `null` when the request proved none (always for an anonymous request, `oauth.anonymous: policy`).'),
     subject: Nullable(
       SubjectSchema,
-      'The verified access token; `null` without one. A request without an access token reaches the policy only with `oauth.requireToken: false`, proven by a workload identity alone (with the default `true` it is refused with `ERR_CREDENTIALS_MISSING`). Write policies so that a `null` subject denies unless you mean otherwise.',
+      'The verified access token; `null` without one. A request without an access token reaches the policy only with `oauth.requireToken: false`, proven by a workload identity alone (with the default `true` it is refused with `ERR_CREDENTIALS_MISSING`), or with `oauth.anonymous: policy` when it presents no credential at all (then `agent` is `null` too and `credentials.presented` is `[]`). Write policies so that a `null` subject denies unless you mean otherwise.',
     ),
     delegation: DelegationSchema,
     txn: Nullable(TxnSchema, 'The verified Transaction Token; `null` without one, or when `txnTokens` is not configured.'),
@@ -244,7 +269,7 @@ export const PolicyInputSchema = Closed(
     credentials: Closed(
       {
         presented: Strings(
-          'Names of the credentials on the request, in this order: those of the `Authorization` field (`access_token`, `dpop` when a DPoP proof came with it, `wpt`), then the workload credentials (`wit`, `http_signature`, `x509_svid`, `jwt_svid`; a JWT-SVID replaces `access_token`), `txn_token` when a verified Txn-Token came with it, and `client_certificate` when the TLS connection presented a client certificate (verified or not).',
+          'Names of the credentials on the request, in this order: those of the `Authorization` field (`access_token`, `dpop` when a DPoP proof came with it, `wpt`), then the workload credentials (`wit`, `http_signature`, `x509_svid`, `jwt_svid`; a JWT-SVID replaces `access_token`), `txn_token` when a verified Txn-Token came with it, and `client_certificate` when the TLS connection presented a client certificate (verified or not). `[]` only for an anonymous request (`oauth.anonymous: policy`): one that carried no credential header and no client certificate at all.',
         ),
       },
       'Which credentials the request carried.',

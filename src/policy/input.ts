@@ -22,6 +22,28 @@ export interface RequestInput {
    * null without one. From the TLS layer only, never from a header.
    */
   clientCertificate: ClientCertificate | null;
+  /**
+   * Method override fields on the request (`X-HTTP-Method-Override`, `X-HTTP-Method`,
+   * `X-Method-Override`, the `_method` query parameter), by `forward.methodOverride`: stripped
+   * before the policy and the upstream saw them, or forwarded for the policy to decide on; null
+   * when there were none (with the default `reject` such a request never reaches the policy).
+   */
+  methodOverride: MethodOverrideInput | null;
+}
+
+/** One method override field as sent. */
+export interface MethodOverrideField {
+  source: 'header' | 'query';
+  /** The header name in lower case, or `_method`. */
+  name: string;
+  /** The value as sent (caller-controlled). */
+  value: string;
+}
+
+export interface MethodOverrideInput {
+  /** `stripped`: removed from the request (not in `request.headers` or `request.query`, not forwarded); `forwarded`: sent upstream as is. */
+  action: 'stripped' | 'forwarded';
+  fields: MethodOverrideField[];
 }
 
 export interface SubjectInput {

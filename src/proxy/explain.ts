@@ -72,7 +72,7 @@ export async function explainRequest(described: DescribedRequest, deps: Pipeline
   }
   const decision = ctx.decision ?? null;
   // Enforcement as in the pipeline: a deny becomes its error (in shadow mode it is forwarded).
-  if (!ctx.error && decision && !decision.allow && !deps.shadow) ctx.error = denyError(decision);
+  if (!ctx.error && decision && !decision.allow && (!deps.shadow || ctx.anonymous)) ctx.error = denyError(decision, ctx.anonymous);
   if (!ctx.error) return { input, decision, answer: { action: 'forward' } };
   const problem = problemFor(ctx.error, rejectContext(ctx, deps));
   return { input, decision, answer: { action: 'refuse', status: problem.status, code: ctx.error.code, headers: problem.headers, body: JSON.parse(problem.body) as unknown } };

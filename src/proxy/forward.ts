@@ -91,7 +91,12 @@ export class Forwarder {
   forward(req: IncomingMessage, res: ServerResponse, path: string, body: Buffer | undefined, reject: RejectForward, rewrite?: ResponseRewrite): Promise<ForwardResult> {
     // A client already gone would never see 'close' again: nothing to send, nothing to wait for.
     if (res.destroyed || res.socket?.destroyed === true) return Promise.resolve({ status: res.statusCode, error: undefined });
-    if (this.upgrades.handles(req)) return this.upgrades.forward(req, res, reject);
+    if (this.upgrades.handles(req)) {
+      // http-proxy-3 sends `req.url`: the target the policy saw, as for any request (a stripped
+      // `_method` stays stripped, src/proxy/method-override.ts).
+      req.url = path;
+      return this.upgrades.forward(req, res, reject);
+    }
     return new Promise((resolve) => {
       const exchange = new Exchange(res, reject, rewrite, resolve);
       try {

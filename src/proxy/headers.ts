@@ -60,6 +60,10 @@ export function rewriteUpstreamHeaders(headers: IncomingHttpHeaders, plan: Upstr
   for (const name of FORWARDING_HEADERS) remove(headers, name);
   for (const name of plan.identityHeaders.keys()) remove(headers, name);
   for (const name of Object.keys(facts.decisionHeaders)) remove(headers, name);
+  // forward.methodOverride: strip. The policy was told (input.request.methodOverride); the
+  // upstream must not act on a method the policy did not decide on (src/proxy/method-override.ts).
+  const override = facts.input.request.methodOverride;
+  if (override?.action === 'stripped') for (const field of override.fields) if (field.source === 'header') remove(headers, field.name);
 
   for (const [name, field] of plan.identityHeaders) {
     const value = headerValue(readField(facts.input, field));

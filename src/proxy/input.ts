@@ -9,7 +9,7 @@ import type { VerifiedTxnToken } from '../credentials/txn-token.ts';
 import { CREDENTIAL_HEADERS } from '../identity/credential-headers.ts';
 import { NO_DELEGATION } from '../identity/delegation.ts';
 import type { ProvenWorkload, TokenMatch } from '../identity/workload.ts';
-import type { AgentInput, PolicyInput, SubjectInput, TxnInput } from '../policy/input.ts';
+import type { AgentInput, MethodOverrideInput, PolicyInput, SubjectInput, TxnInput } from '../policy/input.ts';
 import type { ProtectedResource } from './protected-resource.ts';
 
 /** What step 5 builds the input from: the request as received and what steps 2-4 proved. */
@@ -25,6 +25,8 @@ export interface InputFacts {
   txn: VerifiedTxnToken | undefined;
   /** Context-token headers a WPT did not bind: they must not feed a decision (wpt-02 §2, WPT-N31). */
   unboundContextHeaders: readonly string[];
+  /** Method override fields (src/proxy/method-override.ts); `target` already lacks a stripped `_method`. */
+  methodOverride: MethodOverrideInput | null;
 }
 
 /** Step 5: the policy input, version 1 (design §3.3). */
@@ -42,8 +44,9 @@ export function buildInput(facts: InputFacts, resource: ProtectedResource, nowMs
       host: resource.host,
       path: target.pathname,
       query,
-      headers: policyHeaders(facts.headers, facts.unboundContextHeaders),
+      headers: policyHeaders(facts.headers, hiddenHeaders(facts)),
       clientCertificate: facts.credentials.clientCertificate,
+      methodOverride: facts.methodOverride,
     },
     resource: { id: resource.id },
     agent: facts.agent ? agentInput(facts.agent, facts.tokenMatch) : null,
@@ -54,6 +57,13 @@ export function buildInput(facts: InputFacts, resource: ProtectedResource, nowMs
     a2a: null,
     credentials: { presented: facts.credentials.presented },
   };
+}
+
+/** Headers the policy must not see besides credentials: unbound context tokens, stripped method overrides. */
+function hiddenHeaders(facts: InputFacts): readonly string[] {
+  const override = facts.methodOverride;
+  if (override?.action !== 'stripped') return facts.unboundContextHeaders;
+  return [...facts.unboundContextHeaders, ...override.fields.filter((f) => f.source === 'header').map((f) => f.name)];
 }
 
 /** Request headers for the policy: credentials removed, repeated fields joined. */

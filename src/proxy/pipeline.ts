@@ -18,7 +18,7 @@ import { listResponseRewrite, type ResponseRewrite } from '../rpc/list-filter.ts
 import { readBounded } from '../outbound/bounded-body.ts';
 import { extractCredentials, type ExtractOptions, type PresentedCredentials, type RequestFacts } from '../credentials/extract.ts';
 import type { WorkloadAuthenticator, WorkloadResult } from '../credentials/workload.ts';
-import type { ProvenWorkload } from '../identity/workload.ts';
+import type { ProvenWorkload, TokenMatch } from '../identity/workload.ts';
 import type { VerifiedAccessToken } from '../credentials/access-token.ts';
 import type { TxnTokenCheck, VerifiedTxnToken } from '../credentials/txn-token.ts';
 import type { AccessTokens } from '../credentials/tokens.ts';
@@ -28,6 +28,7 @@ import type { PolicyEngine } from '../policy/engine.ts';
 import type { Decision } from '../policy/decision.ts';
 import type { PolicyInput } from '../policy/input.ts';
 import { buildInput } from './input.ts';
+import { screenMethodOverride, type MethodOverrideMode } from './method-override.ts';
 import type { AuditRecord, AuditSink } from '../observability/audit.ts';
 import type { Forwarder } from './forward.ts';
 import { rewriteUpstreamHeaders, type UpstreamHeaderPlan } from './headers.ts';
@@ -58,6 +59,12 @@ export interface PipelineDeps {
   workload: WorkloadAuthenticator | undefined;
   /** `oauth.requireToken`: every request needs an access token, even with a proven workload identity. */
   requireToken: boolean;
+  /**
+   * `oauth.anonymous: policy`: a request that presents no credential at all reaches the policy
+   * (subject and agent null) instead of being refused before it; a denial is still the 401 of a
+   * missing credential.
+   */
+  anonymous: boolean;
   /** What step 2 reads: the Authorization schemes accepted besides Bearer, the workload headers. */
   extraction: ExtractOptions;
   /** Txn-Token checks; undefined when `txnTokens` is not configured (a Txn-Token is then refused). */
@@ -69,6 +76,8 @@ export interface PipelineDeps {
   headerPlan: UpstreamHeaderPlan;
   audit: AuditSink;
   logger: Logger;
+  /** `forward.methodOverride`: what a request with method override fields gets. */
+  methodOverride: MethodOverrideMode;
   /** Largest body read for inspection. */
   maxBodyBytes: number;
   exposeReason: boolean;
@@ -84,6 +93,8 @@ export interface RequestContext {
   method: string;
   path: string;
   scheme: PresentedCredentials['scheme'];
+  /** Nothing was presented and `oauth.anonymous: policy` let the request reach the policy as it is. */
+  anonymous: boolean;
   /** How a WIT was proven, known before it is verified (its failures' status depends on it, U3). */
   workloadProof: 'wpt' | 'http_signature' | undefined;
   agent: ProvenWorkload | undefined;
@@ -132,7 +143,7 @@ export async function handleRequest(req: IncomingMessage, res: ServerResponse, d
     }
 
     callerPresent(req);
-    const { input, body, decision } = await authorize(req, res, target, ctx, deps);
+    const { input, body, decision, forwardTarget } = await authorize(req, res, target, ctx, deps);
     enforce(decision, ctx, deps);
     callerPresent(req);
 
@@ -149,7 +160,7 @@ export async function handleRequest(req: IncomingMessage, res: ServerResponse, d
       req,
       res,
       // The target in the parsed form the policy saw (architecture.md, "What the upstream sees").
-      `${target.pathname}${target.search}`,
+      `${forwardTarget.pathname}${forwardTarget.search}`,
       body,
       (err) => {
         ctx.error = err;
@@ -182,12 +193,63 @@ export async function handleRequest(req: IncomingMessage, res: ServerResponse, d
  * nothing sent. `handleRequest` enforces and forwards after it; `agentward explain` prints what it
  * found (src/proxy/explain.ts).
  */
-export async function authorize(req: IncomingMessage, res: ServerResponse, target: URL, ctx: RequestContext, deps: PipelineDeps): Promise<{ input: PolicyInput; body: Buffer | undefined; decision: Decision }> {
+export async function authorize(
+  req: IncomingMessage,
+  res: ServerResponse,
+  target: URL,
+  ctx: RequestContext,
+  deps: PipelineDeps,
+): Promise<{ input: PolicyInput; body: Buffer | undefined; decision: Decision; forwardTarget: URL }> {
+  // Request hygiene before credentials: a method override is refused, or stripped so that the
+  // policy and the upstream see the same request, or passed on and shown to the policy.
+  const screened = screenMethodOverride(req.headersDistinct, target, deps.methodOverride);
+  const decided = screened?.target ?? target;
   const credentials = extractCredentials(req, target.searchParams, deps.extraction);
   ctx.scheme = credentials.scheme;
+  // oauth.anonymous: policy. Only a request that presents nothing at all is anonymous; one that
+  // presents anything is verified below and refused if that fails, never downgraded to anonymous.
+  // Nothing to verify, and the requirements (requireToken, workload.require, a required Txn-Token)
+  // are for callers who present credentials: the policy decides with subject and agent null.
+  ctx.anonymous = deps.anonymous && credentials.anonymous;
+  const { unboundContextHeaders, tokenMatch } = ctx.anonymous ? ANONYMOUS : await verifyCredentials(req, res, credentials, ctx, deps);
+
+  ctx.route = deps.rpcRoutes.get(target.pathname);
+  const body = await inspectBody(req, deps.maxBodyBytes, ctx);
+  const input = buildInput(
+    {
+      requestId: ctx.id,
+      method: ctx.method,
+      target: decided,
+      headers: req.headersDistinct,
+      credentials,
+      agent: ctx.agent,
+      tokenMatch,
+      token: ctx.token,
+      txn: ctx.txn,
+      unboundContextHeaders,
+      methodOverride: screened?.override ?? null,
+    },
+    deps.resource,
+    deps.now(),
+  );
+  ctx.decision = decide(input, ctx, deps);
+  return { input, body, decision: ctx.decision, forwardTarget: decided };
+}
+
+const ANONYMOUS = { unboundContextHeaders: [], tokenMatch: null } as const;
+
+/**
+ * Step 3, in the order of credentials.md §H.1: the workload (agent) first, then the access token
+ * with its sender constraint, then the Txn-Token. Every credential presented is verified.
+ */
+async function verifyCredentials(
+  req: IncomingMessage,
+  res: ServerResponse,
+  credentials: PresentedCredentials,
+  ctx: RequestContext,
+  deps: PipelineDeps,
+): Promise<{ unboundContextHeaders: readonly string[]; tokenMatch: TokenMatch | null }> {
   const facts = requestFacts(req, ctx, deps);
-  // Step 3, in the order of credentials.md §H.1: the workload (agent) first, then the access
-  // token with its sender constraint, then the Txn-Token. Every credential presented is verified.
   const workload = await authenticateWorkload(credentials, facts, ctx, deps);
   ctx.agent = workload.agent;
   const accessToken = credentials.bearerIsJwtSvid ? undefined : credentials.accessToken;
@@ -199,16 +261,7 @@ export async function authorize(req: IncomingMessage, res: ServerResponse, targe
   }
   const tokenMatch = ctx.agent && ctx.token ? deps.workload!.matchToken(ctx.agent, ctx.token) : null;
   ctx.txn = await verifyTxnToken(credentials, deps);
-
-  ctx.route = deps.rpcRoutes.get(target.pathname);
-  const body = await inspectBody(req, deps.maxBodyBytes, ctx);
-  const input = buildInput(
-    { requestId: ctx.id, method: ctx.method, target, headers: req.headersDistinct, credentials, agent: ctx.agent, tokenMatch, token: ctx.token, txn: ctx.txn, unboundContextHeaders: workload.unboundContextHeaders },
-    deps.resource,
-    deps.now(),
-  );
-  ctx.decision = decide(input, ctx, deps);
-  return { input, body, decision: ctx.decision };
+  return { unboundContextHeaders: workload.unboundContextHeaders, tokenMatch };
 }
 
 /** The request facts verifiers need besides the credentials: the signed components are the request as received (RFC 9421 §2.2.6, §2.2.7). */
@@ -273,6 +326,7 @@ function newContext(id: string, traceId: string | null, method: string): Request
     method,
     path: '',
     scheme: undefined,
+    anonymous: false,
     workloadProof: undefined,
     agent: undefined,
     token: undefined,
@@ -455,17 +509,25 @@ function listFilterFor(input: PolicyInput, ctx: RequestContext, deps: PipelineDe
  */
 function enforce(decision: Decision, ctx: RequestContext, deps: PipelineDeps): void {
   if (decision.allow) return;
-  if (deps.shadow) {
+  // Shadow mode forwards what the policy denies, but an anonymous request it denies is a missing
+  // credential, an authentication failure: still refused, or shadow mode would open the resource.
+  if (deps.shadow && !ctx.anonymous) {
     ctx.shadowed = true;
     deps.shadowDenials.count++;
     deps.logger.info({ requestId: ctx.id, reason: decision.reason, rpcMethod: ctx.decidedCall?.call.method }, 'shadow mode: the policy would deny this request');
     return;
   }
-  throw denyError(decision);
+  throw denyError(decision, ctx.anonymous);
 }
 
-/** The error a deny asks for: step-up (RFC 9470), insufficient scope (RFC 6750 §3.1), not found or denied. */
-export function denyError(decision: Decision): AgentwardError {
+/**
+ * The error a deny asks for: step-up (RFC 9470), insufficient scope (RFC 6750 §3.1), not found or
+ * denied. For an anonymous request (`oauth.anonymous: policy`) every deny is the answer to a
+ * missing credential, 401 with the plain challenge and `resource_metadata` (RFC 6750 §3.1, RFC
+ * 9728 §5.1), so that a client learns where to get a token, exactly as without the setting.
+ */
+export function denyError(decision: Decision, anonymous = false): AgentwardError {
+  if (anonymous) return new AgentwardError('ERR_CREDENTIALS_MISSING');
   if (decision.stepUp) return new AgentwardError('ERR_POLICY_STEP_UP', undefined, { hints: { acrValues: decision.stepUp.acrValues, maxAge: decision.stepUp.maxAge } });
   if (decision.requiredScopes.length > 0) return new AgentwardError('ERR_POLICY_INSUFFICIENT_SCOPE', undefined, { hints: { scope: decision.requiredScopes } });
   // status 404: the policy hides that the resource exists from this caller.

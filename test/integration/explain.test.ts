@@ -91,6 +91,36 @@ describe('agentward explain', () => {
     expect(JSON.stringify(result!.answer.headers['www-authenticate'])).toContain('error=\\"invalid_token\\"');
   });
 
+  test('oauth.anonymous: policy: an anonymous request shows its input (subject, agent null) and the 401 a deny becomes; a method override the 400', async () => {
+    const anonymousConfig = join(dir, 'anonymous.yaml');
+    writeFileSync(
+      anonymousConfig,
+      stringify({
+        upstream: { url: 'http://127.0.0.1:9' },
+        resource: { id: RESOURCE },
+        oauth: { issuers: [{ issuer: issuer.issuer, jwksUri: issuer.jwksUri }], anonymous: 'policy' },
+        policy: { source: join(REPO, 'test/fixtures/policies/hygiene'), watch: false },
+        audit: { sink: 'off' },
+      }),
+    );
+    const run = async (request: Record<string, unknown>) => {
+      const file = join(dir, `request-${Math.random().toString(36).slice(2)}.yaml`);
+      writeFileSync(file, stringify(request));
+      const out = await cli(['explain', '--config', anonymousConfig, '--request', file, '--jwks', `${issuer.jwksUri}=${keysFile}`, '--offline']);
+      return { code: out.code, result: JSON.parse(out.stdout) as Record<string, any> };
+    };
+    const open = await run({ url: '/public' });
+    expect(open.code).toBe(0);
+    expect(open.result.input).toMatchObject({ subject: null, agent: null, credentials: { presented: [] } });
+    const closed = await run({ url: '/private' });
+    expect(closed.code).toBe(1);
+    expect(closed.result.decision).toMatchObject({ allow: false });
+    expect(closed.result.answer).toMatchObject({ action: 'refuse', status: 401, code: 'ERR_CREDENTIALS_MISSING' });
+    expect(JSON.stringify(closed.result.answer.headers['www-authenticate'])).toContain('resource_metadata=');
+    const override = await run({ url: '/public', headers: { 'X-HTTP-Method-Override': 'DELETE' } });
+    expect(override.result.answer).toMatchObject({ action: 'refuse', status: 400, code: 'ERR_METHOD_OVERRIDE' });
+  });
+
   test('a request file that is not a request is refused with the reason', async () => {
     const file = join(dir, 'bad.yaml');
     writeFileSync(file, 'method: post\n');

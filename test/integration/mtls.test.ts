@@ -40,13 +40,13 @@ function writePem(folder: string, files: Record<string, string>): Record<string,
   return Object.fromEntries(Object.entries(files).map(([name, pem]) => [name, (writeFileSync(join(folder, name), pem), join(folder, name))]));
 }
 
-async function start(listenTls: Record<string, unknown> | undefined): Promise<RunningAgentward> {
+async function start(listenTls: Record<string, unknown> | undefined, extra: { anonymous?: 'policy'; policy?: string } = {}): Promise<RunningAgentward> {
   const aw = await startAgentward({
     ...(listenTls ? { listen: { tls: listenTls } } : {}),
     upstream: { url: upstream.url },
     resource: { id: RESOURCE },
-    oauth: { issuers: [{ issuer: issuer.issuer, jwksUri: issuer.jwksUri }] },
-    policy: { source: FACTS_POLICY },
+    oauth: { issuers: [{ issuer: issuer.issuer, jwksUri: issuer.jwksUri }], ...(extra.anonymous ? { anonymous: extra.anonymous } : {}) },
+    policy: { source: extra.policy ?? FACTS_POLICY },
   });
   running.push(aw);
   return aw;
@@ -286,6 +286,25 @@ describe('MT-N05 where no certificate can be seen, a bound token is refused, nev
     upstream.seen.length = 0;
     const metadata = await call(none, undefined, undefined, {}, METADATA_PATH);
     expect(metadata.json()).not.toHaveProperty('tls_client_certificate_bound_access_tokens');
+  });
+});
+
+describe('oauth.anonymous: policy with client certificates optional', () => {
+  test('a connection with a client certificate is not anonymous: 401 ERR_CREDENTIALS_MISSING, even where anonymous requests are allowed', async () => {
+    const anonymous = await start(
+      { certFile: join(dir, 'server.crt'), keyFile: join(dir, 'server.key'), clientCaFile: join(dir, 'ca.pem'), clientCert: 'optional' },
+      { anonymous: 'policy', policy: join(REPO, 'test/fixtures/policies/hygiene') },
+    );
+    // Without a certificate the policy opens /public to anonymous callers...
+    expect((await call(anonymous, undefined, undefined, {}, '/public')).status).toBe(200);
+    upstream.seen.length = 0;
+    // ...but a client certificate is a credential: verified or refused, never anonymous.
+    for (const cert of [client, rogue]) {
+      const res = await call(anonymous, undefined, cert, {}, '/public');
+      expect(res.status, res.body).toBe(401);
+      expect(res.json().code).toBe('ERR_CREDENTIALS_MISSING');
+    }
+    expect(upstream.seen).toHaveLength(0);
   });
 });
 

@@ -81,6 +81,7 @@ describe('defaults', () => {
     expect(config.oauth).toEqual({
       issuers: [],
       requireToken: true,
+      anonymous: 'refuse',
       clockSkew: '30s',
       maxDelegationDepth: 4,
       tokenCacheSize: 10000,
@@ -96,7 +97,7 @@ describe('defaults', () => {
       exposeReason: false,
       poll: { interval: '30s', timeout: '10s', maxBytes: 33554432 },
     });
-    expect(config.forward).toEqual({ stripCredentials: true, identityHeaders: {}, requestIdHeader: 'x-request-id' });
+    expect(config.forward).toEqual({ stripCredentials: true, identityHeaders: {}, requestIdHeader: 'x-request-id', methodOverride: 'reject' });
     expect(config.audit).toEqual({ sink: 'stdout', hashChain: true, fsync: 'deny', fsyncInterval: '1s' });
     expect(config.log.level).toBe('info');
   });
@@ -495,6 +496,20 @@ oauth:
     );
   });
 
+  test('oauth.anonymous: policy and forward.methodOverride: pass are named; strip is not a relaxation', () => {
+    const warnings = relaxations(parse(withExtra('oauth:\n  anonymous: policy\nforward:\n  methodOverride: pass\n')).config);
+    expect(warnings).toEqual([expect.stringMatching(/^forward\.methodOverride is pass: /), expect.stringMatching(/^oauth\.anonymous is policy: requests that present no credential reach the policy/)]);
+    expect(relaxations(parse(withExtra('forward:\n  methodOverride: strip\n')).config)).toEqual([]);
+  });
+
+  test('the defaults: oauth.anonymous refuse, forward.methodOverride reject; other values are errors', () => {
+    const { config } = parse(MINIMAL);
+    expect(config.oauth.anonymous).toBe('refuse');
+    expect(config.forward.methodOverride).toBe('reject');
+    const all = problems(withExtra('oauth:\n  anonymous: allow\nforward:\n  methodOverride: ignore\n'));
+    expect(all.map((p) => p.path)).toEqual(expect.arrayContaining(['oauth.anonymous', 'forward.methodOverride']));
+  });
+
   test('a clock skew of exactly 5m is not yet a relaxation', () => {
     expect(relaxations(parse(withExtra('oauth:\n  clockSkew: 5m\n')).config)).toEqual([]);
   });
@@ -551,5 +566,13 @@ describe('agentward check', () => {
     expect(stdout).toContain('entrypoint agentward/decision (enforce)');
     // A valid but loosened setting is still named.
     expect(stdout).toContain("  warning    forward.stripCredentials is off: the upstream receives the callers' credentials");
+  }, 120_000);
+
+  test('oauth.anonymous: policy is named by check as a warning', async () => {
+    const file = join(tempDir(), 'agentward.yaml');
+    writeFileSync(file, withExtra('oauth:\n  anonymous: policy\n'));
+    const { code, stdout } = await cli(['check', '--config', file]);
+    expect(code).toBe(0);
+    expect(stdout).toContain('  warning    oauth.anonymous is policy: requests that present no credential reach the policy');
   }, 120_000);
 });

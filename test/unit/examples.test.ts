@@ -29,7 +29,7 @@ function input(overrides: Partial<PolicyInput> = {}): PolicyInput {
   return {
     version: 1,
     now: 1764460800,
-    request: { id: 'r', method: 'GET', scheme: 'https', host: 'tools.example.com', path: '/docs', query: {}, headers: {}, clientCertificate: null },
+    request: { id: 'r', method: 'GET', scheme: 'https', host: 'tools.example.com', path: '/docs', query: {}, headers: {}, clientCertificate: null, methodOverride: null },
     resource: { id: 'https://tools.example.com/mcp' },
     agent: null,
     subject: null,

@@ -34,7 +34,7 @@ function input(sub: SubjectInput | null = subject(), chain: { sub: string; iss: 
   return {
     version: 1,
     now: 1764460800,
-    request: { id: 'req-1', method: 'GET', scheme: 'https', host: 'tools.example.com', path: '/mcp', query: {}, headers: {}, clientCertificate: null },
+    request: { id: 'req-1', method: 'GET', scheme: 'https', host: 'tools.example.com', path: '/mcp', query: {}, headers: {}, clientCertificate: null, methodOverride: null },
     resource: { id: 'https://tools.example.com/mcp' },
     agent: null,
     subject: sub,
@@ -185,6 +185,18 @@ describe('decision headers and request id', () => {
   test('the request id header carries our id, not the caller’s', () => {
     const h = rewrite({ 'x-correlation': 'caller' }, plan({ requestIdHeader: 'x-correlation' }), facts({ requestId: 'req-77' }));
     expect(h['x-correlation']).toBe('req-77');
+  });
+
+  test('method override headers the input says were stripped are removed; forwarded ones are kept', () => {
+    const stripped = input();
+    stripped.request.methodOverride = { action: 'stripped', fields: [{ source: 'header', name: 'x-http-method-override', value: 'DELETE' }, { source: 'query', name: '_method', value: 'PUT' }] };
+    const h = rewrite({ 'x-http-method-override': 'DELETE', 'x-http-method': 'GET' }, plan(), facts({ input: stripped }));
+    expect(h['x-http-method-override']).toBeUndefined();
+    // Only what the policy was told was stripped is stripped (the screen names every override header).
+    expect(h['x-http-method']).toBe('GET');
+    const forwarded = input();
+    forwarded.request.methodOverride = { action: 'forwarded', fields: [{ source: 'header', name: 'x-http-method-override', value: 'DELETE' }] };
+    expect(rewrite({ 'x-http-method-override': 'DELETE' }, plan(), facts({ input: forwarded }))['x-http-method-override']).toBe('DELETE');
   });
 
   test('other headers pass untouched', () => {

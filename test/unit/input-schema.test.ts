@@ -99,6 +99,7 @@ function base(overrides: Partial<PolicyInput> = {}): PolicyInput {
       query: { a: ['1', '2'], b: [''] },
       headers: { accept: 'application/json, text/event-stream', 'content-type': 'application/json' },
       clientCertificate: null,
+      methodOverride: null,
     },
     resource: { id: 'https://tools.example.com/mcp' },
     agent: null,
@@ -125,6 +126,8 @@ describe('docs/policy-input.md', () => {
         'input.request',
         'input.request.clientCertificate',
         'input.request.clientCertificate.sans',
+        'input.request.methodOverride',
+        'input.request.methodOverride.fields[]',
         'input.resource',
         'input.agent',
         'input.agent.token',
@@ -182,6 +185,14 @@ describe('the input schema', () => {
     expect(errors(base({ subject: subjectInput(introspected), delegation: introspected.delegation, mcp: { method: 'notifications/initialized', name: null, arguments: null, id: null, listFilter: false } }))).toEqual([]);
     const agent = agentInput({ id: 'spiffe://agents.example.com/bot', trustDomain: 'agents.example.com', path: '/bot', via: 'wit+wpt', expiresAt: NOW + 60, claims: {} }, null);
     expect(errors(base({ subject: null, agent, delegation: { chain: [], depth: 0 }, credentials: { presented: ['wpt', 'wit'] } }))).toEqual([]);
+  });
+
+  test('accepts a stripped method override and an anonymous request (oauth.anonymous: policy)', () => {
+    const methodOverride = { action: 'stripped' as const, fields: [{ source: 'header' as const, name: 'x-http-method-override', value: 'DELETE' }, { source: 'query' as const, name: '_method', value: 'PUT' }] };
+    expect(errors(base({ request: { ...base().request, methodOverride } }))).toEqual([]);
+    expect(errors(base({ subject: null, agent: null, delegation: { chain: [], depth: 0 }, credentials: { presented: [] } }))).toEqual([]);
+    const wrong = { ...methodOverride, action: 'ignored' as 'stripped' };
+    expect(errors(base({ request: { ...base().request, methodOverride: wrong } })).join()).toMatch(/\/request\/methodOverride\/action/);
   });
 
   test('refuses other shapes: a missing key, an unknown key, a wrong type', () => {

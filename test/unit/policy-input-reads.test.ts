@@ -37,10 +37,11 @@ async function example(name: string): Promise<string[] | string> {
 }
 
 describe('the shipped policies', () => {
-  test('the default policy reads the client, scopes, delegation, method, path and the call kinds', async () => {
+  test('the default policy reads the client, scopes, delegation, method (and a forwarded method override), path and the call kinds', async () => {
     expect(shown(await readsOfDir(join(REPO, 'policies')))).toEqual([
       'a2a (type)', 'a2a.operation', 'delegation (presence)', 'delegation.chain', 'delegation.depth', 'mcp (type)', 'mcp.method',
-      'request (presence)', 'request.method', 'request.path', 'subject (type)', 'subject.clientId', 'subject.scopes',
+      'request (presence)', 'request.method', 'request.methodOverride (presence)', 'request.methodOverride.action', 'request.methodOverride.fields', 'request.path',
+      'subject (type)', 'subject.clientId', 'subject.scopes',
     ]);
   });
 

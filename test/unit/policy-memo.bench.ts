@@ -48,7 +48,7 @@ function request(i: number, path: string, method = 'GET'): PolicyInput {
   const id = `req-${i.toString(36)}-${(i * 2654435761 >>> 0).toString(16)}`;
   return {
     version: 1, now: 1764460800 + Math.floor(i / 1000),
-    request: { id, method, scheme: 'https', host: 'tools.example.com', path, query: {}, headers: { accept: 'application/json', 'user-agent': 'bench/1', 'x-request-id': id, traceparent: `00-${id.padEnd(32, '0')}-00f067aa0ba902b7-01` }, clientCertificate: null },
+    request: { id, method, scheme: 'https', host: 'tools.example.com', path, query: {}, headers: { accept: 'application/json', 'user-agent': 'bench/1', 'x-request-id': id, traceparent: `00-${id.padEnd(32, '0')}-00f067aa0ba902b7-01` }, clientCertificate: null, methodOverride: null },
     resource: { id: 'https://tools.example.com/api' }, agent: null,
     subject: SUBJECTS[i % SUBJECTS.length]!, delegation: CHAINS[i % 5 === 0 ? 1 : 0]!,
     txn: null, mcp: null, a2a: null, credentials: { presented: ['bearer'] },

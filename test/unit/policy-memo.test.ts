@@ -107,7 +107,7 @@ const input: fc.Arbitrary<PolicyInput> = fc.record({
 }).map((x) => ({
   version: 1,
   now: x.now,
-  request: { id: x.id, method: x.method, scheme: 'https', host: 'tools.example.com', path: x.path, query: {}, headers: x.headers, clientCertificate: null },
+  request: { id: x.id, method: x.method, scheme: 'https', host: 'tools.example.com', path: x.path, query: {}, headers: x.headers, clientCertificate: null, methodOverride: null },
   resource: { id: x.resource },
   agent: x.agent,
   subject: x.subject,
@@ -127,9 +127,9 @@ const SLOTS: string[][] = [
 ];
 
 /** `a` with each field whose pick is set taken from `c` (where both have the parent object). */
-function mix(a: PolicyInput, c: PolicyInput, picks: boolean[]): PolicyInput {
+function mix(a: PolicyInput, c: PolicyInput, picks: boolean[], slots: string[][] = SLOTS): PolicyInput {
   const b = structuredClone(a) as unknown as Record<string, unknown>;
-  SLOTS.forEach((path, i) => {
+  slots.forEach((path, i) => {
     if (!picks[i]) return;
     const from = path.slice(0, -1).reduce<unknown>((o, k) => (o as Record<string, unknown> | null)?.[k], c);
     const to = path.slice(0, -1).reduce<unknown>((o, k) => (o as Record<string, unknown> | null)?.[k], b);
@@ -141,6 +141,27 @@ function mix(a: PolicyInput, c: PolicyInput, picks: boolean[]): PolicyInput {
 
 /** About one field in eight comes from the other input. */
 const picks = fc.array(fc.nat(7).map((n) => n === 0), { minLength: SLOTS.length, maxLength: SLOTS.length });
+
+/**
+ * A method override (forward.methodOverride strip or pass), which the default policy's
+ * request.is_read reads when forwarded. Drawn after the inputs and picks above (each run has its
+ * own random stream, so appending arbitraries leaves theirs unchanged), with slots of its own.
+ */
+const someMethodOverride: fc.Arbitrary<PolicyInput['request']['methodOverride']> = fc.record({
+  action: fc.constantFrom('stripped' as const, 'forwarded' as const),
+  fields: fc.array(fc.record({ source: fc.constant('header' as const), name: fc.constant('x-http-method-override'), value: fc.constantFrom('GET', 'head', 'DELETE') }), { minLength: 1, maxLength: 2 }),
+});
+/** Mostly none, as in traffic. */
+const methodOverride = fc.oneof({ arbitrary: fc.constant(null), weight: 3 }, { arbitrary: someMethodOverride, weight: 1 });
+const OVERRIDE_SLOTS: string[][] = [['request', 'methodOverride'], ['request', 'methodOverride', 'action'], ['request', 'methodOverride', 'fields']];
+const overridePicks = fc.array(fc.nat(3).map((n) => n === 0), { minLength: OVERRIDE_SLOTS.length, maxLength: OVERRIDE_SLOTS.length });
+
+/** `a` and `c` with their overrides, and `b`: `a` with some fields, and some override fields, of `c`. */
+function pair(a0: PolicyInput, c0: PolicyInput, p: boolean[], ma: PolicyInput['request']['methodOverride'], mc: PolicyInput['request']['methodOverride'], op: boolean[]): { a: PolicyInput; b: PolicyInput } {
+  const a = { ...a0, request: { ...a0.request, methodOverride: ma } };
+  const c = { ...c0, request: { ...c0.request, methodOverride: mc } };
+  return { a, b: mix(mix(a, c, p), c, op, OVERRIDE_SLOTS) };
+}
 
 // ---- The policies, each with the engine under test and a fresh evaluator beside it.
 
@@ -219,8 +240,8 @@ describe('memoized decisions equal fresh ones', () => {
     const { engine, fresh } = cases.find((c) => c.name === name)!;
     expect(engine.memoStatus()).toMatchObject({ memoized: true });
     fc.assert(
-      fc.property(input, input, picks, (a, c, p) => {
-        const b = mix(a, c, p);
+      fc.property(input, input, picks, methodOverride, methodOverride, overridePicks, (a0, c0, p, ma, mc, op) => {
+        const { a, b } = pair(a0, c0, p, ma, mc, op);
         // Twice: the memo keeps a decision the second time its key misses.
         expect(outcome(() => engine.evaluate(a))).toEqual(outcome(() => fresh(a)));
         expect(outcome(() => engine.evaluate(a))).toEqual(outcome(() => fresh(a)));
@@ -262,9 +283,12 @@ test('the property is not vacuous: dropping any whole-value read of the default 
   const reads = (engine.memoStatus() as { reads: readonly InputRead[] }).reads;
   for (const dropped of reads.filter((r) => r.kind === 'value')) {
     const decide = memoizedBy(reads.filter((r) => r !== dropped), fresh);
+    // A read of the method override is caught with overrides on every input; the others without
+    // (a forwarded override to a write makes every request a write, hiding what they decide).
+    const overrides = dropped.path[0] === 'request' && dropped.path[1] === 'methodOverride' ? someMethodOverride : fc.constant(null);
     const run = fc.check(
-      fc.property(input, input, picks, (a, c, p) => {
-        const b = mix(a, c, p);
+      fc.property(input, input, picks, overrides, overrides, overridePicks, (a0, c0, p, ma, mc, op) => {
+        const { a, b } = pair(a0, c0, p, ma, mc, op);
         decide(a);
         decide(a);
         expect(outcome(() => decide(b))).toEqual(outcome(() => fresh(b)));
@@ -276,7 +300,7 @@ test('the property is not vacuous: dropping any whole-value read of the default 
 });
 
 describe('one memo per loaded policy', () => {
-  const echo = (path: string): PolicyInput => ({ ...fc.sample(input, { seed: 1, numRuns: 1 })[0]!, request: { id: 'r', method: 'GET', scheme: 'https', host: 'h', path, query: {}, headers: {}, clientCertificate: null } });
+  const echo = (path: string): PolicyInput => ({ ...fc.sample(input, { seed: 1, numRuns: 1 })[0]!, request: { id: 'r', method: 'GET', scheme: 'https', host: 'h', path, query: {}, headers: {}, clientCertificate: null, methodOverride: null } });
 
   test('an edit of the policy, and of its data file, is decided by the new policy (the memo starts empty)', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'agentward-memo-reload-'));

@@ -30,24 +30,49 @@ rpc_call if is_object(input.mcp)
 
 rpc_call if is_object(input.a2a)
 
+# A read: by its method or its JSON-RPC call (below), and not overridden to anything else.
+is_read if {
+	reads
+	not overrides_to_write
+}
+
 # Method names are case-sensitive (RFC 9110 §9.1): "get" is not GET and counts as a write,
 # which is the stricter side.
-is_read if {
+reads if {
 	not rpc_call
 	input.request.method in read_methods
 }
 
-is_read if input.mcp.method in mcp_read_methods
+reads if input.mcp.method in mcp_read_methods
 
-is_read if startswith(input.mcp.method, "notifications/")
+reads if startswith(input.mcp.method, "notifications/")
 
-is_read if input.a2a.operation in a2a_read_operations
+reads if input.a2a.operation in a2a_read_operations
+
+# With forward.methodOverride: pass, the upstream gets the override fields (X-HTTP-Method-Override,
+# _method, ...) and may act on the method they name instead of input.request.method. Frameworks
+# upper-case the value, so it is compared upper-cased; any value that is not a read method makes
+# the request a write. (With strip or reject, the upstream never sees an override.)
+overrides_to_write if {
+	input.request.methodOverride.action == "forwarded"
+	some field in input.request.methodOverride.fields
+	not upper(field.value) in read_methods
+}
 
 # Any other method (POST, PUT, PATCH, DELETE, TRACE, extension methods) is a write, and so is
 # every JSON-RPC call that is not a read above (tools/call, SendMessage, CancelTask, ...).
 is_write if {
 	is_string(input.request.method)
 	not is_read
+}
+
+# The request presented no credential at all: it reaches the policy only with
+# oauth.anonymous: policy (docs/configuration.md, "Anonymous requests"), with subject and agent
+# null. Undefined, so never anonymous, when a key is missing.
+anonymous if {
+	input.subject == null
+	input.agent == null
+	count(input.credentials.presented) == 0
 }
 
 # path_matches(prefix) holds when input.request.path is `prefix` or lies below it, matching

@@ -77,3 +77,48 @@ test_a2a_operations if {
 test_a_get_carrying_an_rpc_call_is_decided_by_the_call if {
 	request.is_write with input as {"request": {"method": "GET"}, "mcp": {"method": "tools/call"}}
 }
+
+# forward.methodOverride: pass. A forwarded override to anything but a read makes a read a write.
+overridden(method, action, values) := {"request": {"method": method, "path": "/items/1", "methodOverride": {
+	"action": action,
+	"fields": [{"source": "header", "name": "x-http-method-override", "value": v} | some v in values],
+}}}
+
+test_forwarded_override_to_a_write_is_a_write if {
+	every values in [["DELETE"], ["delete"], ["GET", "PUT"], ["PROPFIND"], [""]] {
+		request.is_write with input as overridden("GET", "forwarded", values)
+		not request.is_read with input as overridden("GET", "forwarded", values)
+	}
+}
+
+test_forwarded_override_to_a_read_stays_a_read if {
+	every values in [["GET"], ["head"], ["GET", "OPTIONS"]] {
+		request.is_read with input as overridden("GET", "forwarded", values)
+	}
+}
+
+test_stripped_override_does_not_count if {
+	request.is_read with input as overridden("GET", "stripped", ["DELETE"])
+}
+
+test_forwarded_override_on_an_mcp_read_call_is_a_write if {
+	inp := object.union(overridden("POST", "forwarded", ["DELETE"]), {"mcp": {"method": "tools/list"}})
+	request.is_write with input as inp
+	not request.is_read with input as inp
+}
+
+test_anonymous if {
+	request.anonymous with input as {"subject": null, "agent": null, "credentials": {"presented": []}}
+}
+
+test_not_anonymous if {
+	every inp in [
+		{"subject": {"sub": "u"}, "agent": null, "credentials": {"presented": ["access_token"]}},
+		{"subject": null, "agent": {"id": "spiffe://a/b"}, "credentials": {"presented": ["x509_svid"]}},
+		{"subject": null, "agent": null, "credentials": {"presented": ["client_certificate"]}},
+		{"agent": null, "credentials": {"presented": []}},
+		{},
+	] {
+		not request.anonymous with input as inp
+	}
+}
