@@ -108,4 +108,6 @@ test('serve, drain on SIGTERM, exit 0, and a verifiable audit file', async () =>
   const removedResult = verify(removed);
   expect(removedResult.status).toBe(1);
   expect(removedResult.stderr).toContain(':3: prev does not match');
-});
+  // Three processes (serve, then audit verify thrice) and a policy compiled with opa: on a busy
+  // 2-core machine this takes well over the default 30 s.
+}, 90_000);
