@@ -5,6 +5,7 @@
  *   agentward explain [--config FILE] --request FILE [--jwks URL=FILE ...] [--offline]
  *   agentward policy build [DIR] [--output FILE] [--entrypoint E] [--opa BIN]
  *   agentward audit verify FILE [--key-env VAR]
+ *   agentward revoke [--config FILE | --admin URL --token-env VAR] --subject SUB [--iss ISS] | --sid SID | --client ID | --jti JTI | --email EMAIL
  * --config defaults to $AGENTWARD_CONFIG, then ./agentward.yaml.
  */
 import { mkdirSync, readFileSync, writeFileSync, statSync } from 'node:fs';
@@ -32,6 +33,11 @@ const USAGE = `usage:
                                           compile Rego to an OPA WebAssembly bundle
   agentward audit verify FILE [--key-env VAR]
                                           verify an audit file's hash chain
+  agentward revoke [--config FILE | --admin URL [--token-env VAR]]
+                   (--subject SUB [--iss ISS] | --sid SID | --client ID | --jti JTI | --email EMAIL) [--before EPOCH]
+                                          refuse the tokens issued before now (or EPOCH) that name
+                                          this subject, session, client, token id or email; purge
+                                          caches, close their streams (POST admin.revoke.path)
 --config defaults to $AGENTWARD_CONFIG, then ./agentward.yaml`;
 
 async function main(argv: string[]): Promise<number> {
@@ -49,6 +55,8 @@ async function main(argv: string[]): Promise<number> {
     case 'audit':
       if (rest[0] === 'verify') return auditVerify(rest.slice(1));
       break;
+    case 'revoke':
+      return revoke(rest);
     case '--help':
     case '-h':
     case 'help':
@@ -235,6 +243,70 @@ function auditVerify(args: string[]): number {
     return 1;
   }
   console.log(`${file}: ${report.records} records verified in ${report.segments} chain segment(s)`);
+  return 0;
+}
+
+/**
+ * `agentward revoke`: POSTs the selector to the admin revocation endpoint (docs/signals.md). The
+ * endpoint and its token come from --admin and --token-env, or from the config file
+ * (`admin.address`, `admin.revoke`).
+ */
+async function revoke(args: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args,
+    options: {
+      config: { type: 'string', short: 'c' },
+      admin: { type: 'string' },
+      'token-env': { type: 'string' },
+      subject: { type: 'string' },
+      iss: { type: 'string' },
+      sid: { type: 'string' },
+      client: { type: 'string' },
+      jti: { type: 'string' },
+      email: { type: 'string' },
+      before: { type: 'string' },
+    },
+    strict: true,
+  });
+  const body: Record<string, string | number> = {};
+  for (const [option, member] of [['subject', 'sub'], ['iss', 'iss'], ['sid', 'sid'], ['client', 'clientId'], ['jti', 'jti'], ['email', 'email']] as const) {
+    const value = values[option];
+    if (value !== undefined) body[member] = value;
+  }
+  if (values.before !== undefined) body.before = Number(values.before);
+  if (Object.keys(body).filter((k) => k !== 'iss' && k !== 'before').length === 0) {
+    console.error('agentward revoke: name what to revoke: --subject (with --iss), --sid, --client, --jti or --email');
+    return 2;
+  }
+  let url: string;
+  let token: string | undefined;
+  if (values.admin !== undefined) {
+    url = values.admin;
+    const env = values['token-env'] ?? 'AGENTWARD_ADMIN_TOKEN';
+    token = process.env[env];
+    if (!token) {
+      console.error(`agentward revoke: environment variable ${env} (the admin token) is not set`);
+      return 2;
+    }
+  } else {
+    const loaded = loadOrReport(values.config ?? defaultConfigPath());
+    if (!loaded) return 1;
+    const revokeConfig = loaded.config.admin.revoke;
+    if (!revokeConfig) {
+      console.error(`agentward revoke: ${loaded.file} has no admin.revoke section`);
+      return 1;
+    }
+    const address = loaded.config.admin.address.replace(/^0\.0\.0\.0:/, '127.0.0.1:').replace(/^\[::\]:/, '[::1]:');
+    url = `http://${address}${revokeConfig.path}`;
+    token = loaded.secrets.get('admin.revoke.token');
+  }
+  const response = await fetch(url, { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: JSON.stringify(body) });
+  const text = await response.text();
+  if (response.status !== 200) {
+    console.error(`agentward revoke: ${url} answered ${response.status}: ${text}`);
+    return 1;
+  }
+  console.log(text);
   return 0;
 }
 

@@ -24,6 +24,7 @@ import type { Services } from '../services.ts';
 import { closeGracefully, createAgentListener, listen } from './listeners.ts';
 import { buildOAuth, type OAuthParts } from './oauth.ts';
 import { createPolicyEngine } from './policy.ts';
+import { buildRevocations, buildSignals, type RevocationParts } from './signals.ts';
 import { buildWorkload, type WorkloadParts } from './workload.ts';
 
 export { createPolicyEngine } from './policy.ts';
@@ -60,6 +61,8 @@ interface Parts {
   policy: PolicyEngine;
   forwarder: Forwarder;
   audit: AuditSink;
+  /** Revocation marks and open streams; undefined without a `signals` section. */
+  revocation: RevocationParts | undefined;
 }
 
 export function createApp(loaded: LoadedConfig, options: AppOptions = {}): App {
@@ -70,12 +73,14 @@ export function createApp(loaded: LoadedConfig, options: AppOptions = {}): App {
   const { oauth, workload, policy, tls } = parts;
   const shadowDenials = { count: 0 };
   const deps = pipelineDeps(config, parts, shadowDenials, services);
-  const agent = createAgentListener(config.listen, deps, tls, logger);
+  const signals = parts.revocation && buildSignals(loaded, services, parts.revocation, { tokens: oauth.tokens, workload: workload?.authenticator, policy, audit: parts.audit });
+  const agent = createAgentListener(config.listen, deps, tls, logger, signals?.mainRoutes);
   const bundles = [...(workload?.bundles.values() ?? [])];
   const keySets = [...oauth.issuers.map((i) => i.keys), ...(oauth.txn ? [oauth.txn.keys] : [])];
   const ready = () => !agent.draining && policy.status().loaded && keySets.every((k) => k.ready) && bundles.every((b) => b.ready && !b.status().stale);
   const admin = createAdminServer({
     ready,
+    ...(signals ? { routes: signals.adminRoutes } : {}),
     detail: () => ({
       draining: agent.draining,
       admission: agent.admission.status(),
@@ -85,6 +90,7 @@ export function createApp(loaded: LoadedConfig, options: AppOptions = {}): App {
       ...(oauth.txn ? { txnTokens: oauth.txn.keys.status() } : {}),
       ...(bundles.length > 0 ? { trustDomains: bundles.map((b) => b.status()) } : {}),
       ...(tls ? { tls: tls.status() } : {}),
+      ...(signals ? { signals: signals.status() } : {}),
     }),
   });
   /** First policy load and key fetches; each failure is logged and answered per request. */
@@ -105,6 +111,8 @@ export function createApp(loaded: LoadedConfig, options: AppOptions = {}): App {
       if (agent.https) tls?.watch(agent.https);
       const address = await listen(agent.server, config.listen.address);
       const adminAddress = await listen(admin, config.admin.address);
+      // After the listeners: a transmitter answers a verification request with a push at once.
+      await signals?.start();
       logger.info({ address: `${address.address}:${address.port}`, admin: `${adminAddress.address}:${adminAddress.port}`, upstream: config.upstream.url, resource: deps.resource.id }, 'agentward listening');
       return { address, admin: adminAddress };
     },
@@ -117,6 +125,7 @@ export function createApp(loaded: LoadedConfig, options: AppOptions = {}): App {
       tls?.close();
       for (const k of keySets) k.close();
       for (const b of bundles) b.close();
+      signals?.close();
       parts.forwarder.close();
       await parts.audit.flush();
       logger.info('agentward stopped');
@@ -152,6 +161,7 @@ function buildParts(loaded: LoadedConfig, services: Services, options: AppOption
       now: services.now,
     });
   const bindings = { dpopBinding: config.oauth.dpop.mode !== 'disabled', certificateBinding: tls !== undefined && tls.clientCert !== 'none' };
+  const revocation = buildRevocations(config, services);
   const audit =
     config.audit.sink === 'off' || options.noAudit
       ? NO_AUDIT
@@ -162,11 +172,12 @@ function buildParts(loaded: LoadedConfig, services: Services, options: AppOption
         });
   return {
     tls,
-    oauth: buildOAuth(loaded, services, bindings),
+    oauth: buildOAuth(loaded, services, bindings, revocation?.revocations),
     workload: buildWorkload(loaded, services, tls),
     policy: createPolicyEngine(loaded, services, options.env),
     forwarder: forwarder(config.upstream),
     audit,
+    revocation,
   };
 }
 
@@ -199,6 +210,7 @@ function pipelineDeps(config: Readonly<Config>, parts: Parts, shadowDenials: { c
     schemes: { bearer: dpopMode !== 'required', dpopAlgs: oauth.dpop ? config.oauth.dpop.algorithms.join(' ') : undefined, wpt: workload !== undefined },
     policy: parts.policy,
     forwarder: parts.forwarder,
+    streams: parts.revocation?.streams,
     headerPlan: {
       stripCredentials: config.forward.stripCredentials,
       identityHeaders: new Map(Object.entries(config.forward.identityHeaders).map(([k, v]) => [k.toLowerCase(), v])),

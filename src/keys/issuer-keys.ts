@@ -18,8 +18,11 @@ export interface KeySetSource {
   issuer: string;
   /** The JWK Set URL; when absent it is discovered. */
   jwksUri?: string | undefined;
-  /** Which metadata document names `jwks_uri`: RFC 8414, OpenID Connect Discovery, or both in turn. */
-  discovery: 'auto' | 'oauth-authorization-server' | 'openid-configuration';
+  /**
+   * Which metadata document names `jwks_uri`: RFC 8414, OpenID Connect Discovery, or both in turn;
+   * or an SSF transmitter's configuration (SSF 1.0 §7.2, path-inserted as RFC 8414 does).
+   */
+  discovery: 'auto' | 'oauth-authorization-server' | 'openid-configuration' | 'ssf-configuration';
 }
 
 export interface IssuerKeysOptions {
@@ -236,6 +239,7 @@ export function metadataUrls(issuer: string, discovery: KeySetSource['discovery'
   const path = url.pathname === '/' ? '' : url.pathname.replace(/\/$/, '');
   const oauth = `${url.origin}/.well-known/oauth-authorization-server${path}`;
   const oidc = `${url.origin}${path}/.well-known/openid-configuration`;
+  if (discovery === 'ssf-configuration') return [`${url.origin}/.well-known/ssf-configuration${path}`];
   if (discovery === 'oauth-authorization-server') return [oauth];
   if (discovery === 'openid-configuration') return [oidc];
   return [oauth, oidc];
