@@ -88,6 +88,8 @@ export class RevocationList {
       sizeCalculation: (list) => Math.max(1, list.length),
       ttl: options.retentionMs,
       ttlAutopurge: false,
+      // Read the clock on every check (the default caches it for 1 ms on a real timer).
+      ttlResolution: 0,
       perf: { now: options.now },
       dispose: (list, _key, reason) => {
         if (reason !== 'evict') return;

@@ -7,7 +7,9 @@
  * works. Every bad SET is refused without effect, with its RFC 8935 / RFC 8936 error and a log
  * line. The admin endpoint and `agentward revoke` do the same by hand.
  */
-import { request } from 'node:http';
+import { createServer, request, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { WebSocket, WebSocketServer } from 'ws';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { startIssuer, newKey, type TestIssuer } from '../helpers/issuer.ts';
 import { startStreamingUpstream, type StreamingUpstream } from '../helpers/streaming-upstream.ts';
@@ -44,7 +46,7 @@ beforeAll(async () => {
     resource: { id: RESOURCE },
     oauth: { issuers: [{ issuer: issuer.issuer, jwksUri: issuer.jwksUri }] },
     policy: { source: DEFAULT_POLICY },
-    admin: { revoke: { token: { value: 'admin-secret' } } },
+    admin: { address: '127.0.0.1:0', revoke: { token: { value: 'admin-secret' } } },
     signals: {
       audience: RECEIVER,
       transmitters: [
@@ -272,7 +274,8 @@ describe('poll delivery (RFC 8936)', () => {
     const stream = await openStream(token);
     const set = await polled.sign(`${CAEP}session-revoked`, { event_timestamp: now() - 5 }, { format: 'complex', session: { format: 'opaque', id: 'polled-session' } });
     polled.queue(set.token, set.jti);
-    await waitFor(async () => (await call(token)).status === 401, 'the polled event to take effect');
+    // A request in flight when the event lands is cut like any open response of the token: not an error here.
+    await waitFor(async () => (await call(token).catch(() => ({ status: 0 }))).status === 401, 'the polled event to take effect');
     await expectRevoked(token);
     await stream.closed;
     await waitFor(async () => polled.polls.some((p) => p.ack.includes(set.jti)), 'the acknowledgement');
@@ -357,4 +360,70 @@ test('/readyz counts the marks and shows each transmitter', async () => {
   expect(ready.signals.maxMarks).toBe(100000);
   expect(ready.signals.transmitters.map((t) => t.issuer)).toEqual([pushed.issuer, polled.issuer, onMain.issuer]);
   expect(ready.signals.transmitters.every((t) => t.keys.ready)).toBe(true);
+});
+
+describe('a WebSocket and a token without iat (admin purge only, no transmitter)', () => {
+  let echo: { url: string; close(): Promise<void> };
+  let proxy: RunningAgentward;
+  beforeAll(async () => {
+    const http: Server = createServer((_req, res) => res.writeHead(200).end('ok'));
+    const wss = new WebSocketServer({ noServer: true });
+    http.on('upgrade', (req, socket, head) => wss.handleUpgrade(req, socket, head, (ws) => ws.on('message', (data) => ws.send(data))));
+    await new Promise<void>((r) => http.listen(0, '127.0.0.1', r));
+    echo = {
+      url: `http://127.0.0.1:${(http.address() as AddressInfo).port}`,
+      async close() {
+        for (const client of wss.clients) client.terminate();
+        wss.close();
+        http.closeAllConnections();
+        await new Promise<void>((r) => http.close(() => r()));
+      },
+    };
+    proxy = await startAgentward({
+      upstream: { url: echo.url },
+      resource: { id: RESOURCE },
+      // iat optional (a relaxation of RFC 9068 §2.2), so that a token without it can be presented.
+      oauth: { issuers: [{ issuer: issuer.issuer, jwksUri: issuer.jwksUri, requiredClaims: ['iss', 'exp', 'aud', 'sub', 'client_id', 'jti'] }] },
+      policy: { source: DEFAULT_POLICY },
+      admin: { address: '127.0.0.1:0', revoke: { token: { value: 'admin-secret' } } },
+      signals: {},
+    });
+  });
+  afterAll(async () => {
+    await proxy?.stop();
+    await echo?.close();
+  });
+  const purge = (body: unknown) =>
+    rawRequest(`${proxy.adminUrl}/revoke`, { method: 'POST', headers: { authorization: 'Bearer admin-secret', 'content-type': 'application/json' }, body: JSON.stringify(body) });
+
+  test('an open WebSocket of the revoked subject is closed, and counted', async () => {
+    const sub = freshUser();
+    const token = await oldToken({ sub });
+    const ws = new WebSocket(`${proxy.url.replace('http', 'ws')}/mcp/ws`, { headers: { authorization: `Bearer ${token}` } });
+    await new Promise((resolve, reject) => {
+      ws.once('open', resolve);
+      ws.once('error', reject);
+    });
+    const echoed = new Promise<string>((resolve) => ws.once('message', (d: Buffer) => resolve(d.toString())));
+    ws.send('ping');
+    expect(await echoed).toBe('ping');
+    const closed = new Promise<void>((resolve) => ws.once('close', () => resolve()));
+    const res = await purge({ sub, before: now() - 5 });
+    expect(res.json()).toMatchObject({ streamsClosed: 1 });
+    await closed;
+    const again = await rawRequest(`${proxy.url}/mcp/tools`, { headers: { authorization: `Bearer ${token}` } });
+    expect(again.json().code).toBe('ERR_TOKEN_REVOKED');
+  });
+
+  test('a token without iat is refused while a mark names its subject (it cannot be shown to be newer), and others are not', async () => {
+    const sub = freshUser();
+    const noIat = await issuer.mint({ sub }, { omit: ['iat'] });
+    const other = await issuer.mint({ sub: freshUser() }, { omit: ['iat'] });
+    expect((await rawRequest(`${proxy.url}/mcp/tools`, { headers: { authorization: `Bearer ${noIat}` } })).status).toBe(200);
+    expect((await purge({ sub, before: now() - 5 })).status).toBe(200);
+    const res = await rawRequest(`${proxy.url}/mcp/tools`, { headers: { authorization: `Bearer ${noIat}` } });
+    expect(res.status).toBe(401);
+    expect(res.json().code).toBe('ERR_TOKEN_REVOKED');
+    expect((await rawRequest(`${proxy.url}/mcp/tools`, { headers: { authorization: `Bearer ${other}` } })).status).toBe(200);
+  });
 });
