@@ -652,6 +652,11 @@ export function relaxations(config: Readonly<Config>): string[] {
   config.workload?.trustDomains.forEach((domain, i) => {
     if (domain.bundle.url?.startsWith('http:') && isLoopback(domain.bundle.url)) out.push(`workload.trustDomains[${i}].bundle.url uses plain http (loopback only)`);
   });
+  config.signals?.transmitters.forEach((transmitter, i) => {
+    for (const [key, url] of [['issuer', transmitter.issuer], ['jwksUri', transmitter.jwksUri]] as const) {
+      if (url !== undefined && url.startsWith('http:') && !isLoopback(url)) out.push(`signals.transmitters[${i}].${key} uses plain http to a non-loopback host: its keys (and so its security events) can be forged in transit`);
+    }
+  });
   const txnJwks = config.txnTokens?.jwksUri;
   if (txnJwks !== undefined && txnJwks.startsWith('http:') && !isLoopback(txnJwks)) out.push('txnTokens.jwksUri uses plain http to a non-loopback host: keys can be tampered with in transit');
   return out;

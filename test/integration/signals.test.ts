@@ -18,6 +18,7 @@ import { startSsfTransmitter, CAEP, RISC, type SsfTransmitter } from '../helpers
 import { rawRequest } from '../helpers/http.ts';
 import { waitFor } from '../helpers/wait.ts';
 import { cli } from '../helpers/cli.ts';
+import { startIntrospectionServer, type IntrospectionServer } from '../helpers/introspection-server.ts';
 
 const RESOURCE = 'https://tools.example.com/mcp';
 const RECEIVER = 'https://tools.example.com/ssf-receiver';
@@ -26,6 +27,7 @@ let upstream: StreamingUpstream;
 let pushed: SsfTransmitter;
 let polled: SsfTransmitter;
 let onMain: SsfTransmitter;
+let introspection: IntrospectionServer;
 let aw: RunningAgentward;
 
 const now = () => Math.floor(Date.now() / 1000);
@@ -41,10 +43,13 @@ beforeAll(async () => {
     startSsfTransmitter({ audience: RECEIVER, path: '/poll' }),
     startSsfTransmitter({ audience: RECEIVER }),
   ]);
+  introspection = await startIntrospectionServer({ issuer: issuer.issuer, auth: { method: 'client_secret_basic', clientId: 'rs', clientSecret: 's3cret' } });
   aw = await startAgentward({
     upstream: { url: upstream.url },
     resource: { id: RESOURCE },
-    oauth: { issuers: [{ issuer: issuer.issuer, jwksUri: issuer.jwksUri }] },
+    oauth: {
+      issuers: [{ issuer: issuer.issuer, jwksUri: issuer.jwksUri, introspection: { endpoint: introspection.endpoint, clientId: 'rs', clientSecret: { value: 's3cret' }, cacheTtl: '5m' } }],
+    },
     policy: { source: DEFAULT_POLICY },
     admin: { address: '127.0.0.1:0', revoke: { token: { value: 'admin-secret' } } },
     signals: {
@@ -59,7 +64,7 @@ beforeAll(async () => {
 });
 afterAll(async () => {
   await aw?.stop();
-  await Promise.all([issuer?.close(), upstream?.close(), pushed?.close(), polled?.close(), onMain?.close()]);
+  await Promise.all([issuer?.close(), upstream?.close(), pushed?.close(), polled?.close(), onMain?.close(), introspection?.close()]);
 });
 
 const pushUrl = () => `${aw.adminUrl}/ssf/push`;
@@ -190,6 +195,16 @@ describe('push delivery (RFC 8935)', () => {
     expect((await pushed.push(pushUrl(), set.token)).status).toBe(202);
     await expectAccepted(token);
     expect(aw.logs()).toContain('SSF event of an unknown type acknowledged');
+  });
+
+  test('an opaque token (RFC 7662) is refused too, and its cached introspection answer purged', async () => {
+    const sub = freshUser();
+    introspection.tokens.set(`opaque-${sub}`, { active: true, iss: issuer.issuer, aud: RESOURCE, sub, client_id: 'ops-bot', scope: 'tools.read', iat: now() - 10, exp: now() + 300 });
+    await expectAccepted(`opaque-${sub}`);
+    const set = await pushed.sign(`${RISC}credential-compromise`, {}, { format: 'iss_sub', iss: issuer.issuer, sub }, fiveSecondsAgo());
+    expect((await pushed.push(pushUrl(), set.token)).status).toBe(202);
+    await expectRevoked(`opaque-${sub}`);
+    expect(((await remediationOf(set.jti)).purged as Record<string, number>).introspection).toBe(1);
   });
 
   test('push on the agent listener (listener: main) works the same', async () => {

@@ -6,7 +6,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { describe, expect, test } from 'vitest';
-import { parseConfig, ConfigError, type ConfigProblem } from '../../src/config/load.ts';
+import { parseConfig, relaxations, ConfigError, type ConfigProblem } from '../../src/config/load.ts';
 
 const POLICIES = join(resolve(import.meta.dirname, '../..'), 'policies');
 const BASE = `upstream:
@@ -95,5 +95,17 @@ signals:
       delivery: { method: push, path: /ssf, authorization: { value: x } }
 `);
     expect(found.some((p) => p.path.startsWith('signals.transmitters[0]'))).toBe(true);
+  });
+
+  test('a transmitter over plain http off the host is named as a relaxation', () => {
+    const loaded = parseConfig(
+      `${BASE}signals:
+  transmitters:
+    - issuer: http://idp.example.com
+      delivery: { method: push, path: /ssf, authorization: { value: x } }
+`,
+      file(),
+    );
+    expect(relaxations(loaded.config).join('\n')).toContain('signals.transmitters[0].issuer uses plain http');
   });
 });
