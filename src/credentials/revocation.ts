@@ -108,7 +108,7 @@ export class RevocationList {
     const field = FIELDS.find((f) => clean[f] !== undefined);
     if (field === undefined) throw new TypeError('a revocation mark must name a subject, session, client, token id or email');
     const key = `${field}\0${clean[field]}`;
-    const list = [...(this.marks.get(key) ?? [])];
+    const list = [...(this.marks.peek(key) ?? [])];
     const same = list.findIndex((m) => sameMatch(m.match, clean));
     const mark: RevocationMark = { match: Object.freeze(clean), before: same === -1 ? before : Math.max(before, list[same]!.before) };
     if (same === -1) list.push(mark);
@@ -127,7 +127,8 @@ export class RevocationList {
     for (const field of FIELDS) {
       const value = facts[field];
       if (value === undefined || value === null) continue;
-      const list = this.marks.get(`${field}\0${field === 'email' ? value.toLowerCase() : value}`);
+      // peek: a lookup does not refresh a mark, so the one forgotten when full is the oldest set.
+      const list = this.marks.peek(`${field}\0${value}`);
       if (list && list.some((mark) => markMatches(mark, facts))) return true;
     }
     return false;
