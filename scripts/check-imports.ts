@@ -26,9 +26,10 @@ export const RULES: Readonly<Record<string, readonly string[]>> = {
   rpc: ['errors', 'services', 'identity', 'policy'],
   observability: ['errors', 'services', 'identity'],
   config: ['errors', 'services', 'duration', 'identity', 'jose', 'policy'],
+  signals: ['errors', 'services', 'duration', 'identity', 'jose', 'outbound', 'keys', 'credentials'],
   proxy: ['errors', 'services', 'duration', 'identity', 'jose', 'outbound', 'keys', 'credentials', 'policy', 'rpc', 'observability', 'config'],
-  app: ['errors', 'services', 'duration', 'identity', 'jose', 'outbound', 'keys', 'credentials', 'policy', 'rpc', 'observability', 'config', 'proxy'],
-  main: ['errors', 'services', 'duration', 'identity', 'jose', 'outbound', 'keys', 'credentials', 'policy', 'rpc', 'observability', 'config', 'proxy', 'app'],
+  app: ['errors', 'services', 'duration', 'identity', 'jose', 'outbound', 'keys', 'credentials', 'policy', 'rpc', 'observability', 'config', 'signals', 'proxy'],
+  main: ['errors', 'services', 'duration', 'identity', 'jose', 'outbound', 'keys', 'credentials', 'policy', 'rpc', 'observability', 'config', 'signals', 'proxy', 'app'],
 };
 
 const IMPORT = /^\s*(?:import|export)\s+(?:type\s+)?(?:[^'";]*?\s+from\s+)?['"](\.{1,2}\/[^'"]+)['"]/gm;

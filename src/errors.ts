@@ -94,6 +94,9 @@ export const ERROR_CODES = {
   ERR_MTLS_BINDING_MISMATCH: { status: 401, oauthError: 'invalid_token', title: 'The client certificate of this connection is not the one the access token is bound to.' },
   // Opaque tokens (RFC 7662 introspection)
   ERR_TOKEN_INACTIVE: { status: 401, oauthError: 'invalid_token', title: 'The access token is not active (revoked, expired or unknown to its issuer).' },
+  // Revocation (docs/signals.md): a security event (OpenID SSF/CAEP/RISC) or an operator's purge
+  // named this token's subject, session, client or id, and the token was issued before it.
+  ERR_TOKEN_REVOKED: { status: 401, oauthError: 'invalid_token', title: 'The access token was revoked: a security event or an operator named it, its session, subject or client.' },
   ERR_INTROSPECTION_UNAVAILABLE: { status: 503, title: 'The token introspection endpoint is unavailable; retry later.' },
   ERR_INTROSPECTION_RESPONSE_INVALID: { status: 503, title: 'The token introspection endpoint returned an answer that could not be trusted.' },
   // Transaction Tokens (draft-ietf-oauth-transaction-tokens §9, §12). A Txn-Token is not an access
@@ -206,6 +209,25 @@ export const ERROR_CODES = {
   ERR_UPSTREAM_UNAVAILABLE: { status: 502, title: 'The upstream service could not be reached.' },
   ERR_UPSTREAM_RESET: { status: 502, title: 'The upstream service closed the connection.' },
   ERR_UPSTREAM_TIMEOUT: { status: 504, title: 'The upstream service did not answer in time.' },
+
+  // Security Event Tokens received from an SSF transmitter (RFC 8417, RFC 8935, RFC 8936). Never
+  // an answer to an agent: the push endpoint answers them with RFC 8935 §2.3 `err` codes, poll
+  // delivery reports them in `setErrs` (RFC 8936 §2.4), and each is logged with its reason.
+  ERR_SET_MALFORMED: { status: 400, title: 'The security event token is not a well-formed signed JWT.' },
+  ERR_SET_TYPE: { status: 400, title: 'The security event token must have typ secevent+jwt.' },
+  ERR_SET_ALGORITHM: { status: 400, title: "The security event token's algorithm is not allowed for its transmitter." },
+  ERR_SET_KEY_UNKNOWN: { status: 400, title: "No key of the transmitter's key set matches the security event token." },
+  ERR_SET_SIGNATURE: { status: 400, title: 'The security event token signature is invalid.' },
+  ERR_SET_ISSUER: { status: 400, title: 'The security event token was not issued by this transmitter.' },
+  ERR_SET_AUDIENCE: { status: 400, title: 'The security event token was not issued for this receiver.' },
+  ERR_SET_TIME: { status: 400, title: 'The security event token is too old, issued in the future, or expired.' },
+  ERR_SET_REPLAYED: { status: 400, title: 'The security event token was already received (jti).' },
+  ERR_SET_CLAIMS: { status: 400, title: 'The security event token lacks a required claim or has an invalid one (jti, iat, events, sub_id).' },
+  ERR_SET_UNSUPPORTED_MEDIA: { status: 400, title: 'Security event tokens are pushed with Content-Type: application/secevent+jwt.' },
+  ERR_SET_UNAUTHORIZED: { status: 401, title: 'The push request does not carry the Authorization value given to this transmitter.' },
+  // The admin endpoint (POST /revoke, `agentward revoke`)
+  ERR_ADMIN_UNAUTHORIZED: { status: 401, title: 'The admin request needs the admin bearer token.' },
+  ERR_ADMIN_REQUEST: { status: 400, title: 'The revocation request is malformed: send a JSON object naming a subject, session, client, token id or email.' },
 
   ERR_INTERNAL: { status: 500, title: 'Internal error.' },
 } as const satisfies Record<string, CodeInfo>;

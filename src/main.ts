@@ -6,6 +6,7 @@
  *   agentward policy build [DIR] [--output FILE] [--entrypoint E] [--opa BIN]
  *   agentward audit verify FILE [FILE ...] [--key-env VAR] [--checkpoints FILE]
  *   agentward COMMAND --help (or -h; also `agentward help COMMAND`): that command's usage, exit 0
+ *   agentward revoke [--config FILE | --admin URL --token-env VAR] --subject SUB [--iss ISS] | --sid SID | --client ID | --jti JTI | --email EMAIL
  * --config defaults to $AGENTWARD_CONFIG, then ./agentward.yaml.
  */
 import { mkdirSync, readFileSync, writeFileSync, statSync } from 'node:fs';
@@ -70,6 +71,25 @@ options:
       --checkpoints FILE   the checkpoint file, or a log file with "audit checkpoint" lines: every
                            checkpoint not older than the first record must be in the chain
   -h, --help               print this text`,
+  revoke: `usage: agentward revoke [--config FILE | --admin URL [--token-env VAR]]
+                        (--subject SUB [--iss ISS] | --sid SID | --client ID | --jti JTI | --email EMAIL) [--before EPOCH]
+
+Refuse the access tokens issued before now (or EPOCH) that name this subject, session, client,
+token id or email: purge what agentward caches of them and close their open streams, through the
+admin endpoint admin.revoke.path (docs/signals.md). Exit 0 when it answered 200.
+
+options:
+  -c, --config FILE      find the admin address, path and token in this configuration
+      --admin URL        the revoke endpoint, instead of --config
+      --token-env VAR    with --admin: the environment variable holding the admin bearer token
+      --subject SUB      the token's subject (sub); with --iss, only from that issuer
+      --iss ISS          the issuer of --subject
+      --sid SID          the session id (sid claim)
+      --client ID        the OAuth client (client_id)
+      --jti JTI          one token's id
+      --email EMAIL      the email claim
+      --before EPOCH     tokens issued at or before this time (seconds), instead of now
+  -h, --help             print this text`,
 } as const;
 
 type Command = keyof typeof COMMAND_USAGE;
@@ -86,6 +106,11 @@ const USAGE = `usage:
                                           verify the hash chain of an audit file (or of a file
                                           and those rotated from it, oldest first)
   agentward COMMAND --help                that command's usage and options
+  agentward revoke [--config FILE | --admin URL [--token-env VAR]]
+                   (--subject SUB [--iss ISS] | --sid SID | --client ID | --jti JTI | --email EMAIL) [--before EPOCH]
+                                          refuse the tokens issued before now (or EPOCH) that name
+                                          this subject, session, client, token id or email; purge
+                                          caches, close their streams (POST admin.revoke.path)
 --config defaults to $AGENTWARD_CONFIG, then ./agentward.yaml`;
 
 /** `-h` / `--help`, accepted by every command; the other options are the command's own. */
@@ -114,6 +139,8 @@ async function main(argv: string[]): Promise<number> {
       if (rest[0] === 'verify') return auditVerify(rest.slice(1));
       if (rest.length === 1 && isHelp(rest[0])) return help('audit verify');
       break;
+    case 'revoke':
+      return revoke(rest);
     case '--help':
     case '-h':
       console.log(USAGE);
@@ -324,6 +351,72 @@ function auditVerify(args: string[]): number {
   const what = positionals.length === 1 ? positionals[0] : `${positionals.length} files`;
   const extras = [report.continues ? `continuing ${report.continues}` : '', checkpoints ? `${report.checkpoints} checkpoint(s) found` : ''].filter(Boolean);
   console.log(`${what}: ${report.records} records verified in ${report.segments} chain segment(s)${extras.length ? ` (${extras.join('; ')})` : ''}`);
+  return 0;
+}
+
+/**
+ * `agentward revoke`: POSTs the selector to the admin revocation endpoint (docs/signals.md). The
+ * endpoint and its token come from --admin and --token-env, or from the config file
+ * (`admin.address`, `admin.revoke`).
+ */
+async function revoke(args: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args,
+    options: {
+      config: { type: 'string', short: 'c' },
+      admin: { type: 'string' },
+      'token-env': { type: 'string' },
+      subject: { type: 'string' },
+      iss: { type: 'string' },
+      sid: { type: 'string' },
+      client: { type: 'string' },
+      jti: { type: 'string' },
+      email: { type: 'string' },
+      before: { type: 'string' },
+      ...HELP,
+    },
+    strict: true,
+  });
+  if (values.help) return help('revoke');
+  const body: Record<string, string | number> = {};
+  for (const [option, member] of [['subject', 'sub'], ['iss', 'iss'], ['sid', 'sid'], ['client', 'clientId'], ['jti', 'jti'], ['email', 'email']] as const) {
+    const value = values[option];
+    if (value !== undefined) body[member] = value;
+  }
+  if (values.before !== undefined) body.before = Number(values.before);
+  if (Object.keys(body).filter((k) => k !== 'iss' && k !== 'before').length === 0) {
+    console.error('agentward revoke: name what to revoke: --subject (with --iss), --sid, --client, --jti or --email');
+    return 2;
+  }
+  let url: string;
+  let token: string | undefined;
+  if (values.admin !== undefined) {
+    url = values.admin;
+    const env = values['token-env'] ?? 'AGENTWARD_ADMIN_TOKEN';
+    token = process.env[env];
+    if (!token) {
+      console.error(`agentward revoke: environment variable ${env} (the admin token) is not set`);
+      return 2;
+    }
+  } else {
+    const loaded = loadOrReport(values.config ?? defaultConfigPath());
+    if (!loaded) return 1;
+    const revokeConfig = loaded.config.admin.revoke;
+    if (!revokeConfig) {
+      console.error(`agentward revoke: ${loaded.file} has no admin.revoke section`);
+      return 1;
+    }
+    const address = loaded.config.admin.address.replace(/^0\.0\.0\.0:/, '127.0.0.1:').replace(/^\[::\]:/, '[::1]:');
+    url = `http://${address}${revokeConfig.path}`;
+    token = loaded.secrets.get('admin.revoke.token');
+  }
+  const response = await fetch(url, { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: JSON.stringify(body) });
+  const text = await response.text();
+  if (response.status !== 200) {
+    console.error(`agentward revoke: ${url} answered ${response.status}: ${text}`);
+    return 1;
+  }
+  console.log(text);
   return 0;
 }
 

@@ -25,6 +25,7 @@ import type { Services } from '../services.ts';
 import { closeGracefully, createAgentListener, listen } from './listeners.ts';
 import { buildOAuth, type OAuthParts } from './oauth.ts';
 import { createPolicyEngine } from './policy.ts';
+import { buildRevocations, buildSignals, type RevocationParts } from './signals.ts';
 import { buildWorkload, type WorkloadParts } from './workload.ts';
 
 export { createPolicyEngine } from './policy.ts';
@@ -61,6 +62,8 @@ interface Parts {
   policy: PolicyEngine;
   forwarder: Forwarder;
   audit: AuditSink;
+  /** Revocation marks and open streams; undefined without a `signals` section. */
+  revocation: RevocationParts | undefined;
 }
 
 export function createApp(loaded: LoadedConfig, options: AppOptions = {}): App {
@@ -71,13 +74,15 @@ export function createApp(loaded: LoadedConfig, options: AppOptions = {}): App {
   const { oauth, workload, policy, tls } = parts;
   const shadowDenials = { count: 0 };
   const deps = pipelineDeps(config, parts, shadowDenials, services);
-  const agent = createAgentListener(config.listen, deps, tls, logger);
+  const signals = parts.revocation && buildSignals(loaded, services, parts.revocation, { tokens: oauth.tokens, workload: workload?.authenticator, policy, audit: parts.audit });
+  const agent = createAgentListener(config.listen, deps, tls, logger, signals?.mainRoutes);
   const bundles = [...(workload?.bundles.values() ?? [])];
   const witIssuerKeys = workload?.witIssuerKeys ?? [];
   const keySets = [...oauth.issuers.map((i) => i.keys), ...(oauth.txn ? [oauth.txn.keys] : []), ...witIssuerKeys];
   const ready = () => !agent.draining && policy.status().loaded && keySets.every((k) => k.ready) && bundles.every((b) => b.ready && !b.status().stale);
   const admin = createAdminServer({
     ready,
+    ...(signals ? { routes: signals.adminRoutes } : {}),
     detail: () => ({
       draining: agent.draining,
       admission: agent.admission.status(),
@@ -88,6 +93,7 @@ export function createApp(loaded: LoadedConfig, options: AppOptions = {}): App {
       ...(bundles.length > 0 ? { trustDomains: bundles.map((b) => b.status()) } : {}),
       ...(witIssuerKeys.length > 0 ? { witIssuers: witIssuerKeys.map((k) => k.status()) } : {}),
       ...(tls ? { tls: tls.status() } : {}),
+      ...(signals ? { signals: signals.status() } : {}),
     }),
   });
   /** First policy load and key fetches; each failure is logged and answered per request. */
@@ -108,6 +114,8 @@ export function createApp(loaded: LoadedConfig, options: AppOptions = {}): App {
       if (agent.https) tls?.watch(agent.https);
       const address = await listen(agent.server, config.listen.address);
       const adminAddress = await listen(admin, config.admin.address);
+      // After the listeners: a transmitter answers a verification request with a push at once.
+      await signals?.start();
       logger.info({ address: `${address.address}:${address.port}`, admin: `${adminAddress.address}:${adminAddress.port}`, upstream: config.upstream.url, resource: deps.resource.id }, 'agentward listening');
       return { address, admin: adminAddress };
     },
@@ -120,6 +128,7 @@ export function createApp(loaded: LoadedConfig, options: AppOptions = {}): App {
       tls?.close();
       for (const k of keySets) k.close();
       for (const b of bundles) b.close();
+      signals?.close();
       parts.forwarder.close();
       parts.audit.close();
       logger.info('agentward stopped');
@@ -155,6 +164,7 @@ function buildParts(loaded: LoadedConfig, services: Services, options: AppOption
       now: services.now,
     });
   const bindings = { dpopBinding: config.oauth.dpop.mode !== 'disabled', certificateBinding: tls !== undefined && tls.clientCert !== 'none' };
+  const revocation = buildRevocations(config, services);
   const audit =
     config.audit.sink === 'off' || options.noAudit
       ? NO_AUDIT
@@ -172,11 +182,12 @@ function buildParts(loaded: LoadedConfig, services: Services, options: AppOption
         });
   return {
     tls,
-    oauth: buildOAuth(loaded, services, bindings),
+    oauth: buildOAuth(loaded, services, bindings, revocation?.revocations),
     workload: buildWorkload(loaded, services, tls),
     policy: createPolicyEngine(loaded, services, options.env),
     forwarder: forwarder(config.upstream),
     audit,
+    revocation,
   };
 }
 
@@ -226,6 +237,7 @@ function pipelineDeps(config: Readonly<Config>, parts: Parts, shadowDenials: { c
     schemes: { bearer: dpopMode !== 'required', dpopAlgs: oauth.dpop ? config.oauth.dpop.algorithms.join(' ') : undefined, wpt: workload !== undefined },
     policy: parts.policy,
     forwarder: parts.forwarder,
+    streams: parts.revocation?.streams,
     headerPlan: {
       stripCredentials: config.forward.stripCredentials,
       identityHeaders: new Map(Object.entries(config.forward.identityHeaders).map(([k, v]) => [k.toLowerCase(), v])),

@@ -29,7 +29,18 @@ export interface AgentListener {
   admission: Admission;
 }
 
-export function createAgentListener(listen: Config['listen'], deps: PipelineDeps, tls: ListenerTls | undefined, logger: Logger): AgentListener {
+/**
+ * `routes`: endpoints by exact path that are not the protected resource (an SSF push path with
+ * `listener: main`, docs/signals.md). They authenticate their own callers and answer before
+ * admission control and the pipeline; every other path goes to the pipeline.
+ */
+export function createAgentListener(
+  listen: Config['listen'],
+  deps: PipelineDeps,
+  tls: ListenerTls | undefined,
+  logger: Logger,
+  routes: ReadonlyMap<string, (req: IncomingMessage, res: ServerResponse) => Promise<void>> = new Map(),
+): AgentListener {
   let draining = false;
   /** The pipeline answers every error itself; anything escaping it is a bug, never a crash. */
   const onPipelineBug = (err: unknown, res: ServerResponse) => {
@@ -56,6 +67,13 @@ export function createAgentListener(listen: Config['listen'], deps: PipelineDeps
     res.once('close', () => {
       if (draining) setImmediate(() => server.closeIdleConnections());
     });
+    if (routes.size > 0) {
+      const route = routes.get((req.url ?? '').split('?', 1)[0]!);
+      if (route && !isWebSocketUpgrade(req)) {
+        route(req, res).catch((err: unknown) => onPipelineBug(err, res));
+        return;
+      }
+    }
     admission.offer(req, res);
   };
   const https: HttpsServer | undefined = tls && createHttpsServer({ ...httpOptions, ...tls.serverOptions() }, onRequest);

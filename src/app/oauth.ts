@@ -4,6 +4,7 @@
  */
 import type { LoadedConfig } from '../config/load.ts';
 import { buildDpop, type DpopCheck } from '../credentials/dpop.ts';
+import type { RevocationList } from '../credentials/revocation.ts';
 import { buildAccessTokens, type AccessTokenParts } from '../credentials/tokens.ts';
 import { buildTxnTokens, type TxnTokenCheck } from '../credentials/txn-token.ts';
 import type { Services } from '../services.ts';
@@ -19,7 +20,7 @@ export interface Bindings {
   certificateBinding: boolean;
 }
 
-export function buildOAuth(loaded: LoadedConfig, services: Services, bindings: Bindings): OAuthParts {
+export function buildOAuth(loaded: LoadedConfig, services: Services, bindings: Bindings, revocations?: RevocationList): OAuthParts {
   const { config } = loaded;
   const oauth = config.oauth;
   const tokens = buildAccessTokens(
@@ -30,6 +31,7 @@ export function buildOAuth(loaded: LoadedConfig, services: Services, bindings: B
       secret: (index, name) => loaded.secrets.get(`oauth.issuers[${index}].introspection.${name}`)!,
     },
     services,
+    revocations,
   );
   return { ...tokens, dpop: buildDpop(oauth.dpop, services), txn: config.txnTokens && buildTxnTokens(config.txnTokens, services) };
 }

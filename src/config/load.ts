@@ -318,11 +318,70 @@ function semanticChecks(doc: unknown, baseDir: string, env: NodeJS.ProcessEnv, s
   if (audit.checkpoints !== undefined && audit.hashChain === false) {
     report(['audit', 'checkpoints'], 'needs audit.hashChain (a checkpoint names the chain head)', 'remove audit.checkpoints, or set audit.hashChain: true');
   }
+  checkSignals(doc, baseDir, env, secrets, report);
+
   const hashKey = obj(doc, 'audit', 'hashKey');
   if (Object.keys(hashKey).length === 1) {
     const value = resolveSecret(hashKey as Secret, ['audit', 'hashKey'], baseDir, env, report);
     if (value !== undefined) secrets.set('audit.hashKey', value);
   }
+}
+
+/**
+ * `signals` and `admin.revoke` (docs/signals.md): each transmitter's delivery has what its method
+ * needs and nothing of the other's, push paths are unique per listener and clear of the admin
+ * endpoints, and the secrets are resolved.
+ */
+function checkSignals(doc: unknown, baseDir: string, env: NodeJS.ProcessEnv, secrets: Map<string, string>, report: Report): void {
+  const secret = (section: Record<string, unknown>, path: Path): void => {
+    if (Object.keys(section).length !== 1) return;
+    const value = resolveSecret(section as Secret, path, baseDir, env, report);
+    if (value !== undefined) secrets.set(formatPath(path), value);
+  };
+  const adminPaths = new Map<string, string>([['/healthz', 'the health endpoint'], ['/readyz', 'the readiness endpoint']]);
+  const revoke = get(doc, 'admin', 'revoke');
+  if (revoke !== undefined) {
+    if (get(doc, 'signals') === undefined) report(['admin', 'revoke'], 'needs a signals section (its marks are the ones security events set)', 'add signals: {} (defaults apply), or remove admin.revoke');
+    const revokePath = str(revoke, 'path') ?? '/revoke';
+    adminPaths.set(revokePath, 'admin.revoke.path');
+    if (get(revoke, 'token') === undefined) report(['admin', 'revoke', 'token'], 'is required: the revocation endpoint is never open', 'add token: { fromEnv: AGENTWARD_ADMIN_TOKEN }');
+    secret(obj(revoke, 'token'), ['admin', 'revoke', 'token']);
+  }
+  const mainPaths = new Map<string, string>();
+  const issuers = new Set<string>();
+  list(doc, 'signals', 'transmitters').forEach((transmitter, i) => {
+    const path: Path = ['signals', 'transmitters', i];
+    const id = str(transmitter, 'issuer');
+    if (id !== undefined) {
+      if (issuers.has(id)) report([...path, 'issuer'], `transmitter "${id}" is listed twice`, 'merge the two entries');
+      issuers.add(id);
+      checkHttpUrl(id, [...path, 'issuer'], report, { allowPath: true });
+    }
+    const jwksUri = str(transmitter, 'jwksUri');
+    if (jwksUri !== undefined) checkHttpUrl(jwksUri, [...path, 'jwksUri'], report, { allowPath: true });
+    secret(obj(transmitter, 'transmitterAuthorization'), [...path, 'transmitterAuthorization']);
+    const delivery = obj(transmitter, 'delivery');
+    const method = str(delivery, 'method');
+    const at: Path = [...path, 'delivery'];
+    if (method === 'push') {
+      const pushPath = str(delivery, 'path');
+      if (pushPath === undefined) report([...at, 'path'], 'is required with push delivery', 'add path: /ssf/events (the URL you give the transmitter)');
+      if (get(delivery, 'authorization') === undefined) report([...at, 'authorization'], 'is required with push delivery (RFC 8935 §2: the receiver authenticates the transmitter)', 'add authorization: { fromEnv: SSF_PUSH_AUTHORIZATION } and give the same value to the transmitter as authorization_header');
+      secret(obj(delivery, 'authorization'), [...at, 'authorization']);
+      for (const unused of ['endpoint'] as const) if (get(delivery, unused) !== undefined) report([...at, unused], 'is only used with poll delivery', `remove it, or set method: poll`);
+      const paths = str(delivery, 'listener') === 'main' ? mainPaths : adminPaths;
+      if (pushPath !== undefined) {
+        const taken = paths.get(pushPath);
+        if (taken !== undefined) report([...at, 'path'], `"${pushPath}" is already ${taken}`, 'give each transmitter its own path');
+        paths.set(pushPath, `the push path of signals.transmitters[${i}]`);
+      }
+    } else if (method === 'poll') {
+      if (get(transmitter, 'transmitterAuthorization') === undefined) report([...path, 'transmitterAuthorization'], 'is required with poll delivery (RFC 8936 §2: the transmitter authenticates the receiver)', 'add transmitterAuthorization: { fromEnv: SSF_POLL_AUTHORIZATION }');
+      for (const unused of ['path', 'authorization'] as const) if (get(delivery, unused) !== undefined) report([...at, unused], 'is only used with push delivery', 'remove it, or set method: push');
+      const endpoint = str(delivery, 'endpoint');
+      if (endpoint !== undefined) checkHttpUrl(endpoint, [...at, 'endpoint'], report, { allowPath: true });
+    }
+  });
 }
 
 /**
@@ -643,6 +702,11 @@ export function relaxations(config: Readonly<Config>): string[] {
   });
   config.workload?.witIssuers.forEach((issuer, i) => {
     if (issuer.jwksUri?.startsWith('http:') && isLoopback(issuer.jwksUri)) out.push(`workload.witIssuers[${i}].jwksUri uses plain http (loopback only)`);
+  });
+  config.signals?.transmitters.forEach((transmitter, i) => {
+    for (const [key, url] of [['issuer', transmitter.issuer], ['jwksUri', transmitter.jwksUri]] as const) {
+      if (url !== undefined && url.startsWith('http:') && !isLoopback(url)) out.push(`signals.transmitters[${i}].${key} uses plain http to a non-loopback host: its keys (and so its security events) can be forged in transit`);
+    }
   });
   const txnJwks = config.txnTokens?.jwksUri;
   if (txnJwks !== undefined && txnJwks.startsWith('http:') && !isLoopback(txnJwks)) out.push('txnTokens.jwksUri uses plain http to a non-loopback host: keys can be tampered with in transit');

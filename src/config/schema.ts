@@ -163,6 +163,50 @@ const WitIssuerSchema = Closed({
 
 /** The derived components the WIMSE signature base can hold (RFC 9421 §2.2; `componentValue` in src/credentials/http-signature.ts). */
 const SIGNED_DERIVED_COMPONENTS = '@method, @scheme, @authority, @path, @query';
+const TransmitterSchema = Closed({
+  issuer: Type.String({ minLength: 1, description: "The transmitter's issuer identifier, compared byte for byte with every SET `iss` (RFC 8417 §2.2) and with the `issuer` of its `/.well-known/ssf-configuration` (SSF 1.0 §7.2)." }),
+  jwksUri: Type.Optional(Type.String({ minLength: 1, description: "The transmitter's JWK Set URL. When absent, the `jwks_uri` of its SSF configuration (`/.well-known/ssf-configuration`, path-inserted as in RFC 8414)." })),
+  audience: Type.Optional(Type.String({ minLength: 1, description: 'The `aud` its SETs must name: this receiver. Default: `signals.audience`.' })),
+  algorithms: Algorithms(['RS256', 'PS256', 'ES256', 'EdDSA'], 'JWS algorithms accepted for its SETs. Only asymmetric algorithms can be listed.'),
+  transmitterAuthorization: Type.Optional(
+    SecretSchema,
+  ),
+  streamId: Type.Optional(Type.String({ minLength: 1, description: 'The stream id, when the transmitter keeps several streams for this receiver (sent as `stream_id` when reading the stream configuration).' })),
+  delivery: Closed(
+    {
+      method: Enum(['push', 'poll'], { description: '`push`: the transmitter POSTs SETs to agentward (RFC 8935). `poll`: agentward POSTs to the transmitter for them (RFC 8936).' }),
+      path: Type.Optional(Type.String({ pattern: '^/[!$&\'()*+,;=:@A-Za-z0-9._~/-]*$', description: 'Push: the path the transmitter POSTs to.' })),
+      listener: Enum(['admin', 'main'], { default: 'admin', description: 'Push: which listener serves `path` (the admin listener by default; `main` when the transmitter can only reach the agents\' address).' }),
+      authorization: Type.Optional(
+        SecretSchema,
+      ),
+      endpoint: Type.Optional(Type.String({ minLength: 1, description: "Poll: the transmitter's polling endpoint. Default: `delivery.endpoint_url` of the stream configuration." })),
+      interval: Duration('30s', 'Poll: time between two polls (sooner when the transmitter says more are available). After failures in a row the wait doubles, up to 8 intervals.'),
+      maxEvents: Type.Integer({ minimum: 1, maximum: 1000, default: 100, description: 'Poll: `maxEvents` asked for per poll (RFC 8936 §2.4).' }),
+      timeout: Duration('10s', 'Poll and stream management: longest wait for one answer of the transmitter.'),
+    },
+    { description: 'How SETs are delivered.' },
+  ),
+});
+
+const SignalsSchema = Closed(
+  {
+    audience: Type.Optional(Type.String({ minLength: 1, description: 'This receiver, as SETs name it in `aud` (RFC 8417 §2.2). Default: `resource.id`.' })),
+    transmitters: Type.Array(TransmitterSchema, { default: [], description: 'The SSF transmitters whose security events are received.' }),
+    maxTokenLifetime: Duration('24h', 'How long a revoked-before mark is kept: the longest lifetime of the access tokens this resource accepts. A token that lives longer than this and was issued before an event is accepted again once its mark is gone.'),
+    maxMarks: Type.Integer({
+      minimum: 100,
+      default: 100000,
+      description: 'Revoked-before marks held at most. When full, the oldest is forgotten, and every token issued at or before it is refused, whoever it names, until the mark would have expired (fail closed; logged as an error).',
+    }),
+    maxSetAge: Duration('1h', 'Oldest SET accepted (now minus `iat`); SET ids are remembered this long against replay.'),
+    replayCacheSize: Type.Integer({ minimum: 1000, default: 100000, description: 'SET ids remembered against replay (bounded; when full, SETs as old as the forgotten ones are refused).' }),
+  },
+  {
+    description:
+      'Security events from OpenID Shared Signals transmitters (SSF 1.0, CAEP 1.0, RISC 1.0): each accepted event stops the tokens it names (docs/signals.md). Also enables revocation by hand (`admin.revoke`).',
+  },
+);
 
 const WorkloadSchema = Closed(
   {
@@ -331,7 +375,18 @@ export const ConfigSchema = Closed(
       { default: {} },
     ),
     admin: Closed(
-      { address: Address('127.0.0.1:9901', 'Where /healthz and /readyz are served. Keep it off the agents\' network.') },
+      {
+        address: Address('127.0.0.1:9901', 'Where /healthz and /readyz are served. Keep it off the agents\' network.'),
+        revoke: Type.Optional(
+          Closed(
+            {
+              path: Type.String({ pattern: '^/[A-Za-z0-9._~/-]*$', default: '/revoke', description: 'The path of the revocation endpoint (POST).' }),
+              token: SecretSchema,
+            },
+            { description: 'Revocation by hand on the admin listener (`agentward revoke`, docs/signals.md): the same marks and purges as a security event.' },
+          ),
+        ),
+      },
       { default: {} },
     ),
     upstream: Closed({
@@ -403,6 +458,7 @@ export const ConfigSchema = Closed(
     workload: Type.Optional(WorkloadSchema),
     mcp: Type.Optional(McpSchema),
     a2a: Type.Optional(A2aSchema),
+    signals: Type.Optional(SignalsSchema),
     txnTokens: Type.Optional(
       Closed(
         {
@@ -529,6 +585,8 @@ export type WorkloadConfig = NonNullable<Config['workload']>;
 export type TrustDomainConfig = Static<typeof TrustDomainSchema>;
 export type WitIssuerConfig = Static<typeof WitIssuerSchema>;
 export type Secret = Static<typeof SecretSchema>;
+export type SignalsConfig = NonNullable<Config['signals']>;
+export type TransmitterConfig = Static<typeof TransmitterSchema>;
 
 /**
  * The JSON Schema document committed as config/agentward.schema.json. A key with a default is

@@ -236,7 +236,23 @@ export class AccessTokenVerifier {
     return issuer.keys;
   }
 
-  /** Drops cached tokens whose key was removed or replaced. */
+  /**
+   * Drops every remembered token `revoked` matches (a remediation, docs/signals.md); returns how
+   * many. The revocation list refuses them anyway: this frees the memory and the counts say what
+   * the event reached.
+   */
+  purge(revoked: (token: VerifiedAccessToken) => boolean): number {
+    if (!this.cache) return 0;
+    let purged = 0;
+    for (const [hash, entry] of this.cache.entries()) {
+      if (revoked(entry)) {
+        this.cache.delete(hash);
+        purged++;
+      }
+    }
+    return purged;
+  }
+
   /** The one JWS check; a bad signature is remembered (see `forged`). */
   private async verifyOrRemember(token: string, hash: string, routed: AccessTokenRoute): ReturnType<typeof verifyCompactJws> {
     try {
@@ -247,6 +263,7 @@ export class AccessTokenVerifier {
     }
   }
 
+  /** Drops cached tokens whose key was removed or replaced. */
   private forgetKeys(issuer: string, staleKids: ReadonlySet<string | undefined>): void {
     // A new key set may hold the key a remembered signature was made with.
     this.forged?.clear();

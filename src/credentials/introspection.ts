@@ -255,6 +255,19 @@ export class TokenIntrospector {
     this.cache?.clear();
   }
 
+  /** Drops every cached active answer `revoked` matches (docs/signals.md); returns how many. */
+  purge(revoked: (token: VerifiedAccessToken) => boolean): number {
+    if (!this.cache) return 0;
+    let purged = 0;
+    for (const [hash, entry] of this.cache.entries()) {
+      if (entry.active && revoked(entry.value)) {
+        this.cache.delete(hash);
+        purged++;
+      }
+    }
+    return purged;
+  }
+
   private async resolve(token: string, hash: string): Promise<IntrospectedAccessToken> {
     const requestedAt = this.now();
     const answer = await this.post(token);

@@ -224,6 +224,19 @@ export class JwtSvidVerifier {
     return result;
   }
 
+  /** Drops every cached JWT-SVID whose SPIFFE ID `revoked` names (docs/signals.md); returns how many. */
+  purge(revoked: (id: string) => boolean): number {
+    if (!this.cache) return 0;
+    let purged = 0;
+    for (const [hash, entry] of this.cache.entries()) {
+      if (revoked(entry.result.id)) {
+        this.cache.delete(hash);
+        purged++;
+      }
+    }
+    return purged;
+  }
+
   /**
    * Before the signature, with the algorithm settled: `crit`, `kid` (U10), then the unverified
    * `sub` (§3.1, JS-N09), whose trust domain alone supplies the keys (SPIFFE Bundle §3).

@@ -6,24 +6,43 @@
  * that did not mint it.
  */
 import { durationMs } from '../duration.ts';
+import { AgentwardError } from '../errors.ts';
 import { IssuerKeys, keySetOptions, type KeySetSource } from '../keys/issuer-keys.ts';
 import type { Services } from '../services.ts';
 import { AccessTokenVerifier, type AccessTokenIssuer, type VerifiedAccessToken } from './access-token.ts';
+import type { RevocationList } from './revocation.ts';
 import { buildIntrospector, type IntrospectionSettings, type TokenIntrospector } from './introspection.ts';
 
 export class AccessTokens {
   private readonly jwt: AccessTokenVerifier;
   private readonly introspector: TokenIntrospector | undefined;
+  /** Revoked-before marks (docs/signals.md); undefined without a `signals` section. */
+  private readonly revocations: RevocationList | undefined;
 
-  constructor(jwt: AccessTokenVerifier, introspector: TokenIntrospector | undefined) {
+  constructor(jwt: AccessTokenVerifier, introspector: TokenIntrospector | undefined, revocations?: RevocationList) {
     this.jwt = jwt;
     this.introspector = introspector;
+    this.revocations = revocations;
   }
 
+  /**
+   * Verifies the token, then refuses it if a revocation mark names it: after the cache, so a
+   * cached token is refused from the first request after the event on (ERR_TOKEN_REVOKED).
+   */
   verify(token: string): Promise<VerifiedAccessToken> {
-    if (this.introspector && !looksLikeJwt(token)) return this.introspector.introspect(token);
-    return this.jwt.verify(token);
+    const verified = this.introspector && !looksLikeJwt(token) ? this.introspector.introspect(token) : this.jwt.verify(token);
+    return this.revocations ? verified.then(this.checkRevoked) : verified;
   }
+
+  /** Drops the cached tokens `revoked` matches, per cache (a remediation's `purged` counts). */
+  purge(revoked: (token: VerifiedAccessToken) => boolean): { accessTokens: number; introspection: number } {
+    return { accessTokens: this.jwt.purge(revoked), introspection: this.introspector?.purge(revoked) ?? 0 };
+  }
+
+  private readonly checkRevoked = (verified: VerifiedAccessToken): VerifiedAccessToken => {
+    if (this.revocations!.revoked(verified)) throw new AgentwardError('ERR_TOKEN_REVOKED');
+    return verified;
+  };
 }
 
 /** RFC 7515 §7.1 / RFC 7516 §7.1 compact serialization: 3 or 5 parts. */
@@ -60,7 +79,7 @@ export interface AccessTokenParts {
 }
 
 /** Builds the access-token side: a key set per issuer, the JWT verifier, and introspection for the issuer that has it. */
-export function buildAccessTokens(settings: AccessTokenSettings, services: Services): AccessTokenParts {
+export function buildAccessTokens(settings: AccessTokenSettings, services: Services, revocations?: RevocationList): AccessTokenParts {
   const keyOptions = keySetOptions(services);
   const issuers = settings.issuers.map((config) => ({ config, keys: new IssuerKeys(config, keyOptions) }));
   if (issuers.length === 0) services.logger.warn('no OAuth issuers are configured: every request with a token will be refused');
@@ -85,5 +104,5 @@ export function buildAccessTokens(settings: AccessTokenSettings, services: Servi
       },
       services,
     );
-  return { tokens: new AccessTokens(jwt, introspector), issuers };
+  return { tokens: new AccessTokens(jwt, introspector, revocations), issuers };
 }

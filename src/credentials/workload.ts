@@ -35,7 +35,7 @@ export interface WorkloadAuthenticatorOptions {
   wimse: Pick<WimseVerifier, 'verify' | 'verifyIdentityToken'>;
   httpSignatures: Pick<HttpSignatureVerifier, 'verify'>;
   /** Undefined when `workload.jwtSvid.enabled` is false. */
-  jwtSvid: Pick<JwtSvidVerifier, 'verify'> | undefined;
+  jwtSvid: (Pick<JwtSvidVerifier, 'verify'> & Partial<Pick<JwtSvidVerifier, 'purge'>>) | undefined;
   /** X.509 authorities of a configured trust domain; undefined when X.509-SVIDs are not accepted. */
   x509Authorities: ((trustDomain: string) => readonly X509Certificate[] | undefined) | undefined;
   required: boolean;
@@ -54,6 +54,11 @@ export class WorkloadAuthenticator {
 
   constructor(options: WorkloadAuthenticatorOptions) {
     this.options = options;
+  }
+
+  /** Drops cached JWT-SVIDs whose SPIFFE ID `revoked` names (a remediation, docs/signals.md). */
+  purgeJwtSvids(revoked: (id: string) => boolean): number {
+    return this.options.jwtSvid?.purge?.(revoked) ?? 0;
   }
 
   /**

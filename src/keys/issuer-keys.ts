@@ -25,8 +25,11 @@ export interface KeySetSource {
    * and on an unknown `kid` (with the cooldown), with the same rotation and failure handling.
    */
   jwksFile?: string | undefined;
-  /** Which metadata document names `jwks_uri`: RFC 8414, OpenID Connect Discovery, or both in turn. */
-  discovery: 'auto' | 'oauth-authorization-server' | 'openid-configuration';
+  /**
+   * Which metadata document names `jwks_uri`: RFC 8414, OpenID Connect Discovery, or both in turn;
+   * or an SSF transmitter's configuration (SSF 1.0 §7.2, path-inserted as RFC 8414 does).
+   */
+  discovery: 'auto' | 'oauth-authorization-server' | 'openid-configuration' | 'ssf-configuration';
 }
 
 export interface IssuerKeysOptions {
@@ -244,6 +247,7 @@ export function metadataUrls(issuer: string, discovery: KeySetSource['discovery'
   const path = url.pathname === '/' ? '' : url.pathname.replace(/\/$/, '');
   const oauth = `${url.origin}/.well-known/oauth-authorization-server${path}`;
   const oidc = `${url.origin}${path}/.well-known/openid-configuration`;
+  if (discovery === 'ssf-configuration') return [`${url.origin}/.well-known/ssf-configuration${path}`];
   if (discovery === 'oauth-authorization-server') return [oauth];
   if (discovery === 'openid-configuration') return [oidc];
   return [oauth, oidc];

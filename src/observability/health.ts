@@ -3,16 +3,27 @@
  * issuer's key set are loaded, and the process is not draining), with detail for operators.
  * Keep it on a loopback or pod-internal address: it describes the policy and issuers.
  */
-import { createServer, type Server } from 'node:http';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 
 export interface HealthSources {
   ready: () => boolean;
   detail: () => Record<string, unknown>;
+  /**
+   * Other endpoints by exact path, each answering its own requests: SSF push (RFC 8935) and the
+   * revocation endpoint (docs/signals.md). A handler never throws; one that does has its
+   * connection cut.
+   */
+  routes?: ReadonlyMap<string, (req: IncomingMessage, res: ServerResponse) => Promise<void>>;
 }
 
 export function createAdminServer(sources: HealthSources): Server {
   return createServer((req, res) => {
-    const path = (req.url ?? '').split('?')[0];
+    const path = (req.url ?? '').split('?')[0]!;
+    const route = sources.routes?.get(path);
+    if (route) {
+      route(req, res).catch(() => res.destroy());
+      return;
+    }
     let status: number;
     let body: Record<string, unknown>;
     if (path === '/healthz') {
@@ -24,7 +35,7 @@ export function createAdminServer(sources: HealthSources): Server {
       body = { ready, ...sources.detail() };
     } else {
       status = 404;
-      body = { error: 'not found', endpoints: ['/healthz', '/readyz'] };
+      body = { error: 'not found', endpoints: ['/healthz', '/readyz', ...(sources.routes?.keys() ?? [])] };
     }
     const text = JSON.stringify(body);
     res.writeHead(status, { 'content-type': 'application/json', 'cache-control': 'no-store', 'content-length': Buffer.byteLength(text) });

@@ -43,6 +43,8 @@ export interface FetchJsonOptions {
   maxBytes?: number;
   /** Same-origin redirects followed at most. Default 3. */
   maxRedirects?: number;
+  /** Request fields besides Accept, e.g. the Authorization an SSF transmitter gave (sent on same-origin redirects only). */
+  headers?: Record<string, string>;
 }
 
 export interface FetchBytesOptions extends FetchJsonOptions {
@@ -107,7 +109,7 @@ export async function fetchBytes(url: string, options: FetchBytesOptions): Promi
   const { timeoutMs, dispatcher, maxBytes = DEFAULT_MAX_BYTES, maxRedirects = DEFAULT_MAX_REDIRECTS, accept, ifNoneMatch } = options;
   const signal = options.signal ? AbortSignal.any([options.signal, AbortSignal.timeout(timeoutMs)]) : AbortSignal.timeout(timeoutMs);
   const exchange: Exchange = { timeoutMs, signal, dispatcher, fail: fetchError };
-  const headers: Record<string, string> = { accept };
+  const headers: Record<string, string> = { ...options.headers, accept };
   if (ifNoneMatch !== undefined) headers['if-none-match'] = ifNoneMatch;
   let target = new URL(url);
   for (let hop = 0; ; hop++) {

@@ -132,6 +132,15 @@ export class PolicyEngine {
   }
 
   /**
+   * Forgets every memoized decision of the loaded policy; returns how many. A remediation
+   * (docs/signals.md) calls it: memo keys are input values, not subjects, so the one sound purge
+   * is all of it (the memo refills from the next requests).
+   */
+  forgetDecisions(): number {
+    return this.active?.memo?.clear() ?? 0;
+  }
+
+  /**
    * Loads the policy; on failure keeps any previous one and throws. A bundle server's answer that
    * is the active bundle (304, or the same bytes) changes nothing.
    */

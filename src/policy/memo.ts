@@ -136,6 +136,14 @@ export class DecisionMemo {
     return frozen;
   }
 
+  /** Forgets every decision (and the doorkeeper); returns how many decisions were held. */
+  clear(): number {
+    const size = this.cache.size;
+    this.cache.clear();
+    this.seen.clear();
+    return size;
+  }
+
   get size(): number {
     return this.cache.size;
   }

@@ -31,6 +31,7 @@ import { buildInput } from './input.ts';
 import { screenMethodOverride, type MethodOverrideMode } from './method-override.ts';
 import type { AuditRecord, AuditSink } from '../observability/audit.ts';
 import type { Forwarder } from './forward.ts';
+import type { OpenStreams } from './streams.ts';
 import { rewriteUpstreamHeaders, type UpstreamHeaderPlan } from './headers.ts';
 import type { ProtectedResource } from './protected-resource.ts';
 import { problemFor, sendProblem, type ChallengeSchemes, type RejectContext } from './reject.ts';
@@ -78,6 +79,8 @@ export interface PipelineDeps {
   logger: Logger;
   /** `forward.methodOverride`: what a request with method override fields gets. */
   methodOverride: MethodOverrideMode;
+  /** Responses in flight by token, closed by a remediation (docs/signals.md); undefined without `signals`. */
+  streams?: OpenStreams | undefined;
   /** Largest body read for inspection. */
   maxBodyBytes: number;
   exposeReason: boolean;
@@ -154,6 +157,8 @@ export async function handleRequest(req: IncomingMessage, res: ServerResponse, d
       input,
       decisionHeaders: decision.headers,
     });
+    // From here the response may stay open (SSE, WebSocket): a revocation must be able to close it.
+    if (deps.streams && ctx.token) deps.streams.track(res, ctx.token);
     const rewrite = listFilterFor(input, ctx, deps);
     if (rewrite) req.headers['accept-encoding'] = 'identity';
     const result = await deps.forwarder.forward(

@@ -3,6 +3,7 @@
  *   /cut-length    a Content-Length response cut after 10 of 100 bytes
  *   /cut-chunked   a chunked response cut after its first chunk
  *   /stall         the head and one chunk, then nothing
+ *   /events        a Server-Sent Events stream: one event, then open until the client goes
  *   /trailers      a chunked body followed by trailer fields
  *   /ticks         three chunks, 150 ms apart (no event stream)
  *   /hints         103 Early Hints, then the answer
@@ -58,6 +59,10 @@ export async function startStreamingUpstream(floodBytes = 64 * 1024 * 1024): Pro
         res.writeHead(200, { 'content-type': 'text/plain' });
         res.write('first chunk');
         setTimeout(() => res.socket?.destroy(), 50);
+        return;
+      case '/events':
+        res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-store' });
+        res.write('event: ready\ndata: {}\n\n');
         return;
       case '/stall':
         res.writeHead(200, { 'content-type': 'text/plain' });

@@ -11,6 +11,7 @@ const COMMANDS: [string[], string][] = [
   [['explain'], 'usage: agentward explain [--config FILE] --request FILE'],
   [['policy', 'build'], 'usage: agentward policy build [DIR]'],
   [['audit', 'verify'], 'usage: agentward audit verify FILE'],
+  [['revoke'], 'usage: agentward revoke'],
 ];
 
 describe('COMMAND --help / -h', () => {
