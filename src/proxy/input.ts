@@ -43,7 +43,7 @@ export function buildInput(facts: InputFacts, resource: ProtectedResource, nowMs
       path: target.pathname,
       query,
       headers: policyHeaders(facts.headers, facts.unboundContextHeaders),
-      clientCertificate: facts.credentials.clientCertificate,
+      clientCertificate: facts.credentials.clientCertificate?.facts ?? null,
     },
     resource: { id: resource.id },
     agent: facts.agent ? agentInput(facts.agent, facts.tokenMatch) : null,
