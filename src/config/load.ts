@@ -667,6 +667,8 @@ export function relaxations(config: Readonly<Config>): string[] {
       if (url !== undefined && url.startsWith('http:') && !isLoopback(url)) out.push(`oauth.issuers[${i}].${key} uses plain http to a non-loopback host: keys can be tampered with in transit`);
     }
   });
+  const byAddress = config.listen.trustedProxies?.addresses ?? [];
+  if (byAddress.length > 0) out.push(`listen.trustedProxies trusts whoever connects from ${byAddress.join(', ')} to forward client certificates (Client-Cert): make sure only the ingress can`);
   if (config.policy.mode === 'shadow') out.push('policy.mode is shadow: requests the policy denies are forwarded anyway (logged as would-deny); only authentication failures are refused');
   if (!config.oauth.requireToken) out.push('oauth.requireToken is off: a proven workload identity alone authenticates a request (the policy sees subject: null)');
   config.workload?.trustDomains.forEach((domain, i) => {

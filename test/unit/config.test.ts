@@ -460,6 +460,8 @@ describe('listen.trustedProxies', () => {
   test('addresses with a client CA file load, with their defaults', () => {
     const { config } = parse(proxies(`    addresses: [10.20.0.0/16, "fd00::/8", 127.0.0.1]\n    clientCertHeaders: true\n    clientCaFile: ${caFile()}\n`));
     expect(config.listen.trustedProxies).toMatchObject({ addresses: ['10.20.0.0/16', 'fd00::/8', '127.0.0.1'], peerNames: [], clientCertHeaders: true });
+    // Trust by network location is named at startup (conventions §8).
+    expect(relaxations(config)).toContain('listen.trustedProxies trusts whoever connects from 10.20.0.0/16, fd00::/8, 127.0.0.1 to forward client certificates (Client-Cert): make sure only the ingress can');
   });
 
   test.each([['10.0.0.0/33'], ['10.0.0/8'], ['fd00::/129'], ['localhost'], ['10.0.0.0/8/1'], ['10.0.0.0/08']])('%s is not an address or CIDR', (entry) => {
