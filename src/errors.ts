@@ -92,6 +92,10 @@ export const ERROR_CODES = {
   // mTLS certificate-bound tokens (RFC 8705 §3)
   ERR_MTLS_CERTIFICATE_MISSING: { status: 401, oauthError: 'invalid_token', title: 'The access token is bound to a client certificate, and this connection presented none.' },
   ERR_MTLS_BINDING_MISMATCH: { status: 401, oauthError: 'invalid_token', title: 'The client certificate of this connection is not the one the access token is bound to.' },
+  ERR_CLIENT_CERT_HEADER_UNTRUSTED: { status: 400, oauthError: 'invalid_request', title: 'Client-Cert and Client-Cert-Chain are accepted only from a trusted proxy (listen.trustedProxies).' },
+  ERR_CLIENT_CERT_HEADER_MALFORMED: { status: 400, oauthError: 'invalid_request', title: 'Client-Cert or Client-Cert-Chain is not what RFC 9440 defines (Byte Sequences of DER certificates).' },
+  ERR_CLIENT_CERT_HEADER_UNVERIFIED: { status: 401, title: 'The client certificate forwarded by the trusted proxy does not verify against the configured authorities.' },
+  ERR_CLIENT_CERT_AMBIGUOUS: { status: 400, oauthError: 'invalid_request', title: 'The request carries a client certificate both on the connection and in Client-Cert.' },
   // Opaque tokens (RFC 7662 introspection)
   ERR_TOKEN_INACTIVE: { status: 401, oauthError: 'invalid_token', title: 'The access token is not active (revoked, expired or unknown to its issuer).' },
   // Revocation (docs/signals.md): a security event (OpenID SSF/CAEP/RISC) or an operator's purge

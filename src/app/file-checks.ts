@@ -1,6 +1,6 @@
 /**
- * Checks that read the files a config names (the listener's TLS certificate and key, the policy
- * bundle signer's key) with the parsers that will use them. They run after the config is loaded,
+ * Checks that read the files a config names (the listener's TLS certificate and key, the trusted
+ * proxies' client CA file, the policy bundle signer's key) with the parsers that will use them. They run after the config is loaded,
  * before anything is built, for `serve` and `check` alike, and report like config problems: the
  * YAML path, what is wrong, the fix. Config validation itself reads no key file and imports no
  * verifier (docs/architecture.md).
@@ -9,6 +9,7 @@ import { resolve } from 'node:path';
 import type { ConfigProblem, LoadedConfig } from '../config/load.ts';
 import { readVerificationKey, VerificationKeyError } from '../policy/bundle-signature.ts';
 import { readTlsFiles, TlsFileError } from '../proxy/tls.ts';
+import { readCaCertificates } from './trusted-proxies.ts';
 
 export function checkFiles(loaded: LoadedConfig): ConfigProblem[] {
   const { config, baseDir } = loaded;
@@ -24,6 +25,15 @@ export function checkFiles(loaded: LoadedConfig): ConfigProblem[] {
     } catch (err) {
       if (!(err instanceof TlsFileError)) throw err;
       problems.push({ path: `listen.tls.${err.key}`, message: `${err.file} ${err.reason}`, fix: 'give a PEM certificate chain (leaf first), its unencrypted PEM private key, and PEM CA certificates' });
+    }
+  }
+  const proxyCas = config.listen.trustedProxies?.clientCaFile;
+  if (proxyCas !== undefined) {
+    const file = resolve(baseDir, proxyCas);
+    try {
+      readCaCertificates(file);
+    } catch (err) {
+      problems.push({ path: 'listen.trustedProxies.clientCaFile', message: `${file} ${(err as Error).message}`, fix: 'give the PEM CA certificates your agents\' client certificates chain to' });
     }
   }
   const verification = config.policy.verification;

@@ -26,7 +26,9 @@ import { closeGracefully, createAgentListener, listen } from './listeners.ts';
 import { buildOAuth, type OAuthParts } from './oauth.ts';
 import { createPolicyEngine } from './policy.ts';
 import { buildRevocations, buildSignals, type RevocationParts } from './signals.ts';
+import { buildTrustedProxies } from './trusted-proxies.ts';
 import { buildWorkload, type WorkloadParts } from './workload.ts';
+import type { TrustedProxies } from '../credentials/client-cert-header.ts';
 
 export { createPolicyEngine } from './policy.ts';
 
@@ -59,6 +61,8 @@ interface Parts {
   tls: ListenerTls | undefined;
   oauth: OAuthParts;
   workload: WorkloadParts | undefined;
+  /** `listen.trustedProxies`: who may forward a client certificate (RFC 9440). */
+  trustedProxies: TrustedProxies | undefined;
   policy: PolicyEngine;
   forwarder: Forwarder;
   audit: AuditSink;
@@ -151,7 +155,8 @@ function createServices(loaded: LoadedConfig, options: AppOptions): Services {
 function buildParts(loaded: LoadedConfig, services: Services, options: AppOptions): Parts {
   const { config, baseDir } = loaded;
   // Read before the verifiers: certificate-bound tokens are accepted only when the listener asks
-  // for client certificates, and refused otherwise (MT-N05). Unusable files stop startup here.
+  // for client certificates or a trusted proxy forwards them, and refused otherwise (MT-N05).
+  // Unusable files stop startup here.
   const tlsConfig = config.listen.tls;
   const tls =
     tlsConfig &&
@@ -163,7 +168,7 @@ function buildParts(loaded: LoadedConfig, services: Services, options: AppOption
       logger: services.logger,
       now: services.now,
     });
-  const bindings = { dpopBinding: config.oauth.dpop.mode !== 'disabled', certificateBinding: tls !== undefined && tls.clientCert !== 'none' };
+  const bindings = { dpopBinding: config.oauth.dpop.mode !== 'disabled', certificateBinding: (tls !== undefined && tls.clientCert !== 'none') || config.listen.trustedProxies !== undefined };
   const revocation = buildRevocations(config, services);
   const audit =
     config.audit.sink === 'off' || options.noAudit
@@ -180,10 +185,12 @@ function buildParts(loaded: LoadedConfig, services: Services, options: AppOption
           },
           checkpoint: config.audit.checkpoints && auditCheckpoints(config.audit.checkpoints, baseDir, services.logger),
         });
+  const workload = buildWorkload(loaded, services, tls);
   return {
     tls,
     oauth: buildOAuth(loaded, services, bindings, revocation?.revocations),
-    workload: buildWorkload(loaded, services, tls),
+    workload,
+    trustedProxies: buildTrustedProxies(loaded, services, workload?.acceptsX509Svids ? [...workload.bundles.values()] : []),
     policy: createPolicyEngine(loaded, services, options.env),
     forwarder: forwarder(config.upstream),
     audit,
@@ -233,7 +240,7 @@ function pipelineDeps(config: Readonly<Config>, parts: Parts, shadowDenials: { c
     workload: workload?.authenticator,
     requireToken: config.oauth.requireToken,
     anonymous: config.oauth.anonymous === 'policy',
-    extraction: { accepted: { dpop: oauth.dpop !== undefined, wpt: workload !== undefined }, workload: workload?.extraction },
+    extraction: { accepted: { dpop: oauth.dpop !== undefined, wpt: workload !== undefined }, workload: workload?.extraction, trustedProxies: parts.trustedProxies },
     schemes: { bearer: dpopMode !== 'required', dpopAlgs: oauth.dpop ? config.oauth.dpop.algorithms.join(' ') : undefined, wpt: workload !== undefined },
     policy: parts.policy,
     forwarder: parts.forwarder,

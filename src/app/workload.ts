@@ -17,6 +17,8 @@ export interface WorkloadParts {
   witIssuerKeys: readonly IssuerKeys[];
   authenticator: WorkloadAuthenticator;
   extraction: WorkloadExtraction;
+  /** Whether X.509-SVIDs are accepted: their trust domains' authorities also anchor forwarded client certificates. */
+  acceptsX509Svids: boolean;
 }
 
 /** Undefined without a `workload` section: workload credentials are then refused. */
@@ -25,15 +27,17 @@ export function buildWorkload(loaded: LoadedConfig, services: Services, tls: Lis
   const settings = config.workload;
   if (settings === undefined) return undefined;
   const bundles = buildTrustBundles(settings.trustDomains, config.oauth.keys.cooldown, services);
-  const acceptsX509Svids = settings.x509Svid.enabled && tls !== undefined && tls.clientCert !== 'none';
-  if (acceptsX509Svids) {
+  // A client certificate is seen when the listener asks for one, or when a trusted proxy forwards one.
+  const tlsClientCerts = tls !== undefined && tls.clientCert !== 'none';
+  const acceptsX509Svids = settings.x509Svid.enabled && (tlsClientCerts || config.listen.trustedProxies !== undefined);
+  if (acceptsX509Svids && tlsClientCerts) {
     // The handshake verifies client chains against clientCaFile plus every trust domain's X.509
     // authorities; the request path then checks each SVID against its own domain's bundle only.
     const install = () => tls!.setClientAuthorities([...bundles.values()].flatMap((b) => (b.ready ? safeAuthorities(b) : [])));
     for (const bundle of bundles.values()) bundle.onInstall(install);
   }
   const context = { bundles, acceptsX509Svids, resourceId: config.resource.id, oauthIssuers: new Set(config.oauth.issuers.map((i) => i.issuer)), cacheSize: config.oauth.tokenCacheSize };
-  return { bundles, ...buildWorkloadAuthenticator(settings, context, services) };
+  return { bundles, acceptsX509Svids, ...buildWorkloadAuthenticator(settings, context, services) };
 }
 
 /** A bundle's X.509 authorities for the handshake; none while it is stale (its SVIDs are refused anyway). */

@@ -5,6 +5,7 @@
  */
 import { readFileSync, existsSync, statSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
+import { isIP } from 'node:net';
 import { Ajv, type ErrorObject } from 'ajv';
 import { LineCounter, parseDocument, isMap, isPair, isScalar, type Document } from 'yaml';
 import { ConfigSchema, type Config, type IssuerConfig, type Secret, DURATION_PATTERN, POSITIVE_DURATION_PATTERN } from './schema.ts';
@@ -287,6 +288,7 @@ function semanticChecks(doc: unknown, baseDir: string, env: NodeJS.ProcessEnv, s
 
   checkPolicy(obj(doc, 'policy'), baseDir, report);
   checkListenTls(obj(doc, 'listen', 'tls'), get(doc, 'workload') !== undefined, baseDir, report);
+  checkTrustedProxies(doc, baseDir, report);
   checkWorkload(obj(doc, 'workload'), baseDir, report);
   checkRpcPaths(doc, report);
 
@@ -591,6 +593,41 @@ function checkListenTls(section: Record<string, unknown>, workload: boolean, bas
   if (mode === 'none' && ca !== undefined) report([...path, 'clientCaFile'], 'is not used with clientCert none', 'set clientCert to optional or required, or remove clientCaFile');
 }
 
+/**
+ * `listen.trustedProxies`: at least one peer, addresses that parse, a purpose, a way to verify
+ * the forwarded chains (own CA file, or the trust bundles when X.509-SVIDs are accepted), and a
+ * handshake that verifies the certificates `peerNames` are matched against.
+ */
+function checkTrustedProxies(doc: unknown, baseDir: string, report: Report): void {
+  if (get(doc, 'listen', 'trustedProxies') === undefined) return;
+  const section = obj(doc, 'listen', 'trustedProxies');
+  const path: Path = ['listen', 'trustedProxies'];
+  list(section, 'addresses').forEach((entry, i) => {
+    if (typeof entry === 'string' && !isCidr(entry)) report([...path, 'addresses', i], `"${entry}" is not an IP address or CIDR`, 'write an address (10.0.0.7, fd00::7) or a CIDR (10.0.0.0/8, fd00::/8)');
+  });
+  const peerNames = list(section, 'peerNames');
+  if (list(section, 'addresses').length === 0 && peerNames.length === 0) report(path, 'trusts no peer', 'list the ingress under addresses (CIDRs) or peerNames (its TLS client certificate names)');
+  if (get(section, 'clientCertHeaders') !== true) report([...path, 'clientCertHeaders'], 'is not true, so these peers are trusted for nothing', 'set clientCertHeaders: true to take Client-Cert from them, or remove trustedProxies');
+  const mode = str(doc, 'listen', 'tls', 'clientCert') ?? 'none';
+  if (peerNames.length > 0 && mode === 'none') report([...path, 'peerNames'], 'needs the ingress\'s TLS client certificate, and listen.tls asks for none', 'set listen.tls.clientCert to optional or required (with a clientCaFile that verifies the ingress), or trust the ingress by addresses');
+  const ca = str(section, 'clientCaFile');
+  if (ca !== undefined) {
+    const resolved = resolve(baseDir, ca);
+    if (!statSync(resolved, { throwIfNoEntry: false })?.isFile()) report([...path, 'clientCaFile'], `"${ca}" is not a file (resolved to ${resolved})`, 'point it at a PEM file; relative paths start at this file\'s folder');
+  } else if (get(doc, 'workload') === undefined || get(doc, 'workload', 'x509Svid', 'enabled') === false) {
+    report([...path, 'clientCaFile'], 'is required: nothing else can verify a forwarded certificate', 'add clientCaFile: the PEM CA certificates your agents\' client certificates chain to');
+  }
+}
+
+/** An IPv4 or IPv6 address, optionally with a prefix length in range. */
+function isCidr(entry: string): boolean {
+  const [address, prefix, extra] = entry.split('/');
+  const family = isIP(address ?? '');
+  if (family === 0 || extra !== undefined) return false;
+  if (prefix === undefined) return true;
+  return /^(?:0|[1-9][0-9]{0,2})$/.test(prefix) && Number(prefix) <= (family === 6 ? 128 : 32);
+}
+
 function get(value: unknown, ...keys: string[]): unknown {
   for (const key of keys) {
     if (value === null || typeof value !== 'object' || Array.isArray(value)) return undefined;
@@ -691,6 +728,8 @@ export function relaxations(config: Readonly<Config>): string[] {
       if (url !== undefined && url.startsWith('http:') && !isLoopback(url)) out.push(`oauth.issuers[${i}].${key} uses plain http to a non-loopback host: keys can be tampered with in transit`);
     }
   });
+  const byAddress = config.listen.trustedProxies?.addresses ?? [];
+  if (byAddress.length > 0) out.push(`listen.trustedProxies trusts whoever connects from ${byAddress.join(', ')} to forward client certificates (Client-Cert): make sure only the ingress can`);
   if (config.policy.mode === 'shadow') out.push('policy.mode is shadow: requests the policy denies are forwarded anyway (logged as would-deny); only authentication failures are refused');
   if (config.oauth.anonymous === 'policy')
     out.push(

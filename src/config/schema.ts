@@ -275,7 +275,7 @@ const WorkloadSchema = Closed(
       {
         enabled: Type.Boolean({
           default: true,
-          description: 'Accept SPIFFE X.509-SVIDs as TLS client certificates (needs `listen.tls` with clientCert optional or required); the trust domain X.509 authorities are added to the handshake CAs.',
+          description: 'Accept SPIFFE X.509-SVIDs as client certificates (needs `listen.tls` with clientCert optional or required, or `listen.trustedProxies` forwarding them); the trust domain X.509 authorities are added to the handshake CAs and to the anchors of forwarded certificates.',
         }),
       },
       { default: {} },
@@ -369,6 +369,37 @@ export const ConfigSchema = Closed(
               }),
             },
             { description: 'Serve HTTPS on listen.address. Paths are relative to this file; the files are reloaded when they change.' },
+          ),
+        ),
+        trustedProxies: Type.Optional(
+          Closed(
+            {
+              addresses: Type.Array(Type.String({ minLength: 1 }), {
+                default: [],
+                description: 'Peers trusted by the source address of their connection: CIDRs or single addresses, IPv4 or IPv6 (e.g. `10.20.0.0/16`, `fd00::/8`, `127.0.0.1`). An IPv4 entry also matches its IPv4-mapped IPv6 form.',
+              }),
+              peerNames: Type.Array(Type.String({ minLength: 1 }), {
+                default: [],
+                description:
+                  'Peers trusted by the TLS client certificate they connect with (mTLS from the ingress): a URI SAN, e.g. a SPIFFE ID, compared exactly, or a DNS SAN, compared in any case. The certificate must be verified in the handshake (needs `listen.tls` with clientCert optional or required). It is the hop\'s identity, never the caller\'s.',
+              }),
+              clientCertHeaders: Type.Boolean({
+                default: false,
+                description:
+                  'Take the client certificate from these peers\' `Client-Cert` and `Client-Cert-Chain` fields (RFC 9440), as if it came over agentward\'s own TLS: certificate-bound tokens (RFC 8705) and X.509-SVIDs then work behind a TLS-terminating ingress. Must be `true`: it is the one thing trusted proxies can pass today.',
+              }),
+              clientCaFile: Type.Optional(
+                Type.String({
+                  minLength: 1,
+                  description:
+                    'PEM CA certificates a forwarded certificate must chain to: agentward verifies the chain itself rather than trusting the ingress alone. With X.509-SVIDs accepted, the trust domains\' X.509 authorities count too, and this may be left out. Read at startup.',
+                }),
+              ),
+            },
+            {
+              description:
+                'TLS-terminating hops (ingress, load balancer) in front of agentward, allowed to forward the client certificate they received. A `Client-Cert` or `Client-Cert-Chain` field from any other peer is refused (400 ERR_CLIENT_CERT_HEADER_UNTRUSTED).',
+            },
           ),
         ),
       },

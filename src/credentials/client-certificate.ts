@@ -1,10 +1,12 @@
 /**
- * The TLS client certificate of a connection: facts for the policy, and the check of an
- * RFC 8705 certificate-bound access token against it. The certificate comes from the TLS layer of
- * this connection only (RFC 8705 §3), never from a header: a `Client-Cert` field (RFC 9440) sent
- * by a caller proves nothing and is removed as a credential header (RFC 9700 §4.13; MT-N04).
+ * The client certificate of a request: facts for the policy, and the check of an RFC 8705
+ * certificate-bound access token against it. The certificate comes from the TLS layer of this
+ * connection (RFC 8705 §3), or, behind a TLS-terminating hop listed in `listen.trustedProxies`,
+ * from that hop's RFC 9440 `Client-Cert` field (src/credentials/client-cert-header.ts, RFC 8705
+ * §6.5). Anyone else's `Client-Cert` proves nothing: never read, and removed as a credential
+ * header (RFC 9700 §4.13; MT-N04), or refused when trusted proxies are configured.
  */
-import { hash } from 'node:crypto';
+import { hash, X509Certificate } from 'node:crypto';
 import type { Socket } from 'node:net';
 import { TLSSocket } from 'node:tls';
 import { deepFreeze } from '../jose/segments.ts';
@@ -12,35 +14,93 @@ import { AgentwardError } from '../errors.ts';
 import type { ClientCertificate } from '../identity/client-certificate.ts';
 
 /**
- * Facts per connection, computed on its first request. A connection's certificate cannot change
+ * A client certificate as presented, whatever carried it: one object per TLS connection, or per
+ * distinct `Client-Cert` value from a trusted hop, so that what is computed from it (the X.509-SVID
+ * checks, src/credentials/x509-svid.ts) can be kept with it.
+ */
+export interface PresentedCertificate {
+  /** What carried it: this connection's TLS handshake, or a trusted hop's `Client-Cert` field. */
+  via: 'tls' | 'header';
+  leaf: X509Certificate;
+  /** The facts the policy sees; `verified` says whose check the chain passed (docs/policy-guide.md). */
+  facts: ClientCertificate;
+  /**
+   * The certificates sent above the leaf, in the order sent (TLS: as Node links them), at most
+   * `max`: candidates for intermediates, never anchors. Read on first use.
+   */
+  issuers(max: number): readonly X509Certificate[];
+  /** Why the chain was not verified, when `facts.verified` is false. */
+  verifyError: unknown;
+}
+
+/**
+ * Per connection, computed on its first request. A connection's certificate cannot change
  * afterwards: the listener disables TLS renegotiation on every connection (src/app/listeners.ts), and
  * TLS 1.3 has none.
  */
-const byConnection = new WeakMap<Socket, ClientCertificate | null>();
+const byConnection = new WeakMap<Socket, PresentedCertificate | null>();
 
-/** The client certificate of the connection `socket`, or null (plain HTTP, or no certificate sent). */
-export function clientCertificateOf(socket: Socket): ClientCertificate | null {
+/** The TLS client certificate of the connection `socket`, or null (plain HTTP, or no certificate sent). */
+export function tlsCertificateOf(socket: Socket): PresentedCertificate | null {
   if (!(socket instanceof TLSSocket)) return null;
-  let facts = byConnection.get(socket);
-  if (facts === undefined) {
-    facts = readCertificate(socket);
-    byConnection.set(socket, facts);
+  let presented = byConnection.get(socket);
+  if (presented === undefined) {
+    presented = readCertificate(socket);
+    byConnection.set(socket, presented);
   }
-  return facts;
+  return presented;
 }
 
-function readCertificate(socket: TLSSocket): ClientCertificate | null {
-  const x509 = socket.getPeerX509Certificate();
-  if (!x509) return null;
+function readCertificate(socket: TLSSocket): PresentedCertificate | null {
+  const leaf = socket.getPeerX509Certificate();
+  if (!leaf) return null;
+  let issuers: X509Certificate[] | undefined;
+  return {
+    via: 'tls',
+    leaf,
+    facts: certificateFacts(leaf, socket.authorized),
+    issuers: (max) => (issuers ??= linkedIssuers(socket, leaf, max)),
+    verifyError: socket.authorizationError,
+  };
+}
+
+/** The facts of `leaf` for the policy; `verified` is the caller's verdict on its chain. */
+export function certificateFacts(leaf: X509Certificate, verified: boolean): ClientCertificate {
   return deepFreeze({
-    subject: distinguishedName(x509.subject),
-    issuer: distinguishedName(x509.issuer),
-    sans: subjectAltNames(x509.subjectAltName),
-    thumbprint: hash('sha256', x509.raw, 'base64url'),
-    notBefore: Math.floor(x509.validFromDate.getTime() / 1000),
-    notAfter: Math.floor(x509.validToDate.getTime() / 1000),
-    verified: socket.authorized,
+    subject: distinguishedName(leaf.subject),
+    issuer: distinguishedName(leaf.issuer),
+    sans: subjectAltNames(leaf.subjectAltName),
+    thumbprint: hash('sha256', leaf.raw, 'base64url'),
+    notBefore: Math.floor(leaf.validFromDate.getTime() / 1000),
+    notAfter: Math.floor(leaf.validToDate.getTime() / 1000),
+    verified,
   });
+}
+
+/**
+ * The certificates above the leaf as the client sent them, in the order Node links them
+ * (`issuerCertificate`, by name and key identifier; it may also append the matching CA from the
+ * listener's own store). At most `max` are read.
+ */
+function linkedIssuers(socket: TLSSocket, leaf: X509Certificate, max: number): X509Certificate[] {
+  const seen = new Set([leaf.fingerprint256]);
+  const issuers: X509Certificate[] = [];
+  let cert = socket.getPeerCertificate(true);
+  for (let i = 0; i < max; i++) {
+    const next = cert.issuerCertificate as typeof cert | undefined;
+    if (next === undefined || next === cert || !Buffer.isBuffer(next.raw)) break;
+    cert = next;
+    let x509: X509Certificate;
+    try {
+      x509 = new X509Certificate(next.raw);
+    } catch {
+      break;
+    }
+    if (seen.has(x509.fingerprint256)) break;
+    seen.add(x509.fingerprint256);
+    issuers.push(x509);
+  }
+  return issuers;
 }
 
 /**
@@ -101,10 +161,10 @@ export function boundCertificateOf(cnf: unknown): string | undefined {
 const THUMBPRINT = /^[A-Za-z0-9_-]{43}$/;
 
 /**
- * RFC 8705 §3: a certificate-bound token must come over a connection whose client certificate
- * hashes to its `x5t#S256`; otherwise 401 `invalid_token`. The chain is not judged here: §6.2
- * lets the resource skip it for proof of possession (the handshake proved the private key), and
- * the policy sees `verified`.
+ * RFC 8705 §3: a certificate-bound token must come with a client certificate (this connection's,
+ * or a trusted hop's `Client-Cert`) that hashes to its `x5t#S256`; otherwise 401 `invalid_token`.
+ * The chain is not judged here: §6.2 lets the resource skip it for proof of possession (the
+ * handshake, ours or the hop's, proved the private key), and the policy sees `verified`.
  */
 export function checkCertificateBinding(boundTo: string, certificate: ClientCertificate | null): void {
   if (certificate === null) throw new AgentwardError('ERR_MTLS_CERTIFICATE_MISSING');

@@ -1,21 +1,23 @@
 /**
  * Finds every credential a request presents (design §2 step 2), in one place: the Authorization
  * field and its DPoP proof, the workload headers (WIT, a WIMSE-tagged HTTP message signature,
- * context tokens), the Txn-Token, and the TLS client certificate. The verifiers take these values,
+ * context tokens), the Txn-Token, and the client certificate (the connection's, or the one a
+ * trusted TLS-terminating hop forwards, RFC 9440). The verifiers take these values,
  * never the raw request, and the list of what was presented (`input.credentials.presented`, the
  * audit record) is made here and nowhere else.
  *
  * Ambiguity is a 400, never a guess: two Authorization fields, a token in the query (RFC 6750
- * §2.3; MCP forbids it), an unsupported scheme, or a DPoP proof next to a Bearer token. A token in
+ * §2.3; MCP forbids it), an unsupported scheme, a DPoP proof next to a Bearer token, or a client
+ * certificate both on the connection and in a trusted hop's `Client-Cert`. A token in
  * a form body is detected once the body is read (inspect step). Repeated workload or Txn-Token
  * fields are kept as read and refused by their verifier, with that credential's code.
  */
 import type { IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
 import { AgentwardError, asAgentwardError } from '../errors.ts';
-import type { ClientCertificate } from '../identity/client-certificate.ts';
 import { CREDENTIAL_HEADERS } from '../identity/credential-headers.ts';
-import { clientCertificateOf } from './client-certificate.ts';
+import { tlsCertificateOf, type PresentedCertificate } from './client-certificate.ts';
+import type { TrustedProxies } from './client-cert-header.ts';
 import { findWimseSignature } from './http-signature.ts';
 
 /** What a verifier may need to know about the request itself, besides the credentials. */
@@ -33,8 +35,6 @@ export interface RequestFacts {
   scheme: string;
   /** Every field as received, lower-case names (HTTP message signature components). */
   headers: Readonly<Record<string, string[]>>;
-  /** The connection, for its TLS client certificate chain (X.509-SVID). */
-  socket: Socket;
   /** Reads the whole body (bounded), once; called only after the caller is known. */
   readBody: () => Promise<Buffer>;
 }
@@ -61,8 +61,12 @@ export interface PresentedCredentials {
   txnTokens: readonly string[] | undefined;
   /** Values of the configured context-token headers present (wpt-02 §2 `oth`). */
   contextTokens: Readonly<Record<string, readonly string[]>>;
-  /** The TLS client certificate of this connection as facts; null without one. Never from a header. */
-  clientCertificate: ClientCertificate | null;
+  /**
+   * The caller's client certificate: this connection's, or the `Client-Cert` of a trusted hop
+   * (never both, never an untrusted peer's field); null without one. Certificate-bound tokens
+   * and X.509-SVIDs are checked against this, and only this.
+   */
+  clientCertificate: PresentedCertificate | null;
   /** The Bearer token is a SPIFFE JWT-SVID, a workload credential, not an access token. */
   bearerIsJwtSvid: boolean;
   /** Names of what was presented, for `input.credentials.presented` and the audit record. */
@@ -84,14 +88,16 @@ export interface WorkloadExtraction {
   signatureLabel?: string | undefined;
   /** Whether a Bearer token is a JWT-SVID (JWT-SVID §5.2); absent when JWT-SVIDs are not accepted. */
   isJwtSvid: ((token: string) => boolean) | undefined;
-  /** Whether the connection's client certificate is a SPIFFE X.509-SVID; absent when they are not accepted. */
-  presentsX509Svid: ((socket: Socket) => boolean) | undefined;
+  /** Whether the client certificate is a SPIFFE X.509-SVID; absent when they are not accepted. */
+  presentsX509Svid: ((certificate: PresentedCertificate | null) => boolean) | undefined;
 }
 
 export interface ExtractOptions {
   accepted: AcceptedSchemes;
   /** Undefined without a `workload` section. */
   workload: WorkloadExtraction | undefined;
+  /** `listen.trustedProxies`: who may forward a client certificate (RFC 9440); undefined: nobody. */
+  trustedProxies: TrustedProxies | undefined;
 }
 
 const WIT_HEADER = 'workload-identity-token';
@@ -114,7 +120,7 @@ export function extractCredentials(req: IncomingMessage, query: URLSearchParams,
   const authorization = readAuthorization(req, query, options.accepted);
   const headers = req.headersDistinct;
   const workload = options.workload;
-  const clientCertificate = clientCertificateOf(req.socket);
+  const clientCertificate = readClientCertificate(req.socket, headers, options.trustedProxies);
   const bearerIsJwtSvid = authorization.scheme === 'bearer' && authorization.accessToken !== undefined && (workload?.isJwtSvid?.(authorization.accessToken) ?? false);
   // Read with or without a workload section: without one, a WIT is refused, never ignored.
   const wits = headers[WIT_HEADER];
@@ -129,7 +135,7 @@ export function extractCredentials(req: IncomingMessage, query: URLSearchParams,
   const presented = authorization.presented.filter((name) => !(name === 'access_token' && bearerIsJwtSvid));
   if (wits !== undefined) presented.push('wit');
   if (signature !== undefined && !(signature instanceof AgentwardError)) presented.push('http_signature');
-  if (workload?.presentsX509Svid?.(req.socket)) presented.push('x509_svid');
+  if (workload?.presentsX509Svid?.(clientCertificate)) presented.push('x509_svid');
   if (bearerIsJwtSvid) presented.push('jwt_svid');
   if (txnTokens !== undefined) presented.push('txn_token');
   if (clientCertificate) presented.push('client_certificate');
@@ -145,6 +151,32 @@ export function extractCredentials(req: IncomingMessage, query: URLSearchParams,
     presented,
     anonymous: presented.length === 0 && Object.keys(contextTokens).length === 0 && !CREDENTIAL_HEADERS.some((name) => headers[name] !== undefined),
   };
+}
+
+/**
+ * The caller's client certificate, by who the peer is (RFC 9440 §4: the fields are accepted only
+ * from a trusted hop; RFC 9700 §4.13: and sanitized otherwise):
+ * - no `listen.trustedProxies`: the connection's certificate; `Client-Cert` is never read, and is
+ *   removed before forwarding as a credential header (MT-N04);
+ * - a peer trusted by its certificate (an ingress connecting with mTLS): that certificate is the
+ *   hop's identity, never the caller's; the caller's is the forwarded one, or none;
+ * - a peer trusted by address: the forwarded one; with a certificate on the connection too, the
+ *   request is refused as ambiguous rather than one of them chosen;
+ * - any other peer: the connection's certificate, and a `Client-Cert` or `Client-Cert-Chain` from
+ *   it is refused. With trusted proxies configured such a field means a caller that bypassed the
+ *   ingress or an ingress missing from the list; both should be seen, not end in a puzzling 401.
+ */
+function readClientCertificate(socket: Socket, headers: NodeJS.Dict<string[]>, proxies: TrustedProxies | undefined): PresentedCertificate | null {
+  if (proxies === undefined) return tlsCertificateOf(socket);
+  const clientCert = headers['client-cert'];
+  const chain = headers['client-cert-chain'];
+  const forwarded = clientCert !== undefined || chain !== undefined;
+  const trust = proxies.trustOf(socket);
+  if (trust === 'certificate') return forwarded ? proxies.certificateFrom(clientCert, chain) : null;
+  if (!forwarded) return tlsCertificateOf(socket);
+  if (trust === undefined) throw new AgentwardError('ERR_CLIENT_CERT_HEADER_UNTRUSTED');
+  if (tlsCertificateOf(socket) !== null) throw new AgentwardError('ERR_CLIENT_CERT_AMBIGUOUS');
+  return proxies.certificateFrom(clientCert, chain);
 }
 
 function wimseSignature(headers: Readonly<Record<string, string[]>>, label: string | undefined): { label: string } | AgentwardError | undefined {

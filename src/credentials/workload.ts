@@ -5,7 +5,7 @@
  * - a WIT (`Workload-Identity-Token`, workload-creds-02 §5.1) with a proof of possession of its
  *   `cnf.jwk`: `Authorization: WPT` (wpt-02 §2) or a WIMSE HTTP message signature
  *   (http-signature §3, RFC 9421);
- * - an X.509-SVID as the TLS client certificate (X509-SVID §5);
+ * - an X.509-SVID as the client certificate (X509-SVID §5): the TLS one, or a trusted hop's `Client-Cert`;
  * - a JWT-SVID in `Authorization: Bearer` (JWT-SVID §5.2).
  *
  * Rules for combining them (credentials.md §A.6, §H.1; issue 4 item 7): every credential that is
@@ -114,7 +114,7 @@ export class WorkloadAuthenticator {
     }
 
     if (this.options.x509Authorities) {
-      const svid = verifyX509Svid(facts.socket, this.options.x509Authorities, this.options.now());
+      const svid = verifyX509Svid(credentials.clientCertificate, this.options.x509Authorities, this.options.now());
       if (svid) proven.push({ id: svid.id, trustDomain: svid.trustDomain, path: svid.path, via: 'x509_svid', expiresAt: svid.expiresAt, claims: { ...svid.claims } });
     }
 
@@ -191,7 +191,7 @@ export interface WorkloadSettings {
   binding: { rule: BindingRule; clients: Readonly<Record<string, string>> };
 }
 
-/** The trust bundle of each trust domain, and whether X.509-SVIDs can be seen (the listener asks for client certificates). */
+/** The trust bundle of each trust domain, and whether X.509-SVIDs can be seen (the listener asks for client certificates, or trusted proxies forward them). */
 export interface WorkloadContext {
   bundles: ReadonlyMap<string, TrustBundle>;
   acceptsX509Svids: boolean;

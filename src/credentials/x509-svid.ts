@@ -1,6 +1,7 @@
 /**
- * SPIFFE X509-SVIDs (X509-SVID.md, Stable; spec credentials.md §B.1, §A.5) presented as the TLS
- * client certificate of a connection.
+ * SPIFFE X509-SVIDs (X509-SVID.md, Stable; spec credentials.md §B.1, §A.5) presented as the client
+ * certificate of a request: the TLS client certificate of the connection, or the `Client-Cert` of
+ * a trusted TLS-terminating hop (src/credentials/client-cert-header.ts), judged the same way.
  *
  * A client certificate is an X509-SVID when it carries a URI SAN with the `spiffe` scheme (any
  * case, so `SPIFFE://` is judged, not waved through). Without one it is a plain client
@@ -26,23 +27,24 @@
  *    ties the ID to its own domain;
  * 6. every certificate of that chain, anchor included, is within its validity at `nowMs` (X5-N07).
  *    After the chain, so that the dates of a certificate nobody vouches for are never reported;
- * 7. the handshake verified the chain too (`socket.authorized`). Last, because OpenSSL also
- *    refuses an expired chain and would hide the precise code of step 6. It adds what this module
- *    does not repeat: unknown critical extensions and name constraints (RFC 5280 §6.1).
+ * 7. the chain was verified where the certificate was presented too (`facts.verified`: the TLS
+ *    handshake's `socket.authorized`, or agentward's own check of a hop's `Client-Cert`, which is
+ *    refused before this when it fails). Last, because OpenSSL also refuses an expired chain and
+ *    would hide the precise code of step 6. It adds what this module does not repeat: unknown
+ *    critical extensions and name constraints (RFC 5280 §6.1).
  *
- * Work per connection: the certificates are parsed once and the chain is built once per bundle
- * (the authorities array is replaced, never mutated, when a bundle changes: src/keys/trust-bundle.ts),
- * so a keep-alive connection's later requests only ask for the authorities (an unavailable bundle
- * still fails closed, ERR_KEYS_UNAVAILABLE) and compare the clock with the chain's validity. A
- * connection's certificate cannot change: the listener refuses renegotiation (src/app/listeners.ts).
+ * Work per presented certificate (one per connection, or per distinct `Client-Cert` value): the
+ * certificates are parsed once and the chain is built once per bundle (the authorities array is
+ * replaced, never mutated, when a bundle changes: src/keys/trust-bundle.ts), so a keep-alive
+ * connection's later requests only ask for the authorities (an unavailable bundle still fails
+ * closed, ERR_KEYS_UNAVAILABLE) and compare the clock with the chain's validity. A connection's
+ * certificate cannot change: the listener refuses renegotiation (src/app/listeners.ts).
  *
  * X.509 extensions are read with @peculiar/asn1-x509: node:crypto's X509Certificate exposes
  * neither key usage bits nor basic constraints, and prints SANs as text that is hard to split
  * safely.
  */
-import { X509Certificate } from 'node:crypto';
-import type { Socket } from 'node:net';
-import { TLSSocket } from 'node:tls';
+import type { X509Certificate } from 'node:crypto';
 import { AsnConvert } from '@peculiar/asn1-schema';
 import {
   BasicConstraints,
@@ -59,7 +61,7 @@ import {
 } from '@peculiar/asn1-x509';
 import { AgentwardError, type ErrorCode } from '../errors.ts';
 import { parseWorkloadId, WorkloadIdError, type WorkloadId } from '../identity/workload-id.ts';
-import { distinguishedName } from './client-certificate.ts';
+import { distinguishedName, type PresentedCertificate } from './client-certificate.ts';
 
 export interface VerifiedX509Svid {
   /** The SPIFFE ID exactly as in the certificate: the only value to authorize on. */
@@ -97,9 +99,11 @@ export const MAX_CHAIN_LENGTH = 8;
 type X509SvidErrorCode = Extract<ErrorCode, `ERR_X509_SVID_${string}`>;
 
 /** A failure remembered for a connection; each request gets its own error object. */
-interface Failure {
+export interface Failure {
   code: X509SvidErrorCode;
   detail: string;
+  /** buildChain: no anchor was reached (the other failures are about the chain's shape). */
+  noAnchor?: true;
 }
 
 interface Presented {
@@ -109,14 +113,14 @@ interface Presented {
   leafFailure: Failure | undefined;
   /** The certificates the client sent above the leaf: candidates for intermediates, never anchors. */
   issuers: readonly X509Certificate[];
-  /** `socket.authorized` after the handshake. */
+  /** Whether the chain was verified where it was presented (`facts.verified`). */
   authorized: boolean;
   result: VerifiedX509Svid;
   /** The chain built for one authorities array (compared by reference). */
   built: { authorities: readonly X509Certificate[]; outcome: Chain | Failure } | undefined;
 }
 
-interface Chain {
+export interface Chain {
   /** Latest notBefore and earliest notAfter over the chain, anchor included, in ms. */
   notBefore: number;
   notAfter: number;
@@ -125,21 +129,20 @@ interface Chain {
   notAfterOf: string;
 }
 
-/** Per connection: what was read from its certificate, or null for no or a plain certificate. */
-const byConnection = new WeakMap<TLSSocket, Presented | Failure | null>();
+/** Per presented certificate: what was read from it, or null for a plain certificate. */
+const byCertificate = new WeakMap<PresentedCertificate, Presented | Failure | null>();
 
 /**
- * Verifies the connection's client certificate as an X509-SVID, in the order of the module
- * comment. Returns undefined when the socket is not TLS, has no client certificate, or its
- * certificate has no `spiffe` URI SAN (a plain client certificate, not a workload credential).
+ * Verifies the request's client certificate as an X509-SVID, in the order of the module comment.
+ * Returns undefined when there is no client certificate, or it has no `spiffe` URI SAN (a plain client certificate, not a workload credential).
  * Otherwise returns the verified SVID or throws AgentwardError with an ERR_X509_SVID_* code (or
  * the ERR_KEYS_UNAVAILABLE of `authoritiesOf`).
  *
  * @param nowMs the time to judge validity at, ms since the epoch (checked on every call).
  */
-export function verifyX509Svid(socket: Socket, authoritiesOf: X509AuthoritiesOf, nowMs: number): VerifiedX509Svid | undefined {
-  if (!presentsX509Svid(socket)) return undefined;
-  const presented = byConnection.get(socket as TLSSocket)!;
+export function verifyX509Svid(certificate: PresentedCertificate | null, authoritiesOf: X509AuthoritiesOf, nowMs: number): VerifiedX509Svid | undefined {
+  if (!presentsX509Svid(certificate)) return undefined;
+  const presented = byCertificate.get(certificate!)!;
   if (!('id' in presented)) throw fail(presented);
 
   const authorities = authoritiesOf(presented.id.trustDomain);
@@ -158,21 +161,21 @@ export function verifyX509Svid(socket: Socket, authoritiesOf: X509AuthoritiesOf,
   if (nowMs > chain.notAfter) throw new AgentwardError('ERR_X509_SVID_EXPIRED', `The ${chain.notAfterOf} of the client certificate chain has expired.`);
 
   if (!presented.authorized) {
-    throw new AgentwardError('ERR_X509_SVID_CHAIN', 'The TLS handshake did not verify the client certificate chain.', { cause: (socket as TLSSocket).authorizationError });
+    throw new AgentwardError('ERR_X509_SVID_CHAIN', 'The TLS handshake did not verify the client certificate chain.', { cause: certificate!.verifyError });
   }
   return presented.result;
 }
 
 /**
- * Whether the connection's client certificate is presented as a workload credential (it has a
+ * Whether the request's client certificate is presented as a workload credential (it has a
  * `spiffe` URI SAN), whether or not it verifies: what extraction lists as `x509_svid`.
  */
-export function presentsX509Svid(socket: Socket): boolean {
-  if (!(socket instanceof TLSSocket)) return false;
-  let presented = byConnection.get(socket);
+export function presentsX509Svid(certificate: PresentedCertificate | null): boolean {
+  if (certificate === null) return false;
+  let presented = byCertificate.get(certificate);
   if (presented === undefined) {
-    presented = readPresented(socket);
-    byConnection.set(socket, presented);
+    presented = readPresented(certificate);
+    byCertificate.set(certificate, presented);
   }
   return presented !== null;
 }
@@ -182,9 +185,8 @@ function fail(failure: Failure): AgentwardError {
 }
 
 /** Steps 1, 2 and 4, which depend on the certificate alone; null when it is not an SVID. */
-function readPresented(socket: TLSSocket): Presented | Failure | null {
-  const leaf = socket.getPeerX509Certificate();
-  if (leaf === undefined) return null;
+function readPresented(certificate: PresentedCertificate): Presented | Failure | null {
+  const leaf = certificate.leaf;
   let facts: CertificateFacts;
   try {
     facts = certificateFacts(leaf);
@@ -213,8 +215,8 @@ function readPresented(socket: TLSSocket): Presented | Failure | null {
     id,
     leaf,
     leafFailure: leafFailure(facts),
-    issuers: presentedIssuers(socket, leaf),
-    authorized: socket.authorized,
+    issuers: certificate.issuers(MAX_CHAIN_LENGTH - 1),
+    authorized: certificate.facts.verified,
     result: Object.freeze({
       id: id.id,
       trustDomain: id.trustDomain,
@@ -246,38 +248,13 @@ function leafFailure(facts: CertificateFacts): Failure | undefined {
 }
 
 /**
- * The certificates above the leaf as the client sent them, in the order Node links them
- * (`issuerCertificate`, by name and key identifier; it may also append the matching CA from the
- * listener's own store). At most MAX_CHAIN_LENGTH - 1 are read: a longer list cannot form an
- * accepted chain.
- */
-function presentedIssuers(socket: TLSSocket, leaf: X509Certificate): X509Certificate[] {
-  const seen = new Set([leaf.fingerprint256]);
-  const issuers: X509Certificate[] = [];
-  let cert = socket.getPeerCertificate(true);
-  for (let i = 0; i < MAX_CHAIN_LENGTH - 1; i++) {
-    const next = cert.issuerCertificate as typeof cert | undefined;
-    if (next === undefined || next === cert || !Buffer.isBuffer(next.raw)) break;
-    cert = next;
-    let x509: X509Certificate;
-    try {
-      x509 = new X509Certificate(next.raw);
-    } catch {
-      break;
-    }
-    if (seen.has(x509.fingerprint256)) break;
-    seen.add(x509.fingerprint256);
-    issuers.push(x509);
-  }
-  return issuers;
-}
-
-/**
  * Step 5 and the validity window for step 6. At each link an authority of the trust domain is
  * tried first, so a chain ends at the first anchor it reaches; otherwise a certificate the client
- * sent that signed the current one and is a CA becomes the next link.
+ * sent that signed the current one and is a CA becomes the next link. Also the chain check of a
+ * certificate forwarded by a trusted hop (src/credentials/client-cert-header.ts), whose anchors
+ * are broader.
  */
-function buildChain(leaf: X509Certificate, issuers: readonly X509Certificate[], authorities: readonly X509Certificate[]): Chain | Failure {
+export function buildChain(leaf: X509Certificate, issuers: readonly X509Certificate[], authorities: readonly X509Certificate[]): Chain | Failure {
   const chainFailure = (detail: string): Failure => ({ code: 'ERR_X509_SVID_CHAIN', detail });
   const path = [leaf];
   for (let current = leaf; path.length < MAX_CHAIN_LENGTH; ) {
@@ -294,7 +271,7 @@ function buildChain(leaf: X509Certificate, issuers: readonly X509Certificate[], 
       return validity([...path, anchor]);
     }
     const next = issuers.find((c) => !path.includes(c) && signed(c, current));
-    if (next === undefined) return chainFailure('The client certificate does not chain to an X.509 authority of its own trust domain (X509-SVID section 5.1).');
+    if (next === undefined) return { ...chainFailure('The client certificate does not chain to an X.509 authority of its own trust domain (X509-SVID section 5.1).'), noAnchor: true };
     const facts = caFactsOf(next);
     if (facts === undefined || !facts.ca || !facts.keyCertSign) {
       return chainFailure('An intermediate certificate of the client certificate chain is not a CA (it needs basic constraints cA=true and key usage keyCertSign, X509-SVID section 4.1).');

@@ -1,6 +1,7 @@
 /**
- * The TLS client certificate of a connection, as facts: plain data, produced from the TLS layer
- * only (src/credentials/client-certificate.ts), never from a header.
+ * The client certificate of a request, as facts: plain data, produced from the TLS layer
+ * (src/credentials/client-certificate.ts) or from a trusted proxy's RFC 9440 `Client-Cert`
+ * (src/credentials/client-cert-header.ts), never from anyone else's header.
  */
 
 /** What the policy sees as `input.request.clientCertificate` (docs/policy-guide.md). */
@@ -16,6 +17,6 @@ export interface ClientCertificate {
   /** Validity, seconds since the epoch. */
   notBefore: number;
   notAfter: number;
-  /** Whether the chain was verified against `listen.tls.clientCaFile` in the handshake (`socket.authorized`). */
+  /** Whether the chain was verified: in the handshake (`socket.authorized`), or by agentward for a forwarded certificate (always true: one that fails is refused). */
   verified: boolean;
 }

@@ -53,10 +53,10 @@ const ClientCertificateSchema = Closed(
     notAfter: Seconds('End of the certificate\'s validity.'),
     verified: Type.Boolean({
       description:
-        'Whether the handshake verified the chain against `listen.tls.clientCaFile` (validity dates included). Always `true` with `clientCert: required`. With `optional`, `false` for a self-signed, foreign or expired certificate, which then proves only that the caller holds its key. Grant on names only when this is `true`.',
+        'Whether the chain was verified, validity dates included. Over agentward\'s own TLS: by the handshake, against `listen.tls.clientCaFile` (and the trust domains\' X.509 authorities); always `true` with `clientCert: required`; with `optional`, `false` for a self-signed, foreign or expired certificate, which then proves only that the caller holds its key. Forwarded by a trusted proxy (`Client-Cert`, RFC 9440): by agentward itself, against `listen.trustedProxies.clientCaFile` (and the trust domains\' X.509 authorities), after the proxy\'s own check; always `true`, since a forwarded certificate that fails is refused. Grant on names only when this is `true`.',
     }),
   },
-  'The TLS client certificate of the connection (the leaf only, not the chain). From the TLS handshake only: a `Client-Cert` header is a credential header, removed and never read.',
+  'The client certificate of the caller (the leaf only, not the chain): the TLS client certificate of the connection, or the one a trusted TLS-terminating proxy forwarded in `Client-Cert` (RFC 9440; `listen.trustedProxies`), the same facts either way. A `Client-Cert` field from any other peer is never read: it is removed, or refused when trusted proxies are configured.',
 );
 
 const MethodOverrideSchema = Closed(
@@ -102,7 +102,7 @@ const RequestSchema = Closed(
     }),
     clientCertificate: Nullable(
       ClientCertificateSchema,
-      'The TLS client certificate of this connection, with `listen.tls.clientCert` `optional` or `required`. `null` on plain HTTP, with `clientCert: none`, or when the client sent none.',
+      'The client certificate: the TLS one of this connection (with `listen.tls.clientCert` `optional` or `required`), or the one a trusted proxy forwarded (`listen.trustedProxies`). `null` when there is none: plain HTTP or `clientCert: none` without a forwarded certificate, or the client sent none. The certificate a trusted proxy connects with is its own, never the caller\'s.',
     ),
     methodOverride: Nullable(
       MethodOverrideSchema,

@@ -18,8 +18,9 @@ export interface RequestInput {
   /** Request headers, lower-cased, credentials removed, repeated fields joined with ", ". */
   headers: Record<string, string>;
   /**
-   * The TLS client certificate of this connection (`listen.tls.clientCert` optional or required);
-   * null without one. From the TLS layer only, never from a header.
+   * The client certificate: this connection's TLS one (`listen.tls.clientCert` optional or
+   * required), or the one a trusted proxy forwarded (`listen.trustedProxies`, RFC 9440); null
+   * without one. Never from an untrusted peer's header.
    */
   clientCertificate: ClientCertificate | null;
   /**

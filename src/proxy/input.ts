@@ -45,7 +45,7 @@ export function buildInput(facts: InputFacts, resource: ProtectedResource, nowMs
       path: target.pathname,
       query,
       headers: policyHeaders(facts.headers, hiddenHeaders(facts)),
-      clientCertificate: facts.credentials.clientCertificate,
+      clientCertificate: facts.credentials.clientCertificate?.facts ?? null,
       methodOverride: facts.methodOverride,
     },
     resource: { id: resource.id },

@@ -282,7 +282,6 @@ function requestFacts(req: IncomingMessage, ctx: RequestContext, deps: PipelineD
     authority: deps.resource.host,
     scheme: deps.resource.scheme,
     headers: req.headersDistinct as Record<string, string[]>,
-    socket: req.socket,
     readBody: async () => (ctx.body ??= await readBody(req, deps.maxBodyBytes)),
   };
 }
@@ -345,12 +344,12 @@ function newContext(id: string, traceId: string | null, method: string): Request
 
 /**
  * Step 3, second half: the token's sender constraint. A certificate-bound token (`cnf.x5t#S256`)
- * needs this connection's client certificate (RFC 8705 §3). A DPoP-bound token (`cnf.jkt`) needs
+ * needs the client certificate (RFC 8705 §3): this connection's, or a trusted hop's (§6.5). A DPoP-bound token (`cnf.jkt`) needs
  * the DPoP scheme and a proof by that key (RFC 9449 §7.1, §7.2); the DPoP scheme needs a bound
  * token. The proof id is recorded against replay only once the binding holds.
  */
 async function verifySenderConstraint(credentials: PresentedCredentials, token: VerifiedAccessToken, facts: RequestFacts, res: ServerResponse, deps: PipelineDeps): Promise<void> {
-  if (token.x5t !== undefined) checkCertificateBinding(token.x5t, credentials.clientCertificate);
+  if (token.x5t !== undefined) checkCertificateBinding(token.x5t, credentials.clientCertificate?.facts ?? null);
   if (credentials.scheme !== 'dpop') {
     if (token.jkt !== undefined) throw new AgentwardError('ERR_DPOP_BOUND_TOKEN_AS_BEARER');
     if (deps.dpop?.required) throw new AgentwardError('ERR_DPOP_REQUIRED');

@@ -38,8 +38,10 @@ export function protectedResource(config: Readonly<Config>): ProtectedResource {
     doc.dpop_bound_access_tokens_required = config.oauth.dpop.mode === 'required';
   }
   // RFC 9728 §2: mutual-TLS certificate-bound tokens (RFC 8705) are accepted when the listener asks for certificates.
+  // Certificate-bound tokens can be checked when the listener asks for client certificates, or a
+  // trusted TLS-terminating proxy forwards them (RFC 9440).
   const clientCert = config.listen.tls?.clientCert ?? 'none';
-  if (clientCert !== 'none') doc.tls_client_certificate_bound_access_tokens = true;
+  if (clientCert !== 'none' || config.listen.trustedProxies !== undefined) doc.tls_client_certificate_bound_access_tokens = true;
   return {
     id: config.resource.id,
     scheme: url.protocol === 'https:' ? 'https' : 'http',

@@ -448,6 +448,44 @@ describe('workload', () => {
   });
 });
 
+describe('listen.trustedProxies', () => {
+  function proxies(section: string, extra = ''): string {
+    return `listen:\n${extra}  trustedProxies:\n${section}${MINIMAL}`;
+  }
+  const caFile = (): string => {
+    const file = join(tempDir(), 'agents-ca.pem');
+    writeFileSync(file, 'not read by the loader');
+    return file;
+  };
+
+  test('addresses with a client CA file load, with their defaults', () => {
+    const { config } = parse(proxies(`    addresses: [10.20.0.0/16, "fd00::/8", 127.0.0.1]\n    clientCertHeaders: true\n    clientCaFile: ${caFile()}\n`));
+    expect(config.listen.trustedProxies).toMatchObject({ addresses: ['10.20.0.0/16', 'fd00::/8', '127.0.0.1'], peerNames: [], clientCertHeaders: true });
+    // Trust by network location is named at startup (conventions §8).
+    expect(relaxations(config)).toContain('listen.trustedProxies trusts whoever connects from 10.20.0.0/16, fd00::/8, 127.0.0.1 to forward client certificates (Client-Cert): make sure only the ingress can');
+  });
+
+  test.each([['10.0.0.0/33'], ['10.0.0/8'], ['fd00::/129'], ['localhost'], ['10.0.0.0/8/1'], ['10.0.0.0/08']])('%s is not an address or CIDR', (entry) => {
+    const p = problem(proxies(`    addresses: ["${entry}"]\n    clientCertHeaders: true\n    clientCaFile: ${caFile()}\n`));
+    expect(p.path).toBe('listen.trustedProxies.addresses[0]');
+  });
+
+  test('no peer, no purpose, no CA: each reported', () => {
+    const all = problems(proxies('    clientCertHeaders: false\n'));
+    expect(all.map((p) => p.path)).toEqual(['listen.trustedProxies', 'listen.trustedProxies.clientCertHeaders', 'listen.trustedProxies.clientCaFile']);
+  });
+
+  test('peerNames needs a listener that asks for client certificates', () => {
+    const p = problem(proxies(`    peerNames: [spiffe://infra.example.com/ingress]\n    clientCertHeaders: true\n    clientCaFile: ${caFile()}\n`));
+    expect(p.path).toBe('listen.trustedProxies.peerNames');
+  });
+
+  test('a clientCaFile that is not a file', () => {
+    const p = problem(proxies('    addresses: [10.0.0.0/8]\n    clientCertHeaders: true\n    clientCaFile: /nonexistent/ca.pem\n'));
+    expect(p.path).toBe('listen.trustedProxies.clientCaFile');
+  });
+});
+
 describe('mcp and a2a paths', () => {
   test('a path is listed once, under one protocol; an entry may carry its own settings', () => {
     const all = problems(withExtra('mcp:\n  paths: [/mcp, { path: /mcp-raw, filterLists: false }, /mcp]\na2a:\n  paths: [/mcp-raw]\n'));

@@ -10,6 +10,7 @@ import { once } from 'node:events';
 import { Socket, type AddressInfo } from 'node:net';
 import { connect, createServer, type TLSSocket } from 'node:tls';
 import { afterEach, describe, expect, test } from 'vitest';
+import { tlsCertificateOf } from '../../src/credentials/client-certificate.ts';
 import { verifyX509Svid, type X509AuthoritiesOf } from '../../src/credentials/x509-svid.ts';
 import { AgentwardError, type ErrorCode } from '../../src/errors.ts';
 import { parseBundle } from '../../src/keys/trust-bundle.ts';
@@ -68,7 +69,7 @@ async function handshake(client: IssuedCertificate | undefined, trusted: readonl
 
 async function verify(client: IssuedCertificate | undefined, options: { trusted?: readonly IssuedCertificate[]; lookup?: X509AuthoritiesOf; now?: number } = {}) {
   const socket = await handshake(client, options.trusted);
-  return verifyX509Svid(socket, options.lookup ?? authoritiesOf, options.now ?? Date.now());
+  return verifyX509Svid(tlsCertificateOf(socket), options.lookup ?? authoritiesOf, options.now ?? Date.now());
 }
 
 async function failure(client: IssuedCertificate, options: Parameters<typeof verify>[1] = {}): Promise<{ code: ErrorCode; detail: string }> {
@@ -119,7 +120,7 @@ describe('what is an X509-SVID', () => {
 
   test('no client certificate, or no TLS → undefined', async () => {
     expect(await verify(undefined)).toBeUndefined();
-    expect(verifyX509Svid(new Socket(), authoritiesOf, Date.now())).toBeUndefined();
+    expect(verifyX509Svid(tlsCertificateOf(new Socket()), authoritiesOf, Date.now())).toBeUndefined();
   });
 
   test('DNS SANs next to the one URI SAN are allowed (X509-SVID §2 counts URI SANs)', async () => {
@@ -159,7 +160,7 @@ describe('negative cases (credentials.md §B.1, §A.1)', () => {
   test('X5-N06: an example.org ID under the other.org authority → ERR_X509_SVID_CHAIN (the handshake trusted it)', async () => {
     const socket = await handshake(svid(caB, 'spiffe://example.org/w'));
     expect(socket.authorized).toBe(true);
-    expect(() => verifyX509Svid(socket, authoritiesOf, Date.now())).toThrow(expect.objectContaining({ code: 'ERR_X509_SVID_CHAIN' }));
+    expect(() => verifyX509Svid(tlsCertificateOf(socket), authoritiesOf, Date.now())).toThrow(expect.objectContaining({ code: 'ERR_X509_SVID_CHAIN' }));
   });
 
   test('X5-N06: an ID under a CA that is not in any bundle (clientCaFile) → ERR_X509_SVID_CHAIN', async () => {
@@ -258,7 +259,7 @@ describe('chain building', () => {
   test('a chain our checks accept but the handshake did not verify → ERR_X509_SVID_CHAIN', async () => {
     const socket = await handshake(svid(caA, 'spiffe://example.org/w'), [plainCa]);
     expect(socket.authorized).toBe(false);
-    expect(() => verifyX509Svid(socket, authoritiesOf, Date.now())).toThrow(expect.objectContaining({ code: 'ERR_X509_SVID_CHAIN', detail: 'The TLS handshake did not verify the client certificate chain.' }));
+    expect(() => verifyX509Svid(tlsCertificateOf(socket), authoritiesOf, Date.now())).toThrow(expect.objectContaining({ code: 'ERR_X509_SVID_CHAIN', detail: 'The TLS handshake did not verify the client certificate chain.' }));
   });
 
   test('an empty bundle (BND-N04) trusts no SVID of its domain → ERR_X509_SVID_CHAIN', async () => {
@@ -282,28 +283,28 @@ describe('per connection', () => {
   test('one result per connection; time is checked on every call', async () => {
     const leaf = svid(caA, 'spiffe://example.org/w');
     const socket = await handshake(leaf);
-    const first = verifyX509Svid(socket, authoritiesOf, Date.now());
-    expect(verifyX509Svid(socket, authoritiesOf, Date.now())).toBe(first);
+    const first = verifyX509Svid(tlsCertificateOf(socket), authoritiesOf, Date.now());
+    expect(verifyX509Svid(tlsCertificateOf(socket), authoritiesOf, Date.now())).toBe(first);
     const later = leaf.x509.validToDate.getTime() + 1000;
-    expect(() => verifyX509Svid(socket, authoritiesOf, later)).toThrow(expect.objectContaining({ code: 'ERR_X509_SVID_EXPIRED' }));
+    expect(() => verifyX509Svid(tlsCertificateOf(socket), authoritiesOf, later)).toThrow(expect.objectContaining({ code: 'ERR_X509_SVID_EXPIRED' }));
   });
 
   test('a new authorities list (bundle rotation) builds the chain again', async () => {
     const socket = await handshake(svid(caA, 'spiffe://example.org/w'));
     let authorities: readonly X509Certificate[] = [caA.x509];
     const lookup: X509AuthoritiesOf = () => authorities;
-    expect(verifyX509Svid(socket, lookup, Date.now())?.id).toBe('spiffe://example.org/w');
+    expect(verifyX509Svid(tlsCertificateOf(socket), lookup, Date.now())?.id).toBe('spiffe://example.org/w');
     authorities = [caB.x509];
-    expect(() => verifyX509Svid(socket, lookup, Date.now())).toThrow(expect.objectContaining({ code: 'ERR_X509_SVID_CHAIN' }));
+    expect(() => verifyX509Svid(tlsCertificateOf(socket), lookup, Date.now())).toThrow(expect.objectContaining({ code: 'ERR_X509_SVID_CHAIN' }));
     authorities = [caB.x509, caA.x509];
-    expect(verifyX509Svid(socket, lookup, Date.now())?.id).toBe('spiffe://example.org/w');
+    expect(verifyX509Svid(tlsCertificateOf(socket), lookup, Date.now())?.id).toBe('spiffe://example.org/w');
   });
 
   test('a failure is remembered and thrown as a new error on each call', async () => {
     const socket = await handshake(svid(caA, 'spiffe://example.org/a', { sans: { uri: ['spiffe://example.org/a', 'spiffe://example.org/b'] } }));
     const errors = [0, 1].map(() => {
       try {
-        verifyX509Svid(socket, authoritiesOf, Date.now());
+        verifyX509Svid(tlsCertificateOf(socket), authoritiesOf, Date.now());
       } catch (err) {
         return err as AgentwardError;
       }
