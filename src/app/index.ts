@@ -9,6 +9,7 @@ import { appendFileSync, mkdirSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import type { Dispatcher } from 'undici';
 import { relaxations, type LoadedConfig } from '../config/load.ts';
+import { TxnTokenMinter } from '../credentials/txn-mint.ts';
 import type { Config } from '../config/schema.ts';
 import { durationMs } from '../duration.ts';
 import { AuditLog, NO_AUDIT, type AuditLogOptions, type AuditSink } from '../observability/audit.ts';
@@ -61,6 +62,8 @@ interface Parts {
   policy: PolicyEngine;
   forwarder: Forwarder;
   audit: AuditSink;
+  /** `forward.txnToken` (mode not off): signs the upstream's Txn-Tokens, publishes their key set. */
+  minter: TxnTokenMinter | undefined;
 }
 
 export function createApp(loaded: LoadedConfig, options: AppOptions = {}): App {
@@ -76,8 +79,10 @@ export function createApp(loaded: LoadedConfig, options: AppOptions = {}): App {
   const witIssuerKeys = workload?.witIssuerKeys ?? [];
   const keySets = [...oauth.issuers.map((i) => i.keys), ...(oauth.txn ? [oauth.txn.keys] : []), ...witIssuerKeys];
   const ready = () => !agent.draining && policy.status().loaded && keySets.every((k) => k.ready) && bundles.every((b) => b.ready && !b.status().stale);
+  const { minter } = parts;
   const admin = createAdminServer({
     ready,
+    jwks: minter && (() => minter.jwks()),
     detail: () => ({
       draining: agent.draining,
       admission: agent.admission.status(),
@@ -88,6 +93,7 @@ export function createApp(loaded: LoadedConfig, options: AppOptions = {}): App {
       ...(bundles.length > 0 ? { trustDomains: bundles.map((b) => b.status()) } : {}),
       ...(witIssuerKeys.length > 0 ? { witIssuers: witIssuerKeys.map((k) => k.status()) } : {}),
       ...(tls ? { tls: tls.status() } : {}),
+      ...(minter ? { txnMint: minter.status() } : {}),
     }),
   });
   /** First policy load and key fetches; each failure is logged and answered per request. */
@@ -106,6 +112,7 @@ export function createApp(loaded: LoadedConfig, options: AppOptions = {}): App {
       await prepare();
       if (config.policy.watch) policy.watch();
       if (agent.https) tls?.watch(agent.https);
+      minter?.watch();
       const address = await listen(agent.server, config.listen.address);
       const adminAddress = await listen(admin, config.admin.address);
       logger.info({ address: `${address.address}:${address.port}`, admin: `${adminAddress.address}:${adminAddress.port}`, upstream: config.upstream.url, resource: deps.resource.id }, 'agentward listening');
@@ -118,6 +125,7 @@ export function createApp(loaded: LoadedConfig, options: AppOptions = {}): App {
       admin.closeAllConnections();
       policy.close();
       tls?.close();
+      minter?.close();
       for (const k of keySets) k.close();
       for (const b of bundles) b.close();
       parts.forwarder.close();
@@ -177,7 +185,25 @@ function buildParts(loaded: LoadedConfig, services: Services, options: AppOption
     policy: createPolicyEngine(loaded, services, options.env),
     forwarder: forwarder(config.upstream),
     audit,
+    minter: txnMinter(loaded, services),
   };
+}
+
+/** The Txn-Token minter: its key read now (an unusable file stops startup, as `check` reports it). */
+function txnMinter(loaded: LoadedConfig, services: Services): TxnTokenMinter | undefined {
+  const { config, baseDir } = loaded;
+  const settings = config.forward.txnToken;
+  if (!settings || settings.mode === 'off') return undefined;
+  return new TxnTokenMinter({
+    keyFile: resolve(baseDir, settings.keyFile),
+    algorithm: settings.algorithm,
+    audience: settings.audience,
+    issuer: settings.issuer ?? config.resource.id,
+    lifetimeSeconds: durationMs(settings.lifetime) / 1000,
+    rotationOverlapMs: durationMs(settings.rotationOverlap),
+    logger: services.logger,
+    now: services.now,
+  });
 }
 
 /**
@@ -229,7 +255,9 @@ function pipelineDeps(config: Readonly<Config>, parts: Parts, shadowDenials: { c
       stripCredentials: config.forward.stripCredentials,
       identityHeaders: new Map(Object.entries(config.forward.identityHeaders).map(([k, v]) => [k.toLowerCase(), v])),
       requestIdHeader: config.forward.requestIdHeader.toLowerCase(),
+      txnToken: parts.minter !== undefined,
     },
+    upstreamTxn: parts.minter && { mode: config.forward.txnToken!.mode as 'mint' | 'pass-through-or-mint', minter: parts.minter },
     audit: parts.audit,
     logger: services.logger,
     maxBodyBytes: config.listen.maxBodyBytes,
