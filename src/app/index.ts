@@ -10,7 +10,7 @@ import { dirname, resolve } from 'node:path';
 import type { Dispatcher } from 'undici';
 import { relaxations, type LoadedConfig } from '../config/load.ts';
 import { TxnTokenMinter } from '../credentials/txn-mint.ts';
-import type { Config } from '../config/schema.ts';
+import type { Config, TxnMintConfig } from '../config/schema.ts';
 import { durationMs } from '../duration.ts';
 import { AuditLog, NO_AUDIT, type AuditLogOptions, type AuditSink } from '../observability/audit.ts';
 import { createAdminServer } from '../observability/health.ts';
@@ -19,6 +19,7 @@ import type { PolicyEngine } from '../policy/engine.ts';
 import { explainRequest, type DescribedRequest, type ExplainResult } from '../proxy/explain.ts';
 import { Forwarder } from '../proxy/forward.ts';
 import type { PipelineDeps, RpcRoute } from '../proxy/pipeline.ts';
+import type { UpstreamTxnPlan } from '../proxy/upstream-token.ts';
 import { protectedResource } from '../proxy/protected-resource.ts';
 import { ListenerTls } from '../proxy/tls.ts';
 import { WebSocketProxy } from '../proxy/upgrade.ts';
@@ -257,7 +258,7 @@ function pipelineDeps(config: Readonly<Config>, parts: Parts, shadowDenials: { c
       requestIdHeader: config.forward.requestIdHeader.toLowerCase(),
       txnToken: parts.minter !== undefined,
     },
-    upstreamTxn: parts.minter && { mode: config.forward.txnToken!.mode as 'mint' | 'pass-through-or-mint', minter: parts.minter },
+    upstreamTxn: upstreamTxn(config.forward.txnToken?.mode, parts.minter),
     audit: parts.audit,
     logger: services.logger,
     maxBodyBytes: config.listen.maxBodyBytes,
@@ -265,6 +266,11 @@ function pipelineDeps(config: Readonly<Config>, parts: Parts, shadowDenials: { c
     listenerProto: parts.tls ? 'https' : 'http',
     now: services.now,
   };
+}
+
+/** The pipeline's Txn-Token plan: a minter exists exactly when the mode is not off. */
+function upstreamTxn(mode: TxnMintConfig['mode'] | undefined, minter: TxnTokenMinter | undefined): UpstreamTxnPlan | undefined {
+  return minter && mode !== undefined && mode !== 'off' ? { mode, minter } : undefined;
 }
 
 /** JSON-RPC routes: exact paths (config/load.ts keeps a path under one protocol). */

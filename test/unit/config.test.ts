@@ -11,6 +11,7 @@ import { describe, expect, test } from 'vitest';
 import { cli } from '../helpers/cli.ts';
 import { parseConfig, loadConfig, relaxations, ConfigError, type ConfigProblem, type LoadedConfig } from '../../src/config/load.ts';
 import { checkFiles } from '../../src/app/file-checks.ts';
+import { readSigningKey } from '../../src/credentials/txn-mint.ts';
 import { effectiveProfile } from '../../src/identity/issuer-profiles.ts';
 import { ASYMMETRIC_ALGORITHMS } from '../../src/jose/algorithms.ts';
 
@@ -580,12 +581,16 @@ describe('agentward check', () => {
   });
 
   test('a valid config with the repository policies → exit 0, OK and its relaxations', async () => {
-    const file = join(tempDir(), 'agentward.yaml');
-    writeFileSync(file, withExtra('forward:\n  stripCredentials: false\n'));
+    const dir = tempDir();
+    const file = join(dir, 'agentward.yaml');
+    const key = generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey;
+    writeFileSync(join(dir, 'signing.pem'), key.export({ type: 'pkcs8', format: 'pem' }));
+    writeFileSync(file, withExtra('forward:\n  stripCredentials: false\n  txnToken:\n    keyFile: signing.pem\n    audience: trust-domain.example\n'));
     const { code, stdout, stderr } = await cli(['check', '--config', file]);
     expect(stderr).toBe('');
     expect(code).toBe(0);
     expect(stdout.split('\n')[0]).toBe(`${file}: OK`);
+    expect(stdout).toContain(`txnToken   mint ES256 kid ${readSigningKey(join(dir, 'signing.pem'), 'ES256').kid}, aud trust-domain.example, lifetime 60s`);
     expect(stdout).toContain('resource   https://tools.example.com/mcp');
     expect(stdout).toContain('entrypoint agentward/decision (enforce)');
     // A valid but loosened setting is still named.
