@@ -120,6 +120,10 @@ export const ERROR_CODES = {
   ERR_TXN_TOKEN_LIFETIME: { status: 401, title: 'The Txn-Token is valid for longer than this resource accepts.' },
   ERR_TXN_TOKEN_CLAIM_MISSING: { status: 401, title: 'The Txn-Token lacks a required claim.' },
   ERR_TXN_TOKEN_CLAIM_INVALID: { status: 401, title: 'A Txn-Token claim has an invalid value.' },
+  // The Txn-Token minted for the upstream (forward.txnToken, docs/upstream-identity.md)
+  ERR_TXN_MINT_NO_SUBJECT: { status: 403, title: 'The request has no verified subject to put in the Txn-Token for the upstream.' },
+  ERR_TXN_MINT_NO_SCOPE: { status: 403, title: 'The request has no scope left for the Txn-Token for the upstream: the token grants none the policy allows.' },
+  ERR_TXN_MINT_FAILED: { status: 500, title: 'The Txn-Token for the upstream could not be signed.' },
   // Workload identity (draft-ietf-wimse-*, SPIFFE): which credentials prove the agent
   ERR_WORKLOAD_MISSING: { status: 401, title: 'This resource needs a workload identity (a WIT with a WPT or an HTTP message signature, an X.509-SVID, or a JWT-SVID).' },
   ERR_WORKLOAD_UNSUPPORTED: { status: 401, title: 'This resource does not accept workload identity credentials.' },

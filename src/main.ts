@@ -23,6 +23,7 @@ import { buildPolicyBundle, opaBinary, PolicyCompileError } from './policy/compi
 import { verifyAuditFiles } from './observability/audit.ts';
 import { readTlsFiles } from './proxy/tls.ts';
 import { distinguishedName } from './credentials/client-certificate.ts';
+import { readSigningKey } from './credentials/txn-mint.ts';
 
 /** Each command's own usage, printed by `agentward COMMAND --help` (exit 0, stdout). */
 const COMMAND_USAGE = {
@@ -278,6 +279,12 @@ async function check(args: string[]): Promise<number> {
     });
     tlsSummary = `${distinguishedName(files.certificate.subject)} until ${files.certificate.validToDate.toISOString()}, client certificates ${tls.clientCert}${tls.clientCaFile ? ` (${files.clientCas} CA certificate${files.clientCas === 1 ? '' : 's'})` : ''}`;
   }
+  // The Txn-Token signing key passed checkFiles too: its kid for the summary line.
+  const mint = config.forward.txnToken;
+  const mintSummary =
+    mint && mint.mode !== 'off'
+      ? `${mint.mode} ${mint.algorithm} kid ${readSigningKey(resolve(loaded.baseDir, mint.keyFile), mint.algorithm).kid}, aud ${mint.audience}, lifetime ${mint.lifetime}`
+      : undefined;
   // Load the policy the way serve would (compiling a Rego folder), without serving.
   const policy = createPolicyEngine(loaded, { logger: createLogger('silent'), dispatcher: undefined });
   try {
@@ -297,6 +304,7 @@ async function check(args: string[]): Promise<number> {
       `  issuers    ${config.oauth.issuers.map((i) => i.issuer).join(', ') || '(none)'}`,
       `  policy     ${s.source} revision ${s.revision} entrypoint ${config.policy.entrypoint} (${config.policy.mode})`,
       `  audit      ${config.audit.sink}${config.audit.hashChain ? ', hash-chained' : ''}`,
+      ...(mintSummary ? [`  txnToken   ${mintSummary}`] : []),
       ...relaxations(config).map((w) => `  warning    ${w}`),
     ].join('\n'),
   );

@@ -1,12 +1,14 @@
 /**
  * Checks that read the files a config names (the listener's TLS certificate and key, the trusted
- * proxies' client CA file, the policy bundle signer's key) with the parsers that will use them. They run after the config is loaded,
- * before anything is built, for `serve` and `check` alike, and report like config problems: the
- * YAML path, what is wrong, the fix. Config validation itself reads no key file and imports no
+ * proxies' client CA file, the policy bundle signer's key, the Txn-Token signing key) with the
+ * parsers that will use them. They run after the config is loaded, before anything is built, for
+ * `serve` and `check` alike, and report like config problems: the YAML path, what is wrong, the
+ * fix. Config validation itself reads no key file and imports no
  * verifier (docs/architecture.md).
  */
 import { resolve } from 'node:path';
 import type { ConfigProblem, LoadedConfig } from '../config/load.ts';
+import { readSigningKey, TxnKeyFileError } from '../credentials/txn-mint.ts';
 import { readVerificationKey, VerificationKeyError } from '../policy/bundle-signature.ts';
 import { readTlsFiles, TlsFileError } from '../proxy/tls.ts';
 import { readCaCertificates } from './trusted-proxies.ts';
@@ -43,6 +45,15 @@ export function checkFiles(loaded: LoadedConfig): ConfigProblem[] {
     } catch (err) {
       if (!(err instanceof VerificationKeyError)) throw err;
       problems.push({ path: `policy.verification.${err.key}`, message: err.message, fix: "give the bundle signer's public key (PEM or JWK; relative paths start at this file's folder) and an algorithm that fits it" });
+    }
+  }
+  const mint = config.forward.txnToken;
+  if (mint && mint.mode !== 'off') {
+    try {
+      readSigningKey(resolve(baseDir, mint.keyFile), mint.algorithm);
+    } catch (err) {
+      if (!(err instanceof TxnKeyFileError)) throw err;
+      problems.push({ path: 'forward.txnToken.keyFile', message: `${err.file} ${err.reason}`, fix: `give an unencrypted PEM private key that signs ${mint.algorithm} (relative paths start at this file's folder), e.g. openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256` });
     }
   }
   return problems;

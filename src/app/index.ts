@@ -9,7 +9,8 @@ import { appendFileSync, mkdirSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import type { Dispatcher } from 'undici';
 import { relaxations, type LoadedConfig } from '../config/load.ts';
-import type { Config } from '../config/schema.ts';
+import { TxnTokenMinter } from '../credentials/txn-mint.ts';
+import type { Config, TxnMintConfig } from '../config/schema.ts';
 import { durationMs } from '../duration.ts';
 import { AuditLog, NO_AUDIT, type AuditLogOptions, type AuditSink } from '../observability/audit.ts';
 import { createAdminServer } from '../observability/health.ts';
@@ -18,6 +19,7 @@ import type { PolicyEngine } from '../policy/engine.ts';
 import { explainRequest, type DescribedRequest, type ExplainResult } from '../proxy/explain.ts';
 import { Forwarder } from '../proxy/forward.ts';
 import type { PipelineDeps, RpcRoute } from '../proxy/pipeline.ts';
+import type { UpstreamTxnPlan } from '../proxy/upstream-token.ts';
 import { protectedResource } from '../proxy/protected-resource.ts';
 import { ListenerTls } from '../proxy/tls.ts';
 import { WebSocketProxy } from '../proxy/upgrade.ts';
@@ -68,6 +70,8 @@ interface Parts {
   audit: AuditSink;
   /** Revocation marks and open streams; undefined without a `signals` section. */
   revocation: RevocationParts | undefined;
+  /** `forward.txnToken` (mode not off): signs the upstream's Txn-Tokens, publishes their key set. */
+  minter: TxnTokenMinter | undefined;
 }
 
 export function createApp(loaded: LoadedConfig, options: AppOptions = {}): App {
@@ -84,9 +88,11 @@ export function createApp(loaded: LoadedConfig, options: AppOptions = {}): App {
   const witIssuerKeys = workload?.witIssuerKeys ?? [];
   const keySets = [...oauth.issuers.map((i) => i.keys), ...(oauth.txn ? [oauth.txn.keys] : []), ...witIssuerKeys];
   const ready = () => !agent.draining && policy.status().loaded && keySets.every((k) => k.ready) && bundles.every((b) => b.ready && !b.status().stale);
+  const { minter } = parts;
   const admin = createAdminServer({
     ready,
     ...(signals ? { routes: signals.adminRoutes } : {}),
+    jwks: minter && (() => minter.jwks()),
     detail: () => ({
       draining: agent.draining,
       admission: agent.admission.status(),
@@ -98,6 +104,7 @@ export function createApp(loaded: LoadedConfig, options: AppOptions = {}): App {
       ...(witIssuerKeys.length > 0 ? { witIssuers: witIssuerKeys.map((k) => k.status()) } : {}),
       ...(tls ? { tls: tls.status() } : {}),
       ...(signals ? { signals: signals.status() } : {}),
+      ...(minter ? { txnMint: minter.status() } : {}),
     }),
   });
   /** First policy load and key fetches; each failure is logged and answered per request. */
@@ -116,6 +123,7 @@ export function createApp(loaded: LoadedConfig, options: AppOptions = {}): App {
       await prepare();
       if (config.policy.watch) policy.watch();
       if (agent.https) tls?.watch(agent.https);
+      minter?.watch();
       const address = await listen(agent.server, config.listen.address);
       const adminAddress = await listen(admin, config.admin.address);
       // After the listeners: a transmitter answers a verification request with a push at once.
@@ -130,6 +138,7 @@ export function createApp(loaded: LoadedConfig, options: AppOptions = {}): App {
       admin.closeAllConnections();
       policy.close();
       tls?.close();
+      minter?.close();
       for (const k of keySets) k.close();
       for (const b of bundles) b.close();
       signals?.close();
@@ -195,7 +204,25 @@ function buildParts(loaded: LoadedConfig, services: Services, options: AppOption
     forwarder: forwarder(config.upstream),
     audit,
     revocation,
+    minter: txnMinter(loaded, services),
   };
+}
+
+/** The Txn-Token minter: its key read now (an unusable file stops startup, as `check` reports it). */
+function txnMinter(loaded: LoadedConfig, services: Services): TxnTokenMinter | undefined {
+  const { config, baseDir } = loaded;
+  const settings = config.forward.txnToken;
+  if (!settings || settings.mode === 'off') return undefined;
+  return new TxnTokenMinter({
+    keyFile: resolve(baseDir, settings.keyFile),
+    algorithm: settings.algorithm,
+    audience: settings.audience,
+    issuer: settings.issuer ?? config.resource.id,
+    lifetimeSeconds: durationMs(settings.lifetime) / 1000,
+    rotationOverlapMs: durationMs(settings.rotationOverlap),
+    logger: services.logger,
+    now: services.now,
+  });
 }
 
 /**
@@ -249,7 +276,9 @@ function pipelineDeps(config: Readonly<Config>, parts: Parts, shadowDenials: { c
       stripCredentials: config.forward.stripCredentials,
       identityHeaders: new Map(Object.entries(config.forward.identityHeaders).map(([k, v]) => [k.toLowerCase(), v])),
       requestIdHeader: config.forward.requestIdHeader.toLowerCase(),
+      txnToken: parts.minter !== undefined,
     },
+    upstreamTxn: upstreamTxn(config.forward.txnToken?.mode, parts.minter),
     audit: parts.audit,
     logger: services.logger,
     methodOverride: config.forward.methodOverride,
@@ -258,6 +287,11 @@ function pipelineDeps(config: Readonly<Config>, parts: Parts, shadowDenials: { c
     listenerProto: parts.tls ? 'https' : 'http',
     now: services.now,
   };
+}
+
+/** The pipeline's Txn-Token plan: a minter exists exactly when the mode is not off. */
+function upstreamTxn(mode: TxnMintConfig['mode'] | undefined, minter: TxnTokenMinter | undefined): UpstreamTxnPlan | undefined {
+  return minter && mode !== undefined && mode !== 'off' ? { mode, minter } : undefined;
 }
 
 /** JSON-RPC routes: exact paths (config/load.ts keeps a path under one protocol). */

@@ -292,6 +292,8 @@ function semanticChecks(doc: unknown, baseDir: string, env: NodeJS.ProcessEnv, s
   checkWorkload(obj(doc, 'workload'), baseDir, report);
   checkRpcPaths(doc, report);
 
+  checkTxnMint(doc, report);
+
   const seen = new Set<string>();
   for (const [name, field] of Object.entries(obj(doc, 'forward', 'identityHeaders'))) {
     const path: Path = ['forward', 'identityHeaders', name];
@@ -340,7 +342,7 @@ function checkSignals(doc: unknown, baseDir: string, env: NodeJS.ProcessEnv, sec
     const value = resolveSecret(section as Secret, path, baseDir, env, report);
     if (value !== undefined) secrets.set(formatPath(path), value);
   };
-  const adminPaths = new Map<string, string>([['/healthz', 'the health endpoint'], ['/readyz', 'the readiness endpoint']]);
+  const adminPaths = new Map<string, string>([['/healthz', 'the health endpoint'], ['/readyz', 'the readiness endpoint'], ['/jwks.json', 'the key set of minted Txn-Tokens']]);
   const revoke = get(doc, 'admin', 'revoke');
   if (revoke !== undefined) {
     if (get(doc, 'signals') === undefined) report(['admin', 'revoke'], 'needs a signals section (its marks are the ones security events set)', 'add signals: {} (defaults apply), or remove admin.revoke');
@@ -384,6 +386,34 @@ function checkSignals(doc: unknown, baseDir: string, env: NodeJS.ProcessEnv, sec
       if (endpoint !== undefined) checkHttpUrl(endpoint, [...at, 'endpoint'], report, { allowPath: true });
     }
   });
+}
+
+/**
+ * `forward.txnToken`: a lifetime of whole seconds (`iat` and `exp` are NumericDates) and minutes at
+ * most (draft-ietf-oauth-transaction-tokens §6); an overlap that outlasts the tokens of a replaced
+ * key; and passing a caller's Txn-Token on only when agentward verifies them for the same trust
+ * domain the upstream expects, so the upstream never receives two audiences.
+ */
+function checkTxnMint(doc: unknown, report: Report): void {
+  const section = obj(doc, 'forward', 'txnToken');
+  if (Object.keys(section).length === 0) return;
+  const path: Path = ['forward', 'txnToken'];
+  const lifetime = str(section, 'lifetime');
+  const overlap = str(section, 'rotationOverlap');
+  const valid = (v: string | undefined): v is string => v !== undefined && new RegExp(DURATION_PATTERN).test(v);
+  if (valid(lifetime)) {
+    const ms = durationMs(lifetime);
+    if (ms % 1000 !== 0) report([...path, 'lifetime'], `"${lifetime}" is not a whole number of seconds`, 'use seconds or minutes, such as "60s"');
+    else if (ms > 600_000) report([...path, 'lifetime'], `"${lifetime}" is longer than 10 minutes`, 'Txn-Tokens live minutes or less (draft-ietf-oauth-transaction-tokens section 6); use "60s"');
+    if (valid(overlap) && durationMs(overlap) < ms) report([...path, 'rotationOverlap'], `"${overlap}" is shorter than the lifetime "${lifetime}"`, 'make it at least the lifetime, or tokens signed by a replaced key stop verifying before they expire');
+  }
+  if (str(section, 'mode') === 'pass-through-or-mint') {
+    const trustDomain = str(doc, 'txnTokens', 'trustDomain');
+    if (get(doc, 'txnTokens') === undefined) report([...path, 'mode'], 'pass-through-or-mint needs a txnTokens section (incoming Txn-Tokens must be verified to be passed on)', 'add txnTokens, or use mode: mint');
+    else if (trustDomain !== undefined && str(section, 'audience') !== undefined && trustDomain !== str(section, 'audience')) {
+      report([...path, 'audience'], `"${str(section, 'audience')}" differs from txnTokens.trustDomain "${trustDomain}"`, 'use the same trust domain: a passed-on Txn-Token carries txnTokens.trustDomain as its aud');
+    }
+  }
 }
 
 /**

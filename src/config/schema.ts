@@ -564,6 +564,27 @@ export const ConfigSchema = Closed(
           description:
             'Requests with a method override (`X-HTTP-Method-Override`, `X-HTTP-Method`, `X-Method-Override`, the `_method` query parameter), which an upstream framework may act on instead of the method the policy decided on. `reject`: 400 ERR_METHOD_OVERRIDE. `strip`: removed before the policy and the upstream see the request. `pass`: forwarded as sent, shown to the policy in `input.request.methodOverride` (a relaxed setting, named at startup).',
         }),
+        txnToken: Type.Optional(
+          Closed(
+            {
+              mode: Enum(['off', 'mint', 'pass-through-or-mint'], {
+                default: 'mint',
+                description:
+                  "`mint`: every forwarded request gets a Txn-Token signed by agentward. `pass-through-or-mint`: a request that carried a verified Txn-Token (`txnTokens`) passes it on unchanged, any other gets a minted one. `off`: no Txn-Token (the section is kept but does nothing).",
+              }),
+              keyFile: Type.String({ minLength: 1, description: 'The signing key: one unencrypted PEM private key (PKCS#8, SEC 1 or PKCS#1) that fits `algorithm`. Relative to this file. Re-read when it changes; see rotationOverlap.' }),
+              algorithm: Enum(ASYMMETRIC_ALGORITHMS, { default: 'ES256', description: 'The JWS algorithm tokens are signed with.' }),
+              audience: Type.String({ minLength: 1, description: 'The `aud` of minted tokens: the trust domain the upstream accepts Txn-Tokens for (draft-ietf-oauth-transaction-tokens §9.2).' }),
+              issuer: Type.Optional(Type.String({ minLength: 1, description: 'The `iss` of minted tokens. Default: resource.id.' })),
+              lifetime: Duration('60s', 'How long a minted token is valid (`exp - iat`), whole seconds, at most 10m (§6: minutes or less).'),
+              rotationOverlap: Duration('5m', 'How long the key a new keyFile replaces stays in the JWK Set, so the tokens it signed still verify; at least `lifetime`.'),
+            },
+            {
+              description:
+                'A Transaction Token (draft-ietf-oauth-transaction-tokens) for the upstream in the `Txn-Token` header of every forwarded request: the user, the requesting workload, the scope the decision allows and the transaction context, signed by agentward. Its JWK Set is served on the admin listener at /jwks.json. See docs/upstream-identity.md.',
+            },
+          ),
+        ),
       },
       { default: {} },
     ),
@@ -611,6 +632,7 @@ export const ConfigSchema = Closed(
 export type Config = Static<typeof ConfigSchema>;
 export type IssuerConfig = Static<typeof IssuerSchema>;
 export type TxnTokensConfig = NonNullable<Config['txnTokens']>;
+export type TxnMintConfig = NonNullable<Config['forward']['txnToken']>;
 export type McpPathConfig = Static<typeof McpPath>;
 export type WorkloadConfig = NonNullable<Config['workload']>;
 export type TrustDomainConfig = Static<typeof TrustDomainSchema>;

@@ -16,7 +16,7 @@
  * Each CryptoKey a resolver hands out is converted to a KeyObject once, and the conversion is kept
  * for as long as the resolver keeps the CryptoKey (a WeakMap): one per installed key.
  */
-import { constants, KeyObject, verify, type VerifyKeyObjectInput, type webcrypto } from 'node:crypto';
+import { constants, KeyObject, sign, verify, type VerifyKeyObjectInput, type webcrypto } from 'node:crypto';
 import { isUtf8 } from 'node:buffer';
 import { errors as joseErrors } from 'jose';
 import type { AsymmetricAlgorithm } from './algorithms.ts';
@@ -118,6 +118,18 @@ export function checkJwsSignature(jws: JwsParts, key: unknown, alg: string): Uin
 }
 
 const NON_ASCII = /[^\x00-\x7f]/;
+
+/**
+ * The signature over a JWS signing input (RFC 7515 §5.1 step 5) with a private KeyObject built
+ * once: the same algorithm table as the check above, in reverse, so what agentward signs is what
+ * it (and jose) verifies. Synchronous `crypto.sign`, no WebCrypto round trip per request. The
+ * caller makes sure the key fits `alg` (src/credentials/txn-mint.ts checks it when it loads the
+ * key); node:crypto throws on a key of the wrong type.
+ */
+export function signJws(alg: AsymmetricAlgorithm, key: KeyObject, signingInput: string): Buffer {
+  const entry = NATIVE[alg];
+  return sign(entry.digest, Buffer.from(signingInput, 'latin1'), { key, ...entry.options });
+}
 
 /**
  * The answer for every signature that does not verify: one instance, built once, so that a flood of

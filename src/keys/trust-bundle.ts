@@ -15,8 +15,7 @@
  * ERR_KEYS_UNAVAILABLE (fail closed, conventions §9) until a fetch works again.
  */
 import { createHash, X509Certificate } from 'node:crypto';
-import { realpathSync, watch, type FSWatcher } from 'node:fs';
-import { basename, dirname, resolve } from 'node:path';
+import { resolve } from 'node:path';
 import { createLocalJWKSet, errors as joseErrors, type CryptoKey, type FlattenedJWSInput, type JWK, type JWSHeaderParameters } from 'jose';
 import type { Dispatcher } from 'undici';
 import type { Logger } from 'pino';
@@ -24,6 +23,7 @@ import { AgentwardError } from '../errors.ts';
 import { fetchJson } from '../outbound/http.ts';
 import { readJsonFile } from './json-file.ts';
 import { durationMs } from '../duration.ts';
+import { watchFiles, type FileWatch } from '../file-watch.ts';
 import type { Services } from '../services.ts';
 
 export type TrustBundleSource = { file: string } | { url: string };
@@ -117,8 +117,7 @@ export class TrustBundle {
   private failures = 0;
   private inflight: Promise<boolean> | undefined;
   private timer: NodeJS.Timeout | undefined;
-  private debounce: NodeJS.Timeout | undefined;
-  private watchers: FSWatcher[] = [];
+  private watcher: FileWatch | undefined;
   private closed = false;
   private staleLogged = false;
   private lastUnknownKeyFetchAt = -Infinity;
@@ -188,9 +187,8 @@ export class TrustBundle {
   close(): void {
     this.closed = true;
     if (this.timer) clearTimeout(this.timer);
-    if (this.debounce) clearTimeout(this.debounce);
-    for (const w of this.watchers) w.close();
-    this.watchers = [];
+    this.watcher?.close();
+    this.watcher = undefined;
   }
 
   /** Keys of `use: jwt-svid` entries, for verifying JWT-SVIDs of this trust domain only. */
@@ -355,36 +353,13 @@ export class TrustBundle {
     this.timer.unref();
   }
 
-  /**
-   * Watches the file's folder (and its symlink target's): editors rename a new file onto the old
-   * one and Kubernetes swaps a `..data` symlink, neither of which a watch on the file survives.
-   */
+  /** Watches the file (src/file-watch.ts: through its folder) and reloads it when it changes. */
   private watch(file: string): void {
-    const dirs = new Set([dirname(file)]);
-    const names = new Set([basename(file)]);
-    try {
-      const target = realpathSync(file);
-      dirs.add(dirname(target));
-      names.add(basename(target));
-    } catch {
-      // Missing for now: the folder watch sees it appear.
-    }
-    const relevant = (name: string | null) => name === null || names.has(basename(name)) || name.startsWith('..');
-    const debounceMs = this.options.debounceMs ?? 100;
-    for (const dir of dirs) {
-      try {
-        const watcher = watch(dir, { persistent: false }, (_event, name) => {
-          if (!relevant(name) || this.closed) return;
-          if (this.debounce) clearTimeout(this.debounce);
-          this.debounce = setTimeout(() => void this.refresh(), debounceMs);
-          this.debounce.unref();
-        });
-        watcher.on('error', (err) => this.options.logger.error({ err, dir, trustDomain: this.trustDomain }, 'trust bundle file watcher failed; reload is off for this folder'));
-        this.watchers.push(watcher);
-      } catch (err) {
-        this.options.logger.error({ err, dir, trustDomain: this.trustDomain }, 'trust bundle file watcher failed; reload is off for this folder');
-      }
-    }
+    this.watcher = watchFiles([file], {
+      debounceMs: this.options.debounceMs ?? 100,
+      onChange: () => void this.refresh(),
+      onError: (err, dir) => this.options.logger.error({ err, dir, trustDomain: this.trustDomain }, 'trust bundle file watcher failed; reload is off for this folder'),
+    });
   }
 }
 

@@ -1,7 +1,9 @@
 /**
  * The admin listener: `/healthz` (the process serves) and `/readyz` (config, policy and every
- * issuer's key set are loaded, and the process is not draining), with detail for operators.
- * Keep it on a loopback or pod-internal address: it describes the policy and issuers.
+ * issuer's key set are loaded, and the process is not draining), with detail for operators, and
+ * `/jwks.json`, the public keys of the Txn-Tokens agentward mints for the upstream
+ * (`forward.txnToken`). Keep it on a loopback or pod-internal address: it describes the policy and
+ * issuers (the upstream, which fetches the key set, is usually in the same pod).
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 
@@ -14,6 +16,8 @@ export interface HealthSources {
    * connection cut.
    */
   routes?: ReadonlyMap<string, (req: IncomingMessage, res: ServerResponse) => Promise<void>>;
+  /** The minter's JWK Set document, serialized; undefined when agentward mints no Txn-Token. */
+  jwks?: (() => string) | undefined;
 }
 
 export function createAdminServer(sources: HealthSources): Server {
@@ -22,6 +26,14 @@ export function createAdminServer(sources: HealthSources): Server {
     const route = sources.routes?.get(path);
     if (route) {
       route(req, res).catch(() => res.destroy());
+      return;
+    }
+    if (path === '/jwks.json' && sources.jwks) {
+      // RFC 7517 §8.5.1 media type. Short caching: after a key rotation the new key must be
+      // fetched (verifiers also refetch on an unknown kid).
+      const text = sources.jwks();
+      res.writeHead(200, { 'content-type': 'application/jwk-set+json', 'cache-control': 'max-age=60', 'content-length': Buffer.byteLength(text) });
+      res.end(req.method === 'HEAD' ? undefined : text);
       return;
     }
     let status: number;
@@ -35,7 +47,7 @@ export function createAdminServer(sources: HealthSources): Server {
       body = { ready, ...sources.detail() };
     } else {
       status = 404;
-      body = { error: 'not found', endpoints: ['/healthz', '/readyz', ...(sources.routes?.keys() ?? [])] };
+      body = { error: 'not found', endpoints: ['/healthz', '/readyz', ...(sources.jwks ? ['/jwks.json'] : []), ...(sources.routes?.keys() ?? [])] };
     }
     const text = JSON.stringify(body);
     res.writeHead(status, { 'content-type': 'application/json', 'cache-control': 'no-store', 'content-length': Buffer.byteLength(text) });

@@ -16,9 +16,21 @@ export interface Decision {
   stepUp: { acrValues: string | undefined; maxAge: number | undefined } | undefined;
   /** Added to the upstream request on allow. */
   headers: Record<string, string>;
+  /**
+   * The scopes this request may use upstream: the minted Txn-Token's `scope` is the access
+   * token's scopes narrowed to these (`forward.txnToken`, docs/upstream-identity.md). Undefined:
+   * not narrowed.
+   */
+  scopes: string[] | undefined;
+  /** Members added to the minted Txn-Token's `tctx` (draft-ietf-oauth-transaction-tokens §9.2), beside `method` and `path`. */
+  context: Readonly<Record<string, unknown>> | undefined;
 }
 
-const KEYS = new Set(['allow', 'reason', 'status', 'requiredScopes', 'stepUp', 'headers']);
+const KEYS = new Set(['allow', 'reason', 'status', 'requiredScopes', 'stepUp', 'headers', 'scopes', 'context']);
+/** Largest `context`, as JSON: it rides in a header on every forwarded request. */
+const MAX_CONTEXT_BYTES = 4096;
+/** `tctx` members agentward sets itself from the request. */
+const RESERVED_CONTEXT = new Set(['method', 'path']);
 const TOKEN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 /** RFC 9110 §5.5 field-value: visible ASCII, space and tab. */
 const FIELD_VALUE = /^[\t\x20-\x7e]*$/;
@@ -33,7 +45,7 @@ function invalid(why: string): AgentwardError {
 
 /** Validates the raw value the entrypoint produced. */
 export function parseDecision(value: unknown): Decision {
-  if (typeof value === 'boolean') return { allow: value, reason: undefined, status: undefined, requiredScopes: [], stepUp: undefined, headers: {} };
+  if (typeof value === 'boolean') return { allow: value, reason: undefined, status: undefined, requiredScopes: [], stepUp: undefined, headers: {}, scopes: undefined, context: undefined };
   if (value === null || typeof value !== 'object' || Array.isArray(value)) throw invalid(`expected a boolean or an object, got ${Array.isArray(value) ? 'an array' : typeof value}`);
   const d = value as Record<string, unknown>;
   for (const key of Object.keys(d)) if (!KEYS.has(key)) throw invalid(`unknown key "${key}"`);
@@ -72,6 +84,18 @@ export function parseDecision(value: unknown): Decision {
       headers[name.toLowerCase()] = v;
     }
   }
+  let scopes: string[] | undefined;
+  if (d.scopes !== undefined) {
+    if (!Array.isArray(d.scopes) || !d.scopes.every((s) => typeof s === 'string' && SCOPE_TOKEN.test(s))) throw invalid('"scopes" must be an array of RFC 6750 scope tokens');
+    scopes = d.scopes as string[];
+  }
+  let context: Decision['context'];
+  if (d.context !== undefined) {
+    if (d.context === null || typeof d.context !== 'object' || Array.isArray(d.context)) throw invalid('"context" must be an object');
+    for (const key of Object.keys(d.context)) if (RESERVED_CONTEXT.has(key)) throw invalid(`"context.${key}" is set by agentward from the request`);
+    if (Buffer.byteLength(JSON.stringify(d.context)) > MAX_CONTEXT_BYTES) throw invalid(`"context" must be at most ${MAX_CONTEXT_BYTES} bytes as JSON`);
+    context = d.context as Record<string, unknown>;
+  }
   if (d.allow && (requiredScopes.length > 0 || stepUp !== undefined)) throw invalid('an allow cannot carry requiredScopes or stepUp');
-  return { allow: d.allow, reason: d.reason as string | undefined, status: d.status as Decision['status'], requiredScopes, stepUp, headers };
+  return { allow: d.allow, reason: d.reason as string | undefined, status: d.status as Decision['status'], requiredScopes, stepUp, headers, scopes, context };
 }

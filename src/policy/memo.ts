@@ -14,6 +14,7 @@
  * data (a class instance, a toJSON method) is not memoized: it is evaluated every time.
  */
 import { LRUCache } from 'lru-cache';
+import { deepFreeze } from '../jose/segments.ts';
 import type { Decision } from './decision.ts';
 import type { InputRead, PathSegment, ReadKind } from './input-reads.ts';
 
@@ -154,6 +155,8 @@ function freezeDecision(d: Decision): Decision {
   d.headers = Object.keys(d.headers).length === 0 ? NO_HEADERS : Object.freeze(d.headers);
   d.requiredScopes = d.requiredScopes.length === 0 ? NO_SCOPES : (Object.freeze(d.requiredScopes) as string[]);
   if (d.stepUp) Object.freeze(d.stepUp);
+  if (d.scopes) Object.freeze(d.scopes);
+  if (d.context) deepFreeze(d.context);
   return Object.freeze(d);
 }
 

@@ -16,6 +16,8 @@ export interface UpstreamHeaderPlan {
   /** Lower-cased identity header name → policy input field. */
   identityHeaders: ReadonlyMap<string, string>;
   requestIdHeader: string;
+  /** agentward sets `Txn-Token` itself (`forward.txnToken`): a caller's copy never passes on its own. */
+  txnToken: boolean;
 }
 
 export interface UpstreamFacts {
@@ -25,6 +27,8 @@ export interface UpstreamFacts {
   input: PolicyInput;
   /** Headers from an allow decision (already validated, lower-cased names). */
   decisionHeaders: Readonly<Record<string, string>>;
+  /** The Txn-Token for the upstream (src/proxy/upstream-token.ts), when the plan sets one. */
+  txnToken: string | undefined;
 }
 
 /**
@@ -70,6 +74,12 @@ export function rewriteUpstreamHeaders(headers: IncomingHttpHeaders, plan: Upstr
     if (value !== undefined) headers[name] = value;
   }
   for (const [name, value] of Object.entries(facts.decisionHeaders)) headers[name] = value;
+  // draft-ietf-oauth-transaction-tokens §12.1: exactly one Txn-Token, ours, even with
+  // stripCredentials off.
+  if (plan.txnToken) {
+    remove(headers, 'txn-token');
+    if (facts.txnToken !== undefined) headers['txn-token'] = facts.txnToken;
+  }
 
   headers[plan.requestIdHeader] = facts.requestId;
   if (facts.remoteAddress) {

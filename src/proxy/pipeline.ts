@@ -34,6 +34,7 @@ import type { Forwarder } from './forward.ts';
 import type { OpenStreams } from './streams.ts';
 import { rewriteUpstreamHeaders, type UpstreamHeaderPlan } from './headers.ts';
 import type { ProtectedResource } from './protected-resource.ts';
+import { upstreamTxnToken, type UpstreamTxnPlan } from './upstream-token.ts';
 import { problemFor, sendProblem, type ChallengeSchemes, type RejectContext } from './reject.ts';
 
 /** A path whose JSON-RPC body is read and decided per call. */
@@ -75,6 +76,8 @@ export interface PipelineDeps {
   policy: PolicyEngine;
   forwarder: Forwarder;
   headerPlan: UpstreamHeaderPlan;
+  /** `forward.txnToken`: the Txn-Token the upstream gets; undefined when off. */
+  upstreamTxn: UpstreamTxnPlan | undefined;
   audit: AuditSink;
   logger: Logger;
   /** `forward.methodOverride`: what a request with method override fields gets. */
@@ -156,6 +159,7 @@ export async function handleRequest(req: IncomingMessage, res: ServerResponse, d
       proto: deps.listenerProto,
       input,
       decisionHeaders: decision.headers,
+      txnToken: deps.upstreamTxn && txnTokenFor(req, decision, ctx, deps.upstreamTxn),
     });
     // From here the response may stay open (SSE, WebSocket): a revocation must be able to close it.
     if (deps.streams && ctx.token) deps.streams.track(res, ctx.token);
@@ -388,6 +392,25 @@ async function verifyTxnToken(credentials: PresentedCredentials, deps: PipelineD
   if (values === undefined && !deps.txn?.required) return undefined;
   if (!deps.txn) throw new AgentwardError('ERR_TXN_TOKEN_UNSUPPORTED');
   return deps.txn.verifier.verify(values ?? []);
+}
+
+/**
+ * Step 7 (allow half): the Txn-Token the upstream gets (src/proxy/upstream-token.ts), from the
+ * verified facts only. The caller's own Txn-Token, when passed on, is the value that verified:
+ * the one `Txn-Token` field of the request (step 3 refused any other count).
+ */
+function txnTokenFor(req: IncomingMessage, decision: Decision, ctx: RequestContext, plan: UpstreamTxnPlan): string {
+  const value = req.headers['txn-token'];
+  return upstreamTxnToken(plan, {
+    requestId: ctx.id,
+    method: ctx.method,
+    path: ctx.path,
+    remoteAddress: req.socket.remoteAddress,
+    token: ctx.token,
+    agent: ctx.agent,
+    txn: ctx.txn && typeof value === 'string' ? { verified: ctx.txn, value: value.trim() } : undefined,
+    decision,
+  });
 }
 
 /** What the error mapping needs to know about this request. */

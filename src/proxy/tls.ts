@@ -13,11 +13,11 @@
  * given, even empty: without one Node would verify clients against its public root store.
  */
 import { createHash, X509Certificate } from 'node:crypto';
-import { readFileSync, realpathSync, watch, type FSWatcher } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import type { Server as HttpsServer, ServerOptions } from 'node:https';
-import { basename, dirname } from 'node:path';
 import { createSecureContext, type SecureContextOptions } from 'node:tls';
 import { distinguishedName } from '../credentials/client-certificate.ts';
+import { watchFiles, type FileWatch } from '../file-watch.ts';
 import type { Logger } from '../observability/logger.ts';
 
 export type ClientCertMode = 'none' | 'optional' | 'required';
@@ -128,8 +128,7 @@ export class ListenerTls {
   /** Why the last setClientAuthorities failed; kept apart so a file reload does not clear it, nor it a file error. */
   private authoritiesError: string | null = null;
   private server: HttpsServer | undefined;
-  private watchers: FSWatcher[] = [];
-  private timer: NodeJS.Timeout | undefined;
+  private watcher: FileWatch | undefined;
 
   /** Reads the files once; throws TlsFileError when one cannot be used (startup fails). */
   constructor(options: ListenerTlsOptions) {
@@ -153,45 +152,19 @@ export class ListenerTls {
     };
   }
 
-  /**
-   * Watches the files' folders and reloads into `server`. Editors replace a file by renaming
-   * another onto it, and a Kubernetes secret volume swaps its `..data` symlink, so a folder is
-   * watched, and only events for the files' names (or Kubernetes' `..` entries) count: other
-   * files in the folder, say an audit log, never delay a reload.
-   */
+  /** Watches the files (src/file-watch.ts: through their folders) and reloads into `server`. */
   watch(server: HttpsServer): void {
     this.server = server;
     // Authorities set before the server existed (trust bundles load first) are not in the options
     // it was created with.
     if (this.clientAuthorities.length > 0) server.setSecureContext(this.contextOptions(this.current, this.clientAuthorities));
-    if (this.watchers.length > 0) return;
-    const dirs = new Set<string>();
-    const names = new Set<string>();
-    for (const file of [this.options.certFile, this.options.keyFile, this.options.clientCaFile]) {
-      if (file === undefined) continue;
-      dirs.add(dirname(file));
-      names.add(basename(file));
-      // A symlinked file changes where its target lives.
-      try {
-        const target = realpathSync(file);
-        dirs.add(dirname(target));
-        names.add(basename(target));
-      } catch {
-        // Gone for now: the folder watch sees it come back.
-      }
-    }
-    const relevant = (filename: string | null) => filename === null || names.has(basename(filename)) || filename.startsWith('..');
-    for (const dir of dirs) {
-      try {
-        const watcher = watch(dir, { persistent: false }, (_event, filename) => {
-          if (relevant(filename)) this.scheduleReload();
-        });
-        watcher.on('error', (err) => this.options.logger.error({ err, dir }, 'TLS file watcher failed; certificate reload is off for this folder'));
-        this.watchers.push(watcher);
-      } catch (err) {
-        this.options.logger.error({ err, dir }, 'TLS file watcher failed; certificate reload is off for this folder');
-      }
-    }
+    if (this.watcher) return;
+    const files = [this.options.certFile, this.options.keyFile, this.options.clientCaFile].filter((f): f is string => f !== undefined);
+    this.watcher = watchFiles(files, {
+      debounceMs: this.options.debounceMs ?? 200,
+      onChange: () => this.reload(),
+      onError: (err, dir) => this.options.logger.error({ err, dir }, 'TLS file watcher failed; certificate reload is off for this folder'),
+    });
   }
 
   /**
@@ -247,9 +220,8 @@ export class ListenerTls {
   }
 
   close(): void {
-    for (const w of this.watchers) w.close();
-    this.watchers = [];
-    if (this.timer) clearTimeout(this.timer);
+    this.watcher?.close();
+    this.watcher = undefined;
   }
 
   status(): TlsStatus {
@@ -277,12 +249,6 @@ export class ListenerTls {
   private warnIfExpired(): void {
     const c = this.current.certificate;
     if (c.validToDate.getTime() < this.now()) this.options.logger.warn({ certificate: this.status().certificate }, 'the listener certificate has expired; clients will refuse the handshake');
-  }
-
-  private scheduleReload(): void {
-    if (this.timer) clearTimeout(this.timer);
-    this.timer = setTimeout(() => this.reload(), this.options.debounceMs ?? 200);
-    this.timer.unref();
   }
 
   private now(): number {

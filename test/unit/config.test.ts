@@ -3,12 +3,15 @@
  * mean"), every problem reported together with its YAML path, line and a fix, defaults from one
  * place, secrets resolved at load, the result frozen. Checking touches no network.
  */
+import { generateKeyPairSync } from 'node:crypto';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { describe, expect, test } from 'vitest';
 import { cli } from '../helpers/cli.ts';
 import { parseConfig, loadConfig, relaxations, ConfigError, type ConfigProblem, type LoadedConfig } from '../../src/config/load.ts';
+import { checkFiles } from '../../src/app/file-checks.ts';
+import { readSigningKey } from '../../src/credentials/txn-mint.ts';
 import { effectiveProfile } from '../../src/identity/issuer-profiles.ts';
 import { ASYMMETRIC_ALGORITHMS } from '../../src/jose/algorithms.ts';
 
@@ -580,6 +583,43 @@ describe('loadConfig', () => {
   });
 });
 
+describe('forward.txnToken', () => {
+  const mint = (fields: string, extra = '') => withExtra(`${extra}forward:\n  txnToken:\n    keyFile: signing.pem\n    audience: trust-domain.example\n${fields}`);
+
+  test('defaults: mint, ES256, 60s, an overlap of 5m, iss from resource.id at build time', () => {
+    expect(parse(mint('')).config.forward.txnToken).toEqual({ mode: 'mint', keyFile: 'signing.pem', algorithm: 'ES256', audience: 'trust-domain.example', lifetime: '60s', rotationOverlap: '5m' });
+  });
+
+  test.each([
+    ['a lifetime in milliseconds', '    lifetime: 1500ms\n', 'forward.txnToken.lifetime', 'is not a whole number of seconds'],
+    ['a lifetime over 10 minutes', '    lifetime: 11m\n    rotationOverlap: 1h\n', 'forward.txnToken.lifetime', 'is longer than 10 minutes'],
+    ['an overlap shorter than the lifetime', '    lifetime: 2m\n    rotationOverlap: 60s\n', 'forward.txnToken.rotationOverlap', 'is shorter than the lifetime'],
+    ['pass-through-or-mint without txnTokens', '    mode: pass-through-or-mint\n', 'forward.txnToken.mode', 'needs a txnTokens section'],
+    ['a misspelt key', '    audiance: x\n', 'forward.txnToken.audiance', 'audience'],
+  ])('%s', (_name, fields, path, message) => {
+    const p = problem(mint(fields));
+    expect(p.path).toBe(path);
+    expect(`${p.message} ${p.fix}`).toContain(message);
+  });
+
+  test('pass-through-or-mint: the audience must be the trust domain incoming Txn-Tokens are verified for', () => {
+    const txn = 'txnTokens:\n  trustDomain: other.example\n  jwksUri: http://127.0.0.1:1/jwks\n';
+    const p = problem(mint('    mode: pass-through-or-mint\n', txn));
+    expect(p).toMatchObject({ path: 'forward.txnToken.audience', message: '"trust-domain.example" differs from txnTokens.trustDomain "other.example"' });
+    expect(parse(mint('    mode: pass-through-or-mint\n', txn.replace('other.example', 'trust-domain.example'))).config.forward.txnToken?.mode).toBe('pass-through-or-mint');
+  });
+
+  test('the key file is read by the file checks (serve and check): a missing or unfitting key is a problem with its path', () => {
+    const dir = tempDir();
+    const loaded = parse(mint('    algorithm: RS256\n'), {}, join(dir, 'agentward.yaml'));
+    expect(checkFiles(loaded)).toEqual([{ path: 'forward.txnToken.keyFile', message: expect.stringContaining('signing.pem cannot be read (ENOENT)'), fix: expect.stringContaining('signs RS256') }]);
+    writeFileSync(join(dir, 'signing.pem'), generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey.export({ type: 'pkcs8', format: 'pem' }));
+    expect(checkFiles(loaded)[0]?.message).toContain('(EC P-256) that cannot sign RS256');
+    expect(checkFiles(parse(mint(''), {}, join(dir, 'agentward.yaml')))).toEqual([]);
+    expect(checkFiles(parse(mint('    mode: "off"\n'), {}, join(tempDir(), 'agentward.yaml')))).toEqual([]);
+  });
+});
+
 describe('agentward check', () => {
   test('three mistakes → exit 1, stderr lists the three paths with their lines', async () => {
     const file = join(tempDir(), 'agentward.yaml');
@@ -594,12 +634,16 @@ describe('agentward check', () => {
   });
 
   test('a valid config with the repository policies → exit 0, OK and its relaxations', async () => {
-    const file = join(tempDir(), 'agentward.yaml');
-    writeFileSync(file, withExtra('forward:\n  stripCredentials: false\n'));
+    const dir = tempDir();
+    const file = join(dir, 'agentward.yaml');
+    const key = generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey;
+    writeFileSync(join(dir, 'signing.pem'), key.export({ type: 'pkcs8', format: 'pem' }));
+    writeFileSync(file, withExtra('forward:\n  stripCredentials: false\n  txnToken:\n    keyFile: signing.pem\n    audience: trust-domain.example\n'));
     const { code, stdout, stderr } = await cli(['check', '--config', file]);
     expect(stderr).toBe('');
     expect(code).toBe(0);
     expect(stdout.split('\n')[0]).toBe(`${file}: OK`);
+    expect(stdout).toContain(`txnToken   mint ES256 kid ${readSigningKey(join(dir, 'signing.pem'), 'ES256').kid}, aud trust-domain.example, lifetime 60s`);
     expect(stdout).toContain('resource   https://tools.example.com/mcp');
     expect(stdout).toContain('entrypoint agentward/decision (enforce)');
     // A valid but loosened setting is still named.

@@ -175,3 +175,24 @@ describe('malformed decisions deny with ERR_POLICY_DECISION_INVALID', () => {
     expect(expectInvalid({ allow: true, stepUp: { maxAge: 60 } })).toContain('an allow cannot carry requiredScopes or stepUp');
   });
 });
+
+describe('scopes and context (the Txn-Token minted for the upstream, forward.txnToken)', () => {
+  test('an allow may list the scopes the request may use upstream and add to tctx', () => {
+    const d = parseDecision({ allow: true, scopes: ['tools.read'], context: { tool: 'create_issue', limits: { max: 3 } } });
+    expect(d.scopes).toEqual(['tools.read']);
+    expect(d.context).toEqual({ tool: 'create_issue', limits: { max: 3 } });
+    expect(parseDecision({ allow: true })).toMatchObject({ scopes: undefined, context: undefined });
+  });
+
+  test.each([
+    ['scopes not scope tokens', { scopes: ['a b'] }, '"scopes"'],
+    ['scopes not an array', { scopes: 'tools.read' }, '"scopes"'],
+    ['context not an object', { context: ['x'] }, '"context" must be an object'],
+    ['context null', { context: null }, '"context" must be an object'],
+    ['context setting method', { context: { method: 'DELETE' } }, '"context.method" is set by agentward'],
+    ['context setting path', { context: { path: '/admin' } }, '"context.path" is set by agentward'],
+    ['context over 4096 bytes', { context: { blob: 'x'.repeat(4096) } }, 'at most 4096 bytes'],
+  ])('%s is malformed', (_name, fields, message) => {
+    expect(expectInvalid({ allow: true, ...fields })).toContain(message);
+  });
+});

@@ -47,11 +47,11 @@ function input(sub: SubjectInput | null = subject(), chain: { sub: string; iss: 
 }
 
 function plan(overrides: Partial<UpstreamHeaderPlan> = {}): UpstreamHeaderPlan {
-  return { stripCredentials: true, identityHeaders: new Map(), requestIdHeader: 'x-request-id', ...overrides };
+  return { stripCredentials: true, identityHeaders: new Map(), requestIdHeader: 'x-request-id', txnToken: false, ...overrides };
 }
 
 function facts(overrides: Partial<UpstreamFacts> = {}): UpstreamFacts {
-  return { requestId: 'req-1', remoteAddress: '10.0.0.7', proto: 'http', input: input(), decisionHeaders: {}, ...overrides };
+  return { requestId: 'req-1', remoteAddress: '10.0.0.7', proto: 'http', input: input(), decisionHeaders: {}, txnToken: undefined, ...overrides };
 }
 
 function rewrite(headers: IncomingHttpHeaders, p = plan(), f = facts()): IncomingHttpHeaders {
@@ -202,5 +202,17 @@ describe('decision headers and request id', () => {
   test('other headers pass untouched', () => {
     const h = rewrite({ accept: 'text/event-stream', 'content-type': 'application/json', 'mcp-session-id': 's1' });
     expect(h).toMatchObject({ accept: 'text/event-stream', 'content-type': 'application/json', 'mcp-session-id': 's1' });
+  });
+});
+
+describe('the Txn-Token for the upstream (forward.txnToken)', () => {
+  test('replaces a caller copy, even with stripCredentials off', () => {
+    const h = rewrite({ 'txn-token': 'caller.forged.token' }, plan({ txnToken: true, stripCredentials: false }), facts({ txnToken: 'minted.by.agentward' }));
+    expect(h['txn-token']).toBe('minted.by.agentward');
+  });
+
+  test('without the plan, a caller copy passes only as stripCredentials decides', () => {
+    expect(rewrite({ 'txn-token': 'a.b.c' }, plan({ stripCredentials: false }))['txn-token']).toBe('a.b.c');
+    expect(rewrite({ 'txn-token': 'a.b.c' })['txn-token']).toBeUndefined();
   });
 });

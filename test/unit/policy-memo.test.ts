@@ -437,7 +437,7 @@ describe('memo keys', () => {
   test('are bounded in length and number; decisions kept are frozen', () => {
     const memo = new DecisionMemo(reads(['a', 'value']), { maxEntries: 2, maxKeyLength: 10 });
     expect(memo.key({ a: 'x'.repeat(20) })).toBeUndefined();
-    const allow = (): Decision => ({ allow: true, reason: undefined, status: undefined, requiredScopes: [], stepUp: undefined, headers: {} });
+    const allow = (): Decision => ({ allow: true, reason: undefined, status: undefined, requiredScopes: [], stepUp: undefined, headers: {}, scopes: undefined, context: undefined });
     const keep = (m: DecisionMemo, a: string) => {
       const first = m.set(m.key({ a })!, allow());
       const second = m.set(m.key({ a })!, allow());
