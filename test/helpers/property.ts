@@ -74,12 +74,12 @@ const mutation: fc.Arbitrary<Mutation> = fc.oneof(
   fc.constant<Mutation>((s) => ` ${s} `),
 );
 
-/** `valid`, or `valid` after one to three edits: truncation, deletion, a replaced or inserted character, a duplicated slice, repetition. */
+/** One to three edits, applied in order: truncation, deletion, a replaced or inserted character, a duplicated slice, repetition, case, surrounding spaces. */
+export const edits: fc.Arbitrary<Mutation> = fc.array(mutation, { minLength: 1, maxLength: 3 }).map((list) => (s: string) => list.reduce((acc, edit) => edit(acc), s));
+
+/** `valid`, or `valid` after `edits`. */
 export function nearMiss(valid: fc.Arbitrary<string>): fc.Arbitrary<string> {
-  return fc.oneof(
-    { weight: 1, arbitrary: valid },
-    { weight: 4, arbitrary: fc.tuple(valid, fc.array(mutation, { minLength: 1, maxLength: 3 })).map(([s, edits]) => edits.reduce((acc, edit) => edit(acc), s)) },
-  );
+  return fc.oneof({ weight: 1, arbitrary: valid }, { weight: 4, arbitrary: fc.tuple(valid, edits).map(([s, edit]) => edit(s)) });
 }
 
 /** Names that an object literal inherits from Object.prototype: a lookup by a caller's string must not find them. */
