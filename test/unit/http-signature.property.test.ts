@@ -184,7 +184,8 @@ function applyEdit(signed: Signed, edit: Edit): SignedRequest {
 
 /** Whether everything the signature signed reads the same in `edited` as in `original` (by the references). */
 function signsTheSame(original: SignedRequest, edited: SignedRequest, label: string): boolean {
-  const field = (request: SignedRequest, name: string): string | undefined => request.headers[name]?.map((l) => l.replace(/^[ \t]+|[ \t]+$/g, '')).join(', ');
+  // RFC 9421 §2.1: each line without surrounding whitespace, obs-fold read as one space, lines joined by ", ".
+  const field = (request: SignedRequest, name: string): string | undefined => request.headers[name]?.map((l) => l.replace(/\r?\n[ \t]+/g, ' ').replace(/^[ \t]+|[ \t]+$/g, '')).join(', ');
   const member = (request: SignedRequest, name: string): string | undefined => {
     try {
       const m = parseDictionary(field(request, name) ?? '').get(label);
