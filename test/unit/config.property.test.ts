@@ -77,6 +77,11 @@ const fileArb = fc
   });
 
 describe('parseConfig', () => {
+  test('regression: an alias without its anchor is a ConfigError, not the ReferenceError yaml throws', () => {
+    const result = load(`${stringify(MINIMAL)}x: [a, *missing]\n`);
+    expect(result.ok).toBe(false);
+  });
+
   test('any text: loaded, or ConfigError with a path, message and fix for every problem', () => {
     fc.assert(
       fc.property(fc.oneof(nearMiss(fc.constantFrom(EXAMPLE, stringify(MINIMAL))), fc.string({ unit: 'binary', maxLength: 80 }), fileArb.map((t) => `${t}\n${t}`)), (text) => {
