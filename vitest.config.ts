@@ -8,6 +8,8 @@ export default defineConfig({
     // Integration suites start real servers and compile policies with opa; two workers fit the
     // 2-core machines this runs on.
     maxWorkers: 2,
+    // scripts/property-long-run.sh counts the fast-check runs of every suite (test/helpers/property-tally.ts).
+    setupFiles: process.env.AGENTWARD_PROPERTY_TALLY ? ['test/helpers/property-tally.ts'] : [],
     // Coverage is measured on every run and may not fall below these floors. Code that only runs
     // in child processes (the CLI in src/main.ts) is exercised by tests but not counted here.
     coverage: {

@@ -83,7 +83,14 @@ export function parseConfig(text: string, file: string, env: NodeJS.ProcessEnv =
       doc.errors.map((e) => ({ path: '', line: lineOf(e.pos[0]), message: `YAML syntax: ${e.message.split('\n')[0]}`, fix: 'correct the YAML syntax at that line' })),
     );
   }
-  const data: unknown = doc.toJS() ?? {};
+  // yaml reports an alias without its anchor, or too many aliases (its guard against a billion
+  // laughs), only when converting: a ReferenceError, wrapped here so every bad file is a ConfigError.
+  let data: unknown;
+  try {
+    data = doc.toJS() ?? {};
+  } catch (err) {
+    throw new ConfigError(file, [{ path: '', message: `YAML: ${(err as Error).message.split('\n')[0]}`, fix: 'define each anchor (&name) before its alias (*name), and use few aliases' }]);
+  }
   const problems: ConfigProblem[] = [];
   if (typeof data !== 'object' || data === null || Array.isArray(data)) {
     throw new ConfigError(file, [{ path: '', line: 1, message: 'the file is not a YAML mapping', fix: 'start from config/agentward.example.yaml' }]);

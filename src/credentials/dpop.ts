@@ -176,7 +176,8 @@ export class DpopVerifier {
  * members in lexicographic order (§3.2). A key lacking them is not a usable proof key.
  */
 export function jwkThumbprint(jwk: Record<string, unknown>): string {
-  const members = THUMBPRINT_MEMBERS[jwk.kty as string];
+  // Own members only: a `kty` of "constructor" or "__proto__" must not find Object.prototype's.
+  const members = typeof jwk.kty === 'string' && Object.hasOwn(THUMBPRINT_MEMBERS, jwk.kty) ? THUMBPRINT_MEMBERS[jwk.kty] : undefined;
   if (!members) throw new AgentwardError('ERR_DPOP_PROOF_KEY');
   const parts: string[] = [];
   for (const name of members) {

@@ -204,7 +204,9 @@ function readAuthorization(req: IncomingMessage, query: URLSearchParams, accepte
   let scheme: PresentedCredentials['scheme'];
   const header = authorization[0];
   if (header !== undefined) {
-    const match = /^([!#$%&'*+.^_`|~0-9A-Za-z-]+)(?: +(.*))?$/.exec(header.trim());
+    // Only OWS (SP, HTAB; RFC 9110 §5.6.3) is trimmed: String#trim would also drop U+00A0 (an
+    // obs-text byte 0xA0 in a latin1-decoded field) and so accept a token the upstream reads differently.
+    const match = /^([!#$%&'*+.^_`|~0-9A-Za-z-]+)(?: +(.*))?$/.exec(header.replace(/^[ \t]+|[ \t]+$/g, ''));
     if (!match) throw new AgentwardError('ERR_AUTHORIZATION_MALFORMED');
     const name = match[1]!.toLowerCase();
     const credentials = match[2] ?? '';

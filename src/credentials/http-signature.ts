@@ -292,7 +292,9 @@ function checkDigest(request: SignedRequest): void {
   }
   let recognised = 0;
   for (const [algorithm, member] of parseField(value, 'ERR_HSIG_DIGEST', 'Content-Digest')) {
-    const nodeAlgorithm = DIGEST_ALGORITHMS[algorithm];
+    // Own members only: "constructor" is a valid Dictionary key (RFC 9651 §3.2) and must be
+    // ignored as an unknown algorithm, not found on Object.prototype and handed to createHash.
+    const nodeAlgorithm = Object.hasOwn(DIGEST_ALGORITHMS, algorithm) ? DIGEST_ALGORITHMS[algorithm] : undefined;
     if (nodeAlgorithm === undefined) continue;
     if (isInnerList(member) || !(member[0] instanceof ArrayBuffer)) throw fail('ERR_HSIG_DIGEST', `The ${algorithm} Content-Digest member is not a byte sequence.`);
     const expected = createHash(nodeAlgorithm).update(body).digest();

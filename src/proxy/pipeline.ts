@@ -434,8 +434,14 @@ export function rejectContext(ctx: RequestContext, deps: PipelineDeps): RejectCo
  */
 export function parseTarget(rawUrl: string): URL {
   if (!rawUrl.startsWith('/')) throw new AgentwardError('ERR_BAD_REQUEST', 'The request target must be a path (origin-form).');
-  const q = rawUrl.indexOf('?');
-  const path = q === -1 ? rawUrl : rawUrl.slice(0, q);
+  // No URI holds a control character or a space (RFC 3986 §2, RFC 9112 §3.2). Node's parser
+  // refuses them already; refused here too because the WHATWG parser below removes tabs and
+  // newlines and trailing controls (URL Standard §4.4 basic URL parser), which would turn
+  // "/a%<TAB>2f" into "/a%2f" and "/a/..<0x01>" into "/" after the check below has passed.
+  if (/[\x00-\x20\x7f]/.test(rawUrl)) throw new AgentwardError('ERR_BAD_REQUEST', 'The request target is not a valid URI path.');
+  // The path ends at "?" or at "#" (RFC 3986 §3.3): "/admin/..#x" is the path "/admin/..", which
+  // the URL parser would otherwise turn into "/" after the check below had passed.
+  const path = rawUrl.split(/[?#]/, 1)[0]!;
   if (/(^|\/)\.\.?(\/|$)|%2e|%2f|%5c|\\/i.test(path)) throw new AgentwardError('ERR_PATH_NOT_NORMALIZED');
   try {
     // Concatenated, not resolved against a base: "//host/x" must stay a path, exactly as the

@@ -26,6 +26,14 @@ export const MCP_LISTS: Readonly<Record<string, ListKind>> = {
   'resources/list': { member: 'resources', callMethod: 'resources/read', key: 'uri' },
 };
 
+/**
+ * The list a method asks for, if any. The method is the caller's: only own members of MCP_LISTS
+ * count, so that "constructor" or "__proto__" is no list (nor, for A2A, an operation).
+ */
+export function listKind(method: string): ListKind | undefined {
+  return Object.hasOwn(MCP_LISTS, method) ? MCP_LISTS[method] : undefined;
+}
+
 /** Methods whose `params.uri` (not `params.name`) names what they act on (MCP `Mcp-Name`, SEP-2243). */
 const URI_METHODS = new Set(['resources/read', 'resources/subscribe', 'resources/unsubscribe']);
 
@@ -85,10 +93,10 @@ export function inspectRpc(protocol: RpcProtocol, body: JsonRpcBody): RpcInspect
     const params = isObject(message.params) ? message.params : undefined;
     if (protocol === 'mcp') {
       calls.push({ call: message, mcp: { method: message.method, name: mcpName(message.method, params), arguments: isObject(params?.arguments) ? params.arguments : null, id: message.id ?? null, listFilter: false }, a2a: null });
-      const list = MCP_LISTS[message.method];
+      const list = listKind(message.method);
       if (list && message.id !== undefined) lists.set(message.id, list);
     } else {
-      calls.push({ call: message, mcp: null, a2a: { method: message.method, operation: A2A_OPERATIONS[message.method] ?? message.method, id: message.id ?? null, arguments: params ?? null } });
+      calls.push({ call: message, mcp: null, a2a: { method: message.method, operation: Object.hasOwn(A2A_OPERATIONS, message.method) ? A2A_OPERATIONS[message.method]! : message.method, id: message.id ?? null, arguments: params ?? null } });
     }
   }
   return { protocol, batch: body.batch, calls, ids, lists };

@@ -37,7 +37,12 @@ export interface JsonRpcBody {
   batch: boolean;
 }
 
-const decoder = new TextDecoder('utf-8', { fatal: true });
+/**
+ * `ignoreBOM` keeps a leading U+FEFF in the text, so that JSON.parse refuses it: RFC 8259 §8.1
+ * forbids sending a BOM and lets parsers either ignore or refuse it, so an upstream may read the
+ * forwarded bytes differently from us.
+ */
+const decoder = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 
 /** Parses and checks a request body. Throws ERR_RPC_PARSE (-32700) or ERR_RPC_INVALID (-32600). */
 export function parseJsonRpcBody(body: Buffer): JsonRpcBody {
