@@ -1,5 +1,5 @@
 /**
- * SPIFFE X509-SVIDs (X509-SVID.md, Stable; spec credentials.md §B.1, §A.5) presented as the TLS
+ * SPIFFE X509-SVIDs (X509-SVID.md, Stable; cases X5-Nxx in docs/negative-cases.md) presented as the TLS
  * client certificate of a connection.
  *
  * A client certificate is an X509-SVID when it carries a URI SAN with the `spiffe` scheme (any

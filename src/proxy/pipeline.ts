@@ -186,7 +186,7 @@ export async function authorize(req: IncomingMessage, res: ServerResponse, targe
   const credentials = extractCredentials(req, target.searchParams, deps.extraction);
   ctx.scheme = credentials.scheme;
   const facts = requestFacts(req, ctx, deps);
-  // Step 3, in the order of credentials.md §H.1: the workload (agent) first, then the access
+  // Step 3, in the order docs/architecture.md gives ("The request pipeline", step 3): the workload (agent) first, then the access
   // token with its sender constraint, then the Txn-Token. Every credential presented is verified.
   const workload = await authenticateWorkload(credentials, facts, ctx, deps);
   ctx.agent = workload.agent;
