@@ -16,7 +16,7 @@ interface CodeInfo {
   readonly oauthError?: OAuthError;
   readonly title: string;
   /**
-   * A WIMSE workload-credential failure. U3 (credentials.md §I): 401 with `WWW-Authenticate: WPT`
+   * A WIMSE workload-credential failure. Decision U3 (docs/negative-cases.md): 401 with `WWW-Authenticate: WPT`
    * when the proof was a WPT (wpt-02 §2.1), 400 without a challenge when it was an HTTP message
    * signature (http-signature §3.5). `status` is the WPT-mode status; reject.ts applies the rule.
    */

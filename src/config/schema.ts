@@ -228,7 +228,7 @@ const WorkloadSchema = Closed(
           description: 'Values accepted as WPT `aud` and signature `wimse-aud` besides the target URI (resource origin + path), e.g. a name the callers use before a rewrite. From trusted configuration only (wpt-02 §3.1.7).',
         }),
         maxProofLifetime: Duration('5m', 'Longest time a WPT or an HTTP message signature may be valid for (wpt-02 §2: "MUST be short").'),
-        strictAudience: Type.Boolean({ default: false, description: 'Accept a WPT `aud` only as a string, never as an array (credentials.md U6).' }),
+        strictAudience: Type.Boolean({ default: false, description: 'Accept a WPT `aud` only as a string, never as an array (decision U6, docs/negative-cases.md).' }),
         contextTokenHeaders: Type.Array(Type.String({ pattern: "^[!#$%&'*+.^_`|~0-9a-z-]+$" }), {
           default: [],
           uniqueItems: true,
@@ -267,7 +267,7 @@ const WorkloadSchema = Closed(
       {
         enabled: Type.Boolean({ default: true, description: 'Accept SPIFFE JWT-SVIDs in `Authorization: Bearer` (recognised when `sub` is a spiffe ID of a configured trust domain and `iss` is not an OAuth issuer).' }),
         audiences: Type.Optional(Type.Array(Type.String({ minLength: 1 }), { minItems: 1, uniqueItems: true, description: 'Audience values naming this resource in JWT-SVIDs. Default: [resource.id].' })),
-        requireKid: Type.Boolean({ default: true, description: 'Refuse JWT-SVIDs without `kid` (credentials.md U10).' }),
+        requireKid: Type.Boolean({ default: true, description: 'Refuse JWT-SVIDs without `kid` (decision U10, docs/negative-cases.md).' }),
       },
       { default: {} },
     ),

@@ -1,6 +1,6 @@
 /**
  * WIMSE workload-to-workload HTTP Message Signatures: the RFC 9421 profile of
- * draft-ietf-wimse-http-signature with the -07/-08 rules (credentials.md §A.4, decision U2). The
+ * draft-ietf-wimse-http-signature with the -07/-08 rules (cases HSIG-Nxx and decision U2 in docs/negative-cases.md). The
  * request is signed with the private key of the WIT's `cnf.jwk`; verifying it proves possession of
  * that key and binds the covered parts of the request (method, path, query, credentials, body
  * digest) to it. The WIT itself is verified before this module runs (draft §3: "MUST validate the
@@ -69,7 +69,8 @@ export interface WorkloadKey {
   alg: string;
   /**
    * RFC 7638 thumbprint of `cnf.jwk` (`VerifiedWit.jkt`). When given, the replay cache is scoped
-   * per sender key (credentials.md §H.1 step 7), so one workload cannot burn another's nonces.
+   * per sender key, and written only after the signature verifies, so one workload cannot burn
+   * another's nonces.
    */
   thumbprint?: string | undefined;
 }

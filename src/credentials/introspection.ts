@@ -2,7 +2,7 @@
  * OAuth 2.0 Token Introspection (RFC 7662) for opaque access tokens, with the optional signed
  * JWT response of RFC 9701. The answer of the authorization server (AS) says whether the token is
  * active; the resource-server checks (issuer, audience, time, claim types, key binding,
- * delegation) are still ours (spec §C.4 "The RS still performs audience, scope and binding
+ * delegation) are still ours (RFC 7662 §4 leaves them to the resource server: "The RS still performs audience, scope and binding
  * checks") and produce the same VerifiedAccessToken as the JWT path, so the rest of the pipeline
  * does not know which path verified a token.
  *
@@ -295,7 +295,7 @@ export class TokenIntrospector {
     return result;
   }
 
-  /** The resource-server checks on an active response (spec §C.4 last item; RFC 9068 §4 order). */
+  /** The resource-server checks on an active response (RFC 7662 §4; RFC 9068 §4 order). */
   private check(claims: Record<string, unknown>, hash: string): IntrospectedAccessToken {
     const nowMs = this.now();
 

@@ -1,5 +1,5 @@
 /**
- * SPIFFE JWT-SVIDs (JWT-SVID.md, Stable; spec credentials.md §B.2) presented as bearer tokens
+ * SPIFFE JWT-SVIDs (JWT-SVID.md, Stable; cases JS-Nxx in docs/negative-cases.md) presented as bearer tokens
  * (`Authorization: Bearer`, JWT-SVID §5.2).
  *
  * Checks run in one fixed order, each failure with its own code: compact JWS (§5.1, JS-N08),

@@ -1,5 +1,5 @@
 /**
- * Transaction Tokens (draft-ietf-oauth-transaction-tokens-11; spec digest §E.2). A Txn-Token
+ * Transaction Tokens (draft-ietf-oauth-transaction-tokens-11; cases TXN-Nxx in docs/negative-cases.md). A Txn-Token
  * carries the user, the transaction and its immutable context through the call chain inside one
  * trust domain. It is neither an authentication credential (§13.12) nor an OAuth access token
  * (§13.13): this module only says whether the token is genuine, current and meant for this trust
@@ -144,7 +144,7 @@ export class TxnTokenVerifier {
       keys: options.keys,
       failures: FAILURES,
       afterSignature: (claims) => this.checkAudience(claims),
-      // §12.2 step 3, with a small leeway (RFC 8725; spec §1.1) (TXN-N08). `iat` comes with the lifetime, below.
+      // §12.2 step 3, with a small leeway (RFC 8725 §3.1) (TXN-N08). `iat` comes with the lifetime, below.
       time: {
         skew: this.skew,
         now: this.now,

@@ -1,7 +1,7 @@
 /**
  * WIMSE workload authentication: a Workload Identity Token (draft-ietf-wimse-workload-creds-02
- * §5.1; credentials.md §A.2) proved by a Workload Proof Token (draft-ietf-wimse-wpt-02 §2;
- * credentials.md §A.3), with the decisions of credentials.md §I (U4–U6).
+ * §5.1; cases WIT-Nxx) proved by a Workload Proof Token (draft-ietf-wimse-wpt-02 §2;
+ * cases WPT-Nxx), with the decisions U4–U6 (all in docs/negative-cases.md).
  *
  * The WIT is verified only with the keys of the trust domain named by its `sub` (creds-02 §3,
  * §9.1): the unverified `sub` picks the domain, and the verified `sub` must name the same one, so
@@ -390,8 +390,9 @@ export class WimseVerifier {
   }
 
   /**
-   * The WIT alone (credentials.md §A.2 steps 1–8). The result is not an authenticated identity:
-   * the caller must still check a proof by its `cnf.jwk` (a WPT here, or an HTTP message signature).
+   * The WIT alone (decision U1 in docs/negative-cases.md: header, trust domain, key, signature,
+   * time, cnf). The result is not an authenticated identity: the caller must still check a proof
+   * by its `cnf.jwk` (a WPT here, or an HTTP message signature).
    */
   async verifyIdentityToken(wit: string, targetUri?: string): Promise<VerifiedWit> {
     const witHash = hash('sha256', wit, 'base64url');
@@ -407,7 +408,7 @@ export class WimseVerifier {
     return verified;
   }
 
-  /** §A.2 steps 5–6 (time) and U5 (audience): what can change between two uses of one WIT. */
+  /** The WIT's time checks and U5 (audience): what can change between two uses of one WIT. */
   private checkWitUse(wit: CachedWit, targetUri: string | undefined): void {
     const nowSeconds = this.now() / 1000;
     if (wit.exp <= nowSeconds - this.skew) throw new WimseError('ERR_WIT_EXPIRED');
@@ -417,7 +418,7 @@ export class WimseVerifier {
     if (wit.aud !== undefined && !this.listNamesThisResource(typeof wit.aud === 'string' ? [wit.aud] : wit.aud, targetUri)) throw new WimseError('ERR_WIT_AUDIENCE');
   }
 
-  /** §A.2 steps 1–5 and 7–8: everything about a WIT that does not change with time or target. */
+  /** The WIT checks other than time (U1): everything about a WIT that does not change with time or target. */
   private async verifyWitToken(wit: string, witHash: string): Promise<CachedWit> {
     const route: WitRoute = { claimed: undefined, source: undefined, issuer: undefined, witSvid: false, verifiedWith: undefined, id: undefined };
     const { claims, exp, nbf } = await verifyCompactJws(wit, this.witProfile, route);

@@ -8,7 +8,7 @@
  * - an X.509-SVID as the client certificate (X509-SVID §5): the TLS one, or a trusted hop's `Client-Cert`;
  * - a JWT-SVID in `Authorization: Bearer` (JWT-SVID §5.2).
  *
- * Rules for combining them (credentials.md §A.6, §H.1; issue 4 item 7): every credential that is
+ * Rules for combining them (docs/workload-identity.md "Combining credentials"; issue 4 item 7): every credential that is
  * presented is verified fully, and one that fails rejects the request even when another is valid;
  * all proven identities must be the same identifier (else ERR_WORKLOAD_CONFLICT); a WIT is never
  * accepted without its proof (WIT-N29). The identity is the full identifier URI (identifier-03

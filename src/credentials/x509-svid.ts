@@ -1,7 +1,8 @@
 /**
- * SPIFFE X509-SVIDs (X509-SVID.md, Stable; spec credentials.md §B.1, §A.5) presented as the client
- * certificate of a request: the TLS client certificate of the connection, or the `Client-Cert` of
- * a trusted TLS-terminating hop (src/credentials/client-cert-header.ts), judged the same way.
+ * SPIFFE X509-SVIDs (X509-SVID.md, Stable; cases X5-Nxx in docs/negative-cases.md) presented as the
+ * client certificate of a request: the TLS client certificate of the connection, or the
+ * `Client-Cert` of a trusted TLS-terminating hop (src/credentials/client-cert-header.ts), judged
+ * the same way.
  *
  * A client certificate is an X509-SVID when it carries a URI SAN with the `spiffe` scheme (any
  * case, so `SPIFFE://` is judged, not waved through). Without one it is a plain client

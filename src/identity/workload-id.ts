@@ -1,6 +1,6 @@
 /**
  * Workload Identifiers (draft-ietf-wimse-identifier-03) and their stricter SPIFFE form
- * (SPIFFE-ID §2.1–2.3). Spec: credentials.md §A.1, negative cases ID-N01..ID-N15.
+ * (SPIFFE-ID §2.1–2.3). Negative cases ID-N01..ID-N15: docs/negative-cases.md.
  *
  * Consumers "MUST compare/authorize on the complete URI" (identifier-03 §4.3), so this parser
  * never normalizes: anything whose normalized form (RFC 3986 §6.2.2) differs from the text —

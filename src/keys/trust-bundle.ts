@@ -1,6 +1,6 @@
 /**
  * The trust bundle of one SPIFFE trust domain (SPIFFE Trust Domain and Bundle §4; spec
- * credentials.md §B.4): a JWK Set whose entries carry `use` = `x509-svid`, `jwt-svid` or
+ * cases BND-Nxx in docs/negative-cases.md): a JWK Set whose entries carry `use` = `x509-svid`, `jwt-svid` or
  * `wit-svid`, read from a file (watched and hot-reloaded) or polled from a bundle endpoint
  * (SPIFFE Federation §5, `https_web` profile) every `spiffe_refresh_hint` seconds.
  *

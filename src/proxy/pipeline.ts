@@ -259,6 +259,8 @@ async function verifyCredentials(
   deps: PipelineDeps,
 ): Promise<{ unboundContextHeaders: readonly string[]; tokenMatch: TokenMatch | null }> {
   const facts = requestFacts(req, ctx, deps);
+  // Step 3, in the order docs/architecture.md gives ("The request pipeline", step 3): the workload (agent) first, then the access
+  // token with its sender constraint, then the Txn-Token. Every credential presented is verified.
   const workload = await authenticateWorkload(credentials, facts, ctx, deps);
   ctx.agent = workload.agent;
   const accessToken = credentials.bearerIsJwtSvid ? undefined : credentials.accessToken;

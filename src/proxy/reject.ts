@@ -24,7 +24,7 @@ export interface RejectContext {
   /** The scheme the request used, which carries the `error` when it is offered. */
   scheme?: 'bearer' | 'dpop' | 'wpt' | undefined;
   /**
-   * How the request proved its WIT, when it did (U3, credentials.md §I): a WIT failure is a 401
+   * How the request proved its WIT, when it did (decision U3, docs/negative-cases.md): a WIT failure is a 401
    * with the WPT challenge in WPT mode, a 400 without challenge in HTTP-signature mode.
    */
   workloadProof?: 'wpt' | 'http_signature' | undefined;

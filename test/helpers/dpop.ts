@@ -1,6 +1,6 @@
 /**
  * DPoP proofs for tests (RFC 9449 §4.2), signed with a real key, every field overridable so each
- * negative case of spec/credentials.md §D.1 can be built.
+ * negative case DP-Nxx (docs/negative-cases.md) can be built.
  */
 import { SignJWT, calculateJwkThumbprint, exportJWK, generateKeyPair, type CryptoKey, type JWK } from 'jose';
 import { hash, randomUUID } from 'node:crypto';

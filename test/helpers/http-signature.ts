@@ -2,7 +2,7 @@
  * WIMSE HTTP Message Signatures for tests (draft-ietf-wimse-http-signature -07/-08, RFC 9421):
  * signs a request with a workload's private key and returns the header values to add. Defaults
  * produce a signature the verifier accepts; every part is overridable so each negative case of
- * spec/credentials.md §A.4 (HSIG-Nxx) can be built.
+ * docs/negative-cases.md (HSIG-Nxx) can be built.
  *
  * The signature base, the algorithm parameters and the Content-Digest come from
  * src/credentials/http-signature.ts itself (its base construction is checked separately against

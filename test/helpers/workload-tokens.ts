@@ -1,7 +1,7 @@
 /**
  * Workload credentials for tests, signed with real keys by jose: SPIFFE JWT-SVIDs (JWT-SVID §2–3;
- * spec credentials.md §B.2), WIMSE WITs (creds-02 §5.1; §A.2, §G.1) and WPTs (wpt-02 §2; §A.3),
- * and SPIFFE bundle documents (Trust Domain and Bundle §4; §B.4) to load them with.
+ * JWT-SVID §2–§3), WIMSE WITs (creds-02 §5.1) and WPTs (wpt-02 §2),
+ * and SPIFFE bundle documents (Trust Domain and Bundle §4) to load them with.
  *
  * Every minting function takes `header` and `claims` that set or, with `undefined`, remove members
  * after the defaults are filled in, so each negative case (JS-Nxx, WIT-Nxx, WPT-Nxx) is one

@@ -1,5 +1,5 @@
 /**
- * RFC 9068 access tokens through the real proxy: every AT-Nxx case of spec/credentials.md §C.8
+ * RFC 9068 access tokens through the real proxy: every AT-Nxx case of docs/negative-cases.md
  * that applies to JWTs gets the right status, challenge and code, and never reaches the
  * upstream. Tokens are signed by a real issuer whose JWK Set the proxy fetches over loopback.
  */

@@ -1,6 +1,6 @@
 /**
  * DPoP at the resource server (RFC 9449) through the real proxy: every DP-Nxx case of
- * spec/credentials.md §D.1 that concerns a JWT access token gets the right status, challenge and
+ * docs/negative-cases.md (DP-Nxx) that concerns a JWT access token gets the right status, challenge and
  * code, and never reaches the upstream. Modes `allowed` (default), `required`, and server nonces.
  */
 import { afterAll, beforeAll, beforeEach, describe, expect, test } from 'vitest';

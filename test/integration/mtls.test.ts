@@ -1,6 +1,6 @@
 /**
  * HTTPS on the main listener and RFC 8705 certificate-bound access tokens through the real proxy
- * (spec/credentials.md §D.2, MT-N01..MT-N05): client certificates optional and required, the
+ * (RFC 8705 §3; MT-N01..MT-N05 in docs/negative-cases.md): client certificates optional and required, the
  * binding of `cnf.x5t#S256` to this connection's certificate, the certificate facts the policy
  * sees, and hot reload of the certificate, key and CA files. Every refused request is checked not
  * to reach the upstream.

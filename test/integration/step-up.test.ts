@@ -2,7 +2,7 @@
  * Step-up authentication (RFC 9470) end to end: a policy written with the Rego library's step-up
  * helpers, compiled by opa, asks for a stronger or fresher user authentication, and the proxy
  * answers 401 `insufficient_user_authentication` with `acr_values` / `max_age`. The SU-Nxx cases
- * of spec/credentials.md §C.7, each asserting the upstream saw nothing.
+ * SU-Nxx of docs/negative-cases.md, each asserting the upstream saw nothing.
  */
 import { afterAll, beforeAll, beforeEach, expect, test } from 'vitest';
 import { cpSync, mkdtempSync, writeFileSync } from 'node:fs';

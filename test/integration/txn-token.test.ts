@@ -1,5 +1,5 @@
 /**
- * Transaction Tokens end to end (draft-ietf-oauth-transaction-tokens; spec digest §E.2): a real
+ * Transaction Tokens end to end (draft-ietf-oauth-transaction-tokens; cases TXN-Nxx in docs/negative-cases.md): a real
  * JWK Set server for the trust domain's Txn-Token service, the real opa-compiled policy, and a
  * real upstream. A verified Txn-Token reaches the policy as input.txn and never the upstream; every
  * refusal is answered before the upstream sees anything.

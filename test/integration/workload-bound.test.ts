@@ -1,6 +1,6 @@
 /**
  * A workload identity bound to an OAuth access token, end to end (issue 4 items 4, 5, 7;
- * credentials.md §A.4, §A.6, §B.1, §E.1 ACT-N05): an X.509-SVID on the TLS connection with a
+ * docs/negative-cases.md HSIG, X5 and ACT-N05): an X.509-SVID on the TLS connection with a
  * DPoP- or certificate-bound token, and a WIT with a WIMSE HTTP message signature covering the
  * token. SPIFFE bundle files for two trust domains, a real OAuth issuer, the real opa-compiled
  * policy and a real upstream; nothing refused reaches the upstream.

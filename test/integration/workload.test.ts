@@ -1,5 +1,5 @@
 /**
- * Workload identity end to end (issue 4; credentials.md §A.2, §A.3, §B.2, §E.2, §I): SPIFFE bundle
+ * Workload identity end to end (issue 4; cases WIT, WPT, JS and TXN and decisions U1–U12 in docs/negative-cases.md): SPIFFE bundle
  * files for two trust domains, WITs with WPTs, JWT-SVIDs, a Txn-Token service, an OAuth issuer,
  * the real opa-compiled policy and a real upstream. A proven workload reaches the policy as
  * input.agent; every refusal is answered before the upstream sees anything, with the status,
@@ -244,6 +244,7 @@ describe('WIT + WPT (wpt-02)', () => {
 
   test('WPT-N01 and a WPT without WIT: each refused with 401 WPT', async () => {
     const w = await wit();
+    expectRefused(await send(open, { 'workload-identity-token': w }), 401, 'ERR_WIT_NO_PROOF');
     expectRefused(await send(open, { authorization: `WPT ${await wpt(w)}` }), 401, 'ERR_WIT_MISSING');
   });
 

@@ -1,5 +1,5 @@
 /**
- * RFC 9068 JWT access tokens (spec §C.2, negative cases AT-N02..N24 of §C.8) against real
+ * RFC 9068 JWT access tokens (RFC 9068 §4, negative cases AT-N02..N24 of docs/negative-cases.md) against real
  * signatures, a real IssuerKeys and a real JWKS endpoint on loopback. Time is frozen through the
  * `now` option; every failure asserts its own code.
  */

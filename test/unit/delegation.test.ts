@@ -1,5 +1,5 @@
 /**
- * RFC 8693 §4.1 `act` flattening (spec §E.1): current actor first, earliest last; non-identity
+ * RFC 8693 §4.1 `act` flattening (ACT-Nxx in docs/negative-cases.md): current actor first, earliest last; non-identity
  * members inside `act` carry no meaning (ACT-N03); a malformed `act` rejects the token (ACT-N02);
  * a chain longer than configured rejects it with its own code.
  */

@@ -1,5 +1,5 @@
 /**
- * What the upstream sees (RFC 9700 §4.13, spec §1.5; MCP "Token Handling"): consumed credentials
+ * What the upstream sees (RFC 9700 §4.13; MCP "Token Handling"): consumed credentials
  * removed, forwarding headers rebuilt from facts the proxy knows, caller-sent copies of identity
  * headers removed even when the proxy has nothing to put there.
  */

@@ -1,8 +1,8 @@
 /**
  * The WIMSE HTTP Message Signature verifier on its own, with a frozen clock: the signature base
  * against the RFC 9421 / RFC 9530 published values, the http-signature-06 example of
- * credentials.md §G.3 (refused in -07/-08 mode), and one test per negative case HSIG-N01..N30 of
- * §A.4 that this module decides (N27, the WIT, is the pipeline's).
+ * http-signature-06 §3.6 (refused in -07/-08 mode), and one test per negative case HSIG-N01..N30 of
+ * docs/negative-cases.md that this module decides (N27, the WIT, is the pipeline's).
  */
 import { beforeAll, describe, expect, test } from 'vitest';
 import { generateKeyPair, importJWK, importSPKI, type CryptoKey } from 'jose';
@@ -158,7 +158,7 @@ describe('RFC 9421 and RFC 9530 published values', () => {
   });
 });
 
-describe('§G.3: the http-signature-06 example (@request-target era)', () => {
+describe('http-signature-06 §3.6: the published example (@request-target era)', () => {
   const request: SignedRequest = {
     method: 'GET',
     path: '/gimme-ice-cream',

@@ -1,5 +1,5 @@
 /**
- * OAuth 2.0 Token Introspection (RFC 7662, RFC 9701; spec §C.4, AT-N25..AT-N27, DP-N23) against a
+ * OAuth 2.0 Token Introspection (RFC 7662, RFC 9701; AT-N25..AT-N27, DP-N23 in docs/negative-cases.md) against a
  * real introspection endpoint on loopback that authenticates the client. Time is frozen through
  * the `now` option; every failure asserts its own code, and no error ever carries the token.
  */

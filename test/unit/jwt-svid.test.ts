@@ -1,5 +1,5 @@
 /**
- * SPIFFE JWT-SVIDs (src/credentials/jwt-svid.ts; spec credentials.md §B.2): JS-N01..N09, BND-N07,
+ * SPIFFE JWT-SVIDs (src/credentials/jwt-svid.ts; JWT-SVID §2–§5): JS-N01..N09, BND-N07,
  * U10 (`kid`), positive RS/ES/PS cases, the verified-token cache and `looksLikeJwtSvid` routing.
  * Keys come from real TrustBundle instances loaded from temp bundle files, the clock is frozen.
  * Tokens are minted with test/helpers/workload-tokens.ts, whose WIT/WPT helpers are also checked
@@ -138,7 +138,7 @@ describe('accepted JWT-SVIDs', () => {
   });
 });
 
-describe('JWT-SVID negative cases (credentials.md §B.2)', () => {
+describe('JWT-SVID negative cases (JS-Nxx, docs/negative-cases.md)', () => {
   test('JS-N01: alg EdDSA, HS256 or none', async () => {
     const ed = await newWorkloadKey('EdDSA', 'ed-1');
     const edBundle = await loadBundle(DOMAIN, { jwtSvid: [ed.publicJwk] }, 'ed');

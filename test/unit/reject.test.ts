@@ -1,5 +1,5 @@
 /**
- * The one error → response mapping (conventions §5; spec §1.4, AT-N01, PRM-N02/N03/N05): status,
+ * The one error → response mapping (conventions §5; RFC 6750 §3, RFC 9470 §3, RFC 9728 §5.1; AT-N01, PRM-N02/N03/N05 in docs/negative-cases.md): status,
  * `WWW-Authenticate` challenge and RFC 9457 problem body. 5xx bodies say nothing internal and no
  * response echoes a credential.
  */

@@ -149,7 +149,7 @@ function read(p: Presented): Read {
   if (p.authorization) headersDistinct.authorization = p.authorization;
   if (p.dpop) headersDistinct.dpop = p.dpop;
   const req = { headersDistinct, socket: {} } as unknown as IncomingMessage;
-  const options: ExtractOptions = { accepted: { dpop: p.dpopEnabled, wpt: p.wptEnabled }, workload: undefined };
+  const options: ExtractOptions = { accepted: { dpop: p.dpopEnabled, wpt: p.wptEnabled }, workload: undefined, trustedProxies: undefined };
   const result = outcome(AgentwardError, () => extractCredentials(req, new URLSearchParams(p.query), options));
   if (!result.ok) return result.error.code;
   const { scheme, accessToken, wpt, dpopProof } = result.value;

@@ -1,5 +1,5 @@
 /**
- * SPIFFE trust bundles (src/keys/trust-bundle.ts; spec credentials.md §B.4): parsing per `use`
+ * SPIFFE trust bundles (src/keys/trust-bundle.ts; Trust Domain and Bundle §4): parsing per `use`
  * (BND-N01..N04, N07), X.509 authorities, file hot reload, endpoint polling at
  * `spiffe_refresh_hint`, `spiffe_sequence` monotonicity, and the bounded use of a failing
  * endpoint's last good bundle before failing closed. Real files in temp dirs, a real loopback

@@ -1,5 +1,5 @@
 /**
- * Transaction Tokens (draft-ietf-oauth-transaction-tokens-11; spec digest §E.2, negative cases
+ * Transaction Tokens (draft-ietf-oauth-transaction-tokens-11; negative cases in docs/negative-cases.md,
  * TXN-N01..N09) against real ES256/RS256 signatures and a real jose key set. Time is frozen
  * through the `now` option; every failure asserts its own code and that the token is not echoed.
  * TXN-N10..N14 are policy and binding checks, outside this verifier.

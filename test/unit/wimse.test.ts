@@ -1,6 +1,6 @@
 /**
  * The WIMSE WIT + WPT verifier on its own, with a frozen clock: the published wpt-02 vector
- * (credentials.md §G.1) and the negative cases of §A.2 / §A.3 with locally minted keys.
+ * (wpt-02 §2 Figs. 2–5) and the WIT-Nxx / WPT-Nxx negative cases of docs/negative-cases.md with locally minted keys.
  */
 import { describe, expect, test } from 'vitest';
 import { hash } from 'node:crypto';
@@ -11,7 +11,7 @@ import { txnTokenHash } from '../../src/credentials/txn-token.ts';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 
-// §G.1 (wpt-02 Figs. 2–5)
+// wpt-02 §2 Figs. 2–5
 const G1_ISSUER_JWK = { kty: 'EC', kid: 'June 5', crv: 'P-256', x: 'kXqnA2Op7hgd4zRMbw0iFcc_hDxUxhojxOFVGjE2gks', y: 'n__VndPMR021-59UAs0b9qDTFT-EZtT6xSNs_xFskLo' };
 const G1_WORKLOAD_JWK = { kty: 'OKP', crv: 'Ed25519', x: '1CXXvflN_LVVsIsYXsUvB03JmlGWeCHqQVuouCF92bg', d: 'sdLX8yCYKqo_XvGBLn-ZWeKT7llYeeQpgeCaXVxb5kY' };
 const G1_WIT =
@@ -56,7 +56,7 @@ async function expectCode(promise: Promise<unknown>, code: string): Promise<void
 
 const sha = (s: string) => hash('sha256', s, 'base64url');
 
-describe('§G.1 published wpt-02 vector', () => {
+describe('the published wpt-02 vector (§2 Figs. 2–5)', () => {
   test('WPT-P01: the published WIT and WPT verify at 1745510000', async () => {
     const c = clock();
     const v = verifier({ 'example.com': domain([G1_ISSUER_JWK]) }, c.now);
@@ -137,7 +137,7 @@ async function minted(options: Partial<WimseVerifierOptions> = {}) {
   return { f, c, v };
 }
 
-describe('WIT checks (§A.2)', () => {
+describe('WIT checks (creds-02 §5.1)', () => {
   test('a minted WIT + WPT verifies (positive control, WIT-N31 unknown claims ignored)', async () => {
     const { f, v } = await minted();
     const wit = await mintWit(f, { claims: { 'https://example.com/extra': 1 } });
@@ -267,7 +267,7 @@ describe('WIT checks (§A.2)', () => {
   });
 });
 
-describe('WPT checks (§A.3)', () => {
+describe('WPT checks (wpt-02 §2)', () => {
   test('WPT-N23: a different valid WIT for the same key swapped under a valid WPT', async () => {
     const { f, v } = await minted();
     const wit1 = await mintWit(f);

@@ -1,5 +1,5 @@
 /**
- * Workload Identifier parsing (spec credentials.md §A.1): the identifier-03 §4.1/§4.3/§7 rules,
+ * Workload Identifier parsing (ID-Nxx in docs/negative-cases.md): the identifier-03 §4.1/§4.3/§7 rules,
  * the SPIFFE-ID §2.1–2.3 rules, one test per negative case ID-N01..ID-N15, and the hardening
  * cases (no normalization may make two strings one identity).
  */
@@ -101,7 +101,7 @@ describe('accepted identifiers', () => {
   });
 });
 
-describe('negative cases (credentials.md §A.1)', () => {
+describe('negative cases (identifier-03 §4, SPIFFE-ID §2)', () => {
   test('ID-N01 query', () => {
     expectReason('wimse://example.org/a?b=c', 'query');
     expectReason('wimse://example.org/a?', 'query');

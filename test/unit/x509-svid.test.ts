@@ -2,7 +2,7 @@
  * X509-SVIDs on a real TLS connection (src/credentials/x509-svid.ts): a node:tls server on
  * loopback asks for a client certificate and verifies it against every CA of the test (as the
  * listener does with clientCaFile plus all bundles), then verifyX509Svid judges the server-side
- * socket. One test per negative case of credentials.md §B.1 (X5-N01..N08) and ID-N15, plus the
+ * socket. One test per negative case of docs/negative-cases.md (X5-N01..N08) and ID-N15, plus the
  * decisions of the module (plain certificates, EKU, intermediates, anchors, caching).
  */
 import { X509Certificate } from 'node:crypto';
@@ -128,7 +128,7 @@ describe('what is an X509-SVID', () => {
   });
 });
 
-describe('negative cases (credentials.md §B.1, §A.1)', () => {
+describe('negative cases (X509-SVID §4–§5; X5 and ID in docs/negative-cases.md)', () => {
   test('X5-N01: two URI SANs → ERR_X509_SVID_SAN', async () => {
     expect((await failure(caA.issue({ cn: 'w', sans: { uri: ['spiffe://example.org/a', 'spiffe://example.org/b'] } }))).code).toBe('ERR_X509_SVID_SAN');
   });
