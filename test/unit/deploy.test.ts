@@ -245,6 +245,29 @@ describe('deploy/helm/agentward', () => {
     });
   });
 
+  it('renders a SPIFFE bundle written by a native sidecar into an emptyDir', async () => {
+    const values = writeTemp(
+      'values.yaml',
+      [
+        'spiffe: { enabled: true, trustDomain: agents.example.com, volume: { emptyDir: { sizeLimit: 1Mi } } }',
+        'initContainers:',
+        '  - name: bundle-writer',
+        '    image: registry.example.com/bundle-writer:1.0.0',
+        '    restartPolicy: Always',
+        '    startupProbe: { exec: { command: [test, -s, /spiffe/bundle.spiffe] }, periodSeconds: 1, failureThreshold: 60 }',
+        '    volumeMounts: [ { name: spiffe, mountPath: /spiffe }, { name: workload-api, mountPath: /spiffe-workload-api, readOnly: true } ]',
+        'tool:',
+        '  extraVolumes: [ { name: workload-api, csi: { driver: csi.spiffe.io, readOnly: true } } ]',
+        '',
+      ].join('\n'),
+    );
+    const rendered = await helmTemplate(values);
+    expect(await kubeconform([writeTemp('rendered.yaml', rendered)])).toContain('Invalid: 0, Errors: 0, Skipped: 0');
+    const pod = docsOf(rendered).find((d) => d.kind === 'Deployment')!.spec.template.spec;
+    expect(pod.initContainers[0].restartPolicy).toBe('Always');
+    expect(pod.volumes).toContainEqual({ name: 'spiffe', emptyDir: { sizeLimit: '1Mi' } });
+  });
+
   it('refuses a misspelt value (values.schema.json)', async () => {
     const values = writeTemp('values.yaml', 'auditHashKey: { secretNmae: tools-audit-key }\n');
     await expect(helmTemplate(values)).rejects.toThrow(/secretNmae/);
