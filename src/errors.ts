@@ -196,7 +196,7 @@ export const ERROR_CODES = {
   ERR_JWT_SVID_TRUST_DOMAIN: { status: 401, oauthError: 'invalid_token', title: 'The JWT-SVID names a trust domain that is not trusted here.' },
   ERR_KEYS_UNAVAILABLE: { status: 503, title: 'The signing keys of the token issuer are unavailable; retry later.' },
 
-  // Policy (design §2 step 6: every failure is a deny)
+  // Policy (docs/architecture.md "The request pipeline", step 6: every failure is a deny)
   ERR_POLICY_DENIED: { status: 403, rpcError: -32003, title: 'The policy denied this request.' },
   ERR_POLICY_NOT_FOUND: { status: 404, rpcError: -32602, title: 'Not found.' },
   ERR_POLICY_INSUFFICIENT_SCOPE: { status: 403, oauthError: 'insufficient_scope', title: 'The access token lacks a scope this request needs.' },

@@ -1,5 +1,5 @@
 /**
- * Command line (design §3.1):
+ * Command line (docs/operations.md "Command line"):
  *   agentward serve  [--config FILE]
  *   agentward check  [--config FILE]
  *   agentward explain [--config FILE] --request FILE [--jwks URL=FILE ...] [--offline]

@@ -1,4 +1,4 @@
-# agentward default policy. Entrypoint: agentward/decision (design §3.4).
+# agentward default policy. Entrypoint: agentward/decision (docs/policy-guide.md "The decision").
 #
 # Allows a request when all of these hold, and otherwise denies with the reason of the first
 # failing check, in this fixed order:

@@ -6,7 +6,7 @@ planner := "spiffe://agents.example.com/planner"
 
 admin := "spiffe://agents.example.com/admin"
 
-# The example input of design §3.3: POST /mcp, token with tools.read only, one actor.
+# The example input of docs/policy-input.md: POST /mcp, token with tools.read only, one actor.
 base := {
 	"version": 1,
 	"now": 1764460800,

@@ -1,5 +1,5 @@
 /**
- * Finds every credential a request presents (design §2 step 2), in one place: the Authorization
+ * Finds every credential a request presents (docs/architecture.md "The request pipeline", step 2), in one place: the Authorization
  * field and its DPoP proof, the workload headers (WIT, a WIMSE-tagged HTTP message signature,
  * context tokens), the Txn-Token, and the client certificate (the connection's, or the one a
  * trusted TLS-terminating hop forwards, RFC 9440). The verifiers take these values,

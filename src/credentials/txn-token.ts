@@ -31,7 +31,7 @@ import { audienceList, checkClaimTypes, isObject, numericClaim, type ClaimErrors
 /** Failure codes of Txn-Token verification (each in src/errors.ts). */
 export type TxnTokenErrorCode = Extract<ErrorCode, `ERR_TXN_TOKEN_${string}`>;
 
-/** What `input.txn` is built from (design §3.3). Frozen, deeply. */
+/** What `input.txn` is built from (docs/policy-input.md). Frozen, deeply. */
 export interface VerifiedTxnToken {
   /** §9.2 `txn`: the transaction identifier (RFC 8417 §2.2). */
   txn: string;

@@ -1,5 +1,5 @@
 /**
- * Which workload (agent) is calling, proven cryptographically (design §3.3 `agent`; draft-aims
+ * Which workload (agent) is calling, proven cryptographically (docs/policy-input.md `agent`; draft-aims
  * §6–§9). Four credentials prove a workload identity:
  *
  * - a WIT (`Workload-Identity-Token`, workload-creds-02 §5.1) with a proof of possession of its

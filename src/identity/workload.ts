@@ -6,7 +6,7 @@
 /** How the identity was proven (`input.agent.via`). */
 export type WorkloadProof = 'wit+wpt' | 'wit+http_signature' | 'x509_svid' | 'jwt_svid';
 
-/** A workload identity proven on a request; `input.agent` (design §3.3) is this plus the token match. */
+/** A workload identity proven on a request; `input.agent` (docs/policy-input.md) is this plus the token match. */
 export interface ProvenWorkload {
   /** The full workload identifier, exactly as the credential carries it, e.g. `spiffe://agents.example.com/research-bot`: compare it whole (identifier-03 §4.3). */
   id: string;

@@ -45,7 +45,7 @@ export interface TrustBundleOptions {
   /** Quiet time after the last file event before a file is read again. Default 100 ms. */
   debounceMs?: number;
   /**
-   * Least time between two endpoint fetches caused by a `kid` the bundle lacks (design §2: an
+   * Least time between two endpoint fetches caused by a `kid` the bundle lacks (docs/architecture.md "The request pipeline": an
    * unknown key is refetched once, single flight, with a cooldown). Default 5 s.
    */
   unknownKeyCooldownMs?: number;

@@ -1,5 +1,5 @@
 /**
- * The audit trail: one JSON line per request, whatever the outcome (design §3.6). With
+ * The audit trail: one JSON line per request, whatever the outcome (docs/operations.md "Audit records"). With
  * `hashChain` each line carries `prev` (the previous line's hash) and `hash`, so removing,
  * reordering or editing a line is detectable (draft-ietf-wimse-aims §11); with `hashKey` the
  * hash is an HMAC, so someone who can rewrite the file cannot recompute the chain either.

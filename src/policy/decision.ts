@@ -1,5 +1,5 @@
 /**
- * The policy decision contract (design §3.4). The entrypoint returns `true`/`false` or an object
+ * The policy decision contract (docs/policy-guide.md "The decision"). The entrypoint returns `true`/`false` or an object
  * with only the keys below; anything else is a malformed decision, which denies.
  */
 import { AgentwardError } from '../errors.ts';

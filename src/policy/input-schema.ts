@@ -1,5 +1,5 @@
 /**
- * The policy input document (version 1, design §3.3) as a JSON Schema: the reference policy
+ * The policy input document (version 1, docs/policy-input.md) as a JSON Schema: the reference policy
  * authors read. docs/policy-input.md is rendered from it (`npm run policy:input-doc`) and a test
  * fails when the committed page drifts, so the page, this schema and the `PolicyInput` type
  * (src/policy/input.ts) cannot disagree:

@@ -1,5 +1,5 @@
 /**
- * The policy input document, version 1 (design §3.3). This is a public contract: policies read
+ * The policy input document, version 1 (docs/policy-input.md). This is a public contract: policies read
  * it as `input`. Absent credentials are `null`, never missing keys. docs/policy-guide.md
  * describes every field.
  */

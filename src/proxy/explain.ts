@@ -1,5 +1,5 @@
 /**
- * `agentward explain` (design §3.1): runs a described request through the real pipeline up to
+ * `agentward explain` (docs/operations.md "Command line"): runs a described request through the real pipeline up to
  * the decision (extract, verify, inspect, build input, decide: `authorize` in
  * src/proxy/pipeline.ts) and reports the policy input, the decision and the answer the proxy
  * would give, forwarding nothing. The same code decides served requests, so what explain prints

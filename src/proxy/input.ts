@@ -1,5 +1,5 @@
 /**
- * Builds the policy input document, version 1 (design §3.3), from verified facts only: the proxy
+ * Builds the policy input document, version 1 (docs/policy-input.md), from verified facts only: the proxy
  * turns what the credential verifiers proved into the contract that policies read, whose types
  * live in src/policy/input.ts. Absent credentials are `null`, never missing keys.
  */
@@ -29,7 +29,7 @@ export interface InputFacts {
   methodOverride: MethodOverrideInput | null;
 }
 
-/** Step 5: the policy input, version 1 (design §3.3). */
+/** Step 5: the policy input, version 1 (docs/policy-input.md). */
 export function buildInput(facts: InputFacts, resource: ProtectedResource, nowMs: number): PolicyInput {
   const { target, token } = facts;
   const query: Record<string, string[]> = {};

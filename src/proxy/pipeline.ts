@@ -1,5 +1,5 @@
 /**
- * The request pipeline (design §2), in one function and in this order:
+ * The request pipeline (docs/architecture.md "The request pipeline"), in one function and in this order:
  *
  *   admit → extract → verify → inspect → build input → decide → enforce → record
  *

@@ -1,5 +1,5 @@
 /**
- * TLS of the main listener (`listen.tls`, design §3.2): the certificate, key and client CA files,
+ * TLS of the main listener (`listen.tls`, docs/configuration.md): the certificate, key and client CA files,
  * read and checked at startup and reloaded when they change. A reload reads and checks every file,
  * builds the new context, and only then swaps it in (`server.setSecureContext`): new handshakes use
  * it, open connections keep theirs. A missing or broken file keeps the last good context and is

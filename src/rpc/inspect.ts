@@ -1,5 +1,5 @@
 /**
- * What a JSON-RPC body on an MCP or A2A route asks for, as policy inputs (design §2 step 4):
+ * What a JSON-RPC body on an MCP or A2A route asks for, as policy inputs (docs/architecture.md "The request pipeline", step 4):
  * one `input.mcp` / `input.a2a` per call, the list requests whose results are filtered, and the
  * MCP 2026-07-28 `Mcp-Method` / `Mcp-Name` headers checked against the body.
  */

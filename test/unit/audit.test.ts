@@ -1,5 +1,5 @@
 /**
- * The tamper-evident audit trail (design §3.6): each line carries `prev` and `hash`; editing,
+ * The tamper-evident audit trail (docs/operations.md "Audit records"): each line carries `prev` and `hash`; editing,
  * removing or reordering a line breaks verification at that line; with a key the hash is an HMAC;
  * a restarted process continues the chain of the file it appends to.
  */

@@ -1,5 +1,5 @@
 /**
- * The config loader (conventions §7, design §3.2): strict (unknown keys are errors with a "did you
+ * The config loader (conventions §7, docs/configuration.md): strict (unknown keys are errors with a "did you
  * mean"), every problem reported together with its YAML path, line and a fix, defaults from one
  * place, secrets resolved at load, the result frozen. Checking touches no network.
  */

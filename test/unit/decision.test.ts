@@ -1,5 +1,5 @@
 /**
- * The decision contract (design §3.4): `true`/`false` or an object with only the documented keys.
+ * The decision contract (docs/policy-guide.md "The decision"): `true`/`false` or an object with only the documented keys.
  * Anything else is malformed and must deny with ERR_POLICY_DECISION_INVALID (fail closed,
  * conventions §9), never be half-applied.
  */

@@ -1,4 +1,4 @@
-# Workload (agent) identity helpers over input.agent (design §3.3; docs/workload-identity.md).
+# Workload (agent) identity helpers over input.agent (docs/policy-input.md; docs/workload-identity.md).
 #
 # input.agent is the workload identity agentward proved cryptographically (WIT + WPT, WIT + HTTP
 # message signature, X.509-SVID, JWT-SVID); it is null when the request proved none, and every

@@ -1,4 +1,4 @@
-# Delegation-chain helpers over input.delegation (design §3.3).
+# Delegation-chain helpers over input.delegation (docs/policy-input.md).
 #
 # input.delegation.chain is the access token's RFC 8693 `act` claim flattened: chain[0] is the
 # current actor (the outermost `act`), the last element the earliest actor (the most deeply

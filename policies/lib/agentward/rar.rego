@@ -1,5 +1,5 @@
 # Rich Authorization Requests (RFC 9396) helpers over input.subject.authorizationDetails
-# (design §3.3; RAR-Nxx in docs/negative-cases.md).
+# (docs/policy-input.md; RAR-Nxx in docs/negative-cases.md).
 #
 # The access token's `authorization_details` reach the policy unchanged: an array of objects,
 # each with a string `type` (RFC 9396 §2). A token whose details are not shaped like that never

@@ -1,4 +1,4 @@
-# Helpers over the HTTP request in input.request (design §3.3).
+# Helpers over the HTTP request in input.request (docs/policy-input.md).
 package agentward.lib.request
 
 # Methods treated as reads. GET, HEAD and OPTIONS are safe methods (RFC 9110 §9.2.1). TRACE is

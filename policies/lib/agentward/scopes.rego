@@ -1,4 +1,4 @@
-# OAuth scope helpers over the access token in input.subject (design §3.3).
+# OAuth scope helpers over the access token in input.subject (docs/policy-input.md).
 #
 # input.subject is null when no access token was presented; every helper then treats the
 # granted set as empty, so has_all/has_any fail and missing returns everything (fail closed).

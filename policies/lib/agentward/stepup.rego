@@ -1,4 +1,4 @@
-# Step-up authentication helpers (RFC 9470) over input.subject.acr / authTime (design §3.3).
+# Step-up authentication helpers (RFC 9470) over input.subject.acr / authTime (docs/policy-input.md).
 #
 # Both fail closed: an absent (null) `acr` or `auth_time` never satisfies a requirement
 # (spec C.7 SU-N01, SU-N04). A policy that needs step-up denies with

@@ -1,4 +1,4 @@
-# Transaction Token helpers over input.txn (draft-ietf-oauth-transaction-tokens; design §3.3).
+# Transaction Token helpers over input.txn (draft-ietf-oauth-transaction-tokens; docs/policy-input.md).
 #
 # A verified Txn-Token says what the transaction is for (scope, tctx); it does not authenticate
 # the caller (§13.12). These helpers compare it with the request so that a call outside the
