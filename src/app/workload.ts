@@ -17,6 +17,8 @@ export interface WorkloadParts {
   witIssuerKeys: readonly IssuerKeys[];
   authenticator: WorkloadAuthenticator;
   extraction: WorkloadExtraction;
+  /** Ids held by the WPT and HTTP-signature replay caches (for metrics). */
+  replayCacheEntries: () => { wpt: number; httpSignature: number };
 }
 
 /** Undefined without a `workload` section: workload credentials are then refused. */

@@ -323,6 +323,19 @@ function semanticChecks(doc: unknown, baseDir: string, env: NodeJS.ProcessEnv, s
     const value = resolveSecret(hashKey as Secret, ['audit', 'hashKey'], baseDir, env, report);
     if (value !== undefined) secrets.set('audit.hashKey', value);
   }
+  checkTracing(obj(doc, 'tracing'), baseDir, env, secrets, report);
+}
+
+/** The OTLP endpoint is an http(s) URL with a path; each export header is a secret, resolved here (`tracing.otlp.headers.<name>`). */
+function checkTracing(tracing: Record<string, unknown>, baseDir: string, env: NodeJS.ProcessEnv, secrets: Map<string, string>, report: Report): void {
+  const endpoint = str(tracing, 'otlp', 'endpoint');
+  if (endpoint !== undefined) checkHttpUrl(endpoint, ['tracing', 'otlp', 'endpoint'], report, { allowPath: true });
+  for (const [name, secret] of Object.entries(obj(tracing, 'otlp', 'headers'))) {
+    const path = ['tracing', 'otlp', 'headers', name];
+    if (secret === null || typeof secret !== 'object' || Object.keys(secret).length !== 1) continue;
+    const value = resolveSecret(secret as Secret, path, baseDir, env, report);
+    if (value !== undefined) secrets.set(formatPath(path), value);
+  }
 }
 
 /**
