@@ -41,7 +41,7 @@ const propagator = new W3CTraceContextPropagator();
 function sdk(serviceName: string, endpoint: string): Tracer {
   const provider = new TracerProvider({
     resource: resourceFromAttributes({ 'service.name': serviceName }),
-    spanProcessors: [new SimpleSpanProcessor(new OTLPTraceExporter({ url: endpoint }))],
+    spanProcessors: [new SimpleSpanProcessor({ exporter: new OTLPTraceExporter({ url: endpoint }) })],
   });
   providers.push(provider);
   return provider.getTracer(serviceName);
@@ -97,7 +97,8 @@ function callerSpan(): { end: () => void; traceId: string; spanId: string; trace
   return { end: () => span.end(), traceId, spanId, traceparent: headers.traceparent! };
 }
 
-describe('tracing on, exported to Jaeger over OTLP', () => {
+// agentward exports in batches (every 5 s): each test may wait that long for its spans.
+describe('tracing on, exported to Jaeger over OTLP', { timeout: 60_000 }, () => {
   test("agentward's spans sit under the caller's span and above the upstream's span", async () => {
     const caller = callerSpan();
     const res = await fetch(`${aw.url}/traced?q=1`, { headers: { authorization: `Bearer ${token}`, traceparent: caller.traceparent } });
