@@ -90,7 +90,7 @@ describe('Metrics', () => {
 });
 
 describe('dashboard, alerts and docs use the real names', () => {
-  const families = async () => (await new Metrics({ mcpToolLabelLimit: 1, processMetrics: true }, sources()).registry.getMetricsAsJSON()).map((m) => ({ name: m.name, type: m.type as string }));
+  const families = async () => (await new Metrics({ mcpToolLabelLimit: 1, processMetrics: true }, sources()).registry.getMetricsAsJSON()).map((m) => ({ name: m.name, type: String(m.type) }));
   /** Every series name a family exposes (histograms: _bucket, _count, _sum). */
   const seriesNames = async () => new Set((await families()).flatMap((f) => (f.type === 'histogram' ? [`${f.name}_bucket`, `${f.name}_count`, `${f.name}_sum`] : [f.name])));
   const namesIn = (text: string) => new Set(text.match(/\b(agentward_[a-z_]+|process_[a-z_]+|nodejs_[a-z0-9_]+)\b/g) ?? []);
