@@ -15,6 +15,9 @@ import { durationMs } from '../duration.ts';
 import { AuditLog, NO_AUDIT, type AuditLogOptions, type AuditSink } from '../observability/audit.ts';
 import { createAdminServer } from '../observability/health.ts';
 import { createLogger, type Logger } from '../observability/logger.ts';
+import { Metrics, type KeySetSource } from '../observability/metrics.ts';
+import { Telemetry } from '../observability/telemetry.ts';
+import { Tracing } from '../observability/tracing.ts';
 import type { PolicyEngine } from '../policy/engine.ts';
 import { explainRequest, type DescribedRequest, type ExplainResult } from '../proxy/explain.ts';
 import { Forwarder } from '../proxy/forward.ts';
@@ -81,12 +84,14 @@ export function createApp(loaded: LoadedConfig, options: AppOptions = {}): App {
   const parts = buildParts(loaded, services, options);
   const { oauth, workload, policy, tls } = parts;
   const shadowDenials = { count: 0 };
-  const deps = pipelineDeps(config, parts, shadowDenials, services);
-  const signals = parts.revocation && buildSignals(loaded, services, parts.revocation, { tokens: oauth.tokens, workload: workload?.authenticator, policy, audit: parts.audit });
-  const agent = createAgentListener(config.listen, deps, tls, logger, signals?.mainRoutes);
   const bundles = [...(workload?.bundles.values() ?? [])];
   const witIssuerKeys = workload?.witIssuerKeys ?? [];
   const keySets = [...oauth.issuers.map((i) => i.keys), ...(oauth.txn ? [oauth.txn.keys] : []), ...witIssuerKeys];
+  const metrics = config.metrics.enabled ? buildMetrics(config, parts, shadowDenials, services) : undefined;
+  const telemetry = buildTelemetry(loaded, parts, metrics);
+  const deps = pipelineDeps(config, parts, shadowDenials, services, telemetry);
+  const signals = parts.revocation && buildSignals(loaded, services, parts.revocation, { tokens: oauth.tokens, workload: workload?.authenticator, policy, audit: parts.audit });
+  const agent = createAgentListener(config.listen, deps, tls, logger, signals?.mainRoutes);
   const ready = () => !agent.draining && policy.status().loaded && keySets.every((k) => k.ready) && bundles.every((b) => b.ready && !b.status().stale);
   const { minter } = parts;
   const admin = createAdminServer({
@@ -106,6 +111,7 @@ export function createApp(loaded: LoadedConfig, options: AppOptions = {}): App {
       ...(signals ? { signals: signals.status() } : {}),
       ...(minter ? { txnMint: minter.status() } : {}),
     }),
+    metrics: metrics && (() => metrics.scrape()),
   });
   /** First policy load and key fetches; each failure is logged and answered per request. */
   const prepare = async () => {
@@ -144,6 +150,8 @@ export function createApp(loaded: LoadedConfig, options: AppOptions = {}): App {
       signals?.close();
       parts.forwarder.close();
       parts.audit.close();
+      // The spans of the last requests are exported before the process ends.
+      await telemetry.close().catch((err: unknown) => logger.warn({ err: (err as Error).message }, 'spans could not be exported on shutdown'));
       logger.info('agentward stopped');
     },
   };
@@ -252,8 +260,67 @@ function forwarder(upstream: Config['upstream']): Forwarder {
   return new Forwarder(options, new WebSocketProxy(options));
 }
 
+/**
+ * The Prometheus metrics: per-request counts come from the pipeline; the state of key sets,
+ * caches, the policy engine and the audit stream is read from them when scraped.
+ */
+function buildMetrics(config: Readonly<Config>, parts: Parts, shadowDenials: { count: number }, services: Services): Metrics {
+  const { oauth, workload } = parts;
+  const keySets: KeySetSource[] = [
+    ...oauth.issuers.map(({ keys }) => keySetSource('issuer', keys.issuer, keys)),
+    ...(oauth.txn ? [keySetSource('txn_tokens', oauth.txn.keys.issuer, oauth.txn.keys)] : []),
+    ...(workload?.witIssuerKeys ?? []).map((keys) => keySetSource('wit_issuer', keys.issuer, keys)),
+    ...[...(workload?.bundles.values() ?? [])].map((bundle) => keySetSource('trust_domain', bundle.trustDomain, bundle)),
+  ];
+  const dpop = oauth.dpop?.verifier;
+  const metrics = new Metrics(
+    { mcpToolLabelLimit: config.metrics.mcpToolLabelLimit, processMetrics: config.metrics.processMetrics },
+    {
+      keySets,
+      policy: parts.policy,
+      introspection: oauth.introspector,
+      replayCaches: () => ({
+        ...(dpop ? { dpop: dpop.replayCacheEntries } : {}),
+        ...(workload ? ((r) => ({ wpt: r.wpt, http_signature: r.httpSignature }))(workload.replayCacheEntries()) : {}),
+      }),
+      audit: parts.audit,
+      shadowDenials: config.policy.mode === 'shadow' ? shadowDenials : undefined,
+      now: services.now,
+    },
+  );
+  oauth.introspector?.onCall((seconds, outcome) => metrics.introspectionCall(seconds, outcome));
+  return metrics;
+}
+
+function keySetSource(kind: string, name: string, source: Pick<KeySetSource, 'refreshStats'>): KeySetSource {
+  return { kind, name, refreshStats: () => source.refreshStats() };
+}
+
+/** Metrics and, when `tracing` is configured, the tracer with its OTLP exporter. */
+function buildTelemetry(loaded: LoadedConfig, parts: Parts, metrics: Metrics | undefined): Telemetry {
+  const { config } = loaded;
+  const settings = config.tracing;
+  const tracing =
+    settings &&
+    new Tracing(
+      {
+        serviceName: settings.serviceName,
+        sampleRatio: settings.sampleRatio,
+        otlp: {
+          endpoint: settings.otlp.endpoint,
+          headers: Object.fromEntries(Object.keys(settings.otlp.headers).map((name) => [name, loaded.secrets.get(`tracing.otlp.headers.${name}`)!])),
+          timeoutMs: durationMs(settings.otlp.timeout),
+        },
+      },
+      config.upstream.url,
+    );
+  const resource = new URL(config.resource.id);
+  const routes = new Set([...(config.mcp?.paths ?? []).map((entry) => (typeof entry === 'string' ? entry : entry.path)), ...(config.a2a?.paths ?? [])]);
+  return new Telemetry(metrics, tracing, { scheme: parts.tls ? 'https' : 'http', host: resource.hostname }, routes);
+}
+
 /** What the pipeline calls per request, wired from the parts. */
-function pipelineDeps(config: Readonly<Config>, parts: Parts, shadowDenials: { count: number }, services: Services): PipelineDeps {
+function pipelineDeps(config: Readonly<Config>, parts: Parts, shadowDenials: { count: number }, services: Services, telemetry: Telemetry): PipelineDeps {
   const { oauth, workload } = parts;
   const dpopMode = config.oauth.dpop.mode;
   return {
@@ -280,6 +347,7 @@ function pipelineDeps(config: Readonly<Config>, parts: Parts, shadowDenials: { c
     },
     upstreamTxn: upstreamTxn(config.forward.txnToken?.mode, parts.minter),
     audit: parts.audit,
+    telemetry,
     logger: services.logger,
     methodOverride: config.forward.methodOverride,
     maxBodyBytes: config.listen.maxBodyBytes,

@@ -19,6 +19,8 @@ export interface WorkloadParts {
   extraction: WorkloadExtraction;
   /** Whether X.509-SVIDs are accepted: their trust domains' authorities also anchor forwarded client certificates. */
   acceptsX509Svids: boolean;
+  /** Ids held by the WPT and HTTP-signature replay caches (for metrics). */
+  replayCacheEntries: () => { wpt: number; httpSignature: number };
 }
 
 /** Undefined without a `workload` section: workload credentials are then refused. */

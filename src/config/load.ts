@@ -336,6 +336,19 @@ function semanticChecks(doc: unknown, baseDir: string, env: NodeJS.ProcessEnv, s
     const value = resolveSecret(hashKey as Secret, ['audit', 'hashKey'], baseDir, env, report);
     if (value !== undefined) secrets.set('audit.hashKey', value);
   }
+  checkTracing(obj(doc, 'tracing'), baseDir, env, secrets, report);
+}
+
+/** The OTLP endpoint is an http(s) URL with a path; each export header is a secret, resolved here (`tracing.otlp.headers.<name>`). */
+function checkTracing(tracing: Record<string, unknown>, baseDir: string, env: NodeJS.ProcessEnv, secrets: Map<string, string>, report: Report): void {
+  const endpoint = str(tracing, 'otlp', 'endpoint');
+  if (endpoint !== undefined) checkHttpUrl(endpoint, ['tracing', 'otlp', 'endpoint'], report, { allowPath: true });
+  for (const [name, secret] of Object.entries(obj(tracing, 'otlp', 'headers'))) {
+    const path = ['tracing', 'otlp', 'headers', name];
+    if (secret === null || typeof secret !== 'object' || Object.keys(secret).length !== 1) continue;
+    const value = resolveSecret(secret as Secret, path, baseDir, env, report);
+    if (value !== undefined) secrets.set(formatPath(path), value);
+  }
 }
 
 /**
@@ -349,7 +362,7 @@ function checkSignals(doc: unknown, baseDir: string, env: NodeJS.ProcessEnv, sec
     const value = resolveSecret(section as Secret, path, baseDir, env, report);
     if (value !== undefined) secrets.set(formatPath(path), value);
   };
-  const adminPaths = new Map<string, string>([['/healthz', 'the health endpoint'], ['/readyz', 'the readiness endpoint'], ['/jwks.json', 'the key set of minted Txn-Tokens']]);
+  const adminPaths = new Map<string, string>([['/healthz', 'the health endpoint'], ['/readyz', 'the readiness endpoint'], ['/jwks.json', 'the key set of minted Txn-Tokens'], ['/metrics', 'the metrics endpoint']]);
   const revoke = get(doc, 'admin', 'revoke');
   if (revoke !== undefined) {
     if (get(doc, 'signals') === undefined) report(['admin', 'revoke'], 'needs a signals section (its marks are the ones security events set)', 'add signals: {} (defaults apply), or remove admin.revoke');

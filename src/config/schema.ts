@@ -621,6 +621,49 @@ export const ConfigSchema = Closed(
       },
       { default: {} },
     ),
+    metrics: Closed(
+      {
+        enabled: Type.Boolean({ default: true, description: 'Serve Prometheus metrics at `GET /metrics` on the admin listener (docs/operations.md, "Metrics").' }),
+        mcpToolLabelLimit: Type.Integer({
+          minimum: 0,
+          maximum: 10000,
+          default: 100,
+          description:
+            'Distinct MCP tool names (and resource URIs) that get a `tool` label value of their own in agentward_mcp_tool_calls_total, first come first served; later ones are counted as `other`, so a client cannot grow the metrics without bound.',
+        }),
+        processMetrics: Type.Boolean({ default: true, description: 'Also export the Node.js process metrics (CPU, memory, event-loop lag, garbage collection, open handles).' }),
+      },
+      { default: {} },
+    ),
+    tracing: Type.Optional(
+      Closed(
+        {
+          serviceName: Type.String({ minLength: 1, default: 'agentward', description: 'The `service.name` resource attribute of every span.' }),
+          sampleRatio: Type.Number({
+            minimum: 0,
+            maximum: 1,
+            default: 1,
+            description:
+              'Share of traces recorded when the caller sent no sampled traceparent (0 to 1, by trace id). A caller\'s sampling decision is followed (parent-based), so a trace is never cut in half.',
+          }),
+          otlp: Closed(
+            {
+              endpoint: Type.String({ minLength: 1, description: 'The OTLP/HTTP traces endpoint (protobuf), e.g. http://127.0.0.1:4318/v1/traces.' }),
+              headers: Type.Record(Type.String({ pattern: '^[A-Za-z0-9!#$%&\'*+.^_`|~-]+$' }), SecretSchema, {
+                default: {},
+                description: 'Fields sent with every export, e.g. an API key: `{ authorization: { fromEnv: OTLP_AUTH } }`. Values are secrets (never logged).',
+              }),
+              timeout: Duration('10s', 'Longest wait for one export.'),
+            },
+            { description: 'Where spans go (OTLP over HTTP, protobuf).' },
+          ),
+        },
+        {
+          description:
+            'OpenTelemetry tracing: one server span per request with a child per stage (verify, policy, upstream), under the caller\'s W3C traceparent; the upstream gets a traceparent naming our upstream span. Absent: no spans, and the caller\'s traceparent is passed on unchanged.',
+        },
+      ),
+    ),
     log: Closed(
       { level: Enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], { default: 'info', description: 'Least severe log level written (logs go to stderr).' }) },
       { default: {} },

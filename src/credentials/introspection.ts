@@ -157,6 +157,9 @@ interface RawAnswer {
 
 // ---------------------------------------------------------------- the introspector
 
+/** Duration (seconds) and outcome of one introspection call. */
+export type IntrospectionCallListener = (seconds: number, outcome: 'ok' | 'error') => void;
+
 export class TokenIntrospector {
   private readonly issuer: string;
   private readonly endpoint: URL;
@@ -182,6 +185,9 @@ export class TokenIntrospector {
   /** Precomputed once (conventions §3): the fixed request headers. */
   private readonly headers: Record<string, string>;
   private signingKey: Promise<CryptoKey | KeyObject | Uint8Array> | undefined;
+  /** Answers served from the cache since start (for metrics). */
+  cacheHits = 0;
+  private readonly callListeners: IntrospectionCallListener[] = [];
 
   constructor(options: TokenIntrospectorOptions) {
     this.issuer = options.issuer;
@@ -237,6 +243,7 @@ export class TokenIntrospector {
     const cached = this.cache?.get(hash);
     if (cached) {
       if (this.now() < cached.until) {
+        this.cacheHits++;
         if (!cached.active) throw new AgentwardError('ERR_TOKEN_INACTIVE');
         return cached.value;
       }
@@ -248,6 +255,15 @@ export class TokenIntrospector {
       this.inflight.set(hash, flight);
     }
     return flight;
+  }
+
+  /**
+   * Called after every call to the endpoint with its duration and outcome (`ok`: an answer was
+   * read, whatever it said; `error`: unreachable, timed out, or an HTTP status other than 200).
+   * The composition root feeds the metrics with it; a listener must not throw.
+   */
+  onCall(listener: IntrospectionCallListener): void {
+    this.callListeners.push(listener);
   }
 
   /** Forgets every cached answer (e.g. after the AS signals a mass revocation). */
@@ -270,7 +286,7 @@ export class TokenIntrospector {
 
   private async resolve(token: string, hash: string): Promise<IntrospectedAccessToken> {
     const requestedAt = this.now();
-    const answer = await this.post(token);
+    const answer = await this.timedPost(token);
     // RFC 7662 §2.3: a 401 means the AS does not accept our credentials; like any other
     // non-200 it says nothing about the token, so fail closed as unavailable (AT-N26).
     if (answer.statusCode !== 200) throw introspectionError('ERR_INTROSPECTION_UNAVAILABLE', `The introspection endpoint answered HTTP ${answer.statusCode}.`);
@@ -346,6 +362,20 @@ export class TokenIntrospector {
   }
 
   /** RFC 7662 §2.1: one POST, form-encoded, client-authenticated, within one deadline. */
+  private async timedPost(token: string): Promise<RawAnswer> {
+    if (this.callListeners.length === 0) return this.post(token);
+    const started = performance.now();
+    let outcome: 'ok' | 'error' = 'error';
+    try {
+      const answer = await this.post(token);
+      if (answer.statusCode === 200) outcome = 'ok';
+      return answer;
+    } finally {
+      const seconds = (performance.now() - started) / 1000;
+      for (const listener of this.callListeners) listener(seconds, outcome);
+    }
+  }
+
   private async post(token: string): Promise<RawAnswer> {
     const form = new URLSearchParams({ token, token_type_hint: 'access_token' });
     const auth = this.clientAuth;

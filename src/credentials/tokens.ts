@@ -76,6 +76,8 @@ export interface AccessTokenParts {
   tokens: AccessTokens;
   /** One key set per issuer: started, refreshed and shown in /readyz by the composition root. */
   issuers: { config: IssuerSettings; keys: IssuerKeys }[];
+  /** The introspector of the issuer that has one (its calls and cache are observed by the metrics). */
+  introspector: TokenIntrospector | undefined;
 }
 
 /** Builds the access-token side: a key set per issuer, the JWT verifier, and introspection for the issuer that has it. */
@@ -104,5 +106,5 @@ export function buildAccessTokens(settings: AccessTokenSettings, services: Servi
       },
       services,
     );
-  return { tokens: new AccessTokens(jwt, introspector, revocations), issuers };
+  return { tokens: new AccessTokens(jwt, introspector, revocations), issuers, introspector: introspector || undefined };
 }

@@ -212,7 +212,7 @@ export function buildWorkloadAuthenticator(
   settings: WorkloadSettings,
   context: WorkloadContext,
   services: Services,
-): { authenticator: WorkloadAuthenticator; extraction: WorkloadExtraction; witIssuerKeys: IssuerKeys[] } {
+): { authenticator: WorkloadAuthenticator; extraction: WorkloadExtraction; witIssuerKeys: IssuerKeys[]; replayCacheEntries: () => { wpt: number; httpSignature: number } } {
   const { clockSkewSeconds, now } = services;
   const keyOptions = keySetOptions(services);
   const witIssuers = settings.witIssuers.map((config) => ({
@@ -232,28 +232,30 @@ export function buildWorkloadAuthenticator(
   const audiences = new Set(settings.wimse.audiences);
   const replayCacheSize = settings.wimse.replayCacheSize;
   const { httpSignature } = settings.wimse;
+  const wimse = new WimseVerifier({
+    trustDomains: new Map(domains.map(({ domain, bundle, maxLifetimeSeconds }) => [domain.name, { witKeys: () => bundle.witSvidKeys(), algorithms: domain.algorithms, profile: domain.witProfile, maxLifetimeSeconds }])),
+    issuers,
+    audiences,
+    clockSkewSeconds,
+    maxWptLifetimeSeconds: maxProofSeconds,
+    replayCacheSize,
+    strictWptAudience: settings.wimse.strictAudience,
+    cacheSize,
+    now,
+  });
+  const httpSignatures = new HttpSignatureVerifier({
+    audiences,
+    clockSkewSeconds,
+    maxLifetimeSeconds: maxProofSeconds,
+    maxAgeSeconds: httpSignature.maxAge === undefined ? undefined : durationMs(httpSignature.maxAge) / 1000,
+    requiredComponents: httpSignature.requiredComponents,
+    label: httpSignature.label,
+    replayCacheSize,
+    now,
+  });
   const authenticator = new WorkloadAuthenticator({
-    wimse: new WimseVerifier({
-      trustDomains: new Map(domains.map(({ domain, bundle, maxLifetimeSeconds }) => [domain.name, { witKeys: () => bundle.witSvidKeys(), algorithms: domain.algorithms, profile: domain.witProfile, maxLifetimeSeconds }])),
-      issuers,
-      audiences,
-      clockSkewSeconds,
-      maxWptLifetimeSeconds: maxProofSeconds,
-      replayCacheSize,
-      strictWptAudience: settings.wimse.strictAudience,
-      cacheSize,
-      now,
-    }),
-    httpSignatures: new HttpSignatureVerifier({
-      audiences,
-      clockSkewSeconds,
-      maxLifetimeSeconds: maxProofSeconds,
-      maxAgeSeconds: httpSignature.maxAge === undefined ? undefined : durationMs(httpSignature.maxAge) / 1000,
-      requiredComponents: httpSignature.requiredComponents,
-      label: httpSignature.label,
-      replayCacheSize,
-      now,
-    }),
+    wimse,
+    httpSignatures,
     jwtSvid: settings.jwtSvid.enabled
       ? new JwtSvidVerifier({
           trustDomains: new Map(domains.map(({ domain, bundle, maxLifetimeSeconds }) => [domain.name, { jwtKeys: () => bundle.jwtSvidKeys(), maxLifetimeSeconds }])),
@@ -277,7 +279,8 @@ export function buildWorkloadAuthenticator(
     isJwtSvid: settings.jwtSvid.enabled ? (token) => looksLikeJwtSvid(token, trustDomains, context.oauthIssuers) : undefined,
     presentsX509Svid: context.acceptsX509Svids ? presentsX509Svid : undefined,
   };
-  return { authenticator, extraction, witIssuerKeys: witIssuers.map((i) => i.keys) };
+  const replayCacheEntries = () => ({ wpt: wimse.replayCacheEntries, httpSignature: httpSignatures.replayCacheEntries });
+  return { authenticator, extraction, witIssuerKeys: witIssuers.map((i) => i.keys), replayCacheEntries };
 }
 
 /**

@@ -53,6 +53,14 @@ export type RotationListener = (issuer: string, staleKids: ReadonlySet<string | 
 /** setTimeout takes at most 2^31-1 ms; longer delays fire at once. */
 const MAX_TIMER_MS = 2 ** 31 - 1;
 
+/** What the metrics read of a key set or trust bundle (src/observability/metrics.ts). */
+export interface KeySetRefreshStats {
+  refreshes: number;
+  failures: number;
+  /** When the key set in use was loaded, ms since the epoch; undefined before the first load. */
+  loadedAt: number | undefined;
+}
+
 export class IssuerKeys {
   readonly issuer: string;
   private readonly config: KeySetSource;
@@ -68,6 +76,8 @@ export class IssuerKeys {
   private retryAt = -Infinity;
   private failures = 0;
   private lastError: string | undefined;
+  /** Cumulative loads and failed loads, and when the current key set was loaded (ms): for metrics. */
+  private readonly counts = { refreshes: 0, failures: 0, loadedAt: undefined as number | undefined };
   private timer: NodeJS.Timeout | undefined;
   private closed = false;
   private readonly listeners: RotationListener[] = [];
@@ -87,6 +97,11 @@ export class IssuerKeys {
 
   status(): { issuer: string; ready: boolean; jwksUri: string | null; lastError: string | null } {
     return { issuer: this.issuer, ready: this.ready, jwksUri: this.config.jwksFile ?? this.jwksUri ?? null, lastError: this.lastError ?? null };
+  }
+
+  /** Loads that worked and that failed since start, and when the current key set was loaded (ms since the epoch). */
+  refreshStats(): KeySetRefreshStats {
+    return { refreshes: this.counts.refreshes, failures: this.counts.failures, loadedAt: this.counts.loadedAt };
   }
 
   onRotation(listener: RotationListener): void {
@@ -168,11 +183,14 @@ export class IssuerKeys {
       if (!isJwks(jwks)) throw new Error(`${uri} is not a JWK Set (RFC 7517 §5)`);
       if (file === undefined) this.jwksUri = uri;
       this.install(jwks);
+      this.counts.refreshes++;
+      this.counts.loadedAt = this.now();
       this.failures = 0;
       this.retryAt = -Infinity;
       this.lastError = undefined;
     } catch (err) {
       this.failures++;
+      this.counts.failures++;
       this.lastError = (err as Error).message;
       // Back off 1s, 2s, 4s ... up to the cooldown; calls in between fail fast.
       this.retryAt = this.now() + Math.min(1000 * 2 ** (this.failures - 1), Math.max(this.options.cooldownMs, 1000));

@@ -25,6 +25,7 @@ import { readJsonFile } from './json-file.ts';
 import { durationMs } from '../duration.ts';
 import { watchFiles, type FileWatch } from '../file-watch.ts';
 import type { Services } from '../services.ts';
+import type { KeySetRefreshStats } from './issuer-keys.ts';
 
 export type TrustBundleSource = { file: string } | { url: string };
 
@@ -115,6 +116,8 @@ export class TrustBundle {
   private lastSuccessAt: number | undefined;
   private lastError: string | undefined;
   private failures = 0;
+  /** Cumulative loads and failed loads since start: for metrics. */
+  private readonly counts = { refreshes: 0, failures: 0 };
   private inflight: Promise<boolean> | undefined;
   private timer: NodeJS.Timeout | undefined;
   private watcher: FileWatch | undefined;
@@ -162,6 +165,11 @@ export class TrustBundle {
       lastError: this.lastError ?? null,
       keys: { jwtSvid: this.current?.jwtSvid.length ?? 0, witSvid: this.current?.witSvid.length ?? 0, x509Svid: this.current?.x509.length ?? 0 },
     };
+  }
+
+  /** Loads that worked and that failed since start, and when the bundle in use was loaded (ms since the epoch). */
+  refreshStats(): KeySetRefreshStats {
+    return { refreshes: this.counts.refreshes, failures: this.counts.failures, loadedAt: this.lastSuccessAt };
   }
 
   onRotation(listener: BundleRotationListener): void {
@@ -291,12 +299,14 @@ export class TrustBundle {
       }
       this.install(parsed, location);
       this.lastSuccessAt = this.now();
+      this.counts.refreshes++;
       this.lastError = undefined;
       this.failures = 0;
       this.staleLogged = false;
       return true;
     } catch (err) {
       this.failures++;
+      this.counts.failures++;
       this.lastError = err instanceof Error ? err.message : String(err);
       this.options.logger.warn({ trustDomain: this.trustDomain, source: location, err: this.lastError, failures: this.failures, keptSequence: this.current?.sequence ?? null, ready: this.ready }, 'trust bundle could not be loaded; keeping the last good bundle');
       return false;

@@ -76,6 +76,13 @@ export interface AuditSink {
   flush(): Promise<void>;
   /** Flushes, stops timers (checkpoints, fsync) and writes a last checkpoint. */
   close(): void;
+  /** Records written to the destination and records that failed to be written or put on disk, since start (for metrics). */
+  counts?(): AuditCounts;
+}
+
+export interface AuditCounts {
+  written: number;
+  failed: number;
 }
 
 /**
@@ -141,6 +148,8 @@ export class AuditLog implements AuditSink {
   /** The fsync running for `deny`, and the one the refusals that came during it wait for. */
   private syncing: Promise<void> | undefined;
   private nextSync: Promise<void> | undefined;
+  private written = 0;
+  private failed = 0;
 
   constructor(options: AuditLogOptions) {
     this.chain = options.hashChain;
@@ -182,7 +191,15 @@ export class AuditLog implements AuditSink {
   writeNow(record: AuditRecord | RemediationRecord): Promise<void> {
     this.pending.push(JSON.stringify(record));
     this.writeBatch();
-    return this.fsyncPolicy === 'deny' ? this.durable() : RESOLVED;
+    if (this.fsyncPolicy !== 'deny') return RESOLVED;
+    return this.durable().catch((err: unknown) => {
+      this.failed++;
+      throw err;
+    });
+  }
+
+  counts(): AuditCounts {
+    return { written: this.written, failed: this.failed };
   }
 
   /**
@@ -236,7 +253,13 @@ export class AuditLog implements AuditSink {
     this.rotateIfDue();
     let out = '';
     for (const json of records) out += this.line(json);
-    this.stream.write(out);
+    try {
+      this.stream.write(out);
+    } catch (err) {
+      this.failed += records.length;
+      throw err;
+    }
+    this.written += records.length;
     this.size += Buffer.byteLength(out);
     this.unsynced = true;
   };

@@ -1,7 +1,8 @@
 /**
- * The admin listener: `/healthz` (the process serves) and `/readyz` (config, policy and every
- * issuer's key set are loaded, and the process is not draining), with detail for operators, and
- * `/jwks.json`, the public keys of the Txn-Tokens agentward mints for the upstream
+ * The admin listener: `/healthz` (the process serves), `/readyz` (config, policy and every
+ * issuer's key set are loaded, and the process is not draining), with detail for operators,
+ * `/metrics` (Prometheus text exposition, src/observability/metrics.ts) unless metrics are off,
+ * and `/jwks.json`, the public keys of the Txn-Tokens agentward mints for the upstream
  * (`forward.txnToken`). Keep it on a loopback or pod-internal address: it describes the policy and
  * issuers (the upstream, which fetches the key set, is usually in the same pod).
  */
@@ -18,9 +19,12 @@ export interface HealthSources {
   routes?: ReadonlyMap<string, (req: IncomingMessage, res: ServerResponse) => Promise<void>>;
   /** The minter's JWK Set document, serialized; undefined when agentward mints no Txn-Token. */
   jwks?: (() => string) | undefined;
+  /** The metrics exposition; undefined when `metrics.enabled` is false (then /metrics is 404). */
+  metrics?: (() => Promise<{ contentType: string; body: string }>) | undefined;
 }
 
 export function createAdminServer(sources: HealthSources): Server {
+  const endpoints = ['/healthz', '/readyz', ...(sources.metrics ? ['/metrics'] : [])];
   return createServer((req, res) => {
     const path = (req.url ?? '').split('?')[0]!;
     const route = sources.routes?.get(path);
@@ -38,6 +42,20 @@ export function createAdminServer(sources: HealthSources): Server {
     }
     let status: number;
     let body: Record<string, unknown>;
+    if (path === '/metrics' && sources.metrics) {
+      sources.metrics().then(
+        (exposition) => {
+          res.writeHead(200, { 'content-type': exposition.contentType, 'cache-control': 'no-store', 'content-length': Buffer.byteLength(exposition.body) });
+          res.end(req.method === 'HEAD' ? undefined : exposition.body);
+        },
+        () => {
+          // A collector that failed: say so without detail (the admin listener is not for debugging internals).
+          res.writeHead(500, { 'content-type': 'text/plain' });
+          res.end('metrics could not be collected\n');
+        },
+      );
+      return;
+    }
     if (path === '/healthz') {
       status = 200;
       body = { status: 'ok' };
@@ -47,7 +65,7 @@ export function createAdminServer(sources: HealthSources): Server {
       body = { ready, ...sources.detail() };
     } else {
       status = 404;
-      body = { error: 'not found', endpoints: ['/healthz', '/readyz', ...(sources.jwks ? ['/jwks.json'] : []), ...(sources.routes?.keys() ?? [])] };
+      body = { error: 'not found', endpoints: [...endpoints, ...(sources.jwks ? ['/jwks.json'] : []), ...(sources.routes?.keys() ?? [])] };
     }
     const text = JSON.stringify(body);
     res.writeHead(status, { 'content-type': 'application/json', 'cache-control': 'no-store', 'content-length': Buffer.byteLength(text) });

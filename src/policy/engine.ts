@@ -54,6 +54,12 @@ export type MemoStatus =
   | { memoized: true; reads: readonly InputRead[]; hits: number; misses: number; size: number }
   | { memoized: false; reason: string };
 
+/** Cumulative decision counts of an engine (see PolicyEngine.counts). */
+export interface DecisionCounts {
+  evaluations: number;
+  memoHits: number;
+}
+
 export interface PolicyStatus {
   loaded: boolean;
   source: string;
@@ -96,6 +102,11 @@ export class PolicyEngine {
   private watching = false;
   private closed = false;
   private pollTimer: NodeJS.Timeout | undefined;
+  /**
+   * Decisions asked for since start (`evaluations`) and those answered from the memo (`memoHits`),
+   * across reloads: read by the metrics collector (src/observability/metrics.ts), never reset.
+   */
+  readonly counts: DecisionCounts = { evaluations: 0, memoHits: 0 };
 
   constructor(options: PolicyEngineOptions) {
     this.options = options;
@@ -169,7 +180,7 @@ export class PolicyEngine {
   evaluate(input: PolicyInput): Decision {
     const active = this.active;
     if (!active) throw new AgentwardError('ERR_POLICY_NOT_LOADED');
-    return decideOnce(active, active.memo ? memoKey(() => active.memo!.key(input)) : undefined, () => JSON.stringify(input));
+    return decideOnce(active, active.memo ? memoKey(() => active.memo!.key(input)) : undefined, () => JSON.stringify(input), this.counts);
   }
 
   /**
@@ -195,7 +206,7 @@ export class PolicyEngine {
         keysOf = active;
         keys = active.memo ? memoKey(() => active.memo!.prepare(base, field)) : undefined;
       }
-      return decideOnce(active, keys ? memoKey(() => keys!.key(value)) : undefined, () => json(value));
+      return decideOnce(active, keys ? memoKey(() => keys!.key(value)) : undefined, () => json(value), this.counts);
     };
   }
 
@@ -401,10 +412,14 @@ function memoKey<T>(compute: () => T | undefined): T | undefined {
 }
 
 /** The memoized decision for `key`, or a fresh one (kept under `key` when there is one). */
-function decideOnce(active: ActivePolicy, key: string | undefined, json: () => string): Decision {
+function decideOnce(active: ActivePolicy, key: string | undefined, json: () => string, counts: DecisionCounts): Decision {
+  counts.evaluations++;
   if (key !== undefined) {
     const hit = active.memo!.get(key);
-    if (hit) return hit;
+    if (hit) {
+      counts.memoHits++;
+      return hit;
+    }
   }
   const decision = evaluateJson(active, json);
   return key === undefined ? decision : active.memo!.set(key, decision);

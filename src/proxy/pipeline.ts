@@ -30,6 +30,9 @@ import type { PolicyInput } from '../policy/input.ts';
 import { buildInput } from './input.ts';
 import { screenMethodOverride, type MethodOverrideMode } from './method-override.ts';
 import type { AuditRecord, AuditSink } from '../observability/audit.ts';
+import type { Outcome } from '../observability/metrics.ts';
+import type { Telemetry } from '../observability/telemetry.ts';
+import type { RequestSpans } from '../observability/tracing.ts';
 import type { Forwarder } from './forward.ts';
 import type { OpenStreams } from './streams.ts';
 import { rewriteUpstreamHeaders, type UpstreamHeaderPlan } from './headers.ts';
@@ -79,6 +82,8 @@ export interface PipelineDeps {
   /** `forward.txnToken`: the Txn-Token the upstream gets; undefined when off. */
   upstreamTxn: UpstreamTxnPlan | undefined;
   audit: AuditSink;
+  /** Metrics and traces (src/observability/telemetry.ts). */
+  telemetry: Telemetry;
   logger: Logger;
   /** `forward.methodOverride`: what a request with method override fields gets. */
   methodOverride: MethodOverrideMode;
@@ -121,6 +126,13 @@ export interface RequestContext {
   status: number;
   /** Set once the audit record is written (a refusal's, before its response). */
   recorded?: boolean;
+  /** Stage marks (`performance.now()`, 0 until reached) for metrics and spans: end of step 3, step 6, forwarding. */
+  verifiedAt: number;
+  policyStartedAt: number;
+  decidedAt: number;
+  upstreamStartedAt: number;
+  /** The request's spans, when tracing is on. */
+  spans: RequestSpans | undefined;
 }
 
 const RESOLVED = Promise.resolve();
@@ -134,12 +146,12 @@ const TRACEPARENT = /^[0-9a-f]{2}-([0-9a-f]{32})-[0-9a-f]{16}-[0-9a-f]{2}$/;
 export async function handleRequest(req: IncomingMessage, res: ServerResponse, deps: PipelineDeps, refusal?: AgentwardError): Promise<void> {
   const ctx = admit(req, deps);
   res.setHeader(deps.headerPlan.requestIdHeader, ctx.id);
+  // The raw path until the target is parsed: what a refusal before that (overload, an unmet
+  // Expect, a malformed target) is recorded and traced with.
+  ctx.path = (req.url ?? '').split('?', 1)[0]!;
+  deps.telemetry.begin(ctx, req);
   try {
-    if (refusal) {
-      // Refused before the target is parsed (overload, an unmet Expect): the raw path, for the record.
-      ctx.path = (req.url ?? '').split('?', 1)[0]!;
-      throw refusal;
-    }
+    if (refusal) throw refusal;
     const target = parseTarget(req.url ?? '');
     ctx.path = target.pathname;
     if (deps.resource.metadataPaths.has(target.pathname)) {
@@ -165,6 +177,8 @@ export async function handleRequest(req: IncomingMessage, res: ServerResponse, d
     if (deps.streams && ctx.token) deps.streams.track(res, ctx.token);
     const rewrite = listFilterFor(input, ctx, deps);
     if (rewrite) req.headers['accept-encoding'] = 'identity';
+    // With tracing on, the upstream's traceparent names our upstream span (W3C Trace Context §3.2).
+    deps.telemetry.upstream(ctx, req, target.pathname);
     const result = await deps.forwarder.forward(
       req,
       res,
@@ -221,9 +235,11 @@ export async function authorize(
   // are for callers who present credentials: the policy decides with subject and agent null.
   ctx.anonymous = deps.anonymous && credentials.anonymous;
   const { unboundContextHeaders, tokenMatch } = ctx.anonymous ? ANONYMOUS : await verifyCredentials(req, res, credentials, ctx, deps);
+  ctx.verifiedAt = performance.now();
 
   ctx.route = deps.rpcRoutes.get(target.pathname);
   const body = await inspectBody(req, deps.maxBodyBytes, ctx);
+  ctx.policyStartedAt = performance.now();
   const input = buildInput(
     {
       requestId: ctx.id,
@@ -242,14 +258,16 @@ export async function authorize(
     deps.now(),
   );
   ctx.decision = decide(input, ctx, deps);
+  ctx.decidedAt = performance.now();
   return { input, body, decision: ctx.decision, forwardTarget: decided };
 }
 
 const ANONYMOUS = { unboundContextHeaders: [], tokenMatch: null } as const;
 
 /**
- * Step 3, in the order of credentials.md §H.1: the workload (agent) first, then the access token
- * with its sender constraint, then the Txn-Token. Every credential presented is verified.
+ * Step 3, in the order docs/architecture.md gives ("The request pipeline", step 3): the workload
+ * (agent) first, then the access token with its sender constraint, then the Txn-Token. Every
+ * credential presented is verified.
  */
 async function verifyCredentials(
   req: IncomingMessage,
@@ -259,8 +277,6 @@ async function verifyCredentials(
   deps: PipelineDeps,
 ): Promise<{ unboundContextHeaders: readonly string[]; tokenMatch: TokenMatch | null }> {
   const facts = requestFacts(req, ctx, deps);
-  // Step 3, in the order docs/architecture.md gives ("The request pipeline", step 3): the workload (agent) first, then the access
-  // token with its sender constraint, then the Txn-Token. Every credential presented is verified.
   const workload = await authenticateWorkload(credentials, facts, ctx, deps);
   ctx.agent = workload.agent;
   const accessToken = credentials.bearerIsJwtSvid ? undefined : credentials.accessToken;
@@ -345,6 +361,11 @@ function newContext(id: string, traceId: string | null, method: string): Request
     decision: undefined,
     error: undefined,
     status: 0,
+    verifiedAt: 0,
+    policyStartedAt: 0,
+    decidedAt: 0,
+    upstreamStartedAt: 0,
+    spans: undefined,
   };
 }
 
@@ -596,12 +617,15 @@ function record(ctx: RequestContext, deps: PipelineDeps, beforeResponse = false)
   ctx.recorded = true;
   let written: Promise<void> = RESOLVED;
   const log = (level: 'debug' | 'info' | 'error'): Logger | undefined => (deps.logger.isLevelEnabled(level) ? deps.logger.child({ requestId: ctx.id }) : undefined);
-  const latencyMs = Math.round((performance.now() - ctx.startedAt) * 1000) / 1000;
+  const end = performance.now();
+  const latencyMs = Math.round((end - ctx.startedAt) * 1000) / 1000;
   const token = ctx.token;
   const err = ctx.error;
   // A policy decision is what it says; without one, a refusal before policy is a deny and a
   // server-side failure an error (an upstream failure after an allow stays an allow, with its code).
-  const decision = ctx.decision ? (ctx.decision.allow ? 'allow' : 'deny') : !err ? 'allow' : err.status >= 500 ? 'error' : 'deny';
+  const decision: Outcome = ctx.decision ? (ctx.decision.allow ? 'allow' : 'deny') : !err ? 'allow' : err.status >= 500 ? 'error' : 'deny';
+  // Metrics and spans (the trace id the record carries was set when the server span began).
+  deps.telemetry.end(ctx, decision, end);
   try {
     const entry: AuditRecord = {
       time: new Date(performance.timeOrigin + ctx.startedAt).toISOString(),

@@ -156,10 +156,16 @@ describe('proof checks (RFC 9449 §4.3): 401 invalid_dpop_proof', () => {
     expectDpopError(await send(token, await proof(key, { htm: 'GET', htu: URI, accessToken: token, claims: { iat: Math.floor(Date.now() / 1000) + offset } })), 'ERR_DPOP_PROOF_EXPIRED');
   });
   test('DP-N13 a proof replayed on a second request', async () => {
+    const metric = async (pattern: RegExp) => Number(pattern.exec(await (await fetch(`${aw.adminUrl}/metrics`)).text())?.[1] ?? 0);
+    const refusals = /^agentward_replay_refusals_total\{cache="dpop"\} (\d+)$/m;
+    const before = await metric(refusals);
     const p = await proof(key, { htm: 'GET', htu: URI, accessToken: token });
     expect((await send(token, p)).status).toBe(200);
     upstream.seen.length = 0;
     expectDpopError(await send(token, p), 'ERR_DPOP_REPLAYED');
+    // Counted as a replay refusal; the proof id is held by the replay cache (docs/operations.md, "Metrics").
+    expect(await metric(refusals)).toBe(before + 1);
+    expect(await metric(/^agentward_replay_cache_entries\{cache="dpop"\} (\d+)$/m)).toBeGreaterThanOrEqual(1);
   });
   test('DP-N16 no ath', async () => {
     expectDpopError(await send(token, await proof(key, { htm: 'GET', htu: URI, accessToken: token, claims: { ath: undefined } })), 'ERR_DPOP_PROOF_ATH');

@@ -130,3 +130,27 @@ describe('opaque tokens', () => {
     expect(aw.logs()).not.toContain('s3cret');
   });
 });
+
+describe('metrics', () => {
+  /** A family's value from /metrics on the admin listener (summed over its series matching `labels`). */
+  async function metric(name: string, labels = ''): Promise<number> {
+    const text = await (await fetch(`${aw.adminUrl}/metrics`)).text();
+    return text
+      .split('\n')
+      .filter((line) => line.startsWith(`${name}{`) || line.startsWith(`${name} `))
+      .filter((line) => line.includes(labels))
+      .reduce((sum, line) => sum + Number(line.slice(line.lastIndexOf(' ') + 1)), 0);
+  }
+
+  test('introspection calls are timed by outcome and cache hits counted (agentward_introspection_*)', async () => {
+    const [ok, failed, hits] = await Promise.all([metric('agentward_introspection_duration_seconds_count', 'outcome="ok"'), metric('agentward_introspection_duration_seconds_count', 'outcome="error"'), metric('agentward_introspection_cache_hits_total')]);
+    endpoint.tokens.set('opaque-metrics', active());
+    expect((await get('opaque-metrics')).status).toBe(200);
+    expect((await get('opaque-metrics')).status).toBe(200);
+    endpoint.mode = 'error';
+    expect((await get('opaque-metrics-error')).status).toBe(503);
+    expect(await metric('agentward_introspection_duration_seconds_count', 'outcome="ok"')).toBe(ok + 1);
+    expect(await metric('agentward_introspection_duration_seconds_count', 'outcome="error"')).toBe(failed + 1);
+    expect(await metric('agentward_introspection_cache_hits_total')).toBe(hits + 1);
+  });
+});

@@ -84,6 +84,12 @@ describe('outages fail closed, quickly, and recover', () => {
     const seenBefore = upstream.seen.length;
 
     expect((await rawRequest(`${aw.adminUrl}/readyz`)).status).toBe(503);
+    // In /metrics: not loaded, no age yet, the failed fetch counted (docs/operations.md, "Metrics").
+    const metrics = await (await fetch(`${aw.adminUrl}/metrics`)).text();
+    const series = `{kind="issuer",name="${issuer.issuer}"}`;
+    expect(metrics).toContain(`agentward_key_set_loaded${series} 0`);
+    expect(metrics).not.toContain(`agentward_key_set_age_seconds${series}`);
+    expect(Number(new RegExp(`^agentward_key_set_refresh_failures_total\\{kind="issuer",name="[^"]+"\\} (\\d+)$`, 'm').exec(metrics)?.[1])).toBeGreaterThanOrEqual(1);
     const first = await get(aw, token);
     expect(first.res.status).toBe(503);
     expect(first.res.json().code).toBe('ERR_KEYS_UNAVAILABLE');
@@ -95,6 +101,7 @@ describe('outages fail closed, quickly, and recover', () => {
     await waitFor(async () => (await rawRequest(`${aw.adminUrl}/readyz`)).status === 200, 'readiness after the endpoint is back');
     expect((await get(aw, token)).res.status).toBe(200);
     expect(aw.logs()).toContain('issuer keys could not be fetched');
+    expect(await (await fetch(`${aw.adminUrl}/metrics`)).text()).toContain(`agentward_key_set_loaded${series} 1`);
   });
 
   test('an outage after keys were loaded keeps serving tokens of known keys; unknown kids fail fast', async () => {

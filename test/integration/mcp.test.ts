@@ -252,7 +252,7 @@ describe('JSON-RPC bodies on the MCP path', () => {
 });
 
 describe('shadow mode', () => {
-  test('a call the policy denies is forwarded, audited as a would-deny, and counted in /readyz', async () => {
+  test('a call the policy denies is forwarded, audited as a would-deny, and counted in /readyz and /metrics', async () => {
     const client = await connect(shadow, 'tools.read tools.write');
     expect(await client.callTool({ name: 'delete_repo', arguments: { repo: 'agentward/demo' } })).toMatchObject({ content: [{ text: 'deleted agentward/demo' }] });
     // Shadow mode keeps every list item.
@@ -261,6 +261,11 @@ describe('shadow mode', () => {
     expect(shadow.audit().find((r) => r.shadow === true)).toMatchObject({ decision: 'deny', status: 200, action: { mcpTool: 'delete_repo' } });
     const detail = (await (await fetch(`${shadow.adminUrl}/readyz`)).json()) as { shadow: { wouldDeny: number } };
     expect(detail.shadow.wouldDeny).toBeGreaterThanOrEqual(1);
+    // The same count in /metrics, and the MCP calls by method and tool (docs/operations.md, "Metrics").
+    const metrics = await (await fetch(`${shadow.adminUrl}/metrics`)).text();
+    expect(Number(/^agentward_shadow_would_deny_total (\d+)$/m.exec(metrics)?.[1])).toBe(detail.shadow.wouldDeny);
+    expect(Number(/^agentward_mcp_tool_calls_total\{tool="delete_repo"\} (\d+)$/m.exec(metrics)?.[1])).toBeGreaterThanOrEqual(1);
+    expect(Number(/^agentward_mcp_calls_total\{method="tools\/list"\} (\d+)$/m.exec(metrics)?.[1])).toBeGreaterThanOrEqual(1);
     expect(shadow.logs()).toContain('policy.mode is shadow');
   });
 });

@@ -328,3 +328,23 @@ describe('checkpoints', () => {
     expect(verifyAuditFiles([file], 'k3y', log)).toMatchObject({ checkpoints: 1, failure: null });
   });
 });
+
+describe('counts (metrics)', () => {
+  test('records written are counted once they reach the destination; a failed write is counted as failed', async () => {
+    const file = tempFile();
+    const log = new AuditLog({ dest: file, hashChain: true });
+    log.write(record(1));
+    log.write(record(2));
+    expect(log.counts()).toEqual({ written: 0, failed: 0 });
+    await log.writeNow(record(3));
+    expect(log.counts()).toEqual({ written: 3, failed: 0 });
+    log.close();
+    // A destination that refuses the write (its descriptor closed under it): the batch is failed, not lost silently.
+    const broken = new AuditLog({ dest: tempFile(), hashChain: false });
+    (broken as unknown as { stream: { write: () => never } }).stream.write = () => {
+      throw Object.assign(new Error('EBADF: bad file descriptor, write'), { code: 'EBADF' });
+    };
+    expect(() => broken.writeNow(record(4))).toThrow(/EBADF/);
+    expect(broken.counts()).toEqual({ written: 0, failed: 1 });
+  });
+});

@@ -658,3 +658,27 @@ describe('agentward check', () => {
     expect(stdout).toContain('  warning    oauth.anonymous is policy: requests that present no credential reach the policy');
   }, 120_000);
 });
+
+describe('metrics and tracing', () => {
+  test('defaults: metrics on with 100 tool labels and process metrics; no tracing', () => {
+    const { config } = parse(MINIMAL);
+    expect(config.metrics).toEqual({ enabled: true, mcpToolLabelLimit: 100, processMetrics: true });
+    expect(config.tracing).toBeUndefined();
+  });
+
+  test('tracing: defaults filled in, each export header a secret resolved at load', () => {
+    const loaded = parse(withExtra('tracing:\n  otlp:\n    endpoint: http://127.0.0.1:4318/v1/traces\n    headers:\n      authorization:\n        fromEnv: OTLP_AUTH\n'), { OTLP_AUTH: 'Bearer abc' });
+    expect(loaded.config.tracing).toEqual({ serviceName: 'agentward', sampleRatio: 1, otlp: { endpoint: 'http://127.0.0.1:4318/v1/traces', headers: { authorization: { fromEnv: 'OTLP_AUTH' } }, timeout: '10s' } });
+    expect(loaded.secrets.get('tracing.otlp.headers.authorization')).toBe('Bearer abc');
+  });
+
+  test('tracing: a header secret whose variable is unset, a bad endpoint, a ratio above 1 → every problem with its path', () => {
+    const all = problems(withExtra('tracing:\n  sampleRatio: 2\n  otlp:\n    endpoint: grpc://collector:4317\n    headers:\n      x-api-key:\n        fromEnv: OTLP_KEY\n'));
+    expect(all.map((p) => p.path).sort()).toEqual(['tracing.otlp.endpoint', 'tracing.otlp.headers.x-api-key.fromEnv', 'tracing.sampleRatio']);
+  });
+
+  test('tracing without otlp.endpoint, an unknown key → problems', () => {
+    expect(problems(withExtra('tracing:\n  otlp: {}\n')).map((p) => p.path)).toEqual(['tracing.otlp.endpoint']);
+    expect(problems(withExtra('metrics:\n  enable: false\n')).map((p) => p.path)).toEqual(['metrics.enable']);
+  });
+});

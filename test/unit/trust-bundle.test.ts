@@ -385,9 +385,13 @@ describe('bundle endpoint (SPIFFE Federation §4.1, §5)', () => {
       expect(codeOf(accessor)).toBe('ERR_KEYS_UNAVAILABLE');
     }
 
+    // What the metrics read: two failed loads since the one that worked, that one's time kept.
+    expect(bundle.refreshStats()).toEqual({ refreshes: 1, failures: 2, loadedAt: 1_000_000 });
+
     server.answer(200);
     expect(await bundle.refresh()).toBe(true);
     expect(bundle.status()).toMatchObject({ stale: false, lastError: null });
+    expect(bundle.refreshStats()).toEqual({ refreshes: 2, failures: 2, loadedAt: now });
     await expect(jwtVerify(token, bundle.jwtSvidKeys())).resolves.toBeTruthy();
   });
 
