@@ -6,6 +6,9 @@
 #   haproxy            HAProxy gating on the same JWT (jwt_verify ES256 + alg/typ/iss/aud/exp/scope)
 #   agentward          agentward: RFC 9068 verification, the default Rego policy, file audit
 #   agentward-nocache  the same with oauth.tokenCacheSize 0: a signature check on every request
+#   agentward-nometrics the agentward row with metrics.enabled false: the cost of /metrics by difference
+#   agentward-tracing  the agentward row with OpenTelemetry tracing on, every request sampled and
+#                      exported over OTLP/HTTP to a Jaeger on the load CPU (scripts/jaeger.sh)
 #   agentward-forged   the agentward process above flooded with one forged token (valid shape, the
 #                      issuer's kid, another key's signature): refusals per second, every answer
 #                      checked to be 401 ERR_TOKEN_SIGNATURE (bench/forged.lua)
@@ -58,7 +61,7 @@ DPOP_MAX_RPS=${BENCH_DPOP_MAX_RPS:-3000}
 INTROSPECTION_CACHE_TTL=${BENCH_INTROSPECTION_CACHE_TTL:-}
 OPAQUE_TOKENS=${BENCH_OPAQUE_TOKENS:-unique}
 [ "$OPAQUE_TOKENS" = unique ] || [ "$OPAQUE_TOKENS" = one ] || { echo "bench: BENCH_OPAQUE_TOKENS is unique or one" >&2; exit 2; }
-ALL_CONTENDERS=(direct forwarder nginx haproxy agentward agentward-nocache agentward-forged agentward-dpop agentward-wpt agentward-mcp-call agentward-mcp-list agentward-mcp-list-nofilter agentward-introspection agentward-introspection-nocache)
+ALL_CONTENDERS=(direct forwarder nginx haproxy agentward agentward-nocache agentward-nometrics agentward-tracing agentward-forged agentward-dpop agentward-wpt agentward-mcp-call agentward-mcp-list agentward-mcp-list-nofilter agentward-introspection agentward-introspection-nocache)
 read -r -a CONTENDERS <<<"${BENCH_ONLY:-${ALL_CONTENDERS[*]}}"
 REQUEST_PATH=/api/items
 AUDIENCE=https://tools.bench.test
@@ -105,9 +108,17 @@ P_AW_INTRO_NOCACHE_ADMIN=$((PORT_BASE + 19))
 P_AW_WPT_ADMIN=$((PORT_BASE + 20))
 P_AW_MCP_ADMIN=$((PORT_BASE + 21))
 P_AW_MCP_NOFILTER_ADMIN=$((PORT_BASE + 22))
+P_AW_NOMETRICS=$((PORT_BASE + 23))
+P_AW_NOMETRICS_ADMIN=$((PORT_BASE + 24))
+P_AW_TRACING=$((PORT_BASE + 25))
+P_AW_TRACING_ADMIN=$((PORT_BASE + 26))
+P_JAEGER_OTLP=$((PORT_BASE + 27))
+P_JAEGER_QUERY=$((PORT_BASE + 28))
+P_JAEGER_QUERY_GRPC=$((PORT_BASE + 29))
 ports_free "$P_ISSUER" "$P_UPSTREAM" "$P_FORWARDER" "$P_NGINX" "$P_HAPROXY" "$P_AW" "$P_AW_NOCACHE" "$P_AW_DPOP" "$P_AW_INTRO" "$P_AW_INTRO_NOCACHE" \
   "$P_INTROSPECTION" "$P_AW_ADMIN" "$P_AW_NOCACHE_ADMIN" "$P_AW_DPOP_ADMIN" "$P_AW_INTRO_ADMIN" "$P_AW_INTRO_NOCACHE_ADMIN" "$P_AW_WPT" "$P_AW_WPT_ADMIN" \
-  "$P_AW_MCP" "$P_AW_MCP_ADMIN" "$P_AW_MCP_NOFILTER" "$P_AW_MCP_NOFILTER_ADMIN"
+  "$P_AW_MCP" "$P_AW_MCP_ADMIN" "$P_AW_MCP_NOFILTER" "$P_AW_MCP_NOFILTER_ADMIN" "$P_AW_NOMETRICS" "$P_AW_NOMETRICS_ADMIN" \
+  "$P_AW_TRACING" "$P_AW_TRACING_ADMIN" "$P_JAEGER_OTLP" "$P_JAEGER_QUERY" "$P_JAEGER_QUERY_GRPC"
 begin_run
 
 # ---------------------------------------------------------------------------------------------
@@ -185,6 +196,47 @@ if want agentward-nocache; then
   agentward_config agentward-nocache "$P_AW_NOCACHE" "$P_AW_NOCACHE_ADMIN" 0
   start_agentward agentward-nocache
 fi
+if want agentward-nometrics; then
+  agentward_config agentward-nometrics "$P_AW_NOMETRICS" "$P_AW_NOMETRICS_ADMIN" 10000
+  printf 'metrics:\n  enabled: false\n' >>"$WORK/agentward-nometrics.yaml"
+  start_agentward agentward-nometrics
+fi
+if want agentward-tracing; then
+  # Jaeger (the all-in-one cut down to OTLP/HTTP in and memory storage, as test/helpers/jaeger.ts)
+  # on the load CPU, so that only agentward's own cost of tracing lands on the server CPU.
+  . scripts/jaeger.sh
+  cat >"$WORK/jaeger.yaml" <<EOF
+service:
+  extensions: [jaeger_storage, jaeger_query]
+  pipelines:
+    traces: { receivers: [otlp], processors: [batch], exporters: [jaeger_storage_exporter] }
+  telemetry: { metrics: { level: none }, logs: { level: warn } }
+extensions:
+  jaeger_query:
+    storage: { traces: memstore }
+    http: { endpoint: "127.0.0.1:$P_JAEGER_QUERY" }
+    grpc: { endpoint: "127.0.0.1:$P_JAEGER_QUERY_GRPC" }
+  jaeger_storage:
+    backends: { memstore: { memory: { max_traces: 10000 } } }
+receivers:
+  otlp: { protocols: { http: { endpoint: "127.0.0.1:$P_JAEGER_OTLP" } } }
+processors:
+  batch: { timeout: 100ms }
+exporters:
+  jaeger_storage_exporter: { trace_storage: memstore }
+EOF
+  start jaeger "${PIN_LOAD[@]}" "$AGENTWARD_JAEGER" --config "$WORK/jaeger.yaml"
+  wait_until 30 jaeger answers_http "http://127.0.0.1:$P_JAEGER_QUERY/api/services"
+  agentward_config agentward-tracing "$P_AW_TRACING" "$P_AW_TRACING_ADMIN" 10000
+  cat >>"$WORK/agentward-tracing.yaml" <<EOF
+tracing:
+  serviceName: agentward-bench
+  sampleRatio: 1
+  otlp:
+    endpoint: http://127.0.0.1:$P_JAEGER_OTLP/v1/traces
+EOF
+  start_agentward agentward-tracing
+fi
 if want agentward-dpop; then
   # DPoP in its default mode (allowed) with every default but maxAge: the proofs are written a
   # few seconds before the warm-up and must still be accepted at the end of the measured run
@@ -257,6 +309,8 @@ declare -A URL=(
   [haproxy]="http://127.0.0.1:$P_HAPROXY$REQUEST_PATH"
   [agentward]="http://127.0.0.1:$P_AW$REQUEST_PATH"
   [agentward-nocache]="http://127.0.0.1:$P_AW_NOCACHE$REQUEST_PATH"
+  [agentward-nometrics]="http://127.0.0.1:$P_AW_NOMETRICS$REQUEST_PATH"
+  [agentward-tracing]="http://127.0.0.1:$P_AW_TRACING$REQUEST_PATH"
   [agentward-forged]="http://127.0.0.1:$P_AW$REQUEST_PATH"
   [agentward-dpop]="http://127.0.0.1:$P_AW_DPOP$REQUEST_PATH"
   [agentward-wpt]="http://127.0.0.1:$P_AW_WPT$REQUEST_PATH"
@@ -268,6 +322,7 @@ declare -A URL=(
 )
 declare -A ADMIN=(
   [agentward]=$P_AW_ADMIN [agentward-nocache]=$P_AW_NOCACHE_ADMIN [agentward-dpop]=$P_AW_DPOP_ADMIN [agentward-forged]=$P_AW_ADMIN
+  [agentward-nometrics]=$P_AW_NOMETRICS_ADMIN [agentward-tracing]=$P_AW_TRACING_ADMIN
   [agentward-introspection]=$P_AW_INTRO_ADMIN [agentward-introspection-nocache]=$P_AW_INTRO_NOCACHE_ADMIN
   [agentward-wpt]=$P_AW_WPT_ADMIN
   [agentward-mcp-call]=$P_AW_MCP_ADMIN [agentward-mcp-list]=$P_AW_MCP_ADMIN [agentward-mcp-list-nofilter]=$P_AW_MCP_NOFILTER_ADMIN
@@ -286,6 +341,8 @@ declare -A LABEL=(
   [haproxy]="HAProxy + jwt_verify"
   [agentward]="agentward (JWT + policy)"
   [agentward-nocache]="agentward, token cache off"
+  [agentward-nometrics]="agentward, metrics off"
+  [agentward-tracing]="agentward, tracing on (100 % sampled, OTLP to Jaeger)"
   [agentward-forged]="agentward, forged-token flood (refusals)"
   [agentward-dpop]="agentward, JWT + DPoP proof"
   [agentward-wpt]="agentward, WIT + WPT (no token)"
