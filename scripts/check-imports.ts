@@ -30,6 +30,9 @@ export const RULES: Readonly<Record<string, readonly string[]>> = {
   signals: ['errors', 'services', 'duration', 'identity', 'jose', 'outbound', 'keys', 'credentials'],
   proxy: ['errors', 'services', 'duration', 'file-watch', 'identity', 'jose', 'outbound', 'keys', 'credentials', 'policy', 'rpc', 'observability', 'config'],
   app: ['errors', 'services', 'duration', 'file-watch', 'identity', 'jose', 'outbound', 'keys', 'credentials', 'policy', 'rpc', 'observability', 'config', 'signals', 'proxy'],
+  // The library entry points (package.json `exports`, docs/library.md): re-exports of the floors
+  // below the composition root; nothing in src/ imports them.
+  lib: ['errors', 'services', 'duration', 'file-watch', 'identity', 'jose', 'outbound', 'keys', 'credentials', 'policy', 'rpc', 'observability', 'config', 'signals', 'proxy'],
   main: ['errors', 'services', 'duration', 'file-watch', 'identity', 'jose', 'outbound', 'keys', 'credentials', 'policy', 'rpc', 'observability', 'config', 'signals', 'proxy', 'app'],
 };
 

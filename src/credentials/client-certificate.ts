@@ -64,6 +64,21 @@ function readCertificate(socket: TLSSocket): PresentedCertificate | null {
   };
 }
 
+/**
+ * A client certificate that reached the caller some other way than agentward's own listener (a
+ * library caller's transport, a header of a hop it trusts): the leaf, the certificates sent above
+ * it (candidates for intermediates, never anchors), and whether that transport verified the chain
+ * (`verified`, like `socket.authorized`). verifyX509Svid builds the chain to the trust domain's own
+ * authorities itself (X509-SVID §5.1); it refuses an SVID whose chain was not `verified` where it
+ * was presented with ERR_X509_SVID_CHAIN, because that check covers what it does not repeat
+ * (unknown critical extensions, name constraints: RFC 5280 §6.1). Build one object per
+ * certificate and keep it: what is computed from it is kept with it.
+ */
+export function presentedCertificate(leaf: X509Certificate, options: { issuers?: readonly X509Certificate[] | undefined; verified: boolean; verifyError?: unknown }): PresentedCertificate {
+  const issuers = [...(options.issuers ?? [])];
+  return { via: 'header', leaf, facts: certificateFacts(leaf, options.verified), issuers: (max) => issuers.slice(0, max), verifyError: options.verifyError };
+}
+
 /** The facts of `leaf` for the policy; `verified` is the caller's verdict on its chain. */
 export function certificateFacts(leaf: X509Certificate, verified: boolean): ClientCertificate {
   return deepFreeze({

@@ -15,8 +15,8 @@ export interface ReplayCacheOptions {
   max: number;
   /** How long an id is kept when `add` gives no ttl, ms. */
   ttlMs?: number;
-  /** Clock, ms since the epoch. */
-  now: () => number;
+  /** Clock, ms since the epoch. Default `Date.now`. */
+  now?: () => number;
 }
 
 export class ReplayCache {
@@ -28,7 +28,7 @@ export class ReplayCache {
       max: options.max,
       ...(options.ttlMs === undefined ? {} : { ttl: options.ttlMs }),
       ttlAutopurge: false,
-      perf: { now: options.now },
+      perf: { now: options.now ?? Date.now },
       dispose: (mark, _key, reason) => {
         if (reason === 'evict') this.forgottenUpTo = Math.max(this.forgottenUpTo, mark);
       },

@@ -43,11 +43,13 @@ export class HttpBundleSource {
   readonly url: string;
   private readonly options: BundlePollOptions;
   private readonly closing = new AbortController();
+  private readonly now: () => number;
   private checkedAt: Date | undefined;
 
-  constructor(url: string, options: BundlePollOptions) {
+  constructor(url: string, options: BundlePollOptions, now: () => number = Date.now) {
     this.url = url;
     this.options = options;
+    this.now = now;
   }
 
   /** When the server was last asked (the exchange ended, whatever its outcome). */
@@ -71,7 +73,7 @@ export class HttpBundleSource {
         ...(dispatcher ? { dispatcher } : {}),
       });
     } finally {
-      this.checkedAt = new Date();
+      this.checkedAt = new Date(this.now());
     }
   }
 

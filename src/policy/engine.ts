@@ -25,7 +25,7 @@ import { openBundle, readBundle, unpackBundle, type PolicyBundle } from './bundl
 import { PLAN_FILE } from './bundle-format.ts';
 import type { BundleVerifier } from './bundle-signature.ts';
 import { HttpBundleSource, isUrlSource, pollDelayMs, type BundlePollOptions } from './bundle-source.ts';
-import { compileRegoWithPlan, PolicyCompileError } from './compile.ts';
+import { compileRegoWithPlan, opaBinary, PolicyCompileError } from './compile.ts';
 import { parseDecision, type Decision } from './decision.ts';
 import type { PolicyInput } from './input.ts';
 import { inputReads, type InputRead, type InputReads } from './input-reads.ts';
@@ -38,9 +38,13 @@ export interface PolicyEngineOptions {
   entrypoint: string;
   /** Absolute path of an extra data JSON file. */
   dataFile?: string | undefined;
-  opa: string;
+  /** The opa binary that compiles a folder source. Default: `$AGENTWARD_OPA`, then `opa` on PATH; bundle and .wasm sources never run it. */
+  opa?: string | undefined;
+  /** Largest WebAssembly memory the policy may grow to, in bytes (rounded down to 64 KiB pages, at least 5). */
   maxMemoryBytes: number;
   logger: Logger;
+  /** Clock in milliseconds since the epoch, for `loadedAt` and `lastCheckedAt`. Default `Date.now`. Decisions read the time from `input.now`, never from here. */
+  now?: () => number;
   /** Checks bundle signatures. Without it a signed bundle is refused, as OPA does. */
   verifier?: BundleVerifier | undefined;
   /** Required with a URL source: how the bundle server is polled. */
@@ -107,12 +111,14 @@ export class PolicyEngine {
    * across reloads: read by the metrics collector (src/observability/metrics.ts), never reset.
    */
   readonly counts: DecisionCounts = { evaluations: 0, memoHits: 0 };
+  private readonly now: () => number;
 
   constructor(options: PolicyEngineOptions) {
     this.options = options;
+    this.now = options.now ?? Date.now;
     if (isUrlSource(options.source)) {
       if (!options.poll) throw new Error('a URL policy source needs poll options');
-      this.http = new HttpBundleSource(options.source, options.poll);
+      this.http = new HttpBundleSource(options.source, options.poll, this.now);
     }
   }
 
@@ -313,7 +319,7 @@ export class PolicyEngine {
     } else if (statSync(source).isDirectory()) {
       if (verifier) throw new Error('policy.verification needs a bundle source (a .tar.gz file or a URL), not a folder');
       revision = `sha256:${hashTree(source).slice(0, 16)}`;
-      const compiled = await compileRegoWithPlan(source, { opa: this.options.opa, entrypoint });
+      const compiled = await compileRegoWithPlan(source, { opa: this.options.opa ?? opaBinary(undefined), entrypoint });
       bundle = readBundle(compiled.bundle);
       reads = compiled.plan ? planReads(compiled.plan, entrypoint) : { memoizable: false, reason: 'the policy could not be planned' };
     } else if (source.endsWith('.wasm')) {
@@ -346,7 +352,7 @@ export class PolicyEngine {
     if (!(entrypoint in entrypoints)) {
       throw new Error(`the policy has no entrypoint "${entrypoint}" (it has: ${Object.keys(entrypoints).join(', ') || 'none'})`);
     }
-    return { wasm, evaluator: new WasmEvaluator(wasm, entrypoint), ...memoFor(reads, this.options.memo, revision, this.options.logger), revision, loadedAt: new Date(), ...(download ? { download } : {}) };
+    return { wasm, evaluator: new WasmEvaluator(wasm, entrypoint), ...memoFor(reads, this.options.memo, revision, this.options.logger), revision, loadedAt: new Date(this.now()), ...(download ? { download } : {}) };
   }
 }
 

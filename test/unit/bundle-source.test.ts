@@ -122,6 +122,14 @@ describe('PolicyEngine with a URL source', () => {
     expect(allows(e, 2)).toBe(false);
   });
 
+  test('loadedAt and lastCheckedAt come from the injected clock; no opa is needed for a bundle', async () => {
+    server.serve(v1);
+    const frozen = Date.UTC(2031, 4, 17, 12, 0, 0);
+    const e = engine({ now: () => frozen, opa: undefined });
+    await e.load();
+    expect(e.status()).toMatchObject({ loadedAt: '2031-05-17T12:00:00.000Z', lastCheckedAt: '2031-05-17T12:00:00.000Z' });
+  });
+
   test('an unchanged bundle: 304, nothing reloaded; a server without ETags sending the same bytes: nothing reloaded either', async () => {
     server.serve(v1);
     const e = engine();

@@ -10,7 +10,7 @@ import { once } from 'node:events';
 import { Socket, type AddressInfo } from 'node:net';
 import { connect, createServer, type TLSSocket } from 'node:tls';
 import { afterEach, describe, expect, test } from 'vitest';
-import { tlsCertificateOf } from '../../src/credentials/client-certificate.ts';
+import { presentedCertificate, tlsCertificateOf } from '../../src/credentials/client-certificate.ts';
 import { verifyX509Svid, type X509AuthoritiesOf } from '../../src/credentials/x509-svid.ts';
 import { AgentwardError, type ErrorCode } from '../../src/errors.ts';
 import { parseBundle } from '../../src/keys/trust-bundle.ts';
@@ -319,4 +319,24 @@ test('pki spiffeBundle: parseBundle installs each CA as an x509-svid authority',
   const parsed = parseBundle(spiffeBundle([caA, caB], { sequence: 3, refreshHint: 60 }), createLogger('silent'));
   expect(parsed.x509.map((c) => c.fingerprint256)).toEqual([caA.x509.fingerprint256, caB.x509.fingerprint256]);
   expect(parsed).toMatchObject({ sequence: 3, refreshHintMs: 60_000 });
+});
+
+describe('a certificate presented outside the listener (presentedCertificate, the library)', () => {
+  test('a leaf with the intermediates sent above it, verified by the caller → verified, at the instant the caller gives', () => {
+    const intermediate = caA.intermediate('example.org library intermediate');
+    const leaf = svid(intermediate, 'spiffe://example.org/agent');
+    const presented = presentedCertificate(leaf.x509, { issuers: [intermediate.x509], verified: true });
+    expect(verifyX509Svid(presented, authoritiesOf, leaf.x509.validFromDate.getTime() + HOUR)?.id).toBe('spiffe://example.org/agent');
+    expect(() => verifyX509Svid(presented, authoritiesOf, leaf.x509.validToDate.getTime() + HOUR)).toThrow(expect.objectContaining({ code: 'ERR_X509_SVID_EXPIRED' }));
+  });
+
+  test('without the intermediate → ERR_X509_SVID_CHAIN (nothing the caller omits is guessed)', () => {
+    const leaf = svid(caA.intermediate('example.org library intermediate 2'), 'spiffe://example.org/agent');
+    expect(() => verifyX509Svid(presentedCertificate(leaf.x509, { verified: true }), authoritiesOf, Date.now())).toThrow(expect.objectContaining({ code: 'ERR_X509_SVID_CHAIN' }));
+  });
+
+  test('a chain the caller did not verify → ERR_X509_SVID_CHAIN, though it reaches the authority', () => {
+    const leaf = svid(caA, 'spiffe://example.org/agent');
+    expect(() => verifyX509Svid(presentedCertificate(leaf.x509, { verified: false }), authoritiesOf, Date.now())).toThrow(expect.objectContaining({ code: 'ERR_X509_SVID_CHAIN' }));
+  });
 });
