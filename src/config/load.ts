@@ -97,7 +97,12 @@ export function parseConfig(text: string, file: string, env: NodeJS.ProcessEnv =
   }
 
   if (!validateSchema(data)) {
-    for (const e of dedupe(validateSchema.errors ?? [])) problems.push(schemaProblem(e, doc, lineOf));
+    const errors = validateSchema.errors ?? [];
+    // `workers` is a number or "auto": one problem, not one per branch of its anyOf.
+    if (errors.some((e) => e.instancePath === '/workers')) {
+      problems.push({ path: 'workers', line: lineOf(nodeAt(doc, ['workers'])?.range?.[0]), message: `${JSON.stringify(getIn(doc, ['workers']))} is not a number of workers`, fix: 'write a whole number from 1 to 256, or auto (one per CPU)' });
+    }
+    for (const e of dedupe(errors.filter((e) => e.instancePath !== '/workers'))) problems.push(schemaProblem(e, doc, lineOf));
   }
   const config = data as Config;
   const baseDir = dirname(resolve(file));
@@ -360,7 +365,7 @@ function semanticChecks(doc: unknown, baseDir: string, env: NodeJS.ProcessEnv, s
  */
 function checkWorkers(doc: unknown, report: Report): void {
   const workers = get(doc, 'workers');
-  if (!(workers === 'auto' || (typeof workers === 'number' && workers > 1))) return;
+  if (!(workers === 'auto' || (Number.isInteger(workers) && (workers as number) > 1))) return;
   const shared = str(doc, 'state', 'backend') === 'redis';
   const needs: string[] = [];
   if (str(doc, 'oauth', 'dpop', 'mode') !== 'disabled') needs.push(`DPoP (oauth.dpop.mode "${str(doc, 'oauth', 'dpop', 'mode') ?? 'allowed'}": proof ids and nonces)`);
