@@ -18,7 +18,8 @@ import { parseArgs } from 'node:util';
 import { loadConfig, defaultConfigPath, relaxations, ConfigError, type LoadedConfig } from './config/load.ts';
 import { createApp, createPolicyEngine } from './app/index.ts';
 import { checkFiles } from './app/file-checks.ts';
-import { createLogger } from './observability/logger.ts';
+import { createLogger, createWorkerLogger } from './observability/logger.ts';
+import { reportToPrimary, runPrimary, workerCount, workerNumber } from './app/workers.ts';
 import { buildPolicyBundle, opaBinary, PolicyCompileError } from './policy/compile.ts';
 import { verifyAuditFiles } from './observability/audit.ts';
 import { readTlsFiles } from './proxy/tls.ts';
@@ -29,7 +30,9 @@ import { readSigningKey } from './credentials/txn-mint.ts';
 const COMMAND_USAGE = {
   serve: `usage: agentward serve [--config FILE]
 
-Run the proxy until SIGTERM or SIGINT.
+Run the proxy until SIGTERM or SIGINT. With \`workers\` above 1, a primary process forks the
+workers and serves the admin listener; SIGHUP then replaces the workers one at a time with the
+configuration file read again (docs/operations.md "Workers").
 
 options:
   -c, --config FILE   the configuration file (default: $AGENTWARD_CONFIG, then ./agentward.yaml)
@@ -193,8 +196,14 @@ async function serve(args: string[]): Promise<number> {
   if (file === undefined) return help('serve');
   const loaded = loadOrReport(file);
   if (!loaded) return 1;
-  const app = createApp(loaded);
-  await app.start();
+  // workers above 1: this process is the primary, or one of the workers it forked
+  // (src/app/workers.ts); a worker stays one even if the file changed under it since.
+  const worker = workerNumber();
+  const count = workerCount(loaded.config.workers);
+  if (worker === undefined && count > 1) return runPrimary(loaded, count, createLogger(loaded.config.log.level));
+  const app = createApp(loaded, worker === undefined ? {} : { worker, logger: createWorkerLogger(loaded.config.log.level, worker) });
+  const { address } = await app.start();
+  if (worker !== undefined) reportToPrimary(app, address);
   let stopping = false;
   const stop = (signal: string) => {
     if (stopping) return;
@@ -304,6 +313,7 @@ async function check(args: string[]): Promise<number> {
       `  issuers    ${config.oauth.issuers.map((i) => i.issuer).join(', ') || '(none)'}`,
       `  policy     ${s.source} revision ${s.revision} entrypoint ${config.policy.entrypoint} (${config.policy.mode})`,
       `  audit      ${config.audit.sink}${config.audit.hashChain ? ', hash-chained' : ''}`,
+      ...(config.workers === 1 ? [] : [`  workers    ${config.workers === 'auto' ? `auto (${workerCount('auto')} here)` : config.workers}, each with its own audit file (docs/operations.md "Workers")`]),
       ...(mintSummary ? [`  txnToken   ${mintSummary}`] : []),
       ...relaxations(config).map((w) => `  warning    ${w}`),
     ].join('\n'),

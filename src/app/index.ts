@@ -12,10 +12,10 @@ import { relaxations, type LoadedConfig } from '../config/load.ts';
 import { TxnTokenMinter } from '../credentials/txn-mint.ts';
 import type { Config, TxnMintConfig } from '../config/schema.ts';
 import { durationMs } from '../duration.ts';
-import { AuditLog, NO_AUDIT, type AuditLogOptions, type AuditSink } from '../observability/audit.ts';
-import { createAdminServer } from '../observability/health.ts';
+import { AuditLog, NO_AUDIT, workerFile, type AuditLogOptions, type AuditSink } from '../observability/audit.ts';
+import { createAdminServer, type Readiness } from '../observability/health.ts';
 import { createLogger, type Logger } from '../observability/logger.ts';
-import { Metrics, type KeySetSource } from '../observability/metrics.ts';
+import { Metrics, offerToPrimary, type KeySetSource } from '../observability/metrics.ts';
 import { Telemetry } from '../observability/telemetry.ts';
 import { Tracing } from '../observability/tracing.ts';
 import type { PolicyEngine } from '../policy/engine.ts';
@@ -45,11 +45,16 @@ export interface AppOptions {
   env?: NodeJS.ProcessEnv;
   /** Write no audit records and open no audit file (`agentward explain`). */
   noAudit?: boolean;
+  /**
+   * This process is worker N (from 1) of `workers` (src/app/workers.ts): it opens no admin
+   * listener (the primary serves it) and writes its own audit chain, `audit.wN.jsonl`.
+   */
+  worker?: number | undefined;
 }
 
 export interface App {
-  /** Loads policy and keys, then listens on both addresses. */
-  start(): Promise<{ address: AddressInfo; admin: AddressInfo }>;
+  /** Loads policy and keys, then listens on both addresses (a worker: on the agent address only). */
+  start(): Promise<{ address: AddressInfo; admin: AddressInfo | undefined }>;
   /** Loads policy and keys once, without listening or watching (`agentward explain`). */
   prepare(): Promise<void>;
   /** Runs a described request through the pipeline up to the decision; forwards nothing. */
@@ -59,6 +64,8 @@ export interface App {
   readonly logger: Logger;
   readonly policy: PolicyEngine;
   ready(): boolean;
+  /** What /readyz answers; a worker sends it to the primary when asked. */
+  readiness(): Readiness;
 }
 
 /** Everything built once, before the pipeline's dependencies are wired from it. */
@@ -88,17 +95,15 @@ export function createApp(loaded: LoadedConfig, options: AppOptions = {}): App {
   const witIssuerKeys = workload?.witIssuerKeys ?? [];
   const keySets = [...oauth.issuers.map((i) => i.keys), ...(oauth.txn ? [oauth.txn.keys] : []), ...witIssuerKeys];
   const metrics = config.metrics.enabled ? buildMetrics(config, parts, shadowDenials, services) : undefined;
+  // A worker of several: the primary serves /metrics and gathers this registry at each scrape.
+  if (metrics && options.worker !== undefined) offerToPrimary(metrics);
   const telemetry = buildTelemetry(loaded, parts, metrics);
   const deps = pipelineDeps(config, parts, shadowDenials, services, telemetry);
   const signals = parts.revocation && buildSignals(loaded, services, parts.revocation, { tokens: oauth.tokens, workload: workload?.authenticator, policy, audit: parts.audit });
   const agent = createAgentListener(config.listen, deps, tls, logger, signals?.mainRoutes);
   const ready = () => !agent.draining && policy.status().loaded && keySets.every((k) => k.ready) && bundles.every((b) => b.ready && !b.status().stale);
   const { minter } = parts;
-  const admin = createAdminServer({
-    ready,
-    ...(signals ? { routes: signals.adminRoutes } : {}),
-    jwks: minter && (() => minter.jwks()),
-    detail: () => ({
+  const detail = () => ({
       draining: agent.draining,
       admission: agent.admission.status(),
       policy: policy.status(),
@@ -110,7 +115,12 @@ export function createApp(loaded: LoadedConfig, options: AppOptions = {}): App {
       ...(tls ? { tls: tls.status() } : {}),
       ...(signals ? { signals: signals.status() } : {}),
       ...(minter ? { txnMint: minter.status() } : {}),
-    }),
+  });
+  const readiness = (): Readiness => ({ ready: ready(), detail: detail() });
+  const admin = createAdminServer({
+    readiness,
+    ...(signals ? { routes: signals.adminRoutes } : {}),
+    jwks: minter && (() => minter.jwks()),
     metrics: metrics && (() => metrics.scrape()),
   });
   /** First policy load and key fetches; each failure is logged and answered per request. */
@@ -122,6 +132,7 @@ export function createApp(loaded: LoadedConfig, options: AppOptions = {}): App {
     logger,
     policy,
     ready,
+    readiness,
     prepare,
     explain: (request) => explainRequest(request, deps),
     async start() {
@@ -131,17 +142,22 @@ export function createApp(loaded: LoadedConfig, options: AppOptions = {}): App {
       if (agent.https) tls?.watch(agent.https);
       minter?.watch();
       const address = await listen(agent.server, config.listen.address);
-      const adminAddress = await listen(admin, config.admin.address);
+      const adminAddress = options.worker === undefined ? await listen(admin, config.admin.address) : undefined;
       // After the listeners: a transmitter answers a verification request with a push at once.
       await signals?.start();
-      logger.info({ address: `${address.address}:${address.port}`, admin: `${adminAddress.address}:${adminAddress.port}`, upstream: config.upstream.url, resource: deps.resource.id }, 'agentward listening');
+      logger.info(
+        { address: `${address.address}:${address.port}`, ...(adminAddress ? { admin: `${adminAddress.address}:${adminAddress.port}` } : {}), upstream: config.upstream.url, resource: deps.resource.id },
+        options.worker === undefined ? 'agentward listening' : 'worker listening',
+      );
       return { address, admin: adminAddress };
     },
     async stop() {
       agent.drain();
       await closeGracefully(agent.server, durationMs(config.listen.shutdownTimeout), logger);
-      await new Promise<void>((done) => admin.close(() => done()));
-      admin.closeAllConnections();
+      if (admin.listening) {
+        await new Promise<void>((done) => admin.close(() => done()));
+        admin.closeAllConnections();
+      }
       policy.close();
       tls?.close();
       minter?.close();
@@ -157,7 +173,8 @@ export function createApp(loaded: LoadedConfig, options: AppOptions = {}): App {
   };
 }
 
-function createServices(loaded: LoadedConfig, options: AppOptions): Services {
+/** The services every builder is handed (the primary of several workers builds them too). */
+export function createServices(loaded: LoadedConfig, options: AppOptions): Services {
   const { config } = loaded;
   return {
     logger: options.logger ?? createLogger(config.log.level),
@@ -191,7 +208,7 @@ function buildParts(loaded: LoadedConfig, services: Services, options: AppOption
     config.audit.sink === 'off' || options.noAudit
       ? NO_AUDIT
       : new AuditLog({
-          dest: config.audit.sink === 'stdout' ? 1 : config.audit.sink === 'stderr' ? 2 : resolve(baseDir, config.audit.file!),
+          dest: config.audit.sink === 'stdout' ? 1 : config.audit.sink === 'stderr' ? 2 : workerFile(resolve(baseDir, config.audit.file!), options.worker),
           hashChain: config.audit.hashChain,
           hashKey: loaded.secrets.get('audit.hashKey'),
           fsync: config.audit.fsync,
@@ -200,7 +217,7 @@ function buildParts(loaded: LoadedConfig, services: Services, options: AppOption
             maxBytes: config.audit.rotate.maxBytes,
             intervalMs: config.audit.rotate.interval === undefined ? undefined : durationMs(config.audit.rotate.interval),
           },
-          checkpoint: config.audit.checkpoints && auditCheckpoints(config.audit.checkpoints, baseDir, services.logger),
+          checkpoint: config.audit.checkpoints && auditCheckpoints(config.audit.checkpoints, baseDir, services.logger, options.worker),
         });
   const workload = buildWorkload(loaded, services, tls);
   return {
@@ -216,8 +233,11 @@ function buildParts(loaded: LoadedConfig, services: Services, options: AppOption
   };
 }
 
-/** The Txn-Token minter: its key read now (an unusable file stops startup, as `check` reports it). */
-function txnMinter(loaded: LoadedConfig, services: Services): TxnTokenMinter | undefined {
+/**
+ * The Txn-Token minter: its key read now (an unusable file stops startup, as `check` reports it).
+ * The primary of several workers builds one too, for /jwks.json alone (src/app/workers.ts).
+ */
+export function txnMinter(loaded: LoadedConfig, services: Services): TxnTokenMinter | undefined {
   const { config, baseDir } = loaded;
   const settings = config.forward.txnToken;
   if (!settings || settings.mode === 'off') return undefined;
@@ -237,8 +257,9 @@ function txnMinter(loaded: LoadedConfig, services: Services): TxnTokenMinter | u
  * Checkpoints go to the log (shipped off the host with it) and, when configured, to a file of
  * their own: two sinks apart from the audit file, so cutting its end off shows.
  */
-function auditCheckpoints(settings: NonNullable<Config['audit']['checkpoints']>, baseDir: string, logger: Logger): NonNullable<AuditLogOptions['checkpoint']> {
-  const file = settings.file === undefined ? undefined : resolve(baseDir, settings.file);
+function auditCheckpoints(settings: NonNullable<Config['audit']['checkpoints']>, baseDir: string, logger: Logger, worker: number | undefined): NonNullable<AuditLogOptions['checkpoint']> {
+  // A worker's checkpoints name its own chain: they go to its own file (and carry its number in the log).
+  const file = settings.file === undefined ? undefined : workerFile(resolve(baseDir, settings.file), worker);
   if (file) mkdirSync(dirname(file), { recursive: true });
   return {
     intervalMs: durationMs(settings.interval),

@@ -97,7 +97,12 @@ export function parseConfig(text: string, file: string, env: NodeJS.ProcessEnv =
   }
 
   if (!validateSchema(data)) {
-    for (const e of dedupe(validateSchema.errors ?? [])) problems.push(schemaProblem(e, doc, lineOf));
+    const errors = validateSchema.errors ?? [];
+    // `workers` is a number or "auto": one problem, not one per branch of its anyOf.
+    if (errors.some((e) => e.instancePath === '/workers')) {
+      problems.push({ path: 'workers', line: lineOf(nodeAt(doc, ['workers'])?.range?.[0]), message: `${JSON.stringify(getIn(doc, ['workers']))} is not a number of workers`, fix: 'write a whole number from 1 to 256, or auto (one per CPU)' });
+    }
+    for (const e of dedupe(errors.filter((e) => e.instancePath !== '/workers'))) problems.push(schemaProblem(e, doc, lineOf));
   }
   const config = data as Config;
   const baseDir = dirname(resolve(file));
@@ -330,6 +335,7 @@ function semanticChecks(doc: unknown, baseDir: string, env: NodeJS.ProcessEnv, s
     report(['audit', 'checkpoints'], 'needs audit.hashChain (a checkpoint names the chain head)', 'remove audit.checkpoints, or set audit.hashChain: true');
   }
   checkSignals(doc, baseDir, env, secrets, report);
+  checkWorkers(doc, report);
 
   const hashKey = obj(doc, 'audit', 'hashKey');
   if (Object.keys(hashKey).length === 1) {
@@ -348,6 +354,46 @@ function checkTracing(tracing: Record<string, unknown>, baseDir: string, env: No
     if (secret === null || typeof secret !== 'object' || Object.keys(secret).length !== 1) continue;
     const value = resolveSecret(secret as Secret, path, baseDir, env, report);
     if (value !== undefined) secrets.set(formatPath(path), value);
+  }
+}
+
+/**
+ * `workers` above 1 (docs/operations.md "Workers"). Each worker is a process of its own, with its
+ * own memory; what must be seen by every worker to stay safe cannot be kept per process:
+ *
+ * - the proof ids remembered against replay (DPoP `jti`, RFC 9449 §11.1; WPT `jti`, wpt-02
+ *   §3.1.4; HTTP-signature nonces) and DPoP server nonces (RFC 9449 §9): a proof replayed to
+ *   another worker would find an empty cache there;
+ * - the revocation marks set by security events and by hand, and the SET `jti`s of SSF delivery
+ *   (RFC 8935 §2, RFC 8936 §2.4): a mark set in one worker would leave the others accepting the
+ *   token, and poll delivery acknowledges an event to the one worker that fetched it.
+ *
+ * These need `state.backend: redis`, the shared state of issue 16 item 1; read from the document
+ * as it is, so that this check stands whether or not the schema knows the `state` section. `auto`
+ * counts as more than one: the file must not be valid on a laptop and refused on a server.
+ *
+ * Audit and logs on a pipe: writes to a pipe are whole only up to PIPE_BUF (4096 bytes on Linux,
+ * POSIX write(2)); a batch of audit records is longer, so records of two workers would be torn
+ * into each other. Each worker therefore writes its own audit file.
+ */
+function checkWorkers(doc: unknown, report: Report): void {
+  const workers = get(doc, 'workers');
+  if (!(workers === 'auto' || (Number.isInteger(workers) && (workers as number) > 1))) return;
+  const shared = str(doc, 'state', 'backend') === 'redis';
+  const needs: string[] = [];
+  if (str(doc, 'oauth', 'dpop', 'mode') !== 'disabled') needs.push(`DPoP (oauth.dpop.mode "${str(doc, 'oauth', 'dpop', 'mode') ?? 'allowed'}": proof ids and nonces)`);
+  if (get(doc, 'workload') !== undefined) needs.push('workload proofs (workload: WPT ids and signature nonces)');
+  if (get(doc, 'signals') !== undefined) needs.push('signals (revocation marks and SET ids)');
+  if (needs.length > 0 && !shared) {
+    report(
+      ['workers'],
+      `${String(workers)} workers would each keep their own replay and revocation memory, but ${needs.join(', ')} must be shared by every worker`,
+      'set state.backend: redis (shared state, docs/operations.md "Workers"), or workers: 1' + (needs[0]!.startsWith('DPoP') ? ', or oauth.dpop.mode: disabled when no client uses DPoP' : ''),
+    );
+  }
+  const sink = str(doc, 'audit', 'sink');
+  if (sink === 'stdout' || sink === 'stderr') {
+    report(['audit', 'sink'], `"${sink}" with ${String(workers)} workers: the workers' records would be torn into each other on one pipe`, 'use audit.sink: file (each worker writes its own file, audit.w1.jsonl, ...), or workers: 1');
   }
 }
 

@@ -420,6 +420,12 @@ export const ConfigSchema = Closed(
       },
       { default: {} },
     ),
+    workers: Type.Unsafe<number | 'auto'>({
+      anyOf: [{ type: 'integer', minimum: 1, maximum: 256 }, { type: 'string', enum: ['auto'] }],
+      default: 1,
+      description:
+        'Processes serving the agent listener (docs/operations.md "Workers"). `1` (default): one process, no cluster. More: a primary process forks that many workers (node:cluster; the kernel hands each new connection to the primary, which passes it to the workers in turn), serves the admin listener itself and restarts a worker that dies. `auto`: one per available CPU (os.availableParallelism(), which follows the CPU affinity mask). Each worker writes its own audit file (`audit.w1.jsonl`, ...). With more than one worker, DPoP, a `workload` section and `signals` need shared state (`state.backend: redis`): the check refuses them otherwise.',
+    }),
     upstream: Closed({
       url: Type.String({ minLength: 1, description: 'The protected service, e.g. http://127.0.0.1:3000.' }),
       timeout: Duration('30s', 'Longest wait for the next byte from the upstream (response head or body); past it the client gets 504 (or the stream is cut).'),

@@ -313,6 +313,17 @@ export class AuditLog implements AuditSink {
   }
 }
 
+/**
+ * Worker N's own file (docs/operations.md "Workers"): `audit.jsonl` → `audit.w2.jsonl`. A hash
+ * chain has one writer, so each worker keeps a chain of its own; a worker restarted in the same
+ * place continues it. Unchanged without a worker number (one process).
+ */
+export function workerFile(file: string, worker: number | undefined): string {
+  if (worker === undefined) return file;
+  const ext = extname(file);
+  return `${file.slice(0, file.length - ext.length)}.w${worker}${ext}`;
+}
+
 /** `audit.jsonl` rotated at 2026-12-06T09:30:00.123Z → `audit.2026-12-06T09-30-00-123Z.jsonl` (sorts by time). */
 export function rotatedName(file: string, at: number): string {
   const stamp = new Date(at).toISOString().replace(/[:.]/g, '-');

@@ -1,16 +1,26 @@
 /**
  * The admin listener: `/healthz` (the process serves), `/readyz` (config, policy and every
- * issuer's key set are loaded, and the process is not draining), with detail for operators,
- * `/metrics` (Prometheus text exposition, src/observability/metrics.ts) unless metrics are off,
- * and `/jwks.json`, the public keys of the Txn-Tokens agentward mints for the upstream
+ * issuer's key set are loaded, and the process is not draining; with several workers, every
+ * worker is), with detail for operators, `/metrics` (Prometheus text exposition,
+ * src/observability/metrics.ts) unless metrics are off, and
+ * `/jwks.json`, the public keys of the Txn-Tokens agentward mints for the upstream
  * (`forward.txnToken`). Keep it on a loopback or pod-internal address: it describes the policy and
  * issuers (the upstream, which fetches the key set, is usually in the same pod).
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 
+/** What /readyz answers: 200 when `ready`, else 503, with the detail for operators. */
+export interface Readiness {
+  ready: boolean;
+  detail: Record<string, unknown>;
+}
+
 export interface HealthSources {
-  ready: () => boolean;
-  detail: () => Record<string, unknown>;
+  /**
+   * Synchronous in one process; a promise in the primary of several workers, which asks each
+   * worker over IPC (src/app/workers.ts).
+   */
+  readiness: () => Readiness | Promise<Readiness>;
   /**
    * Other endpoints by exact path, each answering its own requests: SSF push (RFC 8935) and the
    * revocation endpoint (docs/signals.md). A handler never throws; one that does has its
@@ -40,8 +50,6 @@ export function createAdminServer(sources: HealthSources): Server {
       res.end(req.method === 'HEAD' ? undefined : text);
       return;
     }
-    let status: number;
-    let body: Record<string, unknown>;
     if (path === '/metrics' && sources.metrics) {
       sources.metrics().then(
         (exposition) => {
@@ -56,19 +64,19 @@ export function createAdminServer(sources: HealthSources): Server {
       );
       return;
     }
-    if (path === '/healthz') {
-      status = 200;
-      body = { status: 'ok' };
-    } else if (path === '/readyz') {
-      const ready = sources.ready();
-      status = ready ? 200 : 503;
-      body = { ready, ...sources.detail() };
-    } else {
-      status = 404;
-      body = { error: 'not found', endpoints: [...endpoints, ...(sources.jwks ? ['/jwks.json'] : []), ...(sources.routes?.keys() ?? [])] };
-    }
-    const text = JSON.stringify(body);
-    res.writeHead(status, { 'content-type': 'application/json', 'cache-control': 'no-store', 'content-length': Buffer.byteLength(text) });
-    res.end(req.method === 'HEAD' ? undefined : text);
+    const answer = (status: number, body: Record<string, unknown>) => {
+      const text = JSON.stringify(body);
+      res.writeHead(status, { 'content-type': 'application/json', 'cache-control': 'no-store', 'content-length': Buffer.byteLength(text) });
+      res.end(req.method === 'HEAD' ? undefined : text);
+    };
+    if (path === '/healthz') answer(200, { status: 'ok' });
+    else if (path === '/readyz') {
+      Promise.resolve()
+        .then(sources.readiness)
+        .then(
+          ({ ready, detail }) => answer(ready ? 200 : 503, { ready, ...detail }),
+          () => answer(503, { ready: false }),
+        );
+    } else answer(404, { error: 'not found', endpoints: [...endpoints, ...(sources.jwks ? ['/jwks.json'] : []), ...(sources.routes?.keys() ?? [])] });
   });
 }

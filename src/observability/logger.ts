@@ -22,3 +22,13 @@ export function createLogger(level: LevelWithSilent, destination: pino.Destinati
     destination,
   );
 }
+
+/**
+ * A worker's logger (docs/operations.md "Workers"): its number on every line, and each line one
+ * write(2) of its own. The workers share the primary's stderr, and a write to a pipe is whole only
+ * up to PIPE_BUF (4096 bytes on Linux, POSIX write(2)): an asynchronous destination gathers lines
+ * into longer writes, which two workers could tear into each other.
+ */
+export function createWorkerLogger(level: LevelWithSilent, worker: number): Logger {
+  return createLogger(level, pino.destination({ dest: 2, sync: true })).child({ worker });
+}

@@ -11,7 +11,7 @@
  *   caches, the policy engine, the audit stream): read by `collect` callbacks when scraped, through
  *   the small getters those modules expose, so no verifier imports this file (arrows point down).
  */
-import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { AggregatorRegistry, collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 
 /** The pipeline stages timed on their own (docs/architecture.md, "The request pipeline"). */
 export type Stage = 'verify' | 'policy' | 'upstream';
@@ -203,6 +203,25 @@ export class Metrics {
   }
 }
 
+/**
+ * In a worker of several (`workers`, src/app/workers.ts): answer the primary's scrapes with this
+ * registry, over the cluster IPC channel (prom-client's cluster aggregation).
+ */
+export function offerToPrimary(metrics: Metrics): void {
+  new AggregatorRegistry(); // installs the worker's answer to the primary's requests
+  AggregatorRegistry.setRegistries([metrics.registry]);
+}
+
+/**
+ * In the primary of several workers: every worker's metrics in one exposition. Counters and
+ * histograms are summed across workers, as are gauges unless they say otherwise (the key set's
+ * age is the oldest, its loaded flag the least).
+ */
+export function clusterScrape(): () => Promise<{ contentType: string; body: string }> {
+  const aggregator = new AggregatorRegistry();
+  return async () => ({ contentType: aggregator.contentType, body: await aggregator.clusterMetrics() });
+}
+
 /** The families read from other modules when scraped. */
 function registerSources(registry: Registry, sources: MetricSources): void {
   const { keySets, policy, introspection, audit, shadowDenials } = sources;
@@ -235,6 +254,8 @@ function registerSources(registry: Registry, sources: MetricSources): void {
     help: 'Age of the key set in use, by kind and name; no series until a first load worked.',
     labelNames: keyLabels,
     registers: [registry],
+    // With several workers the primary shows the oldest set any worker uses.
+    aggregator: 'max',
     collect() {
       this.reset();
       const now = sources.now();
@@ -248,6 +269,8 @@ function registerSources(registry: Registry, sources: MetricSources): void {
     help: '1 when the key set has been loaded (requests it verifies can be served), 0 before.',
     labelNames: keyLabels,
     registers: [registry],
+    // With several workers: 1 only when every worker has it.
+    aggregator: 'min',
     collect() {
       this.reset();
       eachKeySet((set, stats) => this.set({ kind: set.kind, name: set.name }, stats.loadedAt === undefined ? 0 : 1));

@@ -48,6 +48,7 @@ export async function startAgentward(config: Record<string, unknown>): Promise<R
   });
   const app = createApp(loaded, { logger: createLogger('debug', sink) });
   const { address, admin } = await app.start();
+  if (!admin) throw new Error('the admin listener did not start');
   return {
     // With listen.tls the listener speaks HTTPS (test certificates name 127.0.0.1).
     url: `${(config.listen as { tls?: unknown } | undefined)?.tls ? 'https' : 'http'}://127.0.0.1:${address.port}`,
