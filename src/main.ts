@@ -254,7 +254,7 @@ async function explain(args: string[]): Promise<number> {
       dispatcher.get(url.origin).intercept({ path: `${url.pathname}${url.search}`, method: 'GET' }).reply(200, body, { headers: { 'content-type': 'application/json' } }).persist();
     }
   }
-  const app = createApp(loaded, { logger: createLogger('error'), noAudit: true, ...(dispatcher ? { dispatcher } : {}) });
+  const app = createApp(loaded, { logger: createLogger('error'), noAudit: true, localState: true, ...(dispatcher ? { dispatcher } : {}) });
   await app.prepare();
   const result = await app.explain(described);
   console.log(JSON.stringify(result, null, 2));

@@ -28,6 +28,7 @@ import { closeGracefully, createAgentListener, listen } from './listeners.ts';
 import { buildOAuth, type OAuthParts } from './oauth.ts';
 import { createPolicyEngine } from './policy.ts';
 import { buildRevocations, buildSignals, type RevocationParts } from './signals.ts';
+import { buildState, shareNonceKey, type StateParts } from './state.ts';
 import { buildTrustedProxies } from './trusted-proxies.ts';
 import { buildWorkload, type WorkloadParts } from './workload.ts';
 import type { TrustedProxies } from '../credentials/client-cert-header.ts';
@@ -42,6 +43,8 @@ export interface AppOptions {
   env?: NodeJS.ProcessEnv;
   /** Write no audit records and open no audit file (`agentward explain`). */
   noAudit?: boolean;
+  /** Keep replay state in this process whatever `state` says (`agentward explain`: no proof id is taken in the shared store). */
+  localState?: boolean;
 }
 
 export interface App {
@@ -72,6 +75,8 @@ interface Parts {
   revocation: RevocationParts | undefined;
   /** `forward.txnToken` (mode not off): signs the upstream's Txn-Tokens, publishes their key set. */
   minter: TxnTokenMinter | undefined;
+  /** `state`: the replay store, and the Redis connections when shared. */
+  state: StateParts;
 }
 
 export function createApp(loaded: LoadedConfig, options: AppOptions = {}): App {
@@ -82,7 +87,8 @@ export function createApp(loaded: LoadedConfig, options: AppOptions = {}): App {
   const { oauth, workload, policy, tls } = parts;
   const shadowDenials = { count: 0 };
   const deps = pipelineDeps(config, parts, shadowDenials, services);
-  const signals = parts.revocation && buildSignals(loaded, services, parts.revocation, { tokens: oauth.tokens, workload: workload?.authenticator, policy, audit: parts.audit });
+  const { state } = parts;
+  const signals = parts.revocation && buildSignals(loaded, services, parts.revocation, { tokens: oauth.tokens, workload: workload?.authenticator, policy, audit: parts.audit }, state.redis);
   const agent = createAgentListener(config.listen, deps, tls, logger, signals?.mainRoutes);
   const bundles = [...(workload?.bundles.values() ?? [])];
   const witIssuerKeys = workload?.witIssuerKeys ?? [];
@@ -105,6 +111,8 @@ export function createApp(loaded: LoadedConfig, options: AppOptions = {}): App {
       ...(tls ? { tls: tls.status() } : {}),
       ...(signals ? { signals: signals.status() } : {}),
       ...(minter ? { txnMint: minter.status() } : {}),
+      // Not part of readiness: bearer requests are served without it (docs/operations.md "Shared state").
+      state: state.status(),
     }),
   });
   /** First policy load and key fetches; each failure is logged and answered per request. */
@@ -120,7 +128,7 @@ export function createApp(loaded: LoadedConfig, options: AppOptions = {}): App {
     explain: (request) => explainRequest(request, deps),
     async start() {
       for (const warning of relaxations(config)) logger.warn({ config: loaded.file }, warning);
-      await prepare();
+      await Promise.all([prepare(), state.start()]);
       if (config.policy.watch) policy.watch();
       if (agent.https) tls?.watch(agent.https);
       minter?.watch();
@@ -144,6 +152,7 @@ export function createApp(loaded: LoadedConfig, options: AppOptions = {}): App {
       signals?.close();
       parts.forwarder.close();
       parts.audit.close();
+      await state.close();
       logger.info('agentward stopped');
     },
   };
@@ -179,6 +188,7 @@ function buildParts(loaded: LoadedConfig, services: Services, options: AppOption
     });
   const bindings = { dpopBinding: config.oauth.dpop.mode !== 'disabled', certificateBinding: (tls !== undefined && tls.clientCert !== 'none') || config.listen.trustedProxies !== undefined };
   const revocation = buildRevocations(config, services);
+  const state = buildState(loaded, services, options.localState);
   const audit =
     config.audit.sink === 'off' || options.noAudit
       ? NO_AUDIT
@@ -194,10 +204,12 @@ function buildParts(loaded: LoadedConfig, services: Services, options: AppOption
           },
           checkpoint: config.audit.checkpoints && auditCheckpoints(config.audit.checkpoints, baseDir, services.logger),
         });
-  const workload = buildWorkload(loaded, services, tls);
+  const workload = buildWorkload(loaded, services, tls, state.replay);
+  const oauth = buildOAuth(loaded, services, bindings, revocation?.revocations, state.replay);
+  if (state.redis && oauth.dpop?.nonces) shareNonceKey(state.redis, oauth.dpop.nonces);
   return {
     tls,
-    oauth: buildOAuth(loaded, services, bindings, revocation?.revocations),
+    oauth,
     workload,
     trustedProxies: buildTrustedProxies(loaded, services, workload?.acceptsX509Svids ? [...workload.bundles.values()] : []),
     policy: createPolicyEngine(loaded, services, options.env),
@@ -205,6 +217,7 @@ function buildParts(loaded: LoadedConfig, services: Services, options: AppOption
     audit,
     revocation,
     minter: txnMinter(loaded, services),
+    state,
   };
 }
 

@@ -330,11 +330,28 @@ function semanticChecks(doc: unknown, baseDir: string, env: NodeJS.ProcessEnv, s
     report(['audit', 'checkpoints'], 'needs audit.hashChain (a checkpoint names the chain head)', 'remove audit.checkpoints, or set audit.hashChain: true');
   }
   checkSignals(doc, baseDir, env, secrets, report);
+  checkState(doc, baseDir, env, secrets, report);
 
   const hashKey = obj(doc, 'audit', 'hashKey');
   if (Object.keys(hashKey).length === 1) {
     const value = resolveSecret(hashKey as Secret, ['audit', 'hashKey'], baseDir, env, report);
     if (value !== undefined) secrets.set('audit.hashKey', value);
+  }
+}
+
+/** `state` (docs/operations.md "Shared state"): the Redis section goes with the redis backend only, TLS with `rediss://`; the password is resolved. */
+function checkState(doc: unknown, baseDir: string, env: NodeJS.ProcessEnv, secrets: Map<string, string>, report: Report): void {
+  const backend = str(doc, 'state', 'backend') ?? 'memory';
+  const redis = get(doc, 'state', 'redis');
+  if (backend === 'redis' && redis === undefined) report(['state', 'redis'], 'is required with state.backend "redis"', 'add state.redis.url: redis://redis.internal:6379 (and password: { fromFile: /run/secrets/redis-password })');
+  if (backend !== 'redis' && redis !== undefined) report(['state', 'redis'], 'is not used with state.backend "memory"', 'set state.backend: redis, or remove state.redis');
+  if (redis === undefined) return;
+  const url = str(redis, 'url');
+  if (get(redis, 'tls') !== undefined && url !== undefined && !url.startsWith('rediss://')) report(['state', 'redis', 'tls'], 'needs a rediss:// url (TLS)', 'write the url as rediss://host:port, or remove state.redis.tls');
+  const password = obj(redis, 'password');
+  if (Object.keys(password).length === 1) {
+    const value = resolveSecret(password as Secret, ['state', 'redis', 'password'], baseDir, env, report);
+    if (value !== undefined) secrets.set('state.redis.password', value);
   }
 }
 
@@ -772,6 +789,9 @@ export function relaxations(config: Readonly<Config>): string[] {
     out.push(
       'oauth.anonymous is policy: requests that present no credential reach the policy (subject and agent null) instead of a 401, and oauth.requireToken, workload.require and txnTokens.mode: required do not apply to them; the policy must deny them except on public paths',
     );
+  const redisUrl = config.state.backend === 'redis' ? config.state.redis?.url : undefined;
+  if (redisUrl?.startsWith('redis://') && !isLoopback(redisUrl.replace(/^redis:/, 'http:')))
+    out.push('state.redis.url uses plain redis:// to a non-loopback host: the password, proof hashes and revocation marks travel unencrypted and can be altered in transit (use rediss://)');
   if (!config.oauth.requireToken) out.push('oauth.requireToken is off: a proven workload identity alone authenticates a request (the policy sees subject: null)');
   config.workload?.trustDomains.forEach((domain, i) => {
     if (domain.bundle.url?.startsWith('http:') && isLoopback(domain.bundle.url)) out.push(`workload.trustDomains[${i}].bundle.url uses plain http (loopback only)`);
