@@ -305,6 +305,8 @@ async function check(args: string[]): Promise<number> {
       `  policy     ${s.source} revision ${s.revision} entrypoint ${config.policy.entrypoint} (${config.policy.mode})`,
       `  audit      ${config.audit.sink}${config.audit.hashChain ? ', hash-chained' : ''}`,
       ...(mintSummary ? [`  txnToken   ${mintSummary}`] : []),
+      // Checking touches no network: the Redis server is named, not reached.
+      ...(config.state.backend === 'redis' ? [`  state      redis ${config.state.redis!.url} (prefix ${config.state.redis!.keyPrefix})`] : []),
       ...relaxations(config).map((w) => `  warning    ${w}`),
     ].join('\n'),
   );

@@ -8,6 +8,11 @@
  *   JWTs, introspection answers, JWT-SVIDs, the policy's decision memo) → close the open streams
  *   of the tokens it names → one audit record (RemediationRecord) and one log line.
  *
+ * With `state.backend: redis` (docs/operations.md "Shared state and replicas") the marks of each
+ * remediation are then published and kept in Redis (`replication`): every other replica applies
+ * them the same way (mark, purge, close its own streams) with an audit record of its own marked
+ * `replicated`, and a replica that starts or reconnects later loads those still in force.
+ *
  * The decision memo is cleared whole: its keys are input values, not subjects, and nothing short
  * of reading every key tells which entries came from the subject; the memo refills from the next
  * requests (and a revoked token never reaches the policy anyway).

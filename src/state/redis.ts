@@ -55,8 +55,6 @@ export interface SharedLog {
   load(): Promise<string[]>;
 }
 
-const REPLAY_SPACE_SIZE = 0;
-
 export class RedisState implements ReplayStore {
   readonly backend = 'redis';
   /** This process, in published messages: its own are not applied twice. */
@@ -120,7 +118,7 @@ export class RedisState implements ReplayStore {
   space(name: string): ReplaySpace {
     // Redis forgets a key only at its ttl (with `maxmemory-policy noeviction`; a full Redis
     // refuses the SET, which fails closed): no proof is ever refused as possibly forgotten.
-    return { name, store: this, forgotten: () => false, size: REPLAY_SPACE_SIZE };
+    return { name, store: this, forgotten: () => false, size: 0 };
   }
 
   async claim(claims: readonly ReplayClaim[]): Promise<readonly ClaimResult[]> {
@@ -228,9 +226,12 @@ export class RedisState implements ReplayStore {
     return { backend: 'redis', connected: this.connected, lastError: this.lastError, since: this.since === null ? null : new Date(this.since).toISOString(), keyPrefix: this.prefix };
   }
 
-  async close(): Promise<void> {
+  /** Closes both connections at once (requests have drained by then; nothing is waiting on them). */
+  close(): Promise<void> {
     this.closing = true;
-    await Promise.all([this.client, this.subscriber].map((c) => c.quit().catch(() => c.disconnect())));
+    this.client.disconnect();
+    this.subscriber.disconnect();
+    return Promise.resolve();
   }
 
   private up(): void {
@@ -250,6 +251,8 @@ export class RedisState implements ReplayStore {
     if (!this.connected) return;
     this.connected = false;
     this.since = this.now();
+    // The reconnection attempts' errors (ECONNREFUSED ...) replace this when they come.
+    this.lastError ??= 'the connection to Redis was closed';
     if (!this.closing) this.logger.error({ err: this.lastError }, 'shared state (Redis) disconnected: proof-bearing requests get 503 ERR_STATE_UNAVAILABLE until it is back; bearer requests go on');
   }
 
@@ -260,7 +263,7 @@ export class RedisState implements ReplayStore {
   private unavailable(err: unknown): AgentwardError {
     if (err instanceof AgentwardError) return err;
     // While disconnected, the connection's own error says more than "stream isn't writeable".
-    if (this.connected) this.lastError = errorText(err);
+    if (this.connected || this.lastError === null) this.lastError = errorText(err);
     return new AgentwardError('ERR_STATE_UNAVAILABLE', undefined, { cause: err });
   }
 

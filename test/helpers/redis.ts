@@ -2,7 +2,8 @@
  * A real `redis-server` for tests (the Debian package's binary, or $AGENTWARD_REDIS_SERVER) on a
  * free loopback port, with nothing written to disk (`--save '' --appendonly no`). `kill` ends it
  * at once (SIGKILL: its data is gone, as after a crash); `restart` starts a new, empty one on the
- * same port, so clients that were connected reconnect to it by themselves.
+ * same port, so clients that were connected reconnect to it by themselves. `pause` freezes it
+ * (SIGSTOP): connections stay open and nothing is answered, as with a hung server.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createServer } from 'node:net';
@@ -14,6 +15,10 @@ export interface TestRedis {
   kill(): Promise<void>;
   /** Starts a new server on the same port (after `kill`). */
   restart(): Promise<void>;
+  /** Stops the server without closing its connections (SIGSTOP): it accepts nothing and answers nothing. */
+  pause(): void;
+  /** Lets a paused server go on (SIGCONT). */
+  resume(): void;
   /** Ends the server for good. */
   close(): Promise<void>;
 }
@@ -39,7 +44,12 @@ export async function startRedis(): Promise<TestRedis> {
       await kill();
       child = await launch(port);
     },
-    close: kill,
+    pause: () => void child?.kill('SIGSTOP'),
+    resume: () => void child?.kill('SIGCONT'),
+    close: async () => {
+      child?.kill('SIGCONT');
+      await kill();
+    },
   };
 }
 

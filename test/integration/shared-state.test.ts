@@ -198,6 +198,22 @@ describe('Redis unreachable', () => {
   });
 });
 
+describe('Redis not answering', () => {
+  test('a hung Redis (connections open, no answers): proofs get 503 ERR_STATE_UNAVAILABLE after state.redis.commandTimeout, bearer requests go on; answers again once it resumes', async () => {
+    const token = await issuer.mint({ cnf: { jkt: dpopKey.jkt } });
+    const nonce = await nonceFrom(a, token);
+    redis.pause();
+    try {
+      expectCode(await send(a, await dpopHeaders(token, nonce)), 503, 'ERR_STATE_UNAVAILABLE');
+      expect((await send(a, { authorization: `Bearer ${await issuer.mint()}` })).status).toBe(200);
+      expect((await readyz(a)).body.state.lastError).toEqual(expect.any(String));
+    } finally {
+      redis.resume();
+    }
+    await waitFor(async () => (await send(a, await dpopHeaders(token, nonce))).status === 200, 'proofs to be accepted again', 10000);
+  });
+});
+
 describe('two agentward serve processes', () => {
   const children: ChildProcess[] = [];
   afterAll(() => {
