@@ -70,6 +70,8 @@ export class RedisState implements ReplayStore {
   private readonly readyHandlers: (() => Promise<void>)[] = [];
   private readonly channels = new Map<string, (body: string) => void>();
   private closing = false;
+  /** The ready handlers' run after the latest connection (awaited by `start`). */
+  private settled: Promise<void> = Promise.resolve();
 
   constructor(options: RedisStateOptions) {
     this.prefix = options.keyPrefix;
@@ -98,14 +100,14 @@ export class RedisState implements ReplayStore {
     this.subscriber = new Redis(options.url, { ...common, autoResubscribe: false, connectionName: 'agentward-sub' });
     this.client.on('ready', () => {
       this.up();
-      this.runReadyHandlers();
+      this.settled = this.runReadyHandlers();
     });
     this.client.on('error', (err: Error) => this.failed(err));
     this.client.on('close', () => this.down());
     this.subscriber.on('ready', () => {
       if (this.channels.size === 0) return;
       this.subscriber.subscribe(...this.channels.keys()).then(
-        () => this.runReadyHandlers(),
+        () => void this.runReadyHandlers(),
         (err: unknown) => this.logger.error({ err: errorText(err) }, 'shared state: subscribing failed; retried on the next reconnection'),
       );
     });
@@ -207,8 +209,10 @@ export class RedisState implements ReplayStore {
    */
   async start(connectTimeoutMs: number): Promise<void> {
     this.subscriber.connect().catch((err: Error) => this.failed(err));
+    // Connected, and the ready handlers done (the shared nonce key adopted, marks loaded), so the
+    // first requests see the shared state.
     const connected = this.client.connect().then(
-      () => true,
+      () => this.settled.then(() => true),
       (err: Error) => {
         // The 'error' event has the cause (ECONNREFUSED ...); this rejection only says "closed".
         this.lastError ??= errorText(err);
@@ -241,10 +245,10 @@ export class RedisState implements ReplayStore {
     this.logger.info({ keyPrefix: this.prefix }, 'shared state (Redis) connected');
   }
 
-  private runReadyHandlers(): void {
-    for (const handler of this.readyHandlers) {
-      handler().catch((err: unknown) => this.logger.error({ err: errorText(err) }, 'shared state: loading after (re)connection failed; retried on the next reconnection'));
-    }
+  private async runReadyHandlers(): Promise<void> {
+    await Promise.all(
+      this.readyHandlers.map((handler) => handler().catch((err: unknown) => this.logger.error({ err: errorText(err) }, 'shared state: loading after (re)connection failed; retried on the next reconnection'))),
+    );
   }
 
   private down(): void {

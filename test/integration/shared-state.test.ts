@@ -132,7 +132,7 @@ describe('replay across replicas', () => {
     expectCode(await send(b, headers, { method: 'POST', body }), 400, 'ERR_HSIG_REPLAYED');
   });
 
-  test('a request with two proofs (DPoP and an HTTP signature) claims both in one round trip; replayed on B, the first proof verified refuses it', async () => {
+  test('a request with two proofs (DPoP and an HTTP signature) has both claimed together; replayed on B, the first proof verified refuses it', async () => {
     const token = await issuer.mint({ cnf: { jkt: dpopKey.jkt } });
     const nonce = await nonceFrom(a, token);
     const { headers, body } = await signedPost(token, { authorization: `DPoP ${token}`, dpop: await proof(dpopKey, { htm: 'POST', htu: TARGET, accessToken: token, claims: { nonce } }) });
