@@ -164,7 +164,8 @@ start_issuer() {
 # start_upstream: bench/upstream.ts on the server CPU, at P_UPSTREAM.
 start_upstream() { start upstream "${PIN_SERVER[@]}" node bench/upstream.ts "$P_UPSTREAM"; }
 
-# start_haproxy PORT: HAProxy gating on the JWT, one thread, on the server CPU.
+# start_haproxy PORT [THREADS]: HAProxy gating on the JWT, one thread (or THREADS), on the server
+# CPU (on every CPU when the run pins nothing).
 start_haproxy() {
   # The same checks a JWT gateway config does: alg pinned (no alg confusion), typ at+jwt (RFC
   # 9068), iss and aud exact, the ES256 signature against the issuer's key, exp against the clock,
@@ -172,7 +173,7 @@ start_haproxy() {
   # known at start; HAProxy has no JWKS fetching.
   cat >"$WORK/haproxy.cfg" <<EOF
 global
-  nbthread 1
+  nbthread ${2:-1}
   maxconn 4096
 defaults
   mode http

@@ -21,19 +21,20 @@ export const RULES: Readonly<Record<string, readonly string[]>> = {
   identity: ['errors'],
   jose: ['errors'],
   outbound: ['errors'],
+  state: ['errors', 'services', 'duration'],
   keys: ['errors', 'services', 'duration', 'file-watch', 'identity', 'jose', 'outbound'],
-  credentials: ['errors', 'services', 'duration', 'file-watch', 'identity', 'jose', 'keys', 'outbound'],
+  credentials: ['errors', 'services', 'duration', 'file-watch', 'identity', 'jose', 'keys', 'outbound', 'state'],
   policy: ['errors', 'services', 'duration', 'identity', 'jose', 'outbound'],
   rpc: ['errors', 'services', 'identity', 'policy'],
   observability: ['errors', 'services', 'identity'],
   config: ['errors', 'services', 'duration', 'identity', 'jose', 'policy'],
   signals: ['errors', 'services', 'duration', 'identity', 'jose', 'outbound', 'keys', 'credentials'],
-  proxy: ['errors', 'services', 'duration', 'file-watch', 'identity', 'jose', 'outbound', 'keys', 'credentials', 'policy', 'rpc', 'observability', 'config'],
-  app: ['errors', 'services', 'duration', 'file-watch', 'identity', 'jose', 'outbound', 'keys', 'credentials', 'policy', 'rpc', 'observability', 'config', 'signals', 'proxy'],
+  proxy: ['errors', 'services', 'duration', 'file-watch', 'identity', 'jose', 'outbound', 'keys', 'state', 'credentials', 'policy', 'rpc', 'observability', 'config'],
+  app: ['errors', 'services', 'duration', 'file-watch', 'identity', 'jose', 'outbound', 'keys', 'state', 'credentials', 'policy', 'rpc', 'observability', 'config', 'signals', 'proxy'],
   // The library entry points (package.json `exports`, docs/library.md): re-exports of the floors
   // below the composition root; nothing in src/ imports them.
-  lib: ['errors', 'services', 'duration', 'file-watch', 'identity', 'jose', 'outbound', 'keys', 'credentials', 'policy', 'rpc', 'observability', 'config', 'signals', 'proxy'],
-  main: ['errors', 'services', 'duration', 'file-watch', 'identity', 'jose', 'outbound', 'keys', 'credentials', 'policy', 'rpc', 'observability', 'config', 'signals', 'proxy', 'app'],
+  lib: ['errors', 'services', 'duration', 'file-watch', 'identity', 'jose', 'outbound', 'keys', 'state', 'credentials', 'policy', 'rpc', 'observability', 'config', 'signals', 'proxy'],
+  main: ['errors', 'services', 'duration', 'file-watch', 'identity', 'jose', 'outbound', 'keys', 'state', 'credentials', 'policy', 'rpc', 'observability', 'config', 'signals', 'proxy', 'app'],
 };
 
 const IMPORT = /^\s*(?:import|export)\s+(?:type\s+)?(?:[^'";]*?\s+from\s+)?['"](\.{1,2}\/[^'"]+)['"]/gm;

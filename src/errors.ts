@@ -195,6 +195,8 @@ export const ERROR_CODES = {
   ERR_JWT_SVID_SUBJECT: { status: 401, oauthError: 'invalid_token', title: 'The JWT-SVID sub is not a valid SPIFFE ID.' },
   ERR_JWT_SVID_TRUST_DOMAIN: { status: 401, oauthError: 'invalid_token', title: 'The JWT-SVID names a trust domain that is not trusted here.' },
   ERR_KEYS_UNAVAILABLE: { status: 503, title: 'The signing keys of the token issuer are unavailable; retry later.' },
+  // Shared state (state.backend: redis): a proof's id cannot be recorded against replay, so the proof is not accepted.
+  ERR_STATE_UNAVAILABLE: { status: 503, title: 'The shared replay state is unreachable, so this proof cannot be checked for replay; retry shortly.' },
 
   // Policy (docs/architecture.md "The request pipeline", step 6: every failure is a deny)
   ERR_POLICY_DENIED: { status: 403, rpcError: -32003, title: 'The policy denied this request.' },

@@ -263,7 +263,7 @@ async function explain(args: string[]): Promise<number> {
       dispatcher.get(url.origin).intercept({ path: `${url.pathname}${url.search}`, method: 'GET' }).reply(200, body, { headers: { 'content-type': 'application/json' } }).persist();
     }
   }
-  const app = createApp(loaded, { logger: createLogger('error'), noAudit: true, ...(dispatcher ? { dispatcher } : {}) });
+  const app = createApp(loaded, { logger: createLogger('error'), noAudit: true, localState: true, ...(dispatcher ? { dispatcher } : {}) });
   await app.prepare();
   const result = await app.explain(described);
   console.log(JSON.stringify(result, null, 2));
@@ -315,6 +315,8 @@ async function check(args: string[]): Promise<number> {
       `  audit      ${config.audit.sink}${config.audit.hashChain ? ', hash-chained' : ''}`,
       ...(config.workers === 1 ? [] : [`  workers    ${config.workers === 'auto' ? `auto (${workerCount('auto')} here)` : config.workers}, each with its own audit file (docs/operations.md "Workers")`]),
       ...(mintSummary ? [`  txnToken   ${mintSummary}`] : []),
+      // Checking touches no network: the Redis server is named, not reached.
+      ...(config.state.backend === 'redis' ? [`  state      redis ${config.state.redis!.url} (prefix ${config.state.redis!.keyPrefix})`] : []),
       ...relaxations(config).map((w) => `  warning    ${w}`),
     ].join('\n'),
   );

@@ -1,6 +1,6 @@
 /**
  * Checks that read the files a config names (the listener's TLS certificate and key, the trusted
- * proxies' client CA file, the policy bundle signer's key, the Txn-Token signing key) with the
+ * proxies' client CA file, the Redis CA file, the policy bundle signer's key, the Txn-Token signing key) with the
  * parsers that will use them. They run after the config is loaded, before anything is built, for
  * `serve` and `check` alike, and report like config problems: the YAML path, what is wrong, the
  * fix. Config validation itself reads no key file and imports no
@@ -45,6 +45,15 @@ export function checkFiles(loaded: LoadedConfig): ConfigProblem[] {
     } catch (err) {
       if (!(err instanceof VerificationKeyError)) throw err;
       problems.push({ path: `policy.verification.${err.key}`, message: err.message, fix: "give the bundle signer's public key (PEM or JWK; relative paths start at this file's folder) and an algorithm that fits it" });
+    }
+  }
+  const redisCa = config.state.backend === 'redis' ? config.state.redis?.tls?.caFile : undefined;
+  if (redisCa !== undefined) {
+    const file = resolve(baseDir, redisCa);
+    try {
+      readCaCertificates(file);
+    } catch (err) {
+      problems.push({ path: 'state.redis.tls.caFile', message: `${file} ${(err as Error).message}`, fix: "give the PEM CA certificates the Redis server's certificate chains to" });
     }
   }
   const mint = config.forward.txnToken;

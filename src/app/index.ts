@@ -31,6 +31,7 @@ import { closeGracefully, createAgentListener, listen } from './listeners.ts';
 import { buildOAuth, type OAuthParts } from './oauth.ts';
 import { createPolicyEngine } from './policy.ts';
 import { buildRevocations, buildSignals, type RevocationParts } from './signals.ts';
+import { buildState, shareNonceKey, type StateParts } from './state.ts';
 import { buildTrustedProxies } from './trusted-proxies.ts';
 import { buildWorkload, type WorkloadParts } from './workload.ts';
 import type { TrustedProxies } from '../credentials/client-cert-header.ts';
@@ -50,6 +51,8 @@ export interface AppOptions {
    * listener (the primary serves it) and writes its own audit chain, `audit.wN.jsonl`.
    */
   worker?: number | undefined;
+  /** Keep replay state in this process whatever `state` says (`agentward explain`: no proof id is taken in the shared store). */
+  localState?: boolean;
 }
 
 export interface App {
@@ -82,6 +85,8 @@ interface Parts {
   revocation: RevocationParts | undefined;
   /** `forward.txnToken` (mode not off): signs the upstream's Txn-Tokens, publishes their key set. */
   minter: TxnTokenMinter | undefined;
+  /** `state`: the replay store, and the Redis connections when shared. */
+  state: StateParts;
 }
 
 export function createApp(loaded: LoadedConfig, options: AppOptions = {}): App {
@@ -99,7 +104,8 @@ export function createApp(loaded: LoadedConfig, options: AppOptions = {}): App {
   if (metrics && options.worker !== undefined) offerToPrimary(metrics);
   const telemetry = buildTelemetry(loaded, parts, metrics);
   const deps = pipelineDeps(config, parts, shadowDenials, services, telemetry);
-  const signals = parts.revocation && buildSignals(loaded, services, parts.revocation, { tokens: oauth.tokens, workload: workload?.authenticator, policy, audit: parts.audit });
+  const { state } = parts;
+  const signals = parts.revocation && buildSignals(loaded, services, parts.revocation, { tokens: oauth.tokens, workload: workload?.authenticator, policy, audit: parts.audit }, state.redis);
   const agent = createAgentListener(config.listen, deps, tls, logger, signals?.mainRoutes);
   const ready = () => !agent.draining && policy.status().loaded && keySets.every((k) => k.ready) && bundles.every((b) => b.ready && !b.status().stale);
   const { minter } = parts;
@@ -115,6 +121,8 @@ export function createApp(loaded: LoadedConfig, options: AppOptions = {}): App {
       ...(tls ? { tls: tls.status() } : {}),
       ...(signals ? { signals: signals.status() } : {}),
       ...(minter ? { txnMint: minter.status() } : {}),
+      // Not part of readiness: bearer requests are served without it (docs/operations.md "Shared state").
+      state: state.status(),
   });
   const readiness = (): Readiness => ({ ready: ready(), detail: detail() });
   const admin = createAdminServer({
@@ -137,7 +145,7 @@ export function createApp(loaded: LoadedConfig, options: AppOptions = {}): App {
     explain: (request) => explainRequest(request, deps),
     async start() {
       for (const warning of relaxations(config)) logger.warn({ config: loaded.file }, warning);
-      await prepare();
+      await Promise.all([prepare(), state.start()]);
       if (config.policy.watch) policy.watch();
       if (agent.https) tls?.watch(agent.https);
       minter?.watch();
@@ -168,6 +176,7 @@ export function createApp(loaded: LoadedConfig, options: AppOptions = {}): App {
       parts.audit.close();
       // The spans of the last requests are exported before the process ends.
       await telemetry.close().catch((err: unknown) => logger.warn({ err: (err as Error).message }, 'spans could not be exported on shutdown'));
+      await state.close();
       logger.info('agentward stopped');
     },
   };
@@ -204,6 +213,7 @@ function buildParts(loaded: LoadedConfig, services: Services, options: AppOption
     });
   const bindings = { dpopBinding: config.oauth.dpop.mode !== 'disabled', certificateBinding: (tls !== undefined && tls.clientCert !== 'none') || config.listen.trustedProxies !== undefined };
   const revocation = buildRevocations(config, services);
+  const state = buildState(loaded, services, options.localState);
   const audit =
     config.audit.sink === 'off' || options.noAudit
       ? NO_AUDIT
@@ -219,10 +229,12 @@ function buildParts(loaded: LoadedConfig, services: Services, options: AppOption
           },
           checkpoint: config.audit.checkpoints && auditCheckpoints(config.audit.checkpoints, baseDir, services.logger, options.worker),
         });
-  const workload = buildWorkload(loaded, services, tls);
+  const workload = buildWorkload(loaded, services, tls, state.replay);
+  const oauth = buildOAuth(loaded, services, bindings, revocation?.revocations, state.replay);
+  if (state.redis && oauth.dpop?.nonces) shareNonceKey(state.redis, oauth.dpop.nonces);
   return {
     tls,
-    oauth: buildOAuth(loaded, services, bindings, revocation?.revocations),
+    oauth,
     workload,
     trustedProxies: buildTrustedProxies(loaded, services, workload?.acceptsX509Svids ? [...workload.bundles.values()] : []),
     policy: createPolicyEngine(loaded, services, options.env),
@@ -230,6 +242,7 @@ function buildParts(loaded: LoadedConfig, services: Services, options: AppOption
     audit,
     revocation,
     minter: txnMinter(loaded, services),
+    state,
   };
 }
 

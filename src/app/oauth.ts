@@ -8,6 +8,7 @@ import type { RevocationList } from '../credentials/revocation.ts';
 import { buildAccessTokens, type AccessTokenParts } from '../credentials/tokens.ts';
 import { buildTxnTokens, type TxnTokenCheck } from '../credentials/txn-token.ts';
 import type { Services } from '../services.ts';
+import type { ReplayStore } from '../state/replay.ts';
 
 export interface OAuthParts extends AccessTokenParts {
   dpop: DpopCheck | undefined;
@@ -20,7 +21,7 @@ export interface Bindings {
   certificateBinding: boolean;
 }
 
-export function buildOAuth(loaded: LoadedConfig, services: Services, bindings: Bindings, revocations?: RevocationList): OAuthParts {
+export function buildOAuth(loaded: LoadedConfig, services: Services, bindings: Bindings, revocations?: RevocationList, replay?: ReplayStore): OAuthParts {
   const { config } = loaded;
   const oauth = config.oauth;
   const tokens = buildAccessTokens(
@@ -33,5 +34,5 @@ export function buildOAuth(loaded: LoadedConfig, services: Services, bindings: B
     services,
     revocations,
   );
-  return { ...tokens, dpop: buildDpop(oauth.dpop, services), txn: config.txnTokens && buildTxnTokens(config.txnTokens, services) };
+  return { ...tokens, dpop: buildDpop(oauth.dpop, services, replay), txn: config.txnTokens && buildTxnTokens(config.txnTokens, services) };
 }

@@ -10,6 +10,7 @@ import type { IssuerKeys } from '../keys/issuer-keys.ts';
 import { buildTrustBundles, type TrustBundle } from '../keys/trust-bundle.ts';
 import type { ListenerTls } from '../proxy/tls.ts';
 import type { Services } from '../services.ts';
+import type { ReplayStore } from '../state/replay.ts';
 
 export interface WorkloadParts {
   bundles: ReadonlyMap<string, TrustBundle>;
@@ -24,7 +25,7 @@ export interface WorkloadParts {
 }
 
 /** Undefined without a `workload` section: workload credentials are then refused. */
-export function buildWorkload(loaded: LoadedConfig, services: Services, tls: ListenerTls | undefined): WorkloadParts | undefined {
+export function buildWorkload(loaded: LoadedConfig, services: Services, tls: ListenerTls | undefined, replay?: ReplayStore): WorkloadParts | undefined {
   const { config } = loaded;
   const settings = config.workload;
   if (settings === undefined) return undefined;
@@ -38,7 +39,7 @@ export function buildWorkload(loaded: LoadedConfig, services: Services, tls: Lis
     const install = () => tls!.setClientAuthorities([...bundles.values()].flatMap((b) => (b.ready ? safeAuthorities(b) : [])));
     for (const bundle of bundles.values()) bundle.onInstall(install);
   }
-  const context = { bundles, acceptsX509Svids, resourceId: config.resource.id, oauthIssuers: new Set(config.oauth.issuers.map((i) => i.issuer)), cacheSize: config.oauth.tokenCacheSize };
+  const context = { bundles, acceptsX509Svids, resourceId: config.resource.id, oauthIssuers: new Set(config.oauth.issuers.map((i) => i.issuer)), cacheSize: config.oauth.tokenCacheSize, replay };
   return { bundles, acceptsX509Svids, ...buildWorkloadAuthenticator(settings, context, services) };
 }
 

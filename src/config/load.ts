@@ -336,6 +336,7 @@ function semanticChecks(doc: unknown, baseDir: string, env: NodeJS.ProcessEnv, s
   }
   checkSignals(doc, baseDir, env, secrets, report);
   checkWorkers(doc, report);
+  checkState(doc, baseDir, env, secrets, report);
 
   const hashKey = obj(doc, 'audit', 'hashKey');
   if (Object.keys(hashKey).length === 1) {
@@ -394,6 +395,33 @@ function checkWorkers(doc: unknown, report: Report): void {
   const sink = str(doc, 'audit', 'sink');
   if (sink === 'stdout' || sink === 'stderr') {
     report(['audit', 'sink'], `"${sink}" with ${String(workers)} workers: the workers' records would be torn into each other on one pipe`, 'use audit.sink: file (each worker writes its own file, audit.w1.jsonl, ...), or workers: 1');
+  }
+  // The admin listener is the primary's, which verifies nothing and holds no revocation list: an
+  // endpoint there that must act on one (SSF push, revoke) would answer without effect.
+  if (get(doc, 'admin', 'revoke') !== undefined) {
+    report(['admin', 'revoke'], `is served by the admin listener, which with ${String(workers)} workers belongs to the primary (it holds no revocation list)`, 'revoke through a worker of each replica set is not offered yet: use workers: 1, or send the marks as security events pushed on the agent listener (signals.transmitters[].delivery.listener: main)');
+  }
+  list(doc, 'signals', 'transmitters').forEach((transmitter, i) => {
+    const delivery = obj(transmitter, 'delivery');
+    if (str(delivery, 'method') === 'push' && (str(delivery, 'listener') ?? 'admin') === 'admin') {
+      report(['signals', 'transmitters', i, 'delivery', 'listener'], `push on the admin listener, which with ${String(workers)} workers belongs to the primary (it holds no revocation list)`, 'set delivery.listener: main (the workers serve it), or workers: 1');
+    }
+  });
+}
+
+/** `state` (docs/operations.md "Shared state"): the Redis section goes with the redis backend only, TLS with `rediss://`; the password is resolved. */
+function checkState(doc: unknown, baseDir: string, env: NodeJS.ProcessEnv, secrets: Map<string, string>, report: Report): void {
+  const backend = str(doc, 'state', 'backend') ?? 'memory';
+  const redis = get(doc, 'state', 'redis');
+  if (backend === 'redis' && redis === undefined) report(['state', 'redis'], 'is required with state.backend "redis"', 'add state.redis.url: redis://redis.internal:6379 (and password: { fromFile: /run/secrets/redis-password })');
+  if (backend !== 'redis' && redis !== undefined) report(['state', 'redis'], 'is not used with state.backend "memory"', 'set state.backend: redis, or remove state.redis');
+  if (redis === undefined) return;
+  const url = str(redis, 'url');
+  if (get(redis, 'tls') !== undefined && url !== undefined && !url.startsWith('rediss://')) report(['state', 'redis', 'tls'], 'needs a rediss:// url (TLS)', 'write the url as rediss://host:port, or remove state.redis.tls');
+  const password = obj(redis, 'password');
+  if (Object.keys(password).length === 1) {
+    const value = resolveSecret(password as Secret, ['state', 'redis', 'password'], baseDir, env, report);
+    if (value !== undefined) secrets.set('state.redis.password', value);
   }
 }
 
@@ -831,6 +859,9 @@ export function relaxations(config: Readonly<Config>): string[] {
     out.push(
       'oauth.anonymous is policy: requests that present no credential reach the policy (subject and agent null) instead of a 401, and oauth.requireToken, workload.require and txnTokens.mode: required do not apply to them; the policy must deny them except on public paths',
     );
+  const redisUrl = config.state.backend === 'redis' ? config.state.redis?.url : undefined;
+  if (redisUrl?.startsWith('redis://') && !isLoopback(redisUrl.replace(/^redis:/, 'http:')))
+    out.push('state.redis.url uses plain redis:// to a non-loopback host: the password, proof hashes and revocation marks travel unencrypted and can be altered in transit (use rediss://)');
   if (!config.oauth.requireToken) out.push('oauth.requireToken is off: a proven workload identity alone authenticates a request (the policy sees subject: null)');
   config.workload?.trustDomains.forEach((domain, i) => {
     if (domain.bundle.url?.startsWith('http:') && isLoopback(domain.bundle.url)) out.push(`workload.trustDomains[${i}].bundle.url uses plain http (loopback only)`);

@@ -208,6 +208,43 @@ const SignalsSchema = Closed(
   },
 );
 
+const StateSchema = Closed(
+  {
+    backend: Enum(['memory', 'redis'], {
+      default: 'memory',
+      description:
+        '`memory`: replay memory (DPoP, WPT and HTTP-signature proof ids), the DPoP nonce key and revocation marks are this process\'s own. `redis`: shared by every process and replica through `state.redis` (docs/operations.md "Shared state"); needed when more than one process serves the same agents with proof-bearing credentials.',
+    }),
+    redis: Type.Optional(
+      Closed(
+        {
+          url: Type.String({
+            pattern: '^rediss?://[^\\s@/]+(/[0-9]{1,2})?$',
+            description: 'The Redis (or Valkey) server: `redis://host:port` or, with TLS, `rediss://host:port`, optionally `/db`. No credentials here: use `username` and `password`.',
+          }),
+          username: Type.Optional(Type.String({ minLength: 1, description: 'The ACL user (Redis 6 or later). Default: the `default` user.' })),
+          password: Type.Optional(SecretSchema),
+          tls: Type.Optional(
+            Closed(
+              { caFile: Type.Optional(Type.String({ minLength: 1, description: 'PEM CA certificates the server certificate must chain to. Default: the system CAs. Relative to this file.' })) },
+              { description: 'TLS settings of a `rediss://` URL.' },
+            ),
+          ),
+          keyPrefix: Type.String({ minLength: 1, maxLength: 64, default: 'agentward:', description: 'Put before every key and channel agentward uses, so several deployments can share one Redis. Replicas that must share state use the same prefix.' }),
+          connectTimeout: Duration('2s', 'Longest wait for a connection (at start, and for each reconnection attempt).'),
+          commandTimeout: Duration('500ms', 'Longest wait for one answer (a request\'s replay claims are one round trip); past it the request gets 503 ERR_STATE_UNAVAILABLE.'),
+        },
+        { description: 'The Redis server of `state.backend: redis`.' },
+      ),
+    ),
+  },
+  {
+    default: {},
+    description:
+      'Where the state that replicas must share is kept: replay memory of proofs, the DPoP nonce key, revocation marks and cache purges (docs/operations.md "Shared state"). Default: this process\'s memory.',
+  },
+);
+
 const WorkloadSchema = Closed(
   {
     trustDomains: Type.Array(TrustDomainSchema, {
@@ -496,6 +533,7 @@ export const ConfigSchema = Closed(
     mcp: Type.Optional(McpSchema),
     a2a: Type.Optional(A2aSchema),
     signals: Type.Optional(SignalsSchema),
+    state: StateSchema,
     txnTokens: Type.Optional(
       Closed(
         {
@@ -689,6 +727,7 @@ export type WitIssuerConfig = Static<typeof WitIssuerSchema>;
 export type Secret = Static<typeof SecretSchema>;
 export type SignalsConfig = NonNullable<Config['signals']>;
 export type TransmitterConfig = Static<typeof TransmitterSchema>;
+export type StateConfig = Static<typeof StateSchema>;
 
 /**
  * The JSON Schema document committed as config/agentward.schema.json. A key with a default is

@@ -14,7 +14,9 @@
 import { createHmac, hash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { importJWK, type CryptoKey, type JWK } from 'jose';
 import { LRUCache } from 'lru-cache';
-import { ReplayCache } from './replay-cache.ts';
+import { MemoryReplayStore } from './replay-cache.ts';
+import type { ReplayClaim, ReplaySpace, ReplayStore } from '../state/replay.ts';
+import { claimAll } from '../state/replay.ts';
 import { PRIVATE_JWK_MEMBERS } from '../jose/algorithms.ts';
 import { explicitTyp, verifyCompactJws, type CompactJws, type JwsProfile, type KeyChoice } from '../jose/verify.ts';
 import { AgentwardError } from '../errors.ts';
@@ -28,6 +30,8 @@ export interface DpopVerifierOptions {
   /** Leeway for a proof created slightly in the future, in seconds. */
   clockSkewSeconds: number;
   replayCacheSize: number;
+  /** Where proof ids are recorded (`state.backend`); default: this process's memory. */
+  replay?: ReplayStore | undefined;
   /** Server nonces (§9), or undefined when not required. */
   nonces?: DpopNonces | undefined;
   now?: () => number;
@@ -45,8 +49,13 @@ export interface VerifiedDpopProof {
   jkt: string;
   /** Set when the proof used the previous nonce: send the current one back (§8.2). */
   freshNonce: string | undefined;
-  /** Call once the token binding also holds: records the proof id against replay. */
-  commit(): void;
+  /**
+   * The proof id to record against replay, once the token binding also holds: the pipeline makes
+   * it together with the request's other proofs (src/state/replay.ts `claimAll`).
+   */
+  replay: ReplayClaim;
+  /** Records `replay` on its own (ERR_DPOP_REPLAYED when it was seen). */
+  commit(): Promise<void>;
 }
 
 const MAX_JTI_LENGTH = 256;
@@ -62,7 +71,8 @@ export class DpopVerifier {
   private readonly skew: number;
   private readonly nonces: DpopNonces | undefined;
   private readonly now: () => number;
-  private readonly seen: ReplayCache;
+  private readonly seen: ReplaySpace;
+  private readonly ttlMs: number;
   /**
    * Imported proof keys by thumbprint and algorithm: a client signs every proof with the same key,
    * and importing it is a third of a proof's cost. Keyed by the thumbprint, so a different key
@@ -78,7 +88,8 @@ export class DpopVerifier {
     this.nonces = options.nonces;
     this.now = options.now ?? Date.now;
     // Marked with the proof's iat: proofs as old as a forgotten one are refused.
-    this.seen = new ReplayCache({ max: options.replayCacheSize, ttlMs: (this.maxAge + 2 * this.skew) * 1000, now: () => this.now() });
+    this.seen = (options.replay ?? new MemoryReplayStore(() => this.now())).space('dpop', { max: options.replayCacheSize });
+    this.ttlMs = (this.maxAge + 2 * this.skew) * 1000;
     this.profile = {
       noun: 'The DPoP proof',
       // §4.3 step 2: one well-formed JWS in compact form.
@@ -157,19 +168,13 @@ export class DpopVerifier {
     const ath = hash('sha256', request.accessToken, 'base64url');
     if (typeof claims.ath !== 'string' || claims.ath !== ath) throw new AgentwardError('ERR_DPOP_PROOF_ATH');
 
-    const replayKey = hash('sha256', `${jkt}.${jti}`, 'base64url');
-    if (this.seen.has(replayKey)) throw new AgentwardError('ERR_DPOP_REPLAYED');
-    return {
-      jkt,
-      freshNonce,
-      // Synchronous check-and-insert: no other request can slip in between (one event loop).
-      commit: () => {
-        if (this.seen.has(replayKey)) throw new AgentwardError('ERR_DPOP_REPLAYED');
-        this.seen.add(replayKey, iat);
-      },
-    };
+    // Keyed by a hash of the key and jti (never the proof); kept as long as the proof is acceptable.
+    const replay: ReplayClaim = { space: this.seen, key: hash('sha256', `${jkt}.${jti}`, 'base64url'), mark: iat, ttlMs: this.ttlMs, replayed: dpopReplayed };
+    return { jkt, freshNonce, replay, commit: () => claimAll([replay]) };
   }
 }
+
+const dpopReplayed = (): Error => new AgentwardError('ERR_DPOP_REPLAYED');
 
 /**
  * RFC 7638 §3: the SHA-256 thumbprint of a public JWK, computed synchronously over the required
@@ -218,10 +223,12 @@ export function normalizeHtu(value: string): string {
 /**
  * Server-issued DPoP nonces (RFC 9449 §9), stateless: a nonce is the current time slot with an
  * HMAC over it, so any instance holding the key can check it. The current and the previous slot
- * are accepted, so a client crosses a rotation without an extra round trip.
+ * are accepted, so a client crosses a rotation without an extra round trip. With shared state
+ * (`state.backend: redis`) every replica uses the same key (`useKey`), so a nonce one issued is
+ * accepted by all.
  */
 export class DpopNonces {
-  private readonly key: Buffer;
+  private key: Buffer;
   private readonly lifetimeMs: number;
   private readonly now: () => number;
 
@@ -229,6 +236,16 @@ export class DpopNonces {
     this.key = options.key ?? randomBytes(32);
     this.lifetimeMs = options.lifetimeMs;
     this.now = options.now ?? Date.now;
+  }
+
+  /** The HMAC key nonces are made with (random per process until `useKey`). */
+  get secret(): Buffer {
+    return this.key;
+  }
+
+  /** Replaces the key: the one every replica shares (src/app/state.ts). */
+  useKey(key: Buffer): void {
+    this.key = key;
   }
 
   current(): string {
@@ -276,10 +293,10 @@ export interface DpopCheck {
 }
 
 /** Builds DPoP (RFC 9449) from its section; undefined when the mode is `disabled`. */
-export function buildDpop(settings: DpopSettings, services: Pick<Services, 'now' | 'clockSkewSeconds'>): DpopCheck | undefined {
+export function buildDpop(settings: DpopSettings, services: Pick<Services, 'now' | 'clockSkewSeconds'>, replay?: ReplayStore): DpopCheck | undefined {
   if (settings.mode === 'disabled') return undefined;
   const { now, clockSkewSeconds } = services;
   const nonces = settings.nonce.enabled ? new DpopNonces({ lifetimeMs: durationMs(settings.nonce.lifetime), now }) : undefined;
-  const verifier = new DpopVerifier({ algorithms: settings.algorithms, maxAgeSeconds: durationMs(settings.maxAge) / 1000, clockSkewSeconds, replayCacheSize: settings.replayCacheSize, nonces, now });
+  const verifier = new DpopVerifier({ algorithms: settings.algorithms, maxAgeSeconds: durationMs(settings.maxAge) / 1000, clockSkewSeconds, replayCacheSize: settings.replayCacheSize, replay, nonces, now });
   return { verifier, nonces, required: settings.mode === 'required' };
 }

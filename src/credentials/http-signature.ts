@@ -30,7 +30,8 @@
  */
 import { createHash, hash, timingSafeEqual, type webcrypto } from 'node:crypto';
 import type { CryptoKey } from 'jose';
-import { ReplayCache } from './replay-cache.ts';
+import { MemoryReplayStore } from './replay-cache.ts';
+import { claimAll, type ReplayClaim, type ReplaySpace, type ReplayStore } from '../state/replay.ts';
 import { isInnerList, parseDictionary, serializeInnerList, serializeString, type Dictionary, type InnerList } from 'structured-headers';
 import { AgentwardError, type ErrorCode } from '../errors.ts';
 import { normalizeHtu } from './dpop.ts';
@@ -84,6 +85,8 @@ export interface HttpSignatureVerifierOptions {
   maxLifetimeSeconds: number;
   /** How many nonces are remembered at most. */
   replayCacheSize: number;
+  /** Where nonces are recorded (`state.backend`); default: this process's memory. */
+  replay?: ReplayStore | undefined;
   /**
    * The most `created` may lie in the past, in seconds, besides the skew (RFC 9421 §3.2.1, §7.2.4:
    * a verifier may refuse signatures older than it accepts, whatever their `expires`). Default: no
@@ -131,6 +134,7 @@ function fail(code: HsigErrorCode, detail?: string, cause?: unknown): AgentwardE
 
 /** Longest accepted `nonce`: enough for any random value, small enough to bound the cache. */
 const MAX_NONCE_LENGTH = 256;
+const hsigReplayed = (): Error => fail('ERR_HSIG_REPLAYED');
 /** Header fields covered whenever the request has them (draft §3); the WIT is always present. */
 const COVERED_WHEN_PRESENT = ['content-type', 'content-digest', 'authorization', 'txn-token'] as const;
 const ALWAYS_COVERED = ['@method', '@path', '@query', 'workload-identity-token'] as const;
@@ -384,7 +388,7 @@ export class HttpSignatureVerifier {
   private readonly label: string | undefined;
   private readonly now: () => number;
   /** Remembered nonces (hashed) and the `expires` of their signature. */
-  private readonly seen: ReplayCache;
+  private readonly seen: ReplaySpace;
 
   constructor(options: HttpSignatureVerifierOptions) {
     this.audiences = new Set([...options.audiences].map(normalizeHtu));
@@ -395,7 +399,7 @@ export class HttpSignatureVerifier {
     this.label = options.label;
     this.now = options.now ?? Date.now;
     // Marked with the signature's expires: signatures expiring no later than a forgotten one are refused.
-    this.seen = new ReplayCache({ max: options.replayCacheSize, now: () => this.now() });
+    this.seen = (options.replay ?? new MemoryReplayStore(() => this.now())).space('hsig', { max: options.replayCacheSize });
   }
 
   /** Nonces held now, expired ones dropped first (for tests and /readyz detail). */
@@ -412,8 +416,10 @@ export class HttpSignatureVerifier {
    * Call it when `findWimseSignature` found a signature; without one it throws
    * ERR_HSIG_PARAMETERS (no signature has the required `tag`). Every failure is an
    * AgentwardError with an ERR_HSIG_* code and a detail that names the problem, never a value.
+   * The nonce is recorded against replay at once, or, when `claims` is given, added to it for the
+   * caller to make with the request's other proofs (src/state/replay.ts `claimAll`).
    */
-  async verify(request: SignedRequest, key: WorkloadKey, targetUri: string): Promise<VerifiedSignature> {
+  async verify(request: SignedRequest, key: WorkloadKey, targetUri: string, claims?: ReplayClaim[]): Promise<VerifiedSignature> {
     // 1. Parse and select by tag (draft §3); the Signature member of the same label (RFC 9421 §4.2).
     const selected = selectWimse(request.headers, this.label);
     if (!selected) throw fail('ERR_HSIG_PARAMETERS', `No signature carries tag="${WIMSE_TAG}".`);
@@ -463,11 +469,12 @@ export class HttpSignatureVerifier {
     // 7. The signature by the WIT's key (RFC 9421 §3.2 step 8).
     if (!(await verifySignatureValue(key, base, signature))) throw fail('ERR_HSIG_SIGNATURE');
 
-    // 8. Replay (draft §3): check and insert with no await in between. The label is left out of
-    // the key: it is not signed, so a replay under another label must still be caught.
+    // 8. Replay (draft §3), kept until the signature expires. The label is left out of the key:
+    // it is not signed, so a replay under another label must still be caught.
     const replayKey = hash('sha256', key.thumbprint === undefined ? nonce : `${key.thumbprint}.${nonce}`, 'base64url');
-    if (this.seen.has(replayKey)) throw fail('ERR_HSIG_REPLAYED');
-    this.seen.add(replayKey, expires, (expires + this.skew) * 1000 - this.now());
+    const replay: ReplayClaim = { space: this.seen, key: replayKey, mark: expires, ttlMs: (expires + this.skew) * 1000 - this.now(), replayed: hsigReplayed };
+    if (claims) claims.push(replay);
+    else await claimAll([replay]);
 
     return {
       label,

@@ -9,6 +9,7 @@
  * some old-but-valid proofs; it never accepts a replay.
  */
 import { LRUCache } from 'lru-cache';
+import type { ClaimResult, ReplayClaim, ReplaySpace, ReplayStore } from '../state/replay.ts';
 
 export interface ReplayCacheOptions {
   /** Ids remembered at most. */
@@ -58,3 +59,45 @@ export class ReplayCache {
     return this.seen.size;
   }
 }
+
+/**
+ * The replay store of one process (`state.backend: memory`, the default): one bounded
+ * `ReplayCache` per namespace. A claim is checked and inserted in one synchronous step, so two
+ * concurrent requests cannot both pass; ids forgotten to bound memory make older proofs refused
+ * (`forgotten`), never accepted.
+ */
+export class MemoryReplayStore implements ReplayStore {
+  readonly backend = 'memory';
+  private readonly now: () => number;
+
+  constructor(now: () => number) {
+    this.now = now;
+  }
+
+  space(name: string, options: { max: number }): ReplaySpace {
+    const cache = new ReplayCache({ max: options.max, now: this.now });
+    return {
+      name,
+      store: this,
+      forgotten: (mark) => cache.forgotten(mark),
+      get size() {
+        return cache.size;
+      },
+      // The cache behind the space, for `claim` (claims only ever come from this store's spaces).
+      [CACHE]: cache,
+    } as ReplaySpace;
+  }
+
+  claim(claims: readonly ReplayClaim[]): Promise<readonly ClaimResult[]> {
+    const results = claims.map((claim): ClaimResult => {
+      const cache = (claim.space as MemorySpace)[CACHE];
+      if (cache.has(claim.key)) return 'seen';
+      cache.add(claim.key, claim.mark, claim.ttlMs);
+      return 'new';
+    });
+    return Promise.resolve(results);
+  }
+}
+
+const CACHE = Symbol('replay cache');
+type MemorySpace = ReplaySpace & { [CACHE]: ReplayCache };

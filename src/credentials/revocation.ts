@@ -118,6 +118,14 @@ export class RevocationList {
     return mark;
   }
 
+  /** Whether a mark for exactly `match` with this `before` or a later one is held (a replicated mark already applied). */
+  holds(match: RevocationMatch, before: number): boolean {
+    const clean = normalize(match);
+    const field = FIELDS.find((f) => clean[f] !== undefined);
+    if (field === undefined) return false;
+    return (this.marks.peek(`${field}\0${clean[field]}`) ?? []).some((m) => sameMatch(m.match, clean) && m.before >= before);
+  }
+
   /** Whether a verified token is revoked. O(1): at most five lookups, none while no mark is held. */
   revoked(token: VerifiedAccessToken): boolean {
     const floored = this.now() < this.floor.until;

@@ -22,7 +22,8 @@
 import { hash } from 'node:crypto';
 import { calculateJwkThumbprint, importJWK, type CryptoKey, type JWK, type JWSHeaderParameters, type FlattenedJWSInput } from 'jose';
 import { LRUCache } from 'lru-cache';
-import { ReplayCache } from './replay-cache.ts';
+import { MemoryReplayStore } from './replay-cache.ts';
+import { claimAll, type ReplayClaim, type ReplaySpace, type ReplayStore } from '../state/replay.ts';
 import { isAsymmetricAlgorithm, keyFitsAlgorithm, PRIVATE_JWK_MEMBERS, SPIFFE_ALGORITHMS } from '../jose/algorithms.ts';
 import { explicitTyp, verifyCompactJws, type Claims, type CompactJws, type JwsFailures, type JwsProfile, type KeyChoice, type TimeRule } from '../jose/verify.ts';
 import { AgentwardError, type ErrorCode } from '../errors.ts';
@@ -99,6 +100,8 @@ export interface WimseVerifierOptions {
   /** The most a WPT's `exp` may lie ahead of now (wpt-02 §2: "unreasonably far in the future"). */
   maxWptLifetimeSeconds: number;
   replayCacheSize: number;
+  /** Where WPT ids are recorded (`state.backend`); default: this process's memory. */
+  replay?: ReplayStore | undefined;
   /** U6 strict mode: accept a WPT `aud` string only, not an array. Default false. */
   strictWptAudience?: boolean;
   /** Verified WITs remembered (by SHA-256) until they expire; 0 disables. Default 10000. */
@@ -152,6 +155,7 @@ export interface VerifiedWorkload {
 }
 
 const MAX_JTI_LENGTH = 256;
+const wptReplayed = (): Error => new WimseError('ERR_WPT_REPLAYED');
 const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9a-z-]+$/;
 
 /** What the WIT profile's hooks found for one token. */
@@ -224,7 +228,7 @@ export class WimseVerifier {
   private readonly maxLifetime: number;
   private readonly strictAudience: boolean;
   private readonly now: () => number;
-  private readonly seen: ReplayCache;
+  private readonly seen: ReplaySpace;
   /** Proof keys by algorithm and thumbprint: a workload signs every WPT with the same key. */
   private readonly keys = new LRUCache<string, CryptoKey>({ max: 10_000 });
   /**
@@ -252,7 +256,7 @@ export class WimseVerifier {
     const cacheSize = options.cacheSize ?? 10_000;
     this.wits = cacheSize > 0 ? new LRUCache<string, CachedWit>({ max: cacheSize, ttlAutopurge: false, perf: { now: () => this.now() } }) : undefined;
     // Marked with the WPT's exp: WPTs expiring no later than a forgotten one are refused.
-    this.seen = new ReplayCache({ max: options.replayCacheSize, now: () => this.now() });
+    this.seen = (options.replay ?? new MemoryReplayStore(() => this.now())).space('wpt', { max: options.replayCacheSize });
     this.witAlgorithms = new Map(
       [...options.trustDomains.values(), ...this.issuers.values()].map((source) => {
         const any = source.algorithms.filter(isAsymmetricAlgorithm);
@@ -300,7 +304,12 @@ export class WimseVerifier {
     return this.seen.size;
   }
 
-  async verify(request: WimseRequest): Promise<VerifiedWorkload> {
+  /**
+   * Verifies the WIT and its WPT (wpt-02 §2). The WPT id is recorded against replay at once, or,
+   * when `replays` is given, added to it for the caller to make with the request's other proofs
+   * (src/state/replay.ts `claimAll`: one round trip to a shared store).
+   */
+  async verify(request: WimseRequest, replays?: ReplayClaim[]): Promise<VerifiedWorkload> {
     const wit = await this.verifyIdentityToken(request.wit, request.targetUri);
     const nowSeconds = this.now() / 1000;
 
@@ -327,10 +336,10 @@ export class WimseVerifier {
     // Steps 12, 13 and U4: every oth entry understood, present and matching.
     const bound = this.checkOth(claims.oth, request.otherTokens);
 
-    // Step 10: not seen before; check-and-insert with no await in between.
-    const replayKey = hash('sha256', `${wit.witHash}.${jti}`, 'base64url');
-    if (this.seen.has(replayKey)) throw new WimseError('ERR_WPT_REPLAYED');
-    this.seen.add(replayKey, exp, (exp + this.skew) * 1000 - this.now());
+    // Step 10: not seen before. Keyed by a hash of the WIT hash and jti, kept until the WPT expires.
+    const replay: ReplayClaim = { space: this.seen, key: hash('sha256', `${wit.witHash}.${jti}`, 'base64url'), mark: exp, ttlMs: (exp + this.skew) * 1000 - this.now(), replayed: wptReplayed };
+    if (replays) replays.push(replay);
+    else await claimAll([replay]);
 
     return {
       id: wit.id.id,

@@ -28,6 +28,7 @@ import { JwtSvidVerifier, looksLikeJwtSvid } from './jwt-svid.ts';
 import { WimseVerifier, type WimseIssuer, type WitKeyResolver } from './wimse.ts';
 import { presentsX509Svid, verifyX509Svid } from './x509-svid.ts';
 import type { ProvenWorkload, TokenMatch } from '../identity/workload.ts';
+import type { ReplayClaim, ReplayStore } from '../state/replay.ts';
 
 export type BindingRule = 'none' | 'client_id' | 'actor' | 'client_id_or_actor';
 
@@ -47,6 +48,8 @@ export interface WorkloadResult {
   agent: ProvenWorkload | undefined;
   /** Context-token headers a WPT did not bind with `oth`: they must not reach the policy (wpt-02 §2, WPT-N31). */
   unboundContextHeaders: string[];
+  /** The proof ids (WPT `jti`, signature `nonce`) still to record against replay: the pipeline makes them with the DPoP proof's (src/state/replay.ts). */
+  replays: ReplayClaim[];
 }
 
 export class WorkloadAuthenticator {
@@ -81,6 +84,7 @@ export class WorkloadAuthenticator {
     const wit = wits?.[0];
     const signature = credentials.signature instanceof AgentwardError ? undefined : credentials.signature;
     const proven: ProvenWorkload[] = [];
+    const replays: ReplayClaim[] = [];
     let unboundContextHeaders: string[] = [];
 
     if (credentials.scheme === 'wpt' || signature !== undefined) {
@@ -93,7 +97,7 @@ export class WorkloadAuthenticator {
           targetUri: facts.targetUri,
           txnToken: singleTxnToken(credentials.txnTokens),
           otherTokens: contextTokens(credentials.contextTokens),
-        });
+        }, replays);
         unboundContextHeaders = Object.keys(credentials.contextTokens).filter((h) => !workload.boundContextTokens.includes(h));
         proven.push({ id: workload.id, trustDomain: workload.trustDomain, path: workload.path, via: 'wit+wpt', expiresAt: workload.expiresAt, claims: witClaims(workload.witClaims) });
       }
@@ -103,7 +107,7 @@ export class WorkloadAuthenticator {
         const body = await facts.readBody();
         // @authority and @scheme are the configured resource's (RFC 9421 §2.2.3, §2.2.4), never Host: a signature over another authority fails.
         const request = { method: facts.method, path: facts.path, query: facts.query, headers: facts.headers, body: body.length > 0 ? body : undefined, authority: facts.authority, scheme: facts.scheme };
-        await this.options.httpSignatures.verify(request, { key: verified.key, alg: verified.alg, thumbprint: verified.jkt }, facts.targetUri);
+        await this.options.httpSignatures.verify(request, { key: verified.key, alg: verified.alg, thumbprint: verified.jkt }, facts.targetUri, replays);
         if (credentials.scheme !== 'wpt') {
           proven.push({ id: verified.id.id, trustDomain: verified.id.trustDomain, path: verified.id.path, via: 'wit+http_signature', expiresAt: verified.exp, claims: witClaims(verified.claims) });
         }
@@ -126,7 +130,7 @@ export class WorkloadAuthenticator {
     const agent = proven[0];
     if (agent !== undefined && proven.some((p) => p.id !== agent.id)) throw new AgentwardError('ERR_WORKLOAD_CONFLICT');
     if (agent === undefined && this.options.required) throw new AgentwardError('ERR_WORKLOAD_MISSING');
-    return { agent, unboundContextHeaders };
+    return { agent, unboundContextHeaders, replays };
   }
 
   /**
@@ -201,6 +205,8 @@ export interface WorkloadContext {
   oauthIssuers: ReadonlySet<string>;
   /** Verified WITs and JWT-SVIDs remembered (`oauth.tokenCacheSize`). */
   cacheSize: number;
+  /** Where WPT ids and signature nonces are recorded (`state.backend`); default: this process's memory. */
+  replay?: ReplayStore | undefined;
 }
 
 /**
@@ -239,6 +245,7 @@ export function buildWorkloadAuthenticator(
     clockSkewSeconds,
     maxWptLifetimeSeconds: maxProofSeconds,
     replayCacheSize,
+    replay: context.replay,
     strictWptAudience: settings.wimse.strictAudience,
     cacheSize,
     now,
@@ -251,6 +258,7 @@ export function buildWorkloadAuthenticator(
     requiredComponents: httpSignature.requiredComponents,
     label: httpSignature.label,
     replayCacheSize,
+    replay: context.replay,
     now,
   });
   const authenticator = new WorkloadAuthenticator({

@@ -60,6 +60,11 @@ export interface RemediationRecord {
     /** Entries removed, per cache, and open streams closed. */
     purged: Record<string, number>;
     streamsClosed: number;
+    /**
+     * Set when this replica applied a mark another replica made (`state.backend: redis`): the
+     * other replica's record is the one of the event; this one says the mark reached here.
+     */
+    replicated?: true;
   };
 }
 

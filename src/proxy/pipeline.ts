@@ -23,6 +23,7 @@ import type { VerifiedAccessToken } from '../credentials/access-token.ts';
 import type { TxnTokenCheck, VerifiedTxnToken } from '../credentials/txn-token.ts';
 import type { AccessTokens } from '../credentials/tokens.ts';
 import type { DpopCheck } from '../credentials/dpop.ts';
+import { claimAll, type ReplayClaim } from '../state/replay.ts';
 import { checkCertificateBinding } from '../credentials/client-certificate.ts';
 import type { PolicyEngine } from '../policy/engine.ts';
 import type { Decision } from '../policy/decision.ts';
@@ -280,14 +281,21 @@ async function verifyCredentials(
   const workload = await authenticateWorkload(credentials, facts, ctx, deps);
   ctx.agent = workload.agent;
   const accessToken = credentials.bearerIsJwtSvid ? undefined : credentials.accessToken;
+  let dpopReplay: ReplayClaim | undefined;
   if (accessToken !== undefined) {
     ctx.token = await deps.verifier.verify(accessToken);
-    await verifySenderConstraint(credentials, ctx.token, facts, res, deps);
+    dpopReplay = await verifySenderConstraint(credentials, ctx.token, facts, res, deps);
   } else if (deps.requireToken || ctx.agent === undefined) {
     throw new AgentwardError('ERR_CREDENTIALS_MISSING');
   }
   const tokenMatch = ctx.agent && ctx.token ? deps.workload!.matchToken(ctx.agent, ctx.token) : null;
   ctx.txn = await verifyTxnToken(credentials, deps);
+  // Every credential verified: now the proof ids (WPT jti, signature nonce, DPoP jti) are recorded
+  // against replay, all together (one step in memory, one round trip to Redis; src/state/replay.ts),
+  // so a request refused by any check burns none of its proofs. A taken id refuses with its
+  // proof's code; a store that cannot answer refuses with 503 ERR_STATE_UNAVAILABLE.
+  const replays = dpopReplay ? [...workload.replays, dpopReplay] : workload.replays;
+  if (replays.length > 0) await claimAll(replays);
   return { unboundContextHeaders: workload.unboundContextHeaders, tokenMatch };
 }
 
@@ -373,24 +381,24 @@ function newContext(id: string, traceId: string | null, method: string): Request
  * Step 3, second half: the token's sender constraint. A certificate-bound token (`cnf.x5t#S256`)
  * needs the client certificate (RFC 8705 §3): this connection's, or a trusted hop's (§6.5). A DPoP-bound token (`cnf.jkt`) needs
  * the DPoP scheme and a proof by that key (RFC 9449 §7.1, §7.2); the DPoP scheme needs a bound
- * token. The proof id is recorded against replay only once the binding holds.
+ * token. The proof id is handed back, to be recorded against replay once every credential holds.
  */
-async function verifySenderConstraint(credentials: PresentedCredentials, token: VerifiedAccessToken, facts: RequestFacts, res: ServerResponse, deps: PipelineDeps): Promise<void> {
+async function verifySenderConstraint(credentials: PresentedCredentials, token: VerifiedAccessToken, facts: RequestFacts, res: ServerResponse, deps: PipelineDeps): Promise<ReplayClaim | undefined> {
   if (token.x5t !== undefined) checkCertificateBinding(token.x5t, credentials.clientCertificate?.facts ?? null);
   if (credentials.scheme !== 'dpop') {
     if (token.jkt !== undefined) throw new AgentwardError('ERR_DPOP_BOUND_TOKEN_AS_BEARER');
     if (deps.dpop?.required) throw new AgentwardError('ERR_DPOP_REQUIRED');
-    return;
+    return undefined;
   }
   // RFC 9449 §4.3 step 9: htu is the resource origin + path from configuration, never Host.
   const proof = await deps.dpop!.verifier.verify(credentials.dpopProof!, { method: facts.method, uri: facts.targetUri, accessToken: credentials.accessToken! });
   if (token.jkt === undefined) throw new AgentwardError('ERR_DPOP_TOKEN_NOT_BOUND');
   if (proof.jkt !== token.jkt) throw new AgentwardError('ERR_DPOP_BINDING_MISMATCH');
-  proof.commit();
   if (proof.freshNonce !== undefined) res.setHeader('dpop-nonce', proof.freshNonce);
+  return proof.replay;
 }
 
-const NO_WORKLOAD: WorkloadResult = { agent: undefined, unboundContextHeaders: [] };
+const NO_WORKLOAD: WorkloadResult = { agent: undefined, unboundContextHeaders: [], replays: [] };
 
 /**
  * Step 3, first part: the workload identity. Without a `workload` section a WIT is refused, never

@@ -161,8 +161,9 @@ export function problemFor(err: AgentwardError, ctx: RejectContext): ProblemResp
       ]);
       break;
     case 'none':
-      // RFC 9110 §10.2.3. An overload passes in a moment; an unavailable dependency takes longer.
-      if (err.status === 503) headers['retry-after'] = err.code === 'ERR_OVERLOADED' ? '1' : '5';
+      // RFC 9110 §10.2.3. An overload passes in a moment, and so does a Redis reconnect (retried at
+      // least every second); an unavailable issuer or policy takes longer.
+      if (err.status === 503) headers['retry-after'] = err.code === 'ERR_OVERLOADED' || err.code === 'ERR_STATE_UNAVAILABLE' ? '1' : '5';
       if (err.code === 'ERR_METHOD_NOT_ALLOWED') headers.allow = 'GET, HEAD';
       break;
     default: {

@@ -682,3 +682,37 @@ describe('metrics and tracing', () => {
     expect(problems(withExtra('metrics:\n  enable: false\n')).map((p) => p.path)).toEqual(['metrics.enable']);
   });
 });
+
+describe('state (docs/operations.md "Shared state")', () => {
+  test('defaults to memory; redis with a URL, the password from a file, and the defaults of the section', () => {
+    const dir = tempDir();
+    writeFileSync(join(dir, 'redis.pw'), 's3cret\n');
+    const loaded = parse(withExtra('state:\n  backend: redis\n  redis:\n    url: rediss://redis.internal:6380/2\n    username: agentward\n    password: { fromFile: redis.pw }\n'), {}, join(dir, 'agentward.yaml'));
+    expect(loaded.config.state).toEqual({ backend: 'redis', redis: { url: 'rediss://redis.internal:6380/2', username: 'agentward', password: { fromFile: 'redis.pw' }, keyPrefix: 'agentward:', connectTimeout: '2s', commandTimeout: '500ms' } });
+    expect(loaded.secrets.get('state.redis.password')).toBe('s3cret');
+    expect(parse(MINIMAL).config.state).toEqual({ backend: 'memory' });
+  });
+
+  test('backend redis without its section, and a section with backend memory, are errors', () => {
+    expect(problem(withExtra('state:\n  backend: redis\n'))).toMatchObject({ path: 'state.redis', message: 'is required with state.backend "redis"' });
+    expect(problem(withExtra('state:\n  redis:\n    url: redis://127.0.0.1:6379\n'))).toMatchObject({ path: 'state.redis', message: 'is not used with state.backend "memory"' });
+  });
+
+  test('credentials in the URL, another scheme, and TLS settings with redis:// are errors', () => {
+    expect(problem(withExtra('state:\n  backend: redis\n  redis:\n    url: redis://:pw@127.0.0.1:6379\n')).path).toBe('state.redis.url');
+    expect(problem(withExtra('state:\n  backend: redis\n  redis:\n    url: http://127.0.0.1:6379\n')).path).toBe('state.redis.url');
+    expect(problem(withExtra('state:\n  backend: redis\n  redis:\n    url: redis://127.0.0.1:6379\n    tls: { caFile: ca.pem }\n'))).toMatchObject({ path: 'state.redis.tls', message: 'needs a rediss:// url (TLS)' });
+  });
+
+  test('an unreadable Redis CA file is reported by the file checks', () => {
+    const loaded = parse(withExtra('state:\n  backend: redis\n  redis:\n    url: rediss://127.0.0.1:6379\n    tls: { caFile: missing-ca.pem }\n'));
+    expect(checkFiles(loaded)).toEqual([expect.objectContaining({ path: 'state.redis.tls.caFile', message: expect.stringContaining('cannot be read') })]);
+  });
+
+  test('plain redis:// to another host is named as a relaxation; loopback is not', () => {
+    const remote = parse(withExtra('state:\n  backend: redis\n  redis:\n    url: redis://redis.internal:6379\n')).config;
+    expect(relaxations(remote).some((r) => r.startsWith('state.redis.url uses plain redis://'))).toBe(true);
+    const local = parse(withExtra('state:\n  backend: redis\n  redis:\n    url: redis://127.0.0.1:6379\n')).config;
+    expect(relaxations(local).some((r) => r.startsWith('state.redis.url'))).toBe(false);
+  });
+});

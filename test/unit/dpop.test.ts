@@ -64,8 +64,19 @@ describe('replay cache', () => {
     const p = await proof(key, { htm: 'GET', htu: URI, accessToken: TOKEN, claims: { iat: c.ms / 1000 } });
     await v.verify(p, { method: 'GET', uri: URI, accessToken: TOKEN }); // not committed (say the binding failed)
     const ok = await v.verify(p, { method: 'GET', uri: URI, accessToken: TOKEN });
-    ok.commit();
-    expect(await code(v.verify(p, { method: 'GET', uri: URI, accessToken: TOKEN }))).toBe('ERR_DPOP_REPLAYED');
+    await ok.commit();
+    // The proof still verifies (the replay check is the claim, made once every credential holds);
+    // its claim is refused.
+    const again = await v.verify(p, { method: 'GET', uri: URI, accessToken: TOKEN });
+    expect(await code(again.commit())).toBe('ERR_DPOP_REPLAYED');
+  });
+
+  test('two requests racing with the same proof: exactly one claim wins', async () => {
+    const c = clock();
+    const v = verifier(c.now);
+    const p = await proof(await proofKey(), { htm: 'GET', htu: URI, accessToken: TOKEN, claims: { iat: c.ms / 1000 } });
+    const [x, y] = await Promise.all([v.verify(p, { method: 'GET', uri: URI, accessToken: TOKEN }), v.verify(p, { method: 'GET', uri: URI, accessToken: TOKEN })]);
+    expect((await Promise.all([code(x.commit()), code(y.commit())])).sort()).toEqual(['ERR_DPOP_REPLAYED', 'OK']);
   });
 
   test('memory stays bounded under a flood of unique proofs, and no forgotten proof can be replayed', async () => {
@@ -74,14 +85,14 @@ describe('replay cache', () => {
     const key = await proofKey();
     const request = { method: 'GET', uri: URI, accessToken: TOKEN };
     const early = await proof(key, { htm: 'GET', htu: URI, accessToken: TOKEN, claims: { iat: c.ms / 1000 } });
-    (await v.verify(early, request)).commit();
+    await (await v.verify(early, request)).commit();
     // 500 unique proofs over 50 s, all inside the 70 s window: ten times the capacity. (Proofs
     // created in the same second as a forgotten one are refused too, so the flood advances the
     // clock every 10 proofs, below the capacity per second.)
     for (let i = 0; i < 500; i++) {
       if (i % 10 === 0) c.ms += 1000;
       const p = await proof(key, { htm: 'GET', htu: URI, accessToken: TOKEN, claims: { iat: c.ms / 1000 } });
-      (await v.verify(p, request)).commit();
+      await (await v.verify(p, request)).commit();
       expect(v.replayCacheEntries).toBeLessThanOrEqual(50);
     }
     // The early proof's id was forgotten; it is still inside the time window, but refused.
@@ -98,7 +109,7 @@ describe('replay cache', () => {
     const key = await proofKey();
     for (let i = 0; i < 30; i++) {
       const p = await proof(key, { htm: 'GET', htu: URI, accessToken: TOKEN, claims: { iat: c.ms / 1000 } });
-      (await v.verify(p, { method: 'GET', uri: URI, accessToken: TOKEN })).commit();
+      await (await v.verify(p, { method: 'GET', uri: URI, accessToken: TOKEN })).commit();
       c.ms += 10_000;
     }
     // Window: maxAge 60 s + 2 × skew 5 s = 70 s and one proof every 10 s: only the last 7 are live.

@@ -69,6 +69,21 @@ describe('the check of workers', () => {
     expect(p?.message).toContain('signals');
   });
 
+  test('with shared state, DPoP, workload proofs and signals load with two workers', () => {
+    const redis = 'state:\n  backend: redis\n  redis:\n    url: redis://127.0.0.1:6379\naudit:\n  sink: file\n  file: audit.jsonl\n';
+    const signals = 'signals:\n  transmitters:\n    - issuer: https://idp.example.com\n      delivery: { method: push, listener: main, path: /ssf/events, authorization: { fromEnv: PUSH_AUTH } }\n';
+    expect(parse(`${BASE}${redis}workers: 2\n${signals}`).config.workers).toBe(2);
+  });
+
+  test('endpoints of the admin listener that act on the revocation list (SSF push there, admin.revoke) are refused with two workers: the primary holds no list', () => {
+    const redis = 'state:\n  backend: redis\n  redis:\n    url: redis://127.0.0.1:6379\naudit:\n  sink: file\n  file: audit.jsonl\n';
+    const signals = 'signals:\n  transmitters:\n    - issuer: https://idp.example.com\n      delivery: { method: push, path: /ssf/events, authorization: { fromEnv: PUSH_AUTH } }\n';
+    const [push] = problemsAt(`${BASE}${redis}workers: 2\n${signals}`, 'signals.transmitters[0].delivery.listener');
+    expect(push?.fix).toContain('delivery.listener: main');
+    const [revoke] = problemsAt(`${BASE}${redis}workers: 2\nsignals: {}\nadmin:\n  revoke:\n    token: { fromEnv: PUSH_AUTH }\n`, 'admin.revoke');
+    expect(revoke?.fix).toContain('workers: 1');
+  });
+
   test('audit records on stdout (the default) from two workers are refused (they would tear on one pipe)', () => {
     const [p] = problemsAt(`${BASE}oauth:\n  dpop:\n    mode: disabled\nworkers: 2\n`, 'audit.sink');
     expect(p?.message).toContain('"stdout"');
