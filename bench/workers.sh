@@ -9,7 +9,7 @@
 #   bash bench/workers.sh
 #
 # Knobs (environment): WORKERS_DURATION (s, 15), WORKERS_WARMUP (s, 3), WORKERS_CONNECTIONS (64),
-# WORKERS_ONLY ("haproxy-1 haproxy-2 agentward-1 agentward-2"), WORKERS_PORT_BASE (18200),
+# WORKERS_ONLY ("haproxy-1 haproxy-2 agentward-1 agentward-2"), WORKERS_PORT_BASE (18300),
 # BENCH_QUIET_BUDGET (s, 60). Only 127.0.0.1 is ever targeted.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,7 +19,7 @@ BENCH_NAME=workers
 DURATION=${WORKERS_DURATION:-15}
 WARMUP=${WORKERS_WARMUP:-3}
 CONNECTIONS=${WORKERS_CONNECTIONS:-64}
-PORT_BASE=${WORKERS_PORT_BASE:-18200}
+PORT_BASE=${WORKERS_PORT_BASE:-18300}
 PORT_BASE_KNOB=WORKERS_PORT_BASE
 TIME_LIMIT=600
 ALL_CONTENDERS=(haproxy-1 haproxy-2 agentward-1 agentward-2)

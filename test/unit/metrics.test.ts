@@ -7,7 +7,8 @@
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { describe, expect, test } from 'vitest';
-import { Metrics, type MetricSources } from '../../src/observability/metrics.ts';
+import { Histogram, Registry } from 'prom-client';
+import { HotHistogram, Metrics, type MetricSources } from '../../src/observability/metrics.ts';
 import { promtool } from '../helpers/prometheus.ts';
 
 const REPO = resolve(import.meta.dirname, '../..');
@@ -117,5 +118,23 @@ describe('dashboard, alerts and docs use the real names', () => {
     expect(check.status, check.output).toBe(0);
     const tested = promtool(['test', 'rules', resolve(REPO, 'deploy/prometheus/agentward-alerts.test.yml')]);
     expect(tested.status, tested.output).toBe(0);
+  });
+});
+
+describe('HotHistogram', () => {
+  test("exposes exactly what prom-client's Histogram does for the same observations (bounds, cumulative buckets, +Inf, sum, count)", async () => {
+    const bounds = [0.001, 0.01, 0.1, 1];
+    const hotRegistry = new Registry();
+    const hot = new HotHistogram<'outcome'>(hotRegistry, 'x_seconds', 'help text', bounds);
+    const refRegistry = new Registry();
+    const ref = new Histogram({ name: 'x_seconds', help: 'help text', labelNames: ['outcome'], buckets: bounds, registers: [refRegistry] });
+    const children = { allow: hot.child({ outcome: 'allow' }), deny: hot.child({ outcome: 'deny' }) };
+    // Values on the bounds themselves (le is inclusive), between them, and above the last one.
+    const seen: [keyof typeof children, number][] = [['allow', 0.0005], ['allow', 0.001], ['allow', 0.05], ['deny', 0.01], ['deny', 3], ['allow', 1], ['allow', 0.0001]];
+    for (const [outcome, seconds] of seen) {
+      children[outcome].observe(seconds);
+      ref.labels(outcome).observe(seconds);
+    }
+    expect(await hotRegistry.metrics()).toBe(await refRegistry.metrics());
   });
 });
