@@ -14,6 +14,8 @@
 #                      checked to be 401 ERR_TOKEN_SIGNATURE (bench/forged.lua)
 #   agentward-dpop     agentward with a DPoP-bound token (cnf.jkt) and a fresh DPoP proof per request
 #                      (bench/dpop-proofs.ts writes them just before the run, bench/proofs.lua sends them)
+#   agentward-dpop-redis the agentward-dpop row with shared state on Redis (state.backend: redis, a
+#                      redis-server on the load CPU): one SET NX round trip per proof
 #   agentward-wpt      agentward authenticating the agent alone by WIMSE WIT + WPT (a fresh WPT per
 #                      request, bench/wimse.ts), a SPIFFE bundle file, bench/policies/workload
 #   agentward-mcp-call agentward on an MCP path: a JSON-RPC tools/call POST, inspected and decided
@@ -61,7 +63,7 @@ DPOP_MAX_RPS=${BENCH_DPOP_MAX_RPS:-3000}
 INTROSPECTION_CACHE_TTL=${BENCH_INTROSPECTION_CACHE_TTL:-}
 OPAQUE_TOKENS=${BENCH_OPAQUE_TOKENS:-unique}
 [ "$OPAQUE_TOKENS" = unique ] || [ "$OPAQUE_TOKENS" = one ] || { echo "bench: BENCH_OPAQUE_TOKENS is unique or one" >&2; exit 2; }
-ALL_CONTENDERS=(direct forwarder nginx haproxy agentward agentward-nocache agentward-nometrics agentward-tracing agentward-forged agentward-dpop agentward-wpt agentward-mcp-call agentward-mcp-list agentward-mcp-list-nofilter agentward-introspection agentward-introspection-nocache)
+ALL_CONTENDERS=(direct forwarder nginx haproxy agentward agentward-nocache agentward-nometrics agentward-tracing agentward-forged agentward-dpop agentward-dpop-redis agentward-wpt agentward-mcp-call agentward-mcp-list agentward-mcp-list-nofilter agentward-introspection agentward-introspection-nocache)
 read -r -a CONTENDERS <<<"${BENCH_ONLY:-${ALL_CONTENDERS[*]}}"
 REQUEST_PATH=/api/items
 AUDIENCE=https://tools.bench.test
@@ -115,10 +117,14 @@ P_AW_TRACING_ADMIN=$((PORT_BASE + 26))
 P_JAEGER_OTLP=$((PORT_BASE + 27))
 P_JAEGER_QUERY=$((PORT_BASE + 28))
 P_JAEGER_QUERY_GRPC=$((PORT_BASE + 29))
+P_AW_DPOP_REDIS=$((PORT_BASE + 30))
+P_AW_DPOP_REDIS_ADMIN=$((PORT_BASE + 31))
+P_REDIS=$((PORT_BASE + 32))
 ports_free "$P_ISSUER" "$P_UPSTREAM" "$P_FORWARDER" "$P_NGINX" "$P_HAPROXY" "$P_AW" "$P_AW_NOCACHE" "$P_AW_DPOP" "$P_AW_INTRO" "$P_AW_INTRO_NOCACHE" \
   "$P_INTROSPECTION" "$P_AW_ADMIN" "$P_AW_NOCACHE_ADMIN" "$P_AW_DPOP_ADMIN" "$P_AW_INTRO_ADMIN" "$P_AW_INTRO_NOCACHE_ADMIN" "$P_AW_WPT" "$P_AW_WPT_ADMIN" \
   "$P_AW_MCP" "$P_AW_MCP_ADMIN" "$P_AW_MCP_NOFILTER" "$P_AW_MCP_NOFILTER_ADMIN" "$P_AW_NOMETRICS" "$P_AW_NOMETRICS_ADMIN" \
-  "$P_AW_TRACING" "$P_AW_TRACING_ADMIN" "$P_JAEGER_OTLP" "$P_JAEGER_QUERY" "$P_JAEGER_QUERY_GRPC"
+  "$P_AW_TRACING" "$P_AW_TRACING_ADMIN" "$P_JAEGER_OTLP" "$P_JAEGER_QUERY" "$P_JAEGER_QUERY_GRPC" \
+  "$P_AW_DPOP_REDIS" "$P_AW_DPOP_REDIS_ADMIN" "$P_REDIS"
 begin_run
 
 # ---------------------------------------------------------------------------------------------
@@ -246,6 +252,23 @@ if want agentward-dpop; then
     maxAge: 120s"
   start_agentward agentward-dpop
 fi
+if want agentward-dpop-redis; then
+  # The agentward-dpop row with shared state on Redis (state.backend: redis): every proof id is
+  # claimed with one SET NX on a redis-server pinned to the load CPU (no persistence), so the row
+  # shows the round trip's cost on the proxy's CPU and in latency.
+  . scripts/redis.sh
+  start redis "${PIN_LOAD[@]}" "${AGENTWARD_REDIS_SERVER:-redis-server}" --port "$P_REDIS" --bind 127.0.0.1 --save '' --appendonly no
+  wait_until 20 redis bash -c "exec 3<>/dev/tcp/127.0.0.1/$P_REDIS"
+  agentward_config agentward-dpop-redis "$P_AW_DPOP_REDIS" "$P_AW_DPOP_REDIS_ADMIN" 10000 "" "  dpop:
+    maxAge: 120s"
+  cat >>"$WORK/agentward-dpop-redis.yaml" <<EOF
+state:
+  backend: redis
+  redis:
+    url: redis://127.0.0.1:$P_REDIS
+EOF
+  start_agentward agentward-dpop-redis
+fi
 if want agentward-wpt; then
   # The agent alone authenticates (WIT + WPT in Authorization, so no access token can come along:
   # oauth.requireToken false), with a bundle file for its trust domain and a policy on input.agent
@@ -313,6 +336,7 @@ declare -A URL=(
   [agentward-tracing]="http://127.0.0.1:$P_AW_TRACING$REQUEST_PATH"
   [agentward-forged]="http://127.0.0.1:$P_AW$REQUEST_PATH"
   [agentward-dpop]="http://127.0.0.1:$P_AW_DPOP$REQUEST_PATH"
+  [agentward-dpop-redis]="http://127.0.0.1:$P_AW_DPOP_REDIS$REQUEST_PATH"
   [agentward-wpt]="http://127.0.0.1:$P_AW_WPT$REQUEST_PATH"
   [agentward-mcp-call]="http://127.0.0.1:$P_AW_MCP/mcp"
   [agentward-mcp-list]="http://127.0.0.1:$P_AW_MCP/mcp-list"
@@ -322,7 +346,7 @@ declare -A URL=(
 )
 declare -A ADMIN=(
   [agentward]=$P_AW_ADMIN [agentward-nocache]=$P_AW_NOCACHE_ADMIN [agentward-dpop]=$P_AW_DPOP_ADMIN [agentward-forged]=$P_AW_ADMIN
-  [agentward-nometrics]=$P_AW_NOMETRICS_ADMIN [agentward-tracing]=$P_AW_TRACING_ADMIN
+  [agentward-nometrics]=$P_AW_NOMETRICS_ADMIN [agentward-tracing]=$P_AW_TRACING_ADMIN [agentward-dpop-redis]=$P_AW_DPOP_REDIS_ADMIN
   [agentward-introspection]=$P_AW_INTRO_ADMIN [agentward-introspection-nocache]=$P_AW_INTRO_NOCACHE_ADMIN
   [agentward-wpt]=$P_AW_WPT_ADMIN
   [agentward-mcp-call]=$P_AW_MCP_ADMIN [agentward-mcp-list]=$P_AW_MCP_ADMIN [agentward-mcp-list-nofilter]=$P_AW_MCP_NOFILTER_ADMIN
@@ -345,6 +369,7 @@ declare -A LABEL=(
   [agentward-tracing]="agentward, tracing on (100 % sampled, OTLP to Jaeger)"
   [agentward-forged]="agentward, forged-token flood (refusals)"
   [agentward-dpop]="agentward, JWT + DPoP proof"
+  [agentward-dpop-redis]="agentward, JWT + DPoP proof, replay ids on Redis"
   [agentward-wpt]="agentward, WIT + WPT (no token)"
   [agentward-mcp-call]="agentward, MCP tools/call (JWT)"
   [agentward-mcp-list]="agentward, MCP tools/list, 100 tools filtered to 50"
@@ -385,7 +410,7 @@ proofs() {
 for c in "${CONTENDERS[@]}"; do
   url=${URL[$c]}
   case $c in
-    agentward-dpop)
+    agentward-dpop | agentward-dpop-redis)
       proofs "$WORK/check-proofs" 2
       valid=("Authorization: DPoP $DPOP_TOKEN" "DPoP: $(sed -n 1p "$WORK/check-proofs")")
       ;;
@@ -426,7 +451,7 @@ for c in "${CONTENDERS[@]}"; do
   case $c in haproxy | agentward*) ;; *) continue ;; esac
   check_token_probes "$c" "$url"
   case $c in
-    agentward-dpop)
+    agentward-dpop | agentward-dpop-redis)
       # A proof is single-use, bound to the token (ath), to this URI (htu) and recent (iat); a
       # bound token needs its proof.
       expect "$c" replayed-proof 401 ERR_DPOP_REPLAYED "$url" "${valid[@]}"
@@ -468,7 +493,7 @@ load() {
   local -a how=()
   case $c in
     agentward-forged) how=(-s bench/forged.lua -H "Authorization: Bearer $(cat "$WORK/issuer/forged")" "$url") ;;
-    agentward-dpop) how=(-s bench/proofs.lua -H "Authorization: DPoP $DPOP_TOKEN" "$url" -- "$WORK/proofs-$phase" DPoP) ;;
+    agentward-dpop | agentward-dpop-redis) how=(-s bench/proofs.lua -H "Authorization: DPoP $DPOP_TOKEN" "$url" -- "$WORK/proofs-$phase" DPoP) ;;
     agentward-mcp-call) how=(-s bench/mcp.lua -H "Authorization: Bearer $token" "$url" -- "$MCP_CALL_BODY") ;;
     agentward-mcp-list*) how=(-s bench/mcp.lua -H "Authorization: Bearer $token" "$url" -- "$MCP_LIST_BODY") ;;
     agentward-wpt) how=(-s bench/proofs.lua -H "Workload-Identity-Token: $WIT" "$url" -- "$WORK/proofs-$phase" Authorization "WPT ") ;;
@@ -503,12 +528,12 @@ for c in "${CONTENDERS[@]}"; do
   proc_pid=${PID[${PROC[$c]}]}
   up_pid=${PID[upstream]}
   wait_quiet
-  if [ "$c" = agentward-dpop ] || [ "$c" = agentward-wpt ]; then
+  if [[ "$c" = agentward-dpop* ]] || [ "$c" = agentward-wpt ]; then
     # One proof per request, written now so that every DPoP iat is still within maxAge (120s), and
     # every WPT exp (now + 240s) still ahead, at the end of the measured run. The load core is
     # otherwise idle here.
     started=$SECONDS
-    if [ "$c" = agentward-dpop ]; then proofs "$WORK/proofs-all" $((DPOP_MAX_RPS * (WARMUP + DURATION)))
+    if [[ "$c" = agentward-dpop* ]]; then proofs "$WORK/proofs-all" $((DPOP_MAX_RPS * (WARMUP + DURATION)))
     else wpts "$WORK/proofs-all" $((DPOP_MAX_RPS * (WARMUP + DURATION)))
     fi
     head -n $((DPOP_MAX_RPS * WARMUP)) "$WORK/proofs-all" >"$WORK/proofs-warmup"
@@ -553,7 +578,7 @@ for c in "${CONTENDERS[@]}"; do
   fi
   [ "$errors" -eq 0 ] || FAILED+=("$c: $errors errors or non-2xx responses (see $RAW)")
   case $c in
-    agentward-dpop)
+    agentward-dpop | agentward-dpop-redis)
       read -r _ used missing _ <<<"$(grep '^PROOFS ' "$WORK/$c.out")"
       [ "${missing#missing=}" = 0 ] || FAILED+=("$c: the proofs ran out (${missing}); raise BENCH_DPOP_MAX_RPS")
       NOTES[$c]="${LABEL[$c]}: a new proof on every request (${used#used=} sent in the measured run, none twice); all written $((SECONDS - proofs_at)) s before the end of the run, within oauth.dpop.maxAge (120s)."

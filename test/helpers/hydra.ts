@@ -6,11 +6,10 @@
  * authorization-code flow (login and consent accepted through the admin API) and rotation of the
  * JWT access-token signing key. Nothing leaves the loopback interface.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
+import { freePort, startChild } from './child-process.ts';
 
 export const HYDRA_VERSION = 'v2.3.0';
 
@@ -71,14 +70,6 @@ export interface Hydra {
 const REDIRECT_URI = 'http://127.0.0.1:9/callback'; // never called: the flow stops at the redirect
 const SYSTEM_SECRET = 'agentward-test-hydra-system-secret'; // >= 32 characters, Hydra's minimum
 
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const { port } = server.address() as { port: number };
-  await new Promise<void>((r) => server.close(() => r()));
-  return port;
-}
-
 async function json(res: Response, what: string): Promise<Record<string, unknown>> {
   const text = await res.text();
   if (!res.ok) throw new Error(`${what}: HTTP ${res.status} ${text}`);
@@ -116,34 +107,15 @@ export async function startHydra(options: { accessTokenStrategy?: 'jwt' | 'opaqu
     LOG_LEVEL: 'info',
     LOG_FORMAT: 'json',
   };
-  let output = '';
-  const child: ChildProcess = spawn(hydraBinary(), ['serve', 'all', '--dev', '--sqa-opt-out'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
-  const keep = (chunk: Buffer) => {
-    output = (output + chunk.toString()).slice(-64 * 1024);
-  };
-  child.stdout!.on('data', keep);
-  child.stderr!.on('data', keep);
-  const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
-  let gone = false;
   // Should the test process end without stop() (a crash, a killed worker), Hydra goes with it.
-  const orphanGuard = () => child.kill('SIGKILL');
-  process.once('exit', orphanGuard);
-  void exited.then(() => {
-    gone = true;
-    process.off('exit', orphanGuard);
-  });
-
-  const stop = async () => {
-    if (gone) return;
-    child.kill('SIGTERM');
-    const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
-    await exited;
-    clearTimeout(timer);
-  };
+  const server = startChild(hydraBinary(), ['serve', 'all', '--dev', '--sqa-opt-out'], env);
+  let gone = false;
+  void server.exited.then(() => (gone = true));
+  const stop = () => server.stop();
 
   const until = Date.now() + 30_000;
   for (;;) {
-    if (gone) throw new Error(`hydra exited during start-up:\n${output}`);
+    if (gone) throw new Error(`hydra exited during start-up:\n${server.output()}`);
     const ready = await Promise.all(
       [publicUrl, adminUrl].map((u) =>
         fetch(`${u}/health/ready`).then(
@@ -155,7 +127,7 @@ export async function startHydra(options: { accessTokenStrategy?: 'jwt' | 'opaqu
     if (ready.every(Boolean)) break;
     if (Date.now() > until) {
       await stop();
-      throw new Error(`hydra did not become ready in 30 s:\n${output}`);
+      throw new Error(`hydra did not become ready in 30 s:\n${server.output()}`);
     }
     await new Promise((r) => setTimeout(r, 100));
   }
@@ -286,7 +258,7 @@ export async function startHydra(options: { accessTokenStrategy?: 'jwt' | 'opaqu
       return ((set.keys as { kid: string }[])[0]!).kid;
     },
     jwks: async () => (await json(await fetch(`${publicUrl}/.well-known/jwks.json`), 'hydra jwks')) as unknown as { keys: Record<string, unknown>[] },
-    logs: () => output,
+    logs: () => server.output(),
     stop,
   };
 }

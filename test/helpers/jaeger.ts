@@ -3,11 +3,10 @@
  * once by scripts/jaeger.sh) as a child process: an OTLP/HTTP receiver and the query API on free
  * loopback ports, traces kept in memory. Nothing leaves the loopback interface.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { homedir, tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { freePort, startChild } from './child-process.ts';
 import { waitFor } from './wait.ts';
 
 export const JAEGER_VERSION = 'v1.75.0';
@@ -46,14 +45,6 @@ export interface TestJaeger {
   waitForTrace(traceId: string, spans: number): Promise<JaegerTrace>;
   logs(): string;
   stop(): Promise<void>;
-}
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const { port } = server.address() as { port: number };
-  await new Promise<void>((r) => server.close(() => r()));
-  return port;
 }
 
 export async function startJaeger(): Promise<TestJaeger> {
@@ -103,28 +94,17 @@ exporters:
     trace_storage: memstore
 `,
   );
-  let output = '';
-  const child: ChildProcess = spawn(binary, ['--config', config], { stdio: ['ignore', 'pipe', 'pipe'] });
-  const keep = (chunk: Buffer) => {
-    output = (output + chunk.toString()).slice(-64 * 1024);
-  };
-  child.stdout!.on('data', keep);
-  child.stderr!.on('data', keep);
-  const orphanGuard = () => child.kill('SIGKILL');
-  process.once('exit', orphanGuard);
-  const exited = new Promise<void>((r) => child.once('exit', () => r()));
+  const server = startChild(binary, ['--config', config]);
   const queryUrl = `http://127.0.0.1:${queryPort}`;
   const stop = async () => {
-    child.kill('SIGTERM');
-    await exited;
-    process.off('exit', orphanGuard);
+    await server.stop();
     rmSync(dir, { recursive: true, force: true });
   };
   try {
     await waitFor(async () => (await fetch(`${queryUrl}/api/services`).catch(() => undefined))?.ok === true, 'the jaeger query API', 30000);
   } catch (err) {
     await stop();
-    throw new Error(`${(err as Error).message}\n${output}`);
+    throw new Error(`${(err as Error).message}\n${server.output()}`);
   }
   const trace = async (traceId: string): Promise<JaegerTrace | undefined> => {
     const res = await fetch(`${queryUrl}/api/traces/${traceId}`);
@@ -141,7 +121,7 @@ exporters:
       await waitFor(async () => ((found = await trace(traceId))?.spans.length ?? 0) >= spans, `${spans} spans of trace ${traceId} in jaeger`, 30000);
       return found!;
     },
-    logs: () => output,
+    logs: () => server.output(),
     stop,
   };
 }

@@ -3,11 +3,11 @@
  * a child process scraping the given targets every second, its HTTP API on a free loopback port,
  * its storage in a temporary folder. Nothing leaves the loopback interface.
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { freePort, startChild } from './child-process.ts';
 import { waitFor } from './wait.ts';
 
 /** $AGENTWARD_PROMETHEUS, else Debian's. */
@@ -40,46 +40,23 @@ export interface TestPrometheus {
   stop(): Promise<void>;
 }
 
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const { port } = server.address() as { port: number };
-  await new Promise<void>((r) => server.close(() => r()));
-  return port;
-}
-
 /** `targets` are host:port of /metrics endpoints. */
 export async function startPrometheus(targets: string[]): Promise<TestPrometheus> {
   const dir = mkdtempSync(join(tmpdir(), 'agentward-prometheus-'));
   const port = await freePort();
   const config = join(dir, 'prometheus.yml');
   writeFileSync(config, `global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\nscrape_configs:\n  - job_name: agentward\n    static_configs:\n      - targets: [${targets.map((t) => `"${t}"`).join(', ')}]\n`);
-  let output = '';
-  const child: ChildProcess = spawn(
-    prometheusBinary(),
-    [`--config.file=${config}`, `--storage.tsdb.path=${join(dir, 'data')}`, `--web.listen-address=127.0.0.1:${port}`, '--log.level=warn'],
-    { stdio: ['ignore', 'pipe', 'pipe'] },
-  );
-  const keep = (chunk: Buffer) => {
-    output = (output + chunk.toString()).slice(-64 * 1024);
-  };
-  child.stdout!.on('data', keep);
-  child.stderr!.on('data', keep);
-  const orphanGuard = () => child.kill('SIGKILL');
-  process.once('exit', orphanGuard);
-  const exited = new Promise<void>((r) => child.once('exit', () => r()));
+  const server = startChild(prometheusBinary(), [`--config.file=${config}`, `--storage.tsdb.path=${join(dir, 'data')}`, `--web.listen-address=127.0.0.1:${port}`, '--log.level=warn']);
   const url = `http://127.0.0.1:${port}`;
   const stop = async () => {
-    child.kill('SIGTERM');
-    await exited;
-    process.off('exit', orphanGuard);
+    await server.stop();
     rmSync(dir, { recursive: true, force: true });
   };
   try {
     await waitFor(async () => (await fetch(`${url}/-/ready`).catch(() => undefined))?.ok === true, 'prometheus to be ready', 30000);
   } catch (err) {
     await stop();
-    throw new Error(`${(err as Error).message}\n${output}`);
+    throw new Error(`${(err as Error).message}\n${server.output()}`);
   }
   const query = async (promql: string): Promise<PromSample[]> => {
     const res = await fetch(`${url}/api/v1/query?query=${encodeURIComponent(promql)}`);
@@ -95,7 +72,7 @@ export async function startPrometheus(targets: string[]): Promise<TestPrometheus
       await waitFor(async () => check((last = await query(promql))), what, 30000);
       return last;
     },
-    logs: () => output,
+    logs: () => server.output(),
     stop,
   };
 }
