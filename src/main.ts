@@ -362,8 +362,18 @@ function auditVerify(args: string[]): number {
     console.error(`environment variable ${keyEnv} is not set`);
     return 2;
   }
-  const checkpoints = values.checkpoints === undefined ? undefined : readFileSync(values.checkpoints, 'utf8').split('\n');
-  const report = verifyAuditFiles(positionals, key, checkpoints);
+  let checkpoints: string[] | undefined;
+  let report: ReturnType<typeof verifyAuditFiles>;
+  try {
+    checkpoints = values.checkpoints === undefined ? undefined : readFileSync(values.checkpoints, 'utf8').split('\n');
+    report = verifyAuditFiles(positionals, key, checkpoints);
+  } catch (err) {
+    // A file that cannot be read is not a broken chain: nothing was verified (exit 2, as for usage).
+    const e = err as NodeJS.ErrnoException;
+    if (typeof e.path !== 'string') throw err;
+    console.error(`${e.path}: cannot be read (${e.code ?? e.message})`);
+    return 2;
+  }
   if (report.failure) {
     console.error(`${report.failure.file}:${report.failure.line}: ${report.failure.reason}`);
     return 1;

@@ -12,6 +12,8 @@ import { startAgentward, DEFAULT_POLICY, type RunningAgentward } from '../helper
 import { rawRequest } from '../helpers/http.ts';
 import { cli } from '../helpers/cli.ts';
 
+const REPO_ROOT = join(import.meta.dirname, '../..');
+
 const RESOURCE = 'https://tools.example.com/mcp';
 let issuer: TestIssuer;
 let upstream: TestUpstream;
@@ -103,4 +105,13 @@ describe('rotation and checkpoints', () => {
     expect(cut.code).toBe(1);
     expect(cut.stderr).toContain('records were cut off the end');
   });
+});
+
+test('audit verify: a file or checkpoint file that cannot be read is named, exit 2, no stack trace', async () => {
+  const missing = await cli(['audit', 'verify', '/nonexistent/audit.jsonl']);
+  expect(missing.code).toBe(2);
+  expect(missing.stderr.trim()).toBe('/nonexistent/audit.jsonl: cannot be read (ENOENT)');
+  const noCheckpoints = await cli(['audit', 'verify', join(REPO_ROOT, 'README.md'), '--checkpoints', '/nonexistent/checkpoints.jsonl']);
+  expect(noCheckpoints.code).toBe(2);
+  expect(noCheckpoints.stderr.trim()).toBe('/nonexistent/checkpoints.jsonl: cannot be read (ENOENT)');
 });
