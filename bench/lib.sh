@@ -62,6 +62,31 @@ pin_cpus() {
     PIN_LOAD=()
     PIN_SERVER=()
   fi
+  [ -z "${BENCH_SERVER_QUOTA:-}" ] || server_quota "$BENCH_SERVER_QUOTA"
+}
+
+# server_quota PERCENT: the upstream and the contender together get PERCENT of one CPU (a CFS
+# quota on a cgroup every PIN_SERVER command joins before it execs), so the server side's capacity
+# drops to what one load-generator core can overload twice over (bench/README.md, "Overload": at
+# 16,000 req/s vegeta alone fills its core and measures itself). A 10 ms period keeps the
+# throttling finer than the latencies measured.
+SERVER_CGROUP=
+server_quota() {
+  local period=10000 name=agentward-bench-$$
+  if [ -w /sys/fs/cgroup/cpu ] && [ -e /sys/fs/cgroup/cpu/cpu.cfs_quota_us ]; then # cgroup v1
+    SERVER_CGROUP=/sys/fs/cgroup/cpu/$name
+    mkdir "$SERVER_CGROUP"
+    echo "$period" >"$SERVER_CGROUP/cpu.cfs_period_us"
+    echo $((period * $1 / 100)) >"$SERVER_CGROUP/cpu.cfs_quota_us"
+  elif grep -qw cpu /sys/fs/cgroup/cgroup.controllers 2>/dev/null; then # cgroup v2
+    SERVER_CGROUP=/sys/fs/cgroup/$name
+    mkdir "$SERVER_CGROUP"
+    echo "$((period * $1 / 100)) $period" >"$SERVER_CGROUP/cpu.max"
+  else
+    die "BENCH_SERVER_QUOTA needs a writable cgroup cpu controller (root, cgroup v1 cpu or v2 with cpu enabled)"
+  fi
+  PIN_SERVER=(sh -c 'echo $$ >"$0/cgroup.procs" && exec "$@"' "$SERVER_CGROUP" "${PIN_SERVER[@]}")
+  log "server side (upstream + contender) limited to $1 % of one CPU ($SERVER_CGROUP)"
 }
 
 # ports_free PORT...: refuses to run when anything listens on one of them (PORT_BASE_KNOB names
@@ -96,6 +121,7 @@ cleanup() {
   done
   for pid in "${PID[@]}"; do kill -KILL "$pid" 2>/dev/null || true; done
   wait 2>/dev/null || true
+  [ -z "$SERVER_CGROUP" ] || rmdir "$SERVER_CGROUP" 2>/dev/null || true
   if [ "$status" -eq 0 ]; then rm -rf "$WORK"; else log "logs kept in $WORK"; fi
   exit "$status"
 }
