@@ -58,7 +58,13 @@ export function createAgentListener(
     shouldUpgradeCallback: isWebSocketUpgrade,
   };
   const admission = new Admission(
-    { maxInFlight: listen.maxInFlight, maxQueued: listen.maxQueued, queueTimeoutMs: durationMs(listen.queueTimeout) },
+    {
+      maxInFlight: listen.maxInFlight,
+      maxQueued: listen.maxQueued,
+      queueTimeoutMs: durationMs(listen.queueTimeout),
+      onShedding: (refused, periodMs) =>
+        logger.warn({ code: 'ERR_OVERLOADED', refused, periodMs, maxInFlight: listen.maxInFlight, maxQueued: listen.maxQueued }, `overloaded: ${refused} requests refused with 503 in the last ${periodMs} ms (each has its audit record)`),
+    },
     (req, res) => handleRequest(req, res, deps).catch((err: unknown) => onPipelineBug(err, res)),
     (req, res, refusal) => void handleRequest(req, res, deps, refusal).catch((err: unknown) => onPipelineBug(err, res)),
   );

@@ -77,6 +77,13 @@ export interface AuditSink {
    * `fsync: deny` once the record is on disk (one fsync for every refusal waiting then).
    */
   writeNow(record: AuditRecord | RemediationRecord): Promise<void>;
+  /**
+   * The same promise for a refusal's record, written with the rest of the current event-loop turn's
+   * records (one write(2) for all of them): under a flood of refusals (overload, forged tokens) a
+   * write per refusal cost more than the rest of its answer. The response waits for the promise,
+   * so a refusal still never reaches its caller before its record.
+   */
+  writeBeforeAnswer(record: AuditRecord | RemediationRecord): Promise<void>;
   /** Writes every record handed over so far; resolves once they are with the OS. */
   flush(): Promise<void>;
   /** Flushes, stops timers (checkpoints, fsync) and writes a last checkpoint. */
@@ -142,6 +149,8 @@ export class AuditLog implements AuditSink {
   /** `JSON.stringify(record)` of the records of this turn, not yet chained or written. */
   private pending: string[] = [];
   private scheduled = false;
+  /** Settled when this turn's batch has been written: what `writeBeforeAnswer` callers wait for. */
+  private batchWritten: PromiseWithResolvers<void> | undefined;
   /** Bytes in the current file, and when it was started (for rotation). */
   private size = 0;
   private fileStartedAt: number;
@@ -203,6 +212,19 @@ export class AuditLog implements AuditSink {
     });
   }
 
+  writeBeforeAnswer(record: AuditRecord | RemediationRecord): Promise<void> {
+    this.write(record);
+    this.batchWritten ??= Promise.withResolvers<void>();
+    const written = this.batchWritten.promise;
+    if (this.fsyncPolicy !== 'deny') return written;
+    return written.then(() =>
+      this.durable().catch((err: unknown) => {
+        this.failed++;
+        throw err;
+      }),
+    );
+  }
+
   counts(): AuditCounts {
     return { written: this.written, failed: this.failed };
   }
@@ -253,7 +275,12 @@ export class AuditLog implements AuditSink {
   private readonly writeBatch = (): void => {
     this.scheduled = false;
     const records = this.pending;
-    if (records.length === 0) return;
+    const waiting = this.batchWritten;
+    this.batchWritten = undefined;
+    if (records.length === 0) {
+      waiting?.resolve();
+      return;
+    }
     this.pending = [];
     this.rotateIfDue();
     let out = '';
@@ -262,8 +289,10 @@ export class AuditLog implements AuditSink {
       this.stream.write(out);
     } catch (err) {
       this.failed += records.length;
+      waiting?.reject(err);
       throw err;
     }
+    waiting?.resolve();
     this.written += records.length;
     this.size += Buffer.byteLength(out);
     this.unsynced = true;
@@ -342,7 +371,7 @@ function checkpointMac(body: { time: string; head: string; file: string | null }
 }
 
 /** Audit turned off: records are dropped. */
-export const NO_AUDIT: AuditSink = { write: () => undefined, writeNow: () => RESOLVED, flush: () => Promise.resolve(), close: () => undefined };
+export const NO_AUDIT: AuditSink = { write: () => undefined, writeNow: () => RESOLVED, writeBeforeAnswer: () => RESOLVED, flush: () => Promise.resolve(), close: () => undefined };
 
 export function chainHash(body: string, key: string | undefined): string {
   return key === undefined ? hash('sha256', body, 'hex') : createHmac('sha256', key).update(body).digest('hex');

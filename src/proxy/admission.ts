@@ -20,8 +20,21 @@ export interface AdmissionOptions {
   maxQueued: number;
   /** Longest wait for a slot before a queued request is refused. */
   queueTimeoutMs: number;
+  /**
+   * Told, once per REPORT_MS while refusals go on, how many requests were refused for overload
+   * in that time: one log line per second instead of one per refused request, which under
+   * overload would be a flood costing as much as the requests (bench/README.md, "Overload").
+   */
+  onShedding?: (refused: number, periodMs: number) => void;
   now?: () => number;
 }
+
+const REPORT_MS = 1000;
+/**
+ * Every shed request gets this one error: its fields are read-only and its stack says nothing, and
+ * capturing a stack per request was a tenth of the cost of a refusal under overload.
+ */
+const OVERLOADED = new AgentwardError('ERR_OVERLOADED');
 
 /** Runs an admitted request; resolves when its pipeline run has finished. */
 export type RunRequest = (req: IncomingMessage, res: ServerResponse) => Promise<void>;
@@ -44,6 +57,8 @@ export class Admission {
   /** Index of the queue's head: shifting a long array on every release would cost O(n). */
   private head = 0;
   private refused = 0;
+  /** Refusals since the current report period began (0: no period running). */
+  private refusedInPeriod = 0;
 
   constructor(options: AdmissionOptions, run: RunRequest, refuse: RefuseRequest) {
     this.options = options;
@@ -98,6 +113,13 @@ export class Admission {
 
   private overloaded(req: IncomingMessage, res: ServerResponse): void {
     this.refused++;
-    this.refuse(req, res, new AgentwardError('ERR_OVERLOADED'));
+    if (this.refusedInPeriod++ === 0 && this.options.onShedding) {
+      setTimeout(() => {
+        const refused = this.refusedInPeriod;
+        this.refusedInPeriod = 0;
+        this.options.onShedding!(refused, REPORT_MS);
+      }, REPORT_MS).unref();
+    }
+    this.refuse(req, res, OVERLOADED);
   }
 }

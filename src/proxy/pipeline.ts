@@ -655,12 +655,14 @@ function record(ctx: RequestContext, deps: PipelineDeps, beforeResponse = false)
       posture: token || ctx.agent ? posture(token, ctx.agent) : null,
       latencyMs,
     };
-    if (beforeResponse) written = deps.audit.writeNow(entry).catch((syncErr: unknown) => log('error')?.error({ err: syncErr }, 'audit record could not be put on disk'));
+    if (beforeResponse) written = deps.audit.writeBeforeAnswer(entry).catch((syncErr: unknown) => log('error')?.error({ err: syncErr }, 'audit record could not be put on disk'));
     else deps.audit.write(entry);
   } catch (auditErr) {
     log('error')?.error({ err: auditErr }, 'audit record could not be written');
   }
   if (!err) log('debug')?.debug({ status: ctx.status, latencyMs }, ctx.decision ? 'request forwarded' : 'request served');
+  // Shed requests come in floods: admission control logs their count once a second instead.
+  else if (err.code === 'ERR_OVERLOADED') return written;
   else if (err.status >= 500) log('error')?.error({ code: err.code, status: err.status, err: err.cause ?? err, latencyMs }, err.detail);
   else log('info')?.info({ code: err.code, status: err.status, reason: ctx.decision?.reason, latencyMs }, err.detail);
   return written;

@@ -243,6 +243,40 @@ describe('refusals are written before their answer (writeNow)', () => {
   });
 });
 
+describe('refusals batched with their turn (writeBeforeAnswer)', () => {
+  test("the turn's records go out in one write, in order; each promise settles once its record is in the file", async () => {
+    const file = tempFile();
+    const log = new AuditLog({ dest: file, hashChain: true, fsync: 'deny' });
+    log.write(record(0));
+    const first = log.writeBeforeAnswer(record(1));
+    log.write(record(2));
+    const second = log.writeBeforeAnswer(record(3));
+    // Nothing is written within the turn...
+    expect(existsSync(file) ? lines(file) : []).toEqual([]);
+    const seen: string[][] = [];
+    await Promise.all([first, second].map((p) => p.then(() => seen.push(lines(file).map((l) => (JSON.parse(l) as { requestId: string }).requestId)))));
+    // ...and both promises settle with all four records in the file (and synced: fsync deny).
+    expect(seen).toEqual([
+      ['req-0', 'req-1', 'req-2', 'req-3'],
+      ['req-0', 'req-1', 'req-2', 'req-3'],
+    ]);
+    log.close();
+    expect(verifyAuditFile(file, undefined)).toEqual({ records: 4, segments: 1, failure: null });
+  });
+
+  test('a batch that cannot be written fails its waiting refusals and is counted', async () => {
+    const broken = new AuditLog({ dest: tempFile(), hashChain: false });
+    (broken as unknown as { stream: { write: () => never } }).stream.write = () => {
+      throw Object.assign(new Error('EBADF: bad file descriptor, write'), { code: 'EBADF' });
+    };
+    const waiting = broken.writeBeforeAnswer(record(0));
+    // The batch is written on demand here, as the end of the turn would; the refusal waiting for it learns of the failure.
+    expect(() => (broken as unknown as { writeBatch: () => void }).writeBatch()).toThrow(/EBADF/);
+    await expect(waiting).rejects.toThrow(/EBADF/);
+    expect(broken.counts()).toEqual({ written: 0, failed: 1 });
+  });
+});
+
 describe('rotation', () => {
   test('by size: the chain runs on across files; the set verifies oldest first, and each file from a rotation record', async () => {
     const file = tempFile();
