@@ -174,6 +174,10 @@ function asNodeHeaders(headers: IncomingHttpHeaders): IncomingHttpHeaders {
  * body and trailers go to the client as they come; a failure becomes the pipeline's problem while
  * nothing was sent, and a cut connection after.
  */
+/** How much of an abandoned answer is read to keep its connection (Exchange.abandon). */
+const LINGER_BYTES = 64 * 1024;
+const LINGER_MS = 1000;
+
 class Exchange implements Dispatcher.DispatchHandler {
   private readonly res: ServerResponse;
   private readonly reject: RejectForward;
@@ -187,6 +191,8 @@ class Exchange implements Dispatcher.DispatchHandler {
   /** The client response closed before it was complete (the client left, or we cut it). */
   private closedEarly = false;
   private resumeUpstream: (() => void) | undefined;
+  /** While the answer of a client that left is read to its end: bytes read since, and the time limit. */
+  private lingering: { bytes: number; timer: NodeJS.Timeout } | undefined;
 
   constructor(res: ServerResponse, reject: RejectForward, rewrite: ResponseRewrite | undefined, resolve: (result: ForwardResult) => void) {
     this.res = res;
@@ -195,8 +201,7 @@ class Exchange implements Dispatcher.DispatchHandler {
     res.once('close', () => {
       if (!res.writableFinished) {
         this.closedEarly = true;
-        // The client left (or the response was cut): free the upstream connection too.
-        this.controller?.abort(new AgentwardError('ERR_UPSTREAM_RESET'));
+        if (this.controller) this.abandon(this.controller);
       }
       const error = this.error;
       resolve({ status: error && !res.headersSent ? error.status : res.statusCode, error });
@@ -205,12 +210,35 @@ class Exchange implements Dispatcher.DispatchHandler {
 
   onRequestStart(controller: Dispatcher.DispatchController): void {
     this.controller = controller;
+    // Not sent yet: dropping it costs the upstream connection nothing.
     if (this.closedEarly) controller.abort(new AgentwardError('ERR_UPSTREAM_RESET'));
+  }
+
+  /**
+   * The client left while its request was with the upstream. An HTTP/1.1 request cannot be
+   * cancelled on its connection: cutting it costs the upstream connection, and under overload,
+   * when callers give up in numbers, new connections for each of them cost both sides more than
+   * the answers (bench/README.md, "Overload"). So a short answer is read to its end and dropped,
+   * and the connection goes back to the pool (RFC 9112 §9.3, as HAProxy without
+   * `abortonclose`); an answer longer than LINGER_BYTES or slower than LINGER_MS (a stream, a
+   * download, a hung upstream) is cut as before. The upstream does no more work than it would
+   * have: the request had already reached it.
+   */
+  private abandon(controller: Dispatcher.DispatchController): void {
+    if (this.sink) {
+      controller.abort(new AgentwardError('ERR_UPSTREAM_RESET'));
+      return;
+    }
+    const timer = setTimeout(() => controller.abort(new AgentwardError('ERR_UPSTREAM_RESET')), LINGER_MS);
+    timer.unref();
+    this.lingering = { bytes: 0, timer };
+    // A body paused for the slow client is read on, now to be dropped.
+    if (this.resumeUpstream) controller.resume();
   }
 
   onResponseStart(controller: Dispatcher.DispatchController, status: number, headers: IncomingHttpHeaders, statusText?: string): void {
     // 1xx interim answers (103 Early Hints) are not passed on; the final answer follows.
-    if (status < 200) return;
+    if (status < 200 || this.lingering) return;
     const res = this.res;
     asNodeHeaders(headers);
     let transform: Transform | undefined;
@@ -241,6 +269,11 @@ class Exchange implements Dispatcher.DispatchHandler {
   }
 
   onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
+    if (this.lingering) {
+      this.lingering.bytes += chunk.length;
+      if (this.lingering.bytes > LINGER_BYTES) controller.abort(new AgentwardError('ERR_UPSTREAM_RESET'));
+      return;
+    }
     const sink = this.sink ?? this.res;
     if (sink.write(chunk)) return;
     // Backpressure: the upstream socket stops being read until the client has taken this chunk.
@@ -252,6 +285,10 @@ class Exchange implements Dispatcher.DispatchHandler {
   }
 
   onResponseEnd(_controller: Dispatcher.DispatchController, trailers: IncomingHttpHeaders): void {
+    if (this.lingering) {
+      clearTimeout(this.lingering.timer);
+      return;
+    }
     // RFC 9110 §6.5: trailer fields go on with the body; Node sends them when it frames the
     // response chunked (an HTTP/1.0 client gets none, RFC 9112 §7.1.2).
     if (hasFields(trailers)) this.res.addTrailers(asNodeHeaders(trailers) as Record<string, string | string[]>);
@@ -259,6 +296,7 @@ class Exchange implements Dispatcher.DispatchHandler {
   }
 
   onResponseError(_controller: Dispatcher.DispatchController | undefined, err: Error): void {
+    if (this.lingering) clearTimeout(this.lingering.timer);
     const res = this.res;
     this.sink?.destroy();
     // The client is gone (its request body failed, or its connection closed): nothing to answer,

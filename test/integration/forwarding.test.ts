@@ -403,6 +403,46 @@ describe('forwarding with undici: streaming, framing and failures mid-response',
     expect(streaming.flood.closedEarly).toBe(true);
   });
 
+  test('a client that leaves before a short answer: the answer is read and dropped, the upstream connection kept', async () => {
+    const u = new URL(`${proxy.url}/hold`);
+    const before = streaming.seen.length;
+    await new Promise<void>((resolve) => {
+      const req = request({ host: u.hostname, port: u.port, path: u.pathname, headers: auth(), agent: false });
+      req.on('error', () => resolve());
+      req.on('close', () => resolve());
+      req.end();
+      // /hold answers after 100 ms: the client is gone by then.
+      setTimeout(() => req.destroy(), 40);
+    });
+    await new Promise((r) => setTimeout(r, 200));
+    const next = await receive(`${proxy.url}/after-hold`, { headers: auth() });
+    expect(next.status).toBe(200);
+    const [held, after] = streaming.seen.slice(before);
+    expect(held!.url).toBe('/hold');
+    expect(after!.url).toBe('/after-hold');
+    // The same upstream connection (maxSockets 1): the abandoned request did not cost it.
+    expect(after!.port).toBe(held!.port);
+  });
+
+  test('a client that leaves an open stream: the upstream connection is cut within a second', async () => {
+    const u = new URL(`${proxy.url}/events`);
+    const before = streaming.seen.length;
+    await new Promise<void>((resolve) => {
+      const req = request({ host: u.hostname, port: u.port, path: u.pathname, headers: auth(), agent: false }, (res) => {
+        res.once('data', () => req.destroy());
+      });
+      req.on('error', () => resolve());
+      req.on('close', () => resolve());
+      req.end();
+    });
+    await new Promise((r) => setTimeout(r, 1300));
+    const next = await receive(`${proxy.url}/after-events`, { headers: auth() });
+    expect(next.status).toBe(200);
+    const [events, after] = streaming.seen.slice(before);
+    expect(events!.url).toBe('/events');
+    expect(after!.port).not.toBe(events!.port);
+  });
+
   test('a request body streams to the upstream as it is sent (chunked), byte for byte', async () => {
     const u = new URL(`${proxy.url}/upload`);
     streaming.uploaded.bytes = 0;
