@@ -18,14 +18,17 @@ function setup(thread)
   table.insert(threads, thread)
 end
 
+-- The expected refusal (default 401 ERR_TOKEN_SIGNATURE) may be given after `--`: STATUS CODE.
 function init(args)
+  expected_status = tonumber(args[1] or "401")
+  expected_code = '"code":"' .. (args[2] or "ERR_TOKEN_SIGNATURE") .. '"'
   refused = 0
   other = 0
   first_other = 0
 end
 
 function response(status, headers, body)
-  if status == 401 and body and string.find(body, '"code":"ERR_TOKEN_SIGNATURE"', 1, true) then
+  if status == expected_status and body and string.find(body, expected_code, 1, true) then
     refused = refused + 1
   else
     other = other + 1

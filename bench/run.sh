@@ -9,6 +9,9 @@
 #   agentward-nometrics the agentward row with metrics.enabled false: the cost of /metrics by difference
 #   agentward-tracing  the agentward row with OpenTelemetry tracing on, every request sampled and
 #                      exported over OTLP/HTTP to a Jaeger on the load CPU (scripts/jaeger.sh)
+#   agentward-shed     agentward at its admission limit (maxInFlight 1, maxQueued 0, the one slot
+#                      held by a request the upstream never answers): every request is refused with
+#                      503 ERR_OVERLOADED; req/s is refusals per second, what shedding costs
 #   agentward-forged   the agentward process above flooded with one forged token (valid shape, the
 #                      issuer's kid, another key's signature): refusals per second, every answer
 #                      checked to be 401 ERR_TOKEN_SIGNATURE (bench/forged.lua)
@@ -63,7 +66,7 @@ DPOP_MAX_RPS=${BENCH_DPOP_MAX_RPS:-3000}
 INTROSPECTION_CACHE_TTL=${BENCH_INTROSPECTION_CACHE_TTL:-}
 OPAQUE_TOKENS=${BENCH_OPAQUE_TOKENS:-unique}
 [ "$OPAQUE_TOKENS" = unique ] || [ "$OPAQUE_TOKENS" = one ] || { echo "bench: BENCH_OPAQUE_TOKENS is unique or one" >&2; exit 2; }
-ALL_CONTENDERS=(direct forwarder nginx haproxy agentward agentward-nocache agentward-nometrics agentward-tracing agentward-forged agentward-dpop agentward-dpop-redis agentward-wpt agentward-mcp-call agentward-mcp-list agentward-mcp-list-nofilter agentward-introspection agentward-introspection-nocache)
+ALL_CONTENDERS=(direct forwarder nginx haproxy agentward agentward-nocache agentward-nometrics agentward-tracing agentward-forged agentward-shed agentward-dpop agentward-dpop-redis agentward-wpt agentward-mcp-call agentward-mcp-list agentward-mcp-list-nofilter agentward-introspection agentward-introspection-nocache)
 read -r -a CONTENDERS <<<"${BENCH_ONLY:-${ALL_CONTENDERS[*]}}"
 REQUEST_PATH=/api/items
 AUDIENCE=https://tools.bench.test
@@ -80,7 +83,7 @@ INTROSPECTION_CLIENT=bench-rs
 ensure_packages nginx haproxy wrk curl
 
 LOADGEN=${BENCH_LOADGEN:-$(command -v wrk >/dev/null && echo wrk || echo autocannon)}
-if [ "$LOADGEN" != wrk ] && [[ " ${CONTENDERS[*]} " == *" agentward-dpop "* || " ${CONTENDERS[*]} " == *" agentward-wpt "* || " ${CONTENDERS[*]} " == *" agentward-mcp"* || " ${CONTENDERS[*]} " == *" agentward-introspection-nocache "* || " ${CONTENDERS[*]} " == *" agentward-forged "* ]]; then
+if [ "$LOADGEN" != wrk ] && [[ " ${CONTENDERS[*]} " == *" agentward-dpop "* || " ${CONTENDERS[*]} " == *" agentward-wpt "* || " ${CONTENDERS[*]} " == *" agentward-mcp"* || " ${CONTENDERS[*]} " == *" agentward-introspection-nocache "* || " ${CONTENDERS[*]} " == *" agentward-forged "* || " ${CONTENDERS[*]} " == *" agentward-shed "* ]]; then
   die "agentward-dpop, agentward-wpt, the agentward-mcp contenders, agentward-introspection-nocache and agentward-forged need wrk (Lua scripts)"
 fi
 
@@ -120,11 +123,13 @@ P_JAEGER_QUERY_GRPC=$((PORT_BASE + 29))
 P_AW_DPOP_REDIS=$((PORT_BASE + 30))
 P_AW_DPOP_REDIS_ADMIN=$((PORT_BASE + 31))
 P_REDIS=$((PORT_BASE + 32))
+P_AW_SHED=$((PORT_BASE + 33))
+P_AW_SHED_ADMIN=$((PORT_BASE + 34))
 ports_free "$P_ISSUER" "$P_UPSTREAM" "$P_FORWARDER" "$P_NGINX" "$P_HAPROXY" "$P_AW" "$P_AW_NOCACHE" "$P_AW_DPOP" "$P_AW_INTRO" "$P_AW_INTRO_NOCACHE" \
   "$P_INTROSPECTION" "$P_AW_ADMIN" "$P_AW_NOCACHE_ADMIN" "$P_AW_DPOP_ADMIN" "$P_AW_INTRO_ADMIN" "$P_AW_INTRO_NOCACHE_ADMIN" "$P_AW_WPT" "$P_AW_WPT_ADMIN" \
   "$P_AW_MCP" "$P_AW_MCP_ADMIN" "$P_AW_MCP_NOFILTER" "$P_AW_MCP_NOFILTER_ADMIN" "$P_AW_NOMETRICS" "$P_AW_NOMETRICS_ADMIN" \
   "$P_AW_TRACING" "$P_AW_TRACING_ADMIN" "$P_JAEGER_OTLP" "$P_JAEGER_QUERY" "$P_JAEGER_QUERY_GRPC" \
-  "$P_AW_DPOP_REDIS" "$P_AW_DPOP_REDIS_ADMIN" "$P_REDIS"
+  "$P_AW_DPOP_REDIS" "$P_AW_DPOP_REDIS_ADMIN" "$P_REDIS" "$P_AW_SHED" "$P_AW_SHED_ADMIN"
 begin_run
 
 # ---------------------------------------------------------------------------------------------
@@ -197,6 +202,13 @@ if want haproxy; then start_haproxy "$P_HAPROXY"; fi
 if want agentward || want agentward-forged; then
   agentward_config agentward "$P_AW" "$P_AW_ADMIN" 10000
   start_agentward agentward
+fi
+if want agentward-shed; then
+  AW_LISTEN_EXTRA="  maxInFlight: 1
+  maxQueued: 0" agentward_config agentward-shed "$P_AW_SHED" "$P_AW_SHED_ADMIN" 10000
+  # The held request must hold its slot for the whole run, not end in a 504.
+  sed -i "s|^  url: http://127.0.0.1:$P_UPSTREAM\$|&\n  timeout: 3600s|" "$WORK/agentward-shed.yaml"
+  start_agentward agentward-shed
 fi
 if want agentward-nocache; then
   agentward_config agentward-nocache "$P_AW_NOCACHE" "$P_AW_NOCACHE_ADMIN" 0
@@ -335,6 +347,7 @@ declare -A URL=(
   [agentward-nometrics]="http://127.0.0.1:$P_AW_NOMETRICS$REQUEST_PATH"
   [agentward-tracing]="http://127.0.0.1:$P_AW_TRACING$REQUEST_PATH"
   [agentward-forged]="http://127.0.0.1:$P_AW$REQUEST_PATH"
+  [agentward-shed]="http://127.0.0.1:$P_AW_SHED$REQUEST_PATH"
   [agentward-dpop]="http://127.0.0.1:$P_AW_DPOP$REQUEST_PATH"
   [agentward-dpop-redis]="http://127.0.0.1:$P_AW_DPOP_REDIS$REQUEST_PATH"
   [agentward-wpt]="http://127.0.0.1:$P_AW_WPT$REQUEST_PATH"
@@ -348,7 +361,7 @@ declare -A ADMIN=(
   [agentward]=$P_AW_ADMIN [agentward-nocache]=$P_AW_NOCACHE_ADMIN [agentward-dpop]=$P_AW_DPOP_ADMIN [agentward-forged]=$P_AW_ADMIN
   [agentward-nometrics]=$P_AW_NOMETRICS_ADMIN [agentward-tracing]=$P_AW_TRACING_ADMIN [agentward-dpop-redis]=$P_AW_DPOP_REDIS_ADMIN
   [agentward-introspection]=$P_AW_INTRO_ADMIN [agentward-introspection-nocache]=$P_AW_INTRO_NOCACHE_ADMIN
-  [agentward-wpt]=$P_AW_WPT_ADMIN
+  [agentward-wpt]=$P_AW_WPT_ADMIN [agentward-shed]=$P_AW_SHED_ADMIN
   [agentward-mcp-call]=$P_AW_MCP_ADMIN [agentward-mcp-list]=$P_AW_MCP_ADMIN [agentward-mcp-list-nofilter]=$P_AW_MCP_NOFILTER_ADMIN
 )
 # The process whose CPU and memory are the contender's cost (the upstream for "direct").
@@ -368,6 +381,7 @@ declare -A LABEL=(
   [agentward-nometrics]="agentward, metrics off"
   [agentward-tracing]="agentward, tracing on (100 % sampled, OTLP to Jaeger)"
   [agentward-forged]="agentward, forged-token flood (refusals)"
+  [agentward-shed]="agentward at its admission limit (503 refusals)"
   [agentward-dpop]="agentward, JWT + DPoP proof"
   [agentward-dpop-redis]="agentward, JWT + DPoP proof, replay ids on Redis"
   [agentward-wpt]="agentward, WIT + WPT (no token)"
@@ -470,6 +484,13 @@ for c in "${CONTENDERS[@]}"; do
       wpts "$WORK/check-aud" 1 "https://other.bench.test$REQUEST_PATH"
       expect "$c" wpt-for-another-resource 401 ERR_WPT_AUDIENCE "$url" "Workload-Identity-Token: $WIT" "Authorization: WPT $(cat "$WORK/check-aud")"
       ;;
+    agentward-shed)
+      # The one slot is held for the whole run by a request the upstream never answers.
+      start shed-hold curl -s -o /dev/null --max-time "$TIME_LIMIT" "http://127.0.0.1:$P_AW_SHED/hold" -H "$(bearer issuer/token)"
+      held_slot() { curl -s --max-time 2 "http://127.0.0.1:$P_AW_SHED_ADMIN/readyz" | grep -q '"inFlight":1,'; }
+      wait_until 10 shed-hold held_slot
+      expect "$c" overloaded 503 ERR_OVERLOADED "$url" "$(bearer issuer/token)"
+      ;;
     agentward-forged)
       # The flood's token must be refused for its signature, not for anything checked before it.
       expect "$c" forged-signature 401 ERR_TOKEN_SIGNATURE "$url" "$(bearer issuer/forged)"
@@ -493,6 +514,7 @@ load() {
   local -a how=()
   case $c in
     agentward-forged) how=(-s bench/forged.lua -H "Authorization: Bearer $(cat "$WORK/issuer/forged")" "$url") ;;
+    agentward-shed) how=(-s bench/forged.lua -H "Authorization: Bearer $token" "$url" -- 503 ERR_OVERLOADED) ;;
     agentward-dpop | agentward-dpop-redis) how=(-s bench/proofs.lua -H "Authorization: DPoP $DPOP_TOKEN" "$url" -- "$WORK/proofs-$phase" DPoP) ;;
     agentward-mcp-call) how=(-s bench/mcp.lua -H "Authorization: Bearer $token" "$url" -- "$MCP_CALL_BODY") ;;
     agentward-mcp-list*) how=(-s bench/mcp.lua -H "Authorization: Bearer $token" "$url" -- "$MCP_LIST_BODY") ;;
@@ -570,11 +592,15 @@ for c in "${CONTENDERS[@]}"; do
   errors=$((r[status_err] + r[connect_err] + r[read_err] + r[write_err] + r[timeouts]))
   # The flood's 401s are its answers: what counts as an error there is anything but the refusal
   # forged.lua expects (other), and socket errors and timeouts.
-  if [ "$c" = agentward-forged ]; then
+  if [ "$c" = agentward-forged ] || [ "$c" = agentward-shed ]; then
     read -r _ refused wrong first_wrong <<<"$(grep '^FORGED ' "$WORK/$c.out")"
     errors=$((${wrong#other=} + r[connect_err] + r[read_err] + r[write_err] + r[timeouts]))
-    [ "${wrong#other=}" = 0 ] || FAILED+=("$c: ${wrong#other=} answers were not 401 ERR_TOKEN_SIGNATURE (the first: status ${first_wrong#first_other=})")
-    NOTES[$c]="${LABEL[$c]}: one forged token (the issuer's kid, another key's signature) on every request; req/s is refusals per second; all ${refused#refused=} answers of the measured run were checked: 401 ERR_TOKEN_SIGNATURE."
+    expected="401 ERR_TOKEN_SIGNATURE"
+    [ "$c" = agentward-shed ] && expected="503 ERR_OVERLOADED"
+    [ "${wrong#other=}" = 0 ] || FAILED+=("$c: ${wrong#other=} answers were not $expected (the first: status ${first_wrong#first_other=})")
+    how_refused="one forged token (the issuer's kid, another key's signature) on every request"
+    [ "$c" = agentward-shed ] && how_refused="a valid token on every request, refused at admission (its one slot held)"
+    NOTES[$c]="${LABEL[$c]}: $how_refused; req/s is refusals per second; all ${refused#refused=} answers of the measured run were checked: $expected."
   fi
   [ "$errors" -eq 0 ] || FAILED+=("$c: $errors errors or non-2xx responses (see $RAW)")
   case $c in

@@ -23,6 +23,8 @@ const answers: Record<string, Buffer> = { '/mcp': callResult, '/mcp-list': listR
 
 const server = createServer((req, res) => {
   req.resume(); // a body, if any, is discarded
+  // GET /hold is never answered: run.sh's agentward-shed keeps its one admission slot busy with it.
+  if (req.url === '/hold') return;
   const answer = req.method === 'POST' ? answers[req.url ?? ''] : undefined;
   if (answer) res.writeHead(200, { 'content-type': 'application/json', 'content-length': String(answer.length) }).end(answer);
   else res.writeHead(200, headers).end(body);

@@ -81,9 +81,12 @@ export interface AuditSink {
    * The same promise for a refusal's record, written with the rest of the current event-loop turn's
    * records (one write(2) for all of them): under a flood of refusals (overload, forged tokens) a
    * write per refusal cost more than the rest of its answer. The response waits for the promise,
-   * so a refusal still never reaches its caller before its record.
+   * so a refusal still never reaches its caller before its record. `durable` false: with the OS
+   * only, even with `fsync: deny` (load shedding, which decides nothing about the caller, is synced
+   * within `fsyncInterval`: an fsync per batch of shed requests would cost the most when the
+   * proxy has the least to spare).
    */
-  writeBeforeAnswer(record: AuditRecord | RemediationRecord): Promise<void>;
+  writeBeforeAnswer(record: AuditRecord | RemediationRecord, durable?: boolean): Promise<void>;
   /** Writes every record handed over so far; resolves once they are with the OS. */
   flush(): Promise<void>;
   /** Flushes, stops timers (checkpoints, fsync) and writes a last checkpoint. */
@@ -212,11 +215,11 @@ export class AuditLog implements AuditSink {
     });
   }
 
-  writeBeforeAnswer(record: AuditRecord | RemediationRecord): Promise<void> {
+  writeBeforeAnswer(record: AuditRecord | RemediationRecord, durable = true): Promise<void> {
     this.write(record);
     this.batchWritten ??= Promise.withResolvers<void>();
     const written = this.batchWritten.promise;
-    if (this.fsyncPolicy !== 'deny') return written;
+    if (this.fsyncPolicy !== 'deny' || !durable) return written;
     return written.then(() =>
       this.durable().catch((err: unknown) => {
         this.failed++;

@@ -655,7 +655,7 @@ function record(ctx: RequestContext, deps: PipelineDeps, beforeResponse = false)
       posture: token || ctx.agent ? posture(token, ctx.agent) : null,
       latencyMs,
     };
-    if (beforeResponse) written = deps.audit.writeBeforeAnswer(entry).catch((syncErr: unknown) => log('error')?.error({ err: syncErr }, 'audit record could not be put on disk'));
+    if (beforeResponse) written = deps.audit.writeBeforeAnswer(entry, err?.code !== 'ERR_OVERLOADED').catch((syncErr: unknown) => log('error')?.error({ err: syncErr }, 'audit record could not be put on disk'));
     else deps.audit.write(entry);
   } catch (auditErr) {
     log('error')?.error({ err: auditErr }, 'audit record could not be written');
