@@ -167,6 +167,8 @@ delta() { [ -n "$2" ] && awk -v v="$1" -v b="$2" 'BEGIN { printf "%+.2f", v - b 
   echo "# Open-loop benchmark, $(date -u '+%Y-%m-%d %H:%M UTC')"
   echo
   echo "- command: \`$(command_line 'BENCH|OPEN' bench/open-loop.sh)\` (agentward $(revision))"
+  [ -z "${AW_LISTEN_EXTRA:-}" ] || echo "- agentward's listen section also had: \`$(echo "$AW_LISTEN_EXTRA" | sed 's/^ *//' | paste -sd';' | sed 's/;/; /g')\` (AW_LISTEN_EXTRA)"
+  [ -z "${BENCH_SERVER_QUOTA:-}" ] || echo "- server side (upstream + contender) limited to ${BENCH_SERVER_QUOTA} % of its CPU (BENCH_SERVER_QUOTA)"
   echo "- machine: $(machine)"
   echo "- versions: $versions"
   echo "- load: vegeta, constant rate, ${STEP}s per rate, keep-alive ($([ "$MAX_CONNECTIONS" -gt 0 ] && echo "at most $MAX_CONNECTIONS connections" || echo "a connection for every request in flight")), callers give up after ${TIMEOUT}s; GET $REQUEST_PATH with one valid ES256 token; each contender warmed up ${WARMUP}s at ${RATES[0]} req/s first"
