@@ -294,7 +294,10 @@ describe('poll delivery (RFC 8936)', () => {
     await expectRevoked(token);
     await stream.closed;
     await waitFor(async () => polled.polls.some((p) => p.ack.includes(set.jti)), 'the acknowledgement');
-    expect(await remediationOf(set.jti)).toMatchObject({ source: 'ssf-poll', streamsClosed: 1, mark: { match: { sid: 'polled-session' } } });
+    const remediation = await remediationOf(set.jti);
+    expect(remediation).toMatchObject({ source: 'ssf-poll', mark: { match: { sid: 'polled-session' } } });
+    // The stream, and any of the probing calls above that was in flight when the mark landed.
+    expect(remediation.streamsClosed).toBeGreaterThanOrEqual(1);
     await expectAccepted(await newToken({ sub, sid: 'polled-session' }));
   });
 
