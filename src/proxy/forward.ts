@@ -169,15 +169,15 @@ function asNodeHeaders(headers: IncomingHttpHeaders): IncomingHttpHeaders {
   return headers;
 }
 
+/** How much of an abandoned answer is read to keep its connection (Exchange.abandon). */
+const LINGER_BYTES = 64 * 1024;
+const LINGER_MS = 1000;
+
 /**
  * One request's exchange with the upstream, as an undici dispatch handler: the response head,
  * body and trailers go to the client as they come; a failure becomes the pipeline's problem while
  * nothing was sent, and a cut connection after.
  */
-/** How much of an abandoned answer is read to keep its connection (Exchange.abandon). */
-const LINGER_BYTES = 64 * 1024;
-const LINGER_MS = 1000;
-
 class Exchange implements Dispatcher.DispatchHandler {
   private readonly res: ServerResponse;
   private readonly reject: RejectForward;
