@@ -26,10 +26,10 @@ interface Profile {
 const CATEGORIES: [RegExp, string][] = [
   [/opa-wasm|^wasm:|\/policy\//, 'policy evaluation (memo, opa-wasm, decision check)'],
   [/\/observability\/|sonic-boom|pino/, 'audit record and logger'],
-  [/\/credentials\/(access-token|tokens|claims)\.ts|\/jose\/|node_modules\/jose|lru-cache|\/keys\//, 'token verification'],
-  [/undici|http-proxy-3|\/proxy\/(forward|upgrade)\.ts/, 'forwarding (undici pool)'],
-  [/\/proxy\/headers\.ts/, 'upstream header rewrite'],
-  [/\/proxy\/(pipeline|input|reject|admission)\.ts|\/credentials\/|\/app\//, 'pipeline (admission, ids, target, extraction, input, record)'],
+  [/\/credentials\/(access-token|tokens|claims)\.[jt]s|\/jose\/|node_modules\/jose|lru-cache|\/keys\//, 'token verification'],
+  [/undici|http-proxy-3|\/proxy\/(forward|upgrade)\.[jt]s/, 'forwarding (undici pool)'],
+  [/\/proxy\/headers\.[jt]s/, 'upstream header rewrite'],
+  [/\/proxy\/(pipeline|input|reject|admission)\.[jt]s|\/credentials\/|\/app\//, 'pipeline (admission, ids, target, extraction, input, record)'],
   [/node_modules|^file:/, 'other code (module loading, config)'],
 ];
 const RUNTIME = "Node's HTTP server, sockets, streams";

@@ -170,6 +170,7 @@ delta() { [ -n "$2" ] && awk -v v="$1" -v b="$2" 'BEGIN { printf "%+.2f", v - b 
   [ -z "${AW_LISTEN_EXTRA:-}" ] || echo "- agentward's listen section also had: \`$(echo "$AW_LISTEN_EXTRA" | sed 's/^ *//' | paste -sd';' | sed 's/;/; /g')\` (AW_LISTEN_EXTRA)"
   [ -z "${BENCH_SERVER_QUOTA:-}" ] || echo "- server side (upstream + contender) limited to ${BENCH_SERVER_QUOTA} % of its CPU (BENCH_SERVER_QUOTA)"
   echo "- machine: $(machine)"
+  runtime_note
   echo "- versions: $versions"
   echo "- load: vegeta, constant rate, ${STEP}s per rate, keep-alive ($([ "$MAX_CONNECTIONS" -gt 0 ] && echo "at most $MAX_CONNECTIONS connections" || echo "a connection for every request in flight")), callers give up after ${TIMEOUT}s; GET $REQUEST_PATH with one valid ES256 token; each contender warmed up ${WARMUP}s at ${RATES[0]} req/s first"
   echo "- CPUs: vegeta on CPU ${PIN_LOAD[2]:-any}; upstream and contender share CPU ${PIN_SERVER[2]:-any}"

@@ -653,6 +653,7 @@ versions="node $(node -v), $(nginx -v 2>&1 | sed 's/^nginx version: //'), HAProx
   echo
   echo "- command: \`$(command_line BENCH bench/run.sh)\` (agentward $(revision))"
   echo "- machine: $(machine)"
+  runtime_note
   echo "- versions: $versions"
   echo "- load: $LOADGEN, 1 thread, $CONNECTIONS keep-alive connections, ${WARMUP}s warm-up then ${DURATION}s measured, GET $REQUEST_PATH with one valid ES256 token"
   want agentward-dpop && echo "  (agentward-dpop: one ES256 token bound to a DPoP key, \`Authorization: DPoP\`, and a new ES256 proof per request)"

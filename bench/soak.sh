@@ -193,6 +193,7 @@ versions="node $(node -v), vegeta $(go version -m "$(command -v vegeta)" 2>/dev/
   echo
   echo "- command: \`$(command_line 'BENCH|SOAK' bench/soak.sh)\` (agentward $(revision))"
   echo "- machine: $(machine)"
+  runtime_note
   echo "- versions: $versions"
   echo "- agentward: JWT (token cache on), the default policy, hash-chained audit file, log level warn; \`--trace-gc\` and bench/memory-probe.ts"
   echo "- load: vegeta, constant $RATE req/s ($SHARE % of a capacity of $CAPACITY req/s, $capacity_note) for ${MINUTES} min, keep-alive ($([ "$MAX_CONNECTIONS" -gt 0 ] && echo "at most $MAX_CONNECTIONS connections" || echo "a connection per request in flight")), callers give up after ${TIMEOUT}s"

@@ -90,6 +90,7 @@ OUT=bench/results/$STAMP-workers.md
   echo
   echo "- command: \`$(command_line "WORKERS|BENCH" bench/workers.sh)\` (agentward $(revision))"
   echo "- machine: $(machine)"
+  runtime_note
   echo "- load: wrk, 2 threads, $CONNECTIONS keep-alive connections, ${WARMUP}s warm-up then ${DURATION}s measured, GET $REQUEST_PATH with one valid ES256 token; nothing pinned (contender, upstream and wrk share both CPUs)"
   echo
   echo "| contender | req/s | p50 ms | p99 ms | proxy CPU µs/req | proxy RSS MiB | errors |"
