@@ -108,7 +108,8 @@ declare -a AW_NODE_FLAGS=() # extra node flags for agentward (open-loop: --trace
 # How the container runs Node (Dockerfile: NODE_OPTIONS, and the compiled dist/main.js), so that
 # agentward is measured as it ships. V8 would otherwise grow the young generation to 128 MiB at
 # these allocation rates (bench/README.md, "Memory").
-NODE_RUNTIME_FLAGS=(--max-semi-space-size=8)
+# BENCH_NODE_FLAGS replaces them (an A/B: BENCH_NODE_FLAGS= runs agentward on Node's defaults).
+read -r -a NODE_RUNTIME_FLAGS <<<"${BENCH_NODE_FLAGS---max-semi-space-size=8}"
 
 cleanup() {
   local status=$?

@@ -44,7 +44,9 @@
 # BENCH_LOADGEN (wrk|autocannon; default wrk when installed), BENCH_QUIET_BUDGET (s, 60),
 # BENCH_TIME_LIMIT (s, 420), BENCH_DPOP_MAX_RPS (3000: proofs written per second of load),
 # BENCH_INTROSPECTION_CACHE_TTL (agentward's default, 60s), BENCH_OPAQUE_TOKENS (unique: a new token
-# per request in agentward-introspection-nocache; one: the same token, which single flight shares).
+# per request in agentward-introspection-nocache; one: the same token, which single flight shares),
+# BENCH_NODE_FLAGS (Node flags of every agentward contender, default the container's
+# "--max-semi-space-size=8"; bench/lib.sh).
 #
 # Only 127.0.0.1 is ever targeted. Every process started here is stopped on exit, success or not.
 set -euo pipefail
