@@ -17,6 +17,7 @@ import { createAdminServer, type Readiness } from '../observability/health.ts';
 import { createLogger, type Logger } from '../observability/logger.ts';
 import { Metrics, offerToPrimary, type KeySetSource } from '../observability/metrics.ts';
 import { Telemetry } from '../observability/telemetry.ts';
+import { ServerErrorLog } from '../observability/server-errors.ts';
 import { Tracing } from '../observability/tracing.ts';
 import type { PolicyEngine } from '../policy/engine.ts';
 import { explainRequest, type DescribedRequest, type ExplainResult } from '../proxy/explain.ts';
@@ -383,6 +384,7 @@ function pipelineDeps(config: Readonly<Config>, parts: Parts, shadowDenials: { c
     audit: parts.audit,
     telemetry,
     logger: services.logger,
+    serverErrors: new ServerErrorLog(services.logger),
     methodOverride: config.forward.methodOverride,
     maxBodyBytes: config.listen.maxBodyBytes,
     exposeReason: config.policy.exposeReason,

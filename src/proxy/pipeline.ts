@@ -32,6 +32,7 @@ import { buildInput } from './input.ts';
 import { screenMethodOverride, type MethodOverrideMode } from './method-override.ts';
 import type { AuditRecord, AuditSink } from '../observability/audit.ts';
 import type { Outcome } from '../observability/metrics.ts';
+import type { ServerErrorLog } from '../observability/server-errors.ts';
 import type { Telemetry } from '../observability/telemetry.ts';
 import type { RequestSpans } from '../observability/tracing.ts';
 import type { Forwarder } from './forward.ts';
@@ -86,6 +87,8 @@ export interface PipelineDeps {
   /** Metrics and traces (src/observability/telemetry.ts). */
   telemetry: Telemetry;
   logger: Logger;
+  /** 5xx failures: the first of each code logged in full, the rest counted once a second. */
+  serverErrors: ServerErrorLog;
   /** `forward.methodOverride`: what a request with method override fields gets. */
   methodOverride: MethodOverrideMode;
   /** Responses in flight by token, closed by a remediation (docs/signals.md); undefined without `signals`. */
@@ -616,7 +619,8 @@ function posture(token: VerifiedAccessToken | undefined, agent: ProvenWorkload |
 }
 
 /**
- * Step 8: one audit record and one log line per request. A refusal's record is written before
+ * Step 8: one audit record and one log line per request (5xx and shed requests: the first of a
+ * code in full, the rest counted; ServerErrorLog, Admission). A refusal's record is written before
  * its response (`beforeResponse`), any other when the response has ended (batched per event-loop
  * turn). The request's child logger is made only when its line will be written (a forwarded
  * request logs at debug, usually off).
@@ -663,7 +667,8 @@ function record(ctx: RequestContext, deps: PipelineDeps, beforeResponse = false)
   if (!err) log('debug')?.debug({ status: ctx.status, latencyMs }, ctx.decision ? 'request forwarded' : 'request served');
   // Shed requests come in floods: admission control logs their count once a second instead.
   else if (err.code === 'ERR_OVERLOADED') return written;
-  else if (err.status >= 500) log('error')?.error({ code: err.code, status: err.status, err: err.cause ?? err, latencyMs }, err.detail);
+  // Server failures come in floods too (an upstream that is down fails every request alike).
+  else if (err.status >= 500) deps.serverErrors.report(ctx.id, err, latencyMs);
   else log('info')?.info({ code: err.code, status: err.status, reason: ctx.decision?.reason, latencyMs }, err.detail);
   return written;
 }

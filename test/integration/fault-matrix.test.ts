@@ -280,6 +280,28 @@ describe('upstream', () => {
     expect(upstream.seen.length).toBe(reached + 1);
   });
 
+  test('an upstream that is down fails every request alike: the first failure is logged in full, the others counted once a second, every one audited', async () => {
+    await proxy.setMode('down');
+    const responses = await Promise.all(Array.from({ length: 40 }, () => call(aw, token)));
+    expect(responses.map((r) => r.status)).toEqual(Array(40).fill(502));
+    const ids = new Set(responses.map((r) => r.headers['x-request-id']));
+    await waitFor(async () => aw.audit().filter((r) => ids.has(r.requestId as string)).length === 40, 'the 40 audit records');
+
+    type Line = { msg: string; code?: string; requestId?: string; count?: number; err?: { stack?: string } };
+    const lines = () => aw.logs().trim().split('\n').map((l) => JSON.parse(l) as Line).filter((l) => l.code === 'ERR_UPSTREAM_UNAVAILABLE');
+    const failures = () => aw.audit().filter((r) => r.code === 'ERR_UPSTREAM_UNAVAILABLE').length;
+    // Once the periods have ended, every failure of the code so far is one full line or in a count.
+    const accounted = () => lines().reduce((n, l) => n + (l.requestId ? 1 : (l.count ?? 0)), 0);
+    await waitFor(async () => accounted() === failures(), 'every failure logged in full or counted', 5000);
+    const full = lines().filter((l) => l.requestId !== undefined && ids.has(l.requestId));
+    expect(full.length).toBeLessThanOrEqual(1); // not a line with a stack per request
+    for (const l of full) expect(l.err?.stack).toContain('ECONNREFUSED');
+    expect(lines().some((l) => l.count !== undefined && l.msg.includes('more requests failed with ERR_UPSTREAM_UNAVAILABLE'))).toBe(true);
+
+    await proxy.setMode('up');
+    expect((await call(aw, token)).status).toBe(200);
+  });
+
   test('upstream reset mid-body: the client gets the head, then a cut connection, never a complete answer; the next request is served', async () => {
     await proxy.setMode('reset-mid-body');
     const resets = proxy.resets;
