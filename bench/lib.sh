@@ -394,6 +394,14 @@ rss_kib() {
   echo "$total"
 }
 
+# tcp_counters: "listen_drops syn_retrans" since boot, system-wide (/proc/net/netstat TcpExt): a
+# connection attempt dropped from a full accept queue, and a SYN sent again. Each makes that
+# caller wait TCP's initial retransmission timeout, 1 s (RFC 6298 §2.1), then 2 s more: a request
+# that took ~1 s or ~3 s longer than its neighbours was probably one of these.
+tcp_counters() {
+  awk '$1 == "TcpExt:" { if (!names) { for (i = 2; i <= NF; i++) col[$i] = i; names = 1 } else print $col["ListenDrops"], $col["TCPSynRetrans"] }' /proc/net/netstat
+}
+
 # core_ticks CPU: "busy total" ticks of one CPU from /proc/stat (busy = all but idle and iowait;
 # steal counts as busy: time the hypervisor gave to someone else).
 core_ticks() { awk -v c="cpu$1" '$1 == c { t = 0; for (i = 2; i <= 9; i++) t += $i; print t - $5 - $6, t }' /proc/stat; }

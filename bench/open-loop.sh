@@ -122,9 +122,11 @@ for rate in "${RATES[@]}"; do
     cpu0=$(cpu_ticks "$pid")
     read -r core_busy0 core_total0 <<<"$(core_ticks "$SERVER_CPU")"
     up0=$(cpu_ticks "${PID[upstream]}")
+    read -r drops0 synre0 <<<"$(tcp_counters)"
     from=$(now_ms)
     attack "$c" "$rate" "$STEP" "$WORK/$c-$rate.bin"
     to=$(now_ms)
+    read -r drops1 synre1 <<<"$(tcp_counters)"
     read -r core_busy1 core_total1 <<<"$(core_ticks "$SERVER_CPU")"
     up1=$(cpu_ticks "${PID[upstream]}")
     rss=$(rss_kib "$pid")
@@ -146,6 +148,9 @@ for rate in "${RATES[@]}"; do
       BEGIN { printf "%s|%.0f", (n > 0 ? sprintf("%.0f", cpu / hz * 1e6 / n) : "-"), rss / 1024 }')
     awk -v s="${r[sent_rate]}" -v o="$rate" 'BEGIN { exit !(s < 0.95 * o) }' &&
       FLAGS+=("${LABEL[$c]} at $rate req/s: vegeta sent only ${r[sent_rate]} req/s (starved of CPU, or blocked on connections)")
+    [ $((drops1 - drops0 + synre1 - synre0)) = 0 ] ||
+      FLAGS+=("${LABEL[$c]} at $rate req/s: the kernel dropped $((drops1 - drops0)) connection attempts from a full accept queue and sent $((synre1 - synre0)) SYNs again; each of those callers waited at least 1 s more (TCP's retransmission timeout)")
+    echo "tcp $c $rate listen_drops=$((drops1 - drops0)) syn_retrans=$((synre1 - synre0))" >>"$RAW"
     [ "${r[port_errors]}" = 0 ] ||
       FLAGS+=("${LABEL[$c]} at $rate req/s: ${r[port_errors]} requests never left, vegeta had no free local port (TIME_WAIT from timed-out connections; try OPEN_MAX_CONNECTIONS)")
     RES[$c,$rate]="${r[sent_rate]}|${r[success_pct]}|${r[goodput]}|${r[p50_ms]}|${r[p99_ms]}|${r[ok_p99_ms]}|${r[max_ms]}|$cpu_rss|$other"

@@ -133,9 +133,11 @@ wait_quiet
   done
 ) &
 PID[sampler]=$!
+read -r DROPS0 SYNRE0 <<<"$(tcp_counters)"
 FROM=$(date +%s%3N)
 vegeta_attack "$URL" "$RATE" "$SECONDS_OF_LOAD" "$TIMEOUT" "$MAX_CONNECTIONS" "$WORK/soak.bin"
 TO=$(date +%s%3N)
+read -r DROPS1 SYNRE1 <<<"$(tcp_counters)"
 RSS_END=$(rss_kib "$AW_PID")
 stop sampler || true
 drained=$(wait_idle "$AW_PID" 60)
@@ -206,6 +208,7 @@ versions="node $(node -v), vegeta $(go version -m "$(command -v vegeta)" 2>/dev/
   echo "| requests that never left (vegeta had no free local port) | ${v[port_errors]} |"
   echo "| latency p50 / p99 / p99.9 / max | ${v[p50_ms]} / ${v[p99_ms]} / ${v[p999_ms]} / ${v[max_ms]} ms |"
   echo "| stalls (1 s with p99 > ${STALL_MS} ms or nothing completed) | $stalls |"
+  echo "| connection attempts the kernel dropped (full accept queue) / SYNs sent again, system-wide (each a caller waiting ≥ 1 s more) | $((DROPS1 - DROPS0)) / $((SYNRE1 - SYNRE0)) |"
   echo "| RSS after ${WARMUP} s: first / last / min / max / median | ${rs[first_mib]} / ${rs[last_mib]} / ${rs[min_mib]} / ${rs[max_mib]} / ${rs[median_mib]} MiB |"
   echo "| RSS band around its median, trend | ±${rs[band_pct]} % ($([ "${rs[within_10pct]}" = yes ] && echo "within ±10 %" || echo "OUTSIDE ±10 %")), ${rs[slope_mib_per_min]} MiB/min |"
   echo "| RSS right after the load | $((RSS_END / 1024)) MiB |"
