@@ -33,8 +33,9 @@ COPY src ./src
 RUN npm run build:lib
 
 # 5. Runtime. NODE_OPTIONS: V8 grows the young generation to 128 MiB under sustained load; 8 MiB
-#    semi-spaces hold the RSS near 160 instead of 250 MiB at the same throughput (bench/README.md,
-#    "Memory"; bench/lib.sh measures with the same flag). The Helm chart sets the same value.
+#    semi-spaces hold the RSS near 160-186 instead of ~260 MiB, for about 4 % of throughput
+#    (bench/README.md, "Issue 12 where it stands"; bench/lib.sh measures with the same flag). The
+#    Helm chart sets the same value; a NODE_OPTIONS of your own replaces it.
 FROM node:24-slim
 ENV NODE_ENV=production NODE_OPTIONS=--max-semi-space-size=8
 WORKDIR /app

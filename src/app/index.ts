@@ -16,8 +16,8 @@ import { AuditLog, NO_AUDIT, workerFile, type AuditLogOptions, type AuditSink } 
 import { createAdminServer, type Readiness } from '../observability/health.ts';
 import { createLogger, type Logger } from '../observability/logger.ts';
 import { Metrics, offerToPrimary, type KeySetSource } from '../observability/metrics.ts';
-import { Telemetry } from '../observability/telemetry.ts';
 import { ServerErrorLog } from '../observability/server-errors.ts';
+import { Telemetry } from '../observability/telemetry.ts';
 import { Tracing } from '../observability/tracing.ts';
 import type { PolicyEngine } from '../policy/engine.ts';
 import { explainRequest, type DescribedRequest, type ExplainResult } from '../proxy/explain.ts';
