@@ -174,6 +174,7 @@ export function createApp(loaded: LoadedConfig, options: AppOptions = {}): App {
       for (const b of bundles) b.close();
       signals?.close();
       parts.forwarder.close();
+      deps.serverErrors.close();
       parts.audit.close();
       // The spans of the last requests are exported before the process ends.
       await telemetry.close().catch((err: unknown) => logger.warn({ err: (err as Error).message }, 'spans could not be exported on shutdown'));

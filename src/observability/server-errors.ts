@@ -19,6 +19,8 @@ export class ServerErrorLog {
   private readonly periodMs: number;
   /** Failures not logged in full, by code, in the period that code's last full line began. */
   private readonly counted = new Map<string, number>();
+  /** The end of each open period. */
+  private readonly timers = new Map<string, NodeJS.Timeout>();
 
   constructor(logger: Logger, periodMs = PERIOD_MS) {
     this.logger = logger;
@@ -34,12 +36,23 @@ export class ServerErrorLog {
     }
     this.counted.set(err.code, 0);
     this.logger.error({ requestId, code: err.code, status: err.status, err: err.cause ?? err, latencyMs }, err.detail);
-    setTimeout(() => this.endPeriod(err.code), this.periodMs).unref();
+    const timer = setTimeout(() => this.endPeriod(err.code), this.periodMs);
+    timer.unref();
+    this.timers.set(err.code, timer);
+  }
+
+  /** Ends the open periods now (shutdown), so that no failure goes unlogged and uncounted. */
+  close(): void {
+    for (const [code, timer] of this.timers) {
+      clearTimeout(timer);
+      this.endPeriod(code);
+    }
   }
 
   private endPeriod(code: string): void {
     const more = this.counted.get(code) ?? 0;
     this.counted.delete(code);
+    this.timers.delete(code);
     if (more > 0) this.logger.error({ code, count: more, periodMs: this.periodMs }, `${more} more requests failed with ${code} in the last ${this.periodMs} ms; each has its audit record`);
   }
 }

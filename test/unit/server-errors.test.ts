@@ -21,7 +21,7 @@ const unavailable = () => new AgentwardError('ERR_UPSTREAM_UNAVAILABLE', undefin
 const flush = () => new Promise((r) => setImmediate(r));
 
 describe('ServerErrorLog', () => {
-  beforeEach(() => vi.useFakeTimers({ toFake: ['setTimeout'] }));
+  beforeEach(() => vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] }));
   afterEach(() => vi.useRealTimers());
 
   test('the first failure of a code is logged in full; the others of its period are summed up in one line when it ends', async () => {
@@ -58,6 +58,21 @@ describe('ServerErrorLog', () => {
       ['ERR_UPSTREAM_UNAVAILABLE', 'a', null],
       ['ERR_UPSTREAM_TIMEOUT', 'b', null],
       ['ERR_UPSTREAM_TIMEOUT', null, 1],
+    ]);
+  });
+
+  test('close ends the open periods at once: the counted failures are written, nothing waits for a timer', async () => {
+    const { log, lines } = capture();
+    log.report('a', unavailable(), 1);
+    log.report('b', unavailable(), 1);
+    log.report('c', new AgentwardError('ERR_UPSTREAM_TIMEOUT'), 500);
+    log.close();
+    expect(vi.getTimerCount()).toBe(0);
+    await flush();
+    expect(lines.map((l) => [l.code, l.requestId ?? null, l.count ?? null])).toEqual([
+      ['ERR_UPSTREAM_UNAVAILABLE', 'a', null],
+      ['ERR_UPSTREAM_TIMEOUT', 'c', null],
+      ['ERR_UPSTREAM_UNAVAILABLE', null, 1],
     ]);
   });
 
