@@ -18,6 +18,9 @@ function capture(level: 'error' | 'fatal' = 'error'): { log: ServerErrorLog; lin
 }
 
 const unavailable = () => new AgentwardError('ERR_UPSTREAM_UNAVAILABLE', undefined, { cause: new Error('connect ECONNREFUSED 127.0.0.1:9') });
+const timedOut = () => new AgentwardError('ERR_UPSTREAM_TIMEOUT');
+/** Each line as [code, request id of a full line, count of a summary line]. */
+const shapes = (lines: Line[]) => lines.map((l) => [l.code, l.requestId ?? null, l.count ?? null]);
 const flush = () => new Promise((r) => setImmediate(r));
 
 describe('ServerErrorLog', () => {
@@ -50,11 +53,11 @@ describe('ServerErrorLog', () => {
   test('a period with one failure ends without a count line; codes are counted apart', async () => {
     const { log, lines } = capture();
     log.report('a', unavailable(), 1);
-    log.report('b', new AgentwardError('ERR_UPSTREAM_TIMEOUT'), 500);
-    log.report('c', new AgentwardError('ERR_UPSTREAM_TIMEOUT'), 500);
+    log.report('b', timedOut(), 500);
+    log.report('c', timedOut(), 500);
     vi.advanceTimersByTime(1000);
     await flush();
-    expect(lines.map((l) => [l.code, l.requestId ?? null, l.count ?? null])).toEqual([
+    expect(shapes(lines)).toEqual([
       ['ERR_UPSTREAM_UNAVAILABLE', 'a', null],
       ['ERR_UPSTREAM_TIMEOUT', 'b', null],
       ['ERR_UPSTREAM_TIMEOUT', null, 1],
@@ -65,11 +68,11 @@ describe('ServerErrorLog', () => {
     const { log, lines } = capture();
     log.report('a', unavailable(), 1);
     log.report('b', unavailable(), 1);
-    log.report('c', new AgentwardError('ERR_UPSTREAM_TIMEOUT'), 500);
+    log.report('c', timedOut(), 500);
     log.close();
     expect(vi.getTimerCount()).toBe(0);
     await flush();
-    expect(lines.map((l) => [l.code, l.requestId ?? null, l.count ?? null])).toEqual([
+    expect(shapes(lines)).toEqual([
       ['ERR_UPSTREAM_UNAVAILABLE', 'a', null],
       ['ERR_UPSTREAM_TIMEOUT', 'c', null],
       ['ERR_UPSTREAM_UNAVAILABLE', null, 1],
