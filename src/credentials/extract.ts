@@ -115,8 +115,11 @@ export interface AcceptedSchemes {
   wpt: boolean;
 }
 
-/** Step 2: every credential of the request, with the list of what was presented. */
-export function extractCredentials(req: IncomingMessage, query: URLSearchParams, options: ExtractOptions): PresentedCredentials {
+/**
+ * Step 2: every credential of the request, with the list of what was presented. `query`: the
+ * target's query, undefined when it has none (most requests: no URLSearchParams is made for them).
+ */
+export function extractCredentials(req: IncomingMessage, query: URLSearchParams | undefined, options: ExtractOptions): PresentedCredentials {
   const authorization = readAuthorization(req, query, options.accepted);
   const headers = req.headersDistinct;
   const workload = options.workload;
@@ -190,12 +193,12 @@ function wimseSignature(headers: Readonly<Record<string, string[]>>, label: stri
 type AuthorizationCredentials = Pick<PresentedCredentials, 'accessToken' | 'scheme' | 'wpt' | 'dpopProof' | 'presented'>;
 
 /** The Authorization field and its DPoP proof (RFC 6750 §2, RFC 9449 §7.1, wpt-02 §2). */
-function readAuthorization(req: IncomingMessage, query: URLSearchParams, accepted: AcceptedSchemes): AuthorizationCredentials {
+function readAuthorization(req: IncomingMessage, query: URLSearchParams | undefined, accepted: AcceptedSchemes): AuthorizationCredentials {
   const dpopEnabled = accepted.dpop;
   // headersDistinct keeps every field; `req.headers` would silently drop a second Authorization.
   const authorization = req.headersDistinct.authorization ?? [];
   if (authorization.length > 1) throw new AgentwardError('ERR_AUTHORIZATION_MULTIPLE', 'The request has more than one Authorization header (RFC 6750 section 2).');
-  if (query.has('access_token')) throw new AgentwardError('ERR_TOKEN_IN_QUERY');
+  if (query?.has('access_token')) throw new AgentwardError('ERR_TOKEN_IN_QUERY');
   const proofs = req.headersDistinct.dpop ?? [];
 
   const presented: string[] = [];

@@ -39,14 +39,22 @@ export interface UpstreamFacts {
 const HOP_BY_HOP = ['connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'upgrade'];
 
 export function stripHopByHop(headers: IncomingHttpHeaders): void {
-  const connection = headers.connection;
-  if (typeof connection === 'string') {
-    for (const name of connection.split(',')) {
-      const field = name.trim().toLowerCase();
-      if (field !== 'transfer-encoding' && field !== 'content-length') remove(headers, field);
-    }
-  }
+  for (const field of connectionOptions(headers)) remove(headers, field);
   for (const name of HOP_BY_HOP) remove(headers, name);
+}
+
+const NO_FIELDS: readonly string[] = [];
+
+/** The fields the Connection header names (RFC 9110 §7.6.1), except the framing ones Node handles. */
+function connectionOptions(headers: IncomingHttpHeaders): readonly string[] {
+  const connection = headers.connection;
+  if (typeof connection !== 'string') return NO_FIELDS;
+  const fields: string[] = [];
+  for (const name of connection.split(',')) {
+    const field = name.trim().toLowerCase();
+    if (field !== 'transfer-encoding' && field !== 'content-length') fields.push(field);
+  }
+  return fields;
 }
 
 /** `delete` only what is there: deleting turns the object into a slow dictionary (V8). */
@@ -54,20 +62,45 @@ function remove(headers: IncomingHttpHeaders, name: string): void {
   if (headers[name] !== undefined) delete headers[name];
 }
 
-/** Rewrites `headers` in place for the upstream request. */
+/**
+ * The fields a plan removes from every request, built once per plan: hop-by-hop fields; the
+ * credentials (`stripCredentials`); `Expect` (Node already answered "100 Continue" to the client
+ * before the pipeline ran, RFC 9110 §10.1.1, and the body is on its way: the expectation is met
+ * and is not forwarded); forwarding headers and the identity headers, which only the proxy sets;
+ * and `Txn-Token` when agentward sets its own.
+ */
+const removedByPlan = new WeakMap<UpstreamHeaderPlan, ReadonlySet<string>>();
+
+function planRemovals(plan: UpstreamHeaderPlan): ReadonlySet<string> {
+  let names = removedByPlan.get(plan);
+  if (names === undefined) {
+    names = new Set([
+      ...HOP_BY_HOP,
+      ...(plan.stripCredentials ? CREDENTIAL_HEADERS : []),
+      'expect',
+      ...FORWARDING_HEADERS,
+      ...plan.identityHeaders.keys(),
+      ...(plan.txnToken ? ['txn-token'] : []),
+    ]);
+    removedByPlan.set(plan, names);
+  }
+  return names;
+}
+
+/**
+ * Rewrites `headers` in place for the upstream request. The removals are one pass over the fields
+ * the request has (a handful) rather than a lookup for each of the ~25 names that may go.
+ */
 export function rewriteUpstreamHeaders(headers: IncomingHttpHeaders, plan: UpstreamHeaderPlan, facts: UpstreamFacts): void {
-  stripHopByHop(headers);
-  if (plan.stripCredentials) for (const name of CREDENTIAL_HEADERS) remove(headers, name);
-  // Node already answered "100 Continue" to the client before the pipeline ran (RFC 9110
-  // §10.1.1), and the body is on its way; the expectation is met and is not forwarded.
-  remove(headers, 'expect');
-  for (const name of FORWARDING_HEADERS) remove(headers, name);
-  for (const name of plan.identityHeaders.keys()) remove(headers, name);
-  for (const name of Object.keys(facts.decisionHeaders)) remove(headers, name);
+  const removals = planRemovals(plan);
+  const named = connectionOptions(headers);
   // forward.methodOverride: strip. The policy was told (input.request.methodOverride); the
   // upstream must not act on a method the policy did not decide on (src/proxy/method-override.ts).
   const override = facts.input.request.methodOverride;
-  if (override?.action === 'stripped') for (const field of override.fields) if (field.source === 'header') remove(headers, field.name);
+  const overrides = override?.action === 'stripped' ? override.fields.filter((f) => f.source === 'header').map((f) => f.name) : undefined;
+  for (const name in headers) {
+    if (removals.has(name) || Object.hasOwn(facts.decisionHeaders, name) || named.includes(name) || overrides?.includes(name)) delete headers[name];
+  }
 
   for (const [name, field] of plan.identityHeaders) {
     const value = headerValue(readField(facts.input, field));
@@ -76,10 +109,7 @@ export function rewriteUpstreamHeaders(headers: IncomingHttpHeaders, plan: Upstr
   for (const [name, value] of Object.entries(facts.decisionHeaders)) headers[name] = value;
   // draft-ietf-oauth-transaction-tokens §12.1: exactly one Txn-Token, ours, even with
   // stripCredentials off.
-  if (plan.txnToken) {
-    remove(headers, 'txn-token');
-    if (facts.txnToken !== undefined) headers['txn-token'] = facts.txnToken;
-  }
+  if (plan.txnToken && facts.txnToken !== undefined) headers['txn-token'] = facts.txnToken;
 
   headers[plan.requestIdHeader] = facts.requestId;
   if (facts.remoteAddress) {

@@ -33,7 +33,8 @@ export interface InputFacts {
 export function buildInput(facts: InputFacts, resource: ProtectedResource, nowMs: number): PolicyInput {
   const { target, token } = facts;
   const query: Record<string, string[]> = {};
-  for (const [k, v] of target.searchParams) (query[k] ??= []).push(v);
+  // Without a query no URLSearchParams is made (URL.searchParams builds one on first use).
+  if (target.search !== '') for (const [k, v] of target.searchParams) (query[k] ??= []).push(v);
   return {
     version: 1,
     now: Math.floor(nowMs / 1000),
@@ -69,7 +70,9 @@ function hiddenHeaders(facts: InputFacts): readonly string[] {
 /** Request headers for the policy: credentials removed, repeated fields joined. */
 function policyHeaders(received: Readonly<NodeJS.Dict<string[]>>, unbound: readonly string[]): Record<string, string> {
   const headers: Record<string, string> = {};
-  for (const [name, values] of Object.entries(received)) {
+  // for-in, not Object.entries: no array of pairs per request (Node's headersDistinct has no prototype).
+  for (const name in received) {
+    const values = received[name];
     // Repeated fields join with ", " (RFC 9110 §5.3), cookies with "; " (RFC 6265 §5.4).
     if (values && !CREDENTIAL_HEADERS.includes(name) && !unbound.includes(name)) headers[name] = values.join(name === 'cookie' ? '; ' : ', ');
   }

@@ -231,7 +231,7 @@ export async function authorize(
   // policy and the upstream see the same request, or passed on and shown to the policy.
   const screened = screenMethodOverride(req.headersDistinct, target, deps.methodOverride);
   const decided = screened?.target ?? target;
-  const credentials = extractCredentials(req, target.searchParams, deps.extraction);
+  const credentials = extractCredentials(req, target.search === '' ? undefined : target.searchParams, deps.extraction);
   ctx.scheme = credentials.scheme;
   // oauth.anonymous: policy. Only a request that presents nothing at all is anonymous; one that
   // presents anything is verified below and refused if that fails, never downgraded to anonymous.
@@ -242,7 +242,8 @@ export async function authorize(
   ctx.verifiedAt = performance.now();
 
   ctx.route = deps.rpcRoutes.get(target.pathname);
-  const body = await inspectBody(req, deps.maxBodyBytes, ctx);
+  const inspecting = inspectBody(req, deps.maxBodyBytes, ctx);
+  const body = inspecting ? await inspecting : ctx.body;
   ctx.policyStartedAt = performance.now();
   const input = buildInput(
     {
@@ -280,19 +281,23 @@ async function verifyCredentials(
   ctx: RequestContext,
   deps: PipelineDeps,
 ): Promise<{ unboundContextHeaders: readonly string[]; tokenMatch: TokenMatch | null }> {
-  const facts = requestFacts(req, ctx, deps);
-  const workload = await authenticateWorkload(credentials, facts, ctx, deps);
+  // A step with nothing to check is not awaited: each await of a settled promise still costs the
+  // request a microtask turn and its allocations, and most requests present a bearer token only.
+  // The request facts are made only for the checks that read them (workload proofs, DPoP).
+  const facts = deps.workload || credentials.scheme === 'dpop' ? requestFacts(req, ctx, deps) : undefined;
+  const workload = deps.workload ? await authenticateWorkload(deps.workload, credentials, facts!, ctx) : noWorkload(credentials);
   ctx.agent = workload.agent;
   const accessToken = credentials.bearerIsJwtSvid ? undefined : credentials.accessToken;
   let dpopReplay: ReplayClaim | undefined;
   if (accessToken !== undefined) {
     ctx.token = await deps.verifier.verify(accessToken);
-    dpopReplay = await verifySenderConstraint(credentials, ctx.token, facts, res, deps);
+    checkBearerBinding(credentials, ctx.token, deps);
+    if (credentials.scheme === 'dpop') dpopReplay = await verifyDpopBinding(credentials, ctx.token, facts!, res, deps);
   } else if (deps.requireToken || ctx.agent === undefined) {
     throw new AgentwardError('ERR_CREDENTIALS_MISSING');
   }
   const tokenMatch = ctx.agent && ctx.token ? deps.workload!.matchToken(ctx.agent, ctx.token) : null;
-  ctx.txn = await verifyTxnToken(credentials, deps);
+  ctx.txn = credentials.txnTokens === undefined && !deps.txn?.required ? undefined : await verifyTxnToken(credentials, deps);
   // Every credential verified: now the proof ids (WPT jti, signature nonce, DPoP jti) are recorded
   // against replay, all together (one step in memory, one round trip to Redis; src/state/replay.ts),
   // so a request refused by any check burns none of its proofs. A taken id refuses with its
@@ -382,17 +387,22 @@ function newContext(id: string, traceId: string | null, method: string): Request
 
 /**
  * Step 3, second half: the token's sender constraint. A certificate-bound token (`cnf.x5t#S256`)
- * needs the client certificate (RFC 8705 §3): this connection's, or a trusted hop's (§6.5). A DPoP-bound token (`cnf.jkt`) needs
- * the DPoP scheme and a proof by that key (RFC 9449 §7.1, §7.2); the DPoP scheme needs a bound
- * token. The proof id is handed back, to be recorded against replay once every credential holds.
+ * needs the client certificate (RFC 8705 §3): this connection's, or a trusted hop's (§6.5). A
+ * DPoP-bound token (`cnf.jkt`) needs the DPoP scheme and a proof by that key (RFC 9449 §7.1,
+ * §7.2, `verifyDpopBinding`); the DPoP scheme needs a bound token.
  */
-async function verifySenderConstraint(credentials: PresentedCredentials, token: VerifiedAccessToken, facts: RequestFacts, res: ServerResponse, deps: PipelineDeps): Promise<ReplayClaim | undefined> {
+function checkBearerBinding(credentials: PresentedCredentials, token: VerifiedAccessToken, deps: PipelineDeps): void {
   if (token.x5t !== undefined) checkCertificateBinding(token.x5t, credentials.clientCertificate?.facts ?? null);
-  if (credentials.scheme !== 'dpop') {
-    if (token.jkt !== undefined) throw new AgentwardError('ERR_DPOP_BOUND_TOKEN_AS_BEARER');
-    if (deps.dpop?.required) throw new AgentwardError('ERR_DPOP_REQUIRED');
-    return undefined;
-  }
+  if (credentials.scheme === 'dpop') return;
+  if (token.jkt !== undefined) throw new AgentwardError('ERR_DPOP_BOUND_TOKEN_AS_BEARER');
+  if (deps.dpop?.required) throw new AgentwardError('ERR_DPOP_REQUIRED');
+}
+
+/**
+ * The DPoP scheme's proof, and the token's binding to its key. The proof id is handed back, to be
+ * recorded against replay once every credential holds.
+ */
+async function verifyDpopBinding(credentials: PresentedCredentials, token: VerifiedAccessToken, facts: RequestFacts, res: ServerResponse, deps: PipelineDeps): Promise<ReplayClaim> {
   // RFC 9449 §4.3 step 9: htu is the resource origin + path from configuration, never Host.
   const proof = await deps.dpop!.verifier.verify(credentials.dpopProof!, { method: facts.method, uri: facts.targetUri, accessToken: credentials.accessToken! });
   if (token.jkt === undefined) throw new AgentwardError('ERR_DPOP_TOKEN_NOT_BOUND');
@@ -404,16 +414,18 @@ async function verifySenderConstraint(credentials: PresentedCredentials, token: 
 const NO_WORKLOAD: WorkloadResult = { agent: undefined, unboundContextHeaders: [], replays: [] };
 
 /**
- * Step 3, first part: the workload identity. Without a `workload` section a WIT is refused, never
- * ignored (a client relying on it must learn it did not count).
+ * Step 3, first part, without a `workload` section: a WIT is refused, never ignored (a client
+ * relying on it must learn it did not count).
  */
-async function authenticateWorkload(credentials: PresentedCredentials, facts: RequestFacts, ctx: RequestContext, deps: PipelineDeps): Promise<WorkloadResult> {
-  if (!deps.workload) {
-    if (credentials.wits !== undefined || credentials.legacyWpt) throw new AgentwardError('ERR_WORKLOAD_UNSUPPORTED');
-    return NO_WORKLOAD;
-  }
-  ctx.workloadProof = deps.workload.proofMode(credentials);
-  return deps.workload.authenticate(credentials, facts);
+function noWorkload(credentials: PresentedCredentials): WorkloadResult {
+  if (credentials.wits !== undefined || credentials.legacyWpt) throw new AgentwardError('ERR_WORKLOAD_UNSUPPORTED');
+  return NO_WORKLOAD;
+}
+
+/** Step 3, first part: the workload identity. */
+function authenticateWorkload(workload: WorkloadAuthenticator, credentials: PresentedCredentials, facts: RequestFacts, ctx: RequestContext): Promise<WorkloadResult> {
+  ctx.workloadProof = workload.proofMode(credentials);
+  return workload.authenticate(credentials, facts);
 }
 
 /**
@@ -421,11 +433,9 @@ async function authenticateWorkload(credentials: PresentedCredentials, facts: Re
  * access token and its sender constraint. Verified when present, or required by configuration; a
  * Txn-Token sent to a resource that is not set up for them is refused, never ignored.
  */
-async function verifyTxnToken(credentials: PresentedCredentials, deps: PipelineDeps): Promise<VerifiedTxnToken | undefined> {
-  const values = credentials.txnTokens;
-  if (values === undefined && !deps.txn?.required) return undefined;
+async function verifyTxnToken(credentials: PresentedCredentials, deps: PipelineDeps): Promise<VerifiedTxnToken> {
   if (!deps.txn) throw new AgentwardError('ERR_TXN_TOKEN_UNSUPPORTED');
-  return deps.txn.verifier.verify(values ?? []);
+  return deps.txn.verifier.verify(credentials.txnTokens ?? []);
 }
 
 /**
@@ -496,23 +506,31 @@ function serveMetadata(req: IncomingMessage, res: ServerResponse, resource: Prot
  * Step 4. A form body is the one place RFC 6750 §2.2 lets a token ride; we accept tokens only in
  * the header, so a form body is read (bounded) and refused if it carries `access_token`
  * (AT-N20). The exact bytes read are the bytes forwarded. Other bodies stream through unread,
- * unless an earlier step read them (an HTTP message signature's Content-Digest).
+ * unless an earlier step read them (an HTTP message signature's Content-Digest): for those the
+ * answer is undefined rather than a promise, so that most requests pay no await here.
  */
-async function inspectBody(req: IncomingMessage, maxBytes: number, ctx: RequestContext): Promise<Buffer | undefined> {
+function inspectBody(req: IncomingMessage, maxBytes: number, ctx: RequestContext): Promise<Buffer> | undefined {
   const type = req.headers['content-type']?.split(';')[0]?.trim().toLowerCase();
   // JSON-RPC routes: a POST carries the calls (MCP Streamable HTTP, A2A); other methods (an MCP
   // GET stream, a DELETE) carry none and are decided as plain HTTP requests.
   const route = ctx.route;
   if (route && req.method === 'POST') {
     if (type !== 'application/json') throw new AgentwardError('ERR_RPC_CONTENT_TYPE');
-    const body = (ctx.body ??= await readBody(req, route.maxBodyBytes));
-    if (body.length > route.maxBodyBytes) throw new AgentwardError('ERR_BODY_TOO_LARGE');
-    ctx.rpc = inspectRpc(route.protocol, parseJsonRpcBody(body));
-    // After ctx.rpc is set, so that a mismatch is answered with the request's id.
-    checkMcpHeaders(ctx.rpc, req.headersDistinct);
-    return body;
+    return inspectRpcBody(req, route, ctx);
   }
-  if (type !== 'application/x-www-form-urlencoded') return ctx.body;
+  return type === 'application/x-www-form-urlencoded' ? inspectForm(req, maxBytes, ctx) : undefined;
+}
+
+async function inspectRpcBody(req: IncomingMessage, route: RpcRoute, ctx: RequestContext): Promise<Buffer> {
+  const body = (ctx.body ??= await readBody(req, route.maxBodyBytes));
+  if (body.length > route.maxBodyBytes) throw new AgentwardError('ERR_BODY_TOO_LARGE');
+  ctx.rpc = inspectRpc(route.protocol, parseJsonRpcBody(body));
+  // After ctx.rpc is set, so that a mismatch is answered with the request's id.
+  checkMcpHeaders(ctx.rpc, req.headersDistinct);
+  return body;
+}
+
+async function inspectForm(req: IncomingMessage, maxBytes: number, ctx: RequestContext): Promise<Buffer> {
   const body = (ctx.body ??= await readBody(req, maxBytes));
   if (new URLSearchParams(body.toString('latin1')).has('access_token')) throw new AgentwardError('ERR_TOKEN_IN_BODY');
   return body;
