@@ -26,7 +26,12 @@ export class ReplayCache {
 
   constructor(options: ReplayCacheOptions) {
     this.seen = new LRUCache<string, number>({
-      max: options.max,
+      // Bounded by count through maxSize (every id weighs 1) rather than `max`: with `max`
+      // lru-cache allocates its arrays for every id at construction, ~8 MiB for the default
+      // 200,000 DPoP ids, resident in every process whether or not a proof ever comes
+      // (bench/README.md, "Memory"). These arrays grow with the ids actually held.
+      maxSize: options.max,
+      sizeCalculation: () => 1,
       ...(options.ttlMs === undefined ? {} : { ttl: options.ttlMs }),
       ttlAutopurge: false,
       perf: { now: options.now ?? Date.now },
