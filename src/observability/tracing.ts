@@ -14,27 +14,11 @@
  * Export is OTLP over HTTP (protobuf) in batches, off the request path; sampling is parent-based
  * with a ratio for traces this proxy starts.
  */
-import { ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, type Context, type Span, type Tracer } from '@opentelemetry/api';
-import { W3CTraceContextPropagator } from '@opentelemetry/core';
-import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-proto';
-import { resourceFromAttributes } from '@opentelemetry/resources';
-import { BatchSpanProcessor, ParentBasedSampler, TraceIdRatioBasedSampler, TracerProvider, type SpanExporter } from '@opentelemetry/sdk-trace';
-import {
-  ATTR_CLIENT_ADDRESS,
-  ATTR_ERROR_TYPE,
-  ATTR_HTTP_REQUEST_METHOD,
-  ATTR_HTTP_RESPONSE_STATUS_CODE,
-  ATTR_HTTP_ROUTE,
-  ATTR_NETWORK_PROTOCOL_VERSION,
-  ATTR_SERVER_ADDRESS,
-  ATTR_SERVER_PORT,
-  ATTR_SERVICE_NAME,
-  ATTR_URL_FULL,
-  ATTR_URL_PATH,
-  ATTR_URL_SCHEME,
-  ATTR_USER_AGENT_ORIGINAL,
-} from '@opentelemetry/semantic-conventions';
+import type { Context, Span, Tracer } from '@opentelemetry/api';
+import type { W3CTraceContextPropagator } from '@opentelemetry/core';
+import type { SpanExporter, TracerProvider } from '@opentelemetry/sdk-trace';
 import type { IncomingHttpHeaders } from 'node:http';
+import { createRequire } from 'node:module';
 
 export interface TracingOptions {
   serviceName: string;
@@ -78,7 +62,24 @@ export interface ServerSpanEnd {
   mcpTool: string | null;
 }
 
-const propagator = new W3CTraceContextPropagator();
+/**
+ * The OpenTelemetry packages, loaded here and only by the `Tracing` constructor, so only when
+ * `tracing` is configured: about 7 MiB of RSS that a process without tracing does not pay
+ * (bench/README.md, issue 12). `require` (their CommonJS builds) keeps the composition root
+ * synchronous; nothing else in agentward loads them.
+ */
+function loadOpenTelemetry() {
+  const require = createRequire(import.meta.url);
+  return {
+    api: require('@opentelemetry/api') as typeof import('@opentelemetry/api'),
+    core: require('@opentelemetry/core') as typeof import('@opentelemetry/core'),
+    exporter: require('@opentelemetry/exporter-trace-otlp-proto') as typeof import('@opentelemetry/exporter-trace-otlp-proto'),
+    resources: require('@opentelemetry/resources') as typeof import('@opentelemetry/resources'),
+    sdk: require('@opentelemetry/sdk-trace') as typeof import('@opentelemetry/sdk-trace'),
+    semconv: require('@opentelemetry/semantic-conventions') as typeof import('@opentelemetry/semantic-conventions'),
+  };
+}
+
 /** The upstream's request headers as a TextMapSetter carrier. */
 const headerSetter = { set: (carrier: IncomingHttpHeaders, key: string, value: string) => void (carrier[key] = value) };
 const headerGetter = {
@@ -87,16 +88,25 @@ const headerGetter = {
 };
 
 export class Tracing {
+  private readonly api: typeof import('@opentelemetry/api');
+  private readonly semconv: typeof import('@opentelemetry/semantic-conventions');
+  private readonly propagator: W3CTraceContextPropagator;
   private readonly provider: TracerProvider;
   private readonly tracer: Tracer;
   private readonly upstream: { host: string; port: number; origin: string };
 
   constructor(options: TracingOptions, upstreamUrl: string) {
+    const otel = loadOpenTelemetry();
+    const { TracerProvider, ParentBasedSampler, TraceIdRatioBasedSampler, BatchSpanProcessor } = otel.sdk;
+    const { ATTR_SERVICE_NAME } = otel.semconv;
+    this.api = otel.api;
+    this.semconv = otel.semconv;
+    this.propagator = new otel.core.W3CTraceContextPropagator();
     const exporter =
       options.exporter ??
-      new OTLPTraceExporter({ url: options.otlp.endpoint, headers: options.otlp.headers, timeoutMillis: options.otlp.timeoutMs });
+      new otel.exporter.OTLPTraceExporter({ url: options.otlp.endpoint, headers: options.otlp.headers, timeoutMillis: options.otlp.timeoutMs });
     this.provider = new TracerProvider({
-      resource: resourceFromAttributes({ [ATTR_SERVICE_NAME]: options.serviceName }),
+      resource: otel.resources.resourceFromAttributes({ [ATTR_SERVICE_NAME]: options.serviceName }),
       sampler: new ParentBasedSampler({ root: new TraceIdRatioBasedSampler(options.sampleRatio) }),
       spanProcessors: [new BatchSpanProcessor({ exporter })],
     });
@@ -108,7 +118,9 @@ export class Tracing {
 
   /** Starts the server span under the caller's trace context (a malformed traceparent starts a new trace). */
   startServer(start: ServerSpanStart): RequestSpans {
-    const parent = propagator.extract(ROOT_CONTEXT, start.headers, headerGetter);
+    const { ROOT_CONTEXT, SpanKind, trace } = this.api;
+    const { ATTR_HTTP_REQUEST_METHOD, ATTR_URL_PATH, ATTR_URL_SCHEME, ATTR_SERVER_ADDRESS, ATTR_NETWORK_PROTOCOL_VERSION, ATTR_HTTP_ROUTE, ATTR_CLIENT_ADDRESS, ATTR_USER_AGENT_ORIGINAL } = this.semconv;
+    const parent = this.propagator.extract(ROOT_CONTEXT, start.headers, headerGetter);
     const userAgent = start.headers['user-agent'];
     const server = this.tracer.startSpan(
       start.route ? `${start.method} ${start.route}` : start.method,
@@ -138,7 +150,7 @@ export class Tracing {
 
   /** A finished stage as an INTERNAL child of the server span. */
   stage(spans: RequestSpans, name: string, start: number, end: number): void {
-    this.tracer.startSpan(name, { kind: SpanKind.INTERNAL, startTime: start }, spans.context).end(end);
+    this.tracer.startSpan(name, { kind: this.api.SpanKind.INTERNAL, startTime: start }, spans.context).end(end);
   }
 
   /**
@@ -146,6 +158,8 @@ export class Tracing {
    * `tracestate`, W3C Trace Context §3.3.1.1) into the upstream request's headers.
    */
   startUpstream(spans: RequestSpans, method: string, path: string, headers: IncomingHttpHeaders, startedAt: number): void {
+    const { SpanKind, trace } = this.api;
+    const { ATTR_HTTP_REQUEST_METHOD, ATTR_SERVER_ADDRESS, ATTR_SERVER_PORT, ATTR_URL_FULL } = this.semconv;
     const span = this.tracer.startSpan(
       method,
       {
@@ -162,11 +176,13 @@ export class Tracing {
       spans.context,
     );
     spans.upstream = span;
-    propagator.inject(trace.setSpan(spans.context, span), headers, headerSetter);
+    this.propagator.inject(trace.setSpan(spans.context, span), headers, headerSetter);
   }
 
   /** Ends the request's spans (the upstream one with the status it answered or the code of its failure). */
   end(spans: RequestSpans, result: ServerSpanEnd, end: number): void {
+    const { SpanStatusCode } = this.api;
+    const { ATTR_HTTP_RESPONSE_STATUS_CODE, ATTR_ERROR_TYPE } = this.semconv;
     const upstream = spans.upstream;
     if (upstream) {
       upstream.setAttribute(ATTR_HTTP_RESPONSE_STATUS_CODE, result.status);

@@ -10,9 +10,10 @@
  * other answer, or our 502/504), not when the WebSocket closes hours later.
  */
 import { ServerResponse, type ClientRequest, type IncomingHttpHeaders, type IncomingMessage } from 'node:http';
+import { createRequire } from 'node:module';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { createProxyServer, type ProxyServer } from 'http-proxy-3';
+import type { ProxyServer } from 'http-proxy-3';
 import { AgentwardError } from '../errors.ts';
 import { upstreamError, type ForwarderOptions, type ForwardResult, type RejectForward, type UpgradeForwarder } from './forward.ts';
 import { stripHopByHop } from './headers.ts';
@@ -110,26 +111,43 @@ type HandshakeRequest = IncomingMessage & { [kHandshake]?: Handshake };
 
 const NO_HEAD = Buffer.alloc(0);
 
-/** The upgrade forwarder: one http-proxy-3 instance, a new upstream connection per WebSocket. */
+/**
+ * The upgrade forwarder: one http-proxy-3 instance, a new upstream connection per WebSocket.
+ *
+ * http-proxy-3 is loaded, and its instance made, at the first handshake a policy allows
+ * (`ensureProxy`, the one place): about 1 MiB of RSS that a deployment never serving WebSockets
+ * does not pay (bench/README.md, issue 12). No setting says whether upgrades will come (the policy
+ * decides per request), so the first one waits for a one-time synchronous load, 6-8 ms with
+ * agentward's other modules loaded (docs/operations.md "Memory"). A load that fails (a broken
+ * install) throws out of `forward`: the pipeline answers that handshake 500 ERR_INTERNAL with the
+ * cause in the log, the next handshake tries again, and ordinary requests are not affected.
+ */
 export class WebSocketProxy implements UpgradeForwarder {
-  private readonly proxy: ProxyServer;
-  private readonly timeoutMs: number;
+  private server: ProxyServer | undefined;
+  private readonly options: Pick<ForwarderOptions, 'url' | 'timeoutMs' | 'connectTimeoutMs'>;
 
   constructor(options: Pick<ForwarderOptions, 'url' | 'timeoutMs' | 'connectTimeoutMs'>) {
-    this.timeoutMs = options.timeoutMs;
-    this.proxy = createProxyServer({
-      target: options.url,
+    this.options = options;
+  }
+
+  private ensureProxy(): ProxyServer {
+    if (this.server) return this.server;
+    const { createProxyServer } = createRequire(import.meta.url)('http-proxy-3') as typeof import('http-proxy-3');
+    const server = createProxyServer({
+      target: this.options.url,
       xfwd: false, // set by us from trusted facts only (headers.ts)
       changeOrigin: false,
-      connectTimeout: options.connectTimeoutMs,
+      connectTimeout: this.options.connectTimeoutMs,
     });
-    this.proxy.on('proxyReqWs', (proxyReq: ClientRequest, req: HandshakeRequest) => {
+    server.on('proxyReqWs', (proxyReq: ClientRequest, req: HandshakeRequest) => {
       const handshake = req[kHandshake];
       if (handshake) this.watch(proxyReq, handshake);
     });
     // http-proxy-3 reports client socket errors here too, and throws without a listener. Before
     // the handshake's outcome the forward callback answers; after it the sockets are just closed.
-    this.proxy.on('error', () => undefined);
+    server.on('error', () => undefined);
+    this.server = server;
+    return server;
   }
 
   handles(req: IncomingMessage): boolean {
@@ -138,6 +156,8 @@ export class WebSocketProxy implements UpgradeForwarder {
 
   /** Proxies an allowed handshake; resolves once the client has the upstream's answer or ours. */
   forward(req: IncomingMessage, res: ServerResponse, reject: RejectForward): Promise<ForwardResult> {
+    // First, before anything is set up for this handshake: a failed load throws from here.
+    const proxy = this.ensureProxy();
     const socket = res.socket!;
     // RFC 9110 §7.8, RFC 6455 §4.1: the hop to the upstream asks for the same upgrade (the
     // pipeline removed the client's Connection and Upgrade with the other hop-by-hop fields).
@@ -163,7 +183,7 @@ export class WebSocketProxy implements UpgradeForwarder {
         handshake.settle({ status: res.statusCode, error: undefined });
         handshake.upstream?.destroy();
       });
-      this.proxy.ws(req, socket, NO_HEAD, {}, (err: Error) => {
+      proxy.ws(req, socket, NO_HEAD, {}, (err: Error) => {
         if (handshake.settled) return;
         const error = upstreamError(err, handshake.timedOut);
         reject(error);
@@ -176,7 +196,7 @@ export class WebSocketProxy implements UpgradeForwarder {
   private watch(proxyReq: ClientRequest, handshake: Handshake): void {
     handshake.upstream = proxyReq;
     // The socket timeout ends with the handshake: http-proxy-3 sets 0 on the upgraded socket.
-    proxyReq.setTimeout(this.timeoutMs, () => {
+    proxyReq.setTimeout(this.options.timeoutMs, () => {
       handshake.timedOut = true;
       proxyReq.destroy();
     });
@@ -194,7 +214,7 @@ export class WebSocketProxy implements UpgradeForwarder {
   }
 
   close(): void {
-    this.proxy.close();
+    this.server?.close();
   }
 }
 

@@ -17,7 +17,8 @@
  * (100 ms doubling, at most 1 s), and on every (re)connection `onReady` handlers run again.
  */
 import { randomUUID } from 'node:crypto';
-import { Redis, type RedisOptions } from 'ioredis';
+import { createRequire } from 'node:module';
+import type { Redis, RedisOptions } from 'ioredis';
 import type { Logger } from 'pino';
 import { AgentwardError } from '../errors.ts';
 import type { ClaimResult, ReplayClaim, ReplaySpace, ReplayStore } from './replay.ts';
@@ -74,6 +75,10 @@ export class RedisState implements ReplayStore {
   private settled: Promise<void> = Promise.resolve();
 
   constructor(options: RedisStateOptions) {
+    // ioredis is loaded here, the one place, and only with `state.backend: redis`: about 6 MiB of
+    // RSS that a process keeping its state in memory does not pay (bench/README.md, issue 12).
+    // `require` keeps the composition root synchronous; ioredis is CommonJS.
+    const { Redis } = createRequire(import.meta.url)('ioredis') as typeof import('ioredis');
     this.prefix = options.keyPrefix;
     this.logger = options.logger;
     this.now = options.now;
