@@ -291,7 +291,7 @@ async function verifyCredentials(
   let dpopReplay: ReplayClaim | undefined;
   if (accessToken !== undefined) {
     ctx.token = await deps.verifier.verify(accessToken);
-    checkBearerBinding(credentials, ctx.token, deps);
+    checkTokenBinding(credentials, ctx.token, deps);
     if (credentials.scheme === 'dpop') dpopReplay = await verifyDpopBinding(credentials, ctx.token, facts!, res, deps);
   } else if (deps.requireToken || ctx.agent === undefined) {
     throw new AgentwardError('ERR_CREDENTIALS_MISSING');
@@ -391,7 +391,7 @@ function newContext(id: string, traceId: string | null, method: string): Request
  * DPoP-bound token (`cnf.jkt`) needs the DPoP scheme and a proof by that key (RFC 9449 §7.1,
  * §7.2, `verifyDpopBinding`); the DPoP scheme needs a bound token.
  */
-function checkBearerBinding(credentials: PresentedCredentials, token: VerifiedAccessToken, deps: PipelineDeps): void {
+function checkTokenBinding(credentials: PresentedCredentials, token: VerifiedAccessToken, deps: PipelineDeps): void {
   if (token.x5t !== undefined) checkCertificateBinding(token.x5t, credentials.clientCertificate?.facts ?? null);
   if (credentials.scheme === 'dpop') return;
   if (token.jkt !== undefined) throw new AgentwardError('ERR_DPOP_BOUND_TOKEN_AS_BEARER');
