@@ -9,7 +9,10 @@
 #
 # Environment: AB_BASE (git revision, default HEAD: the same code on both sides measures the
 # harness itself), AB_PAIRS (4), AB_DURATION (s per pair, 15), AB_CONNECTIONS (per side, 16),
-# AB_TOKEN_CACHE (oauth.tokenCacheSize, 10000; 0 verifies every token), AB_TIME_LIMIT (s, 600).
+# AB_TOKEN_CACHE (oauth.tokenCacheSize, 10000; 0 verifies every token), AB_TIME_LIMIT (s, 600),
+# AB_CANDIDATE_ENV (VAR=value words for the candidate's process only, after the runtime's own:
+# with AB_BASE=HEAD, what a runtime setting costs), BENCH_ALLOCATOR (glibc: both sides without
+# the jemalloc preload the container has; bench/lib.sh).
 # Each pair swaps which side gets the first port and the first wrk. Results:
 # bench/results/<UTC minute>-ab.md (and .raw).
 set -euo pipefail
@@ -47,14 +50,18 @@ git archive "$BASE" src tsconfig.json tsconfig.lib.json package.json | tar -x -C
 ln -s "$ROOT/node_modules" "$WORK/base/node_modules"
 (cd "$WORK/base" && npx tsc -p tsconfig.lib.json) >"$WORK/base-build.log" 2>&1 || die "the base does not compile:\n$(tail -n 20 "$WORK/base-build.log")"
 build_dist
+runtime_env
 
 start_issuer
 start_upstream
 wait_until 20 upstream answers_http "http://127.0.0.1:$P_UPSTREAM/"
-# side PORT ADMIN DIR: one agentward (the bench config) from DIR/dist.
+read -r -a CANDIDATE_ENV <<<"${AB_CANDIDATE_ENV:-}"
+# start_side NAME PORT ADMIN DIR: one agentward (the bench config) from DIR/dist.
 start_side() {
+  local environment=("${NODE_RUNTIME_ENV[@]}")
+  [ "$1" = cand ] && environment+=("${CANDIDATE_ENV[@]}")
   agentward_config "$1" "$2" "$3" "$TOKEN_CACHE"
-  start "$1" "${PIN_SERVER[@]}" node "${NODE_RUNTIME_FLAGS[@]}" "$4/dist/main.js" serve --config "$WORK/$1.yaml"
+  start "$1" "${PIN_SERVER[@]}" env "${environment[@]}" node "${NODE_RUNTIME_FLAGS[@]}" "$4/dist/main.js" serve --config "$WORK/$1.yaml"
 }
 # wrk_side PORT OUT: one closed-loop run against PORT, its RESULT line in OUT.
 wrk_side() {
@@ -66,9 +73,9 @@ field() { grep '^RESULT ' "$1" | tr ' ' '\n' | awk -F= -v k="$2" '$1 == k { prin
   echo "# agentward A/B, $(date -u '+%Y-%m-%d %H:%M') UTC"
   echo
   echo "- command: \`$(command_line AB bench/ab.sh)\`"
-  echo "- base: $(git rev-parse --short "$BASE") ($BASE); candidate: the working tree, $(revision)"
+  echo "- base: $(git rev-parse --short "$BASE") ($BASE); candidate: the working tree, $(revision)${AB_CANDIDATE_ENV:+, with \`$AB_CANDIDATE_ENV\` in its environment}"
   echo "- machine: $(machine); node $(node --version)"
-  echo "- both run \`node ${NODE_RUNTIME_FLAGS[*]} dist/main.js\` at the same time with the bench config (token cache $TOKEN_CACHE), pinned with the upstream to CPU $SERVER_CPU; each has its own \`wrk -t1 -c$CONNECTIONS -d${DURATION}s\` on CPU $LOAD_CPU"
+  echo "- both run \`${NODE_RUNTIME_ENV[*]:+${NODE_RUNTIME_ENV[*]} }node ${NODE_RUNTIME_FLAGS[*]} dist/main.js\` at the same time with the bench config (token cache $TOKEN_CACHE), pinned with the upstream to CPU $SERVER_CPU; each has its own \`wrk -t1 -c$CONNECTIONS -d${DURATION}s\` on CPU $LOAD_CPU"
   echo
   echo "| pair | base req/s | candidate req/s | ratio | base µs/req | candidate µs/req | base p99 ms | candidate p99 ms | base RSS MiB | candidate RSS MiB |"
   echo "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"

@@ -110,6 +110,10 @@ declare -a AW_NODE_FLAGS=() # extra node flags for agentward (open-loop: --trace
 # these allocation rates (bench/README.md, "Memory").
 # BENCH_NODE_FLAGS replaces them (an A/B: BENCH_NODE_FLAGS= runs agentward on Node's defaults).
 read -r -a NODE_RUNTIME_FLAGS <<<"${BENCH_NODE_FLAGS---max-semi-space-size=8}"
+# The container also preloads jemalloc (Dockerfile): glibc's malloc kept ~20 MiB more resident
+# under load (bench/README.md, "Issue 12 where it stands"). BENCH_ALLOCATOR=glibc measures without.
+ALLOCATOR=${BENCH_ALLOCATOR:-jemalloc}
+NODE_RUNTIME_ENV=()
 
 cleanup() {
   local status=$?
@@ -266,6 +270,33 @@ log:
 EOF
 }
 
+# runtime_env: NODE_RUNTIME_ENV, the environment agentward runs with (LD_PRELOAD of jemalloc, from
+# Debian's libjemalloc2, installed when missing); once per run.
+runtime_env() {
+  [ "$ALLOCATOR" = jemalloc ] || return 0
+  [ ${#NODE_RUNTIME_ENV[@]} -eq 0 ] || return 0
+  local lib
+  lib=$(jemalloc_lib)
+  if [ -z "$lib" ]; then
+    command -v apt-get >/dev/null || die "jemalloc is missing and there is no apt-get to install it (BENCH_ALLOCATOR=glibc measures without it)"
+    local sudo=()
+    [ "$(id -u)" -eq 0 ] || sudo=(sudo)
+    has_candidate libjemalloc2 || "${sudo[@]}" apt-get update -qq
+    log "apt-get install libjemalloc2"
+    DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends libjemalloc2 >/dev/null
+    lib=$(jemalloc_lib)
+    [ -n "$lib" ] || die "libjemalloc2 installed but libjemalloc.so.2 not found"
+  fi
+  NODE_RUNTIME_ENV=("LD_PRELOAD=$lib")
+}
+# jemalloc_lib: the path of libjemalloc.so.2 (Debian's multiarch folder), or nothing.
+jemalloc_lib() {
+  local lib
+  lib=/usr/lib/$(uname -m)-linux-gnu/libjemalloc.so.2
+  [ -f "$lib" ] && echo "$lib"
+  return 0
+}
+
 # build_dist: compiles src/ to dist/ (npm run build:lib, ~2 s), what the container runs; once per run.
 build_dist() {
   [ -z "${DIST_BUILT:-}" ] || return 0
@@ -274,13 +305,14 @@ build_dist() {
 }
 
 # runtime_note: the results line saying how agentward ran.
-runtime_note() { echo "- agentward runs as the container runs it: \`node ${NODE_RUNTIME_FLAGS[*]} dist/main.js\` (compiled by \`npm run build:lib\`); the bare Node forwarder runs with Node's defaults (its fastest: with the flag it measured 67 against 51 µs per request)"; }
+runtime_note() { echo "- agentward runs as the container runs it: \`${NODE_RUNTIME_ENV[*]:+${NODE_RUNTIME_ENV[*]} }node ${NODE_RUNTIME_FLAGS[*]} dist/main.js\` (compiled by \`npm run build:lib\`); the bare Node forwarder runs with Node's defaults (its fastest: with the flag it measured 67 against 51 µs per request)"; }
 
 # start_agentward NAME: agentward on the server CPU with $WORK/NAME.yaml (and AW_NODE_FLAGS), run
 # as the container runs it: the compiled dist/main.js with NODE_RUNTIME_FLAGS.
 start_agentward() {
   build_dist
-  start "$1" "${PIN_SERVER[@]}" node "${NODE_RUNTIME_FLAGS[@]}" "${AW_NODE_FLAGS[@]}" dist/main.js serve --config "$WORK/$1.yaml"
+  runtime_env
+  start "$1" "${PIN_SERVER[@]}" env "${NODE_RUNTIME_ENV[@]}" node "${NODE_RUNTIME_FLAGS[@]}" "${AW_NODE_FLAGS[@]}" dist/main.js serve --config "$WORK/$1.yaml"
 }
 
 # start_traced_agentward PROBE_MS: the agentward contender (port P_AW, admin P_AW_ADMIN, token cache
