@@ -46,20 +46,9 @@
  * safely.
  */
 import type { X509Certificate } from 'node:crypto';
-import { AsnConvert } from '@peculiar/asn1-schema';
-import {
-  BasicConstraints,
-  Certificate,
-  ExtendedKeyUsage,
-  id_ce_basicConstraints,
-  id_ce_extKeyUsage,
-  id_ce_keyUsage,
-  id_ce_subjectAltName,
-  id_kp_clientAuth,
-  KeyUsage,
-  KeyUsageFlags,
-  SubjectAlternativeName,
-} from '@peculiar/asn1-x509';
+import { createRequire } from 'node:module';
+import type * as Asn1Schema from '@peculiar/asn1-schema';
+import type * as Asn1X509 from '@peculiar/asn1-x509';
 import { AgentwardError, type ErrorCode } from '../errors.ts';
 import { parseWorkloadId, WorkloadIdError, type WorkloadId } from '../identity/workload-id.ts';
 import { distinguishedName, type PresentedCertificate } from './client-certificate.ts';
@@ -229,11 +218,26 @@ function readPresented(certificate: PresentedCertificate): Presented | Failure |
   };
 }
 
+/**
+ * The ASN.1 packages, loaded at the first certificate read (`require`: their CommonJS builds, so
+ * the callers stay synchronous). A deployment whose callers present no client certificate never
+ * loads them: ~1.6 MiB of heap with asn1js and their helpers (docs/operations.md "Memory").
+ */
+let asn1: { schema: typeof Asn1Schema; x509: typeof Asn1X509 } | undefined;
+function asn1Packages(): { schema: typeof Asn1Schema; x509: typeof Asn1X509 } {
+  if (asn1 === undefined) {
+    const require = createRequire(import.meta.url);
+    asn1 = { schema: require('@peculiar/asn1-schema') as typeof Asn1Schema, x509: require('@peculiar/asn1-x509') as typeof Asn1X509 };
+  }
+  return asn1;
+}
+
 /** RFC 3986 §3.1: schemes compare case-insensitively. */
 const SPIFFE_SCHEME = /^spiffe:/i;
 
 /** Step 4: X509-SVID §4.1, §4.3, §4.4, §5.2. */
 function leafFailure(facts: CertificateFacts): Failure | undefined {
+  const { KeyUsageFlags, id_kp_clientAuth } = asn1Packages().x509;
   const leaf = (detail: string): Failure => ({ code: 'ERR_X509_SVID_LEAF', detail });
   if (facts.duplicate !== undefined) return leaf(`The client certificate has extension ${facts.duplicate} more than once (RFC 5280 section 4.2).`);
   if (facts.ca) return leaf('The client certificate is a CA certificate (basic constraints cA=true); an X509-SVID leaf must not be (X509-SVID section 4.1).');
@@ -325,6 +329,9 @@ interface CertificateFacts {
 
 /** Throws when the certificate or one of these extensions is not well-formed DER. */
 function certificateFacts(cert: X509Certificate): CertificateFacts {
+  const { schema, x509 } = asn1Packages();
+  const { AsnConvert } = schema;
+  const { BasicConstraints, Certificate, ExtendedKeyUsage, KeyUsage, SubjectAlternativeName, id_ce_basicConstraints, id_ce_extKeyUsage, id_ce_keyUsage, id_ce_subjectAltName } = x509;
   const parsed = AsnConvert.parse(cert.raw, Certificate);
   const facts: CertificateFacts = { uris: [], ca: false, pathLen: undefined, keyUsage: undefined, extKeyUsage: undefined, duplicate: undefined };
   const seen = new Set<string>();
@@ -370,7 +377,7 @@ function caFactsOf(cert: X509Certificate): CaFacts | undefined {
   let facts: CaFacts | undefined;
   try {
     const f = certificateFacts(cert);
-    facts = { ca: f.ca && f.duplicate === undefined, keyCertSign: ((f.keyUsage ?? 0) & KeyUsageFlags.keyCertSign) !== 0, pathLen: f.pathLen };
+    facts = { ca: f.ca && f.duplicate === undefined, keyCertSign: ((f.keyUsage ?? 0) & asn1Packages().x509.KeyUsageFlags.keyCertSign) !== 0, pathLen: f.pathLen };
   } catch {
     facts = undefined;
   }

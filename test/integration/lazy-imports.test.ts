@@ -1,7 +1,7 @@
 /**
  * Packages only some deployments use load only when they are used (docs/operations.md "Memory"):
  * ioredis with `state.backend: redis`, OpenTelemetry with `tracing`, http-proxy-3 at the first
- * WebSocket handshake a policy allows. The real `agentward serve` process runs with a preload that
+ * WebSocket handshake a policy allows, the X.509 parser at the first client certificate. The real `agentward serve` process runs with a preload that
  * records every module it resolves (test/helpers/module-log.ts); what it loaded is read from that
  * file. A default configuration, after readiness and a proxied request, has loaded none of them.
  */
@@ -24,7 +24,14 @@ const RESOURCE = 'https://tools.example.com/';
  * core, resources, semantic conventions): `@opentelemetry/api` alone is always loaded, by
  * prom-client (the metrics), for its exemplars, and costs nothing measurable once prom-client is.
  */
-const OPTIONAL = { ioredis: /\/node_modules\/ioredis\//, opentelemetry: /\/node_modules\/@opentelemetry\/(?!api\/)/, 'http-proxy-3': /\/node_modules\/http-proxy-3\// };
+const OPTIONAL = {
+  ioredis: /\/node_modules\/ioredis\//,
+  opentelemetry: /\/node_modules\/@opentelemetry\/(?!api\/)/,
+  'http-proxy-3': /\/node_modules\/http-proxy-3\//,
+  // The X.509 parser (src/credentials/x509-svid.ts): loaded at the first client certificate read,
+  // which none of these requests present.
+  asn1: /\/node_modules\/(@peculiar\/asn1-|asn1js\/)/,
+};
 type Optional = keyof typeof OPTIONAL;
 
 interface Served {
