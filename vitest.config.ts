@@ -8,6 +8,8 @@ export default defineConfig({
     // Integration suites start real servers and compile policies with opa; two workers fit the
     // 2-core machines this runs on.
     maxWorkers: 2,
+    // One temporary folder per run, removed at its end (test/helpers/temp-root.ts).
+    globalSetup: ['test/helpers/temp-root.ts'],
     // scripts/property-long-run.sh counts the fast-check runs of every suite (test/helpers/property-tally.ts).
     setupFiles: process.env.AGENTWARD_PROPERTY_TALLY ? ['test/helpers/property-tally.ts'] : [],
     // Coverage is measured on every run and may not fall below these floors. Code that only runs
