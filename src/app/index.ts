@@ -22,6 +22,7 @@ import { Tracing } from '../observability/tracing.ts';
 import type { PolicyEngine } from '../policy/engine.ts';
 import { explainRequest, type DescribedRequest, type ExplainResult } from '../proxy/explain.ts';
 import { Forwarder } from '../proxy/forward.ts';
+import { upstreamHeaderPlan } from '../proxy/headers.ts';
 import type { PipelineDeps, RpcRoute } from '../proxy/pipeline.ts';
 import type { UpstreamTxnPlan } from '../proxy/upstream-token.ts';
 import { protectedResource } from '../proxy/protected-resource.ts';
@@ -375,12 +376,12 @@ function pipelineDeps(config: Readonly<Config>, parts: Parts, shadowDenials: { c
     policy: parts.policy,
     forwarder: parts.forwarder,
     streams: parts.revocation?.streams,
-    headerPlan: {
+    headerPlan: upstreamHeaderPlan({
       stripCredentials: config.forward.stripCredentials,
       identityHeaders: new Map(Object.entries(config.forward.identityHeaders).map(([k, v]) => [k.toLowerCase(), v])),
       requestIdHeader: config.forward.requestIdHeader.toLowerCase(),
       txnToken: parts.minter !== undefined,
-    },
+    }),
     upstreamTxn: upstreamTxn(config.forward.txnToken?.mode, parts.minter),
     audit: parts.audit,
     telemetry,

@@ -11,13 +11,19 @@ import { readField, type PolicyInput } from '../policy/input.ts';
 /** Forwarding headers only the proxy may set. */
 const FORWARDING_HEADERS = ['forwarded', 'x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host', 'x-forwarded-port', 'x-real-ip'];
 
-export interface UpstreamHeaderPlan {
+/** `forward` as the header rewrite reads it. */
+export interface UpstreamHeaderSettings {
   stripCredentials: boolean;
   /** Lower-cased identity header name → policy input field. */
   identityHeaders: ReadonlyMap<string, string>;
   requestIdHeader: string;
   /** agentward sets `Txn-Token` itself (`forward.txnToken`): a caller's copy never passes on its own. */
   txnToken: boolean;
+}
+
+export interface UpstreamHeaderPlan extends UpstreamHeaderSettings {
+  /** The fields every request loses (`upstreamHeaderPlan`). */
+  removals: ReadonlySet<string>;
 }
 
 export interface UpstreamFacts {
@@ -63,28 +69,22 @@ function remove(headers: IncomingHttpHeaders, name: string): void {
 }
 
 /**
- * The fields a plan removes from every request, built once per plan: hop-by-hop fields; the
- * credentials (`stripCredentials`); `Expect` (Node already answered "100 Continue" to the client
- * before the pipeline ran, RFC 9110 §10.1.1, and the body is on its way: the expectation is met
- * and is not forwarded); forwarding headers and the identity headers, which only the proxy sets;
- * and `Txn-Token` when agentward sets its own.
+ * The plan, built once at start with the fields it removes from every request: hop-by-hop
+ * fields; the credentials (`stripCredentials`); `Expect` (Node already answered "100 Continue" to
+ * the client before the pipeline ran, RFC 9110 §10.1.1, and the body is on its way: the
+ * expectation is met and is not forwarded); forwarding headers and the identity headers, which
+ * only the proxy sets; and `Txn-Token` when agentward sets its own.
  */
-const removedByPlan = new WeakMap<UpstreamHeaderPlan, ReadonlySet<string>>();
-
-function planRemovals(plan: UpstreamHeaderPlan): ReadonlySet<string> {
-  let names = removedByPlan.get(plan);
-  if (names === undefined) {
-    names = new Set([
-      ...HOP_BY_HOP,
-      ...(plan.stripCredentials ? CREDENTIAL_HEADERS : []),
-      'expect',
-      ...FORWARDING_HEADERS,
-      ...plan.identityHeaders.keys(),
-      ...(plan.txnToken ? ['txn-token'] : []),
-    ]);
-    removedByPlan.set(plan, names);
-  }
-  return names;
+export function upstreamHeaderPlan(settings: UpstreamHeaderSettings): UpstreamHeaderPlan {
+  const removals = new Set([
+    ...HOP_BY_HOP,
+    ...(settings.stripCredentials ? CREDENTIAL_HEADERS : []),
+    'expect',
+    ...FORWARDING_HEADERS,
+    ...settings.identityHeaders.keys(),
+    ...(settings.txnToken ? ['txn-token'] : []),
+  ]);
+  return { ...settings, removals };
 }
 
 /**
@@ -92,7 +92,7 @@ function planRemovals(plan: UpstreamHeaderPlan): ReadonlySet<string> {
  * the request has (a handful) rather than a lookup for each of the ~25 names that may go.
  */
 export function rewriteUpstreamHeaders(headers: IncomingHttpHeaders, plan: UpstreamHeaderPlan, facts: UpstreamFacts): void {
-  const removals = planRemovals(plan);
+  const removals = plan.removals;
   const named = connectionOptions(headers);
   // forward.methodOverride: strip. The policy was told (input.request.methodOverride); the
   // upstream must not act on a method the policy did not decide on (src/proxy/method-override.ts).

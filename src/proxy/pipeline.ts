@@ -284,15 +284,14 @@ async function verifyCredentials(
   // A step with nothing to check is not awaited: each await of a settled promise still costs the
   // request a microtask turn and its allocations, and most requests present a bearer token only.
   // The request facts are made only for the checks that read them (workload proofs, DPoP).
-  const facts = deps.workload || credentials.scheme === 'dpop' ? requestFacts(req, ctx, deps) : undefined;
-  const workload = deps.workload ? await authenticateWorkload(deps.workload, credentials, facts!, ctx) : noWorkload(credentials);
+  const workload = deps.workload ? await authenticateWorkload(deps.workload, credentials, requestFacts(req, ctx, deps), ctx) : noWorkload(credentials);
   ctx.agent = workload.agent;
   const accessToken = credentials.bearerIsJwtSvid ? undefined : credentials.accessToken;
   let dpopReplay: ReplayClaim | undefined;
   if (accessToken !== undefined) {
     ctx.token = await deps.verifier.verify(accessToken);
     checkTokenBinding(credentials, ctx.token, deps);
-    if (credentials.scheme === 'dpop') dpopReplay = await verifyDpopBinding(credentials, ctx.token, facts!, res, deps);
+    if (credentials.scheme === 'dpop') dpopReplay = await verifyDpopBinding(credentials, ctx.token, requestFacts(req, ctx, deps), res, deps);
   } else if (deps.requireToken || ctx.agent === undefined) {
     throw new AgentwardError('ERR_CREDENTIALS_MISSING');
   }

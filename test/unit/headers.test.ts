@@ -5,7 +5,7 @@
  */
 import type { IncomingHttpHeaders } from 'node:http';
 import { describe, expect, test } from 'vitest';
-import { rewriteUpstreamHeaders, type UpstreamFacts, type UpstreamHeaderPlan } from '../../src/proxy/headers.ts';
+import { rewriteUpstreamHeaders, upstreamHeaderPlan, type UpstreamFacts, type UpstreamHeaderPlan, type UpstreamHeaderSettings } from '../../src/proxy/headers.ts';
 import { CREDENTIAL_HEADERS } from '../../src/identity/credential-headers.ts';
 import type { PolicyInput, SubjectInput } from '../../src/policy/input.ts';
 
@@ -46,8 +46,8 @@ function input(sub: SubjectInput | null = subject(), chain: { sub: string; iss: 
   };
 }
 
-function plan(overrides: Partial<UpstreamHeaderPlan> = {}): UpstreamHeaderPlan {
-  return { stripCredentials: true, identityHeaders: new Map(), requestIdHeader: 'x-request-id', txnToken: false, ...overrides };
+function plan(overrides: Partial<UpstreamHeaderSettings> = {}): UpstreamHeaderPlan {
+  return upstreamHeaderPlan({ stripCredentials: true, identityHeaders: new Map(), requestIdHeader: 'x-request-id', txnToken: false, ...overrides });
 }
 
 function facts(overrides: Partial<UpstreamFacts> = {}): UpstreamFacts {
