@@ -4,9 +4,12 @@
  * WebSocket handshake a policy allows, the X.509 parser at the first client certificate. The real `agentward serve` process runs with a preload that
  * records every module it resolves (test/helpers/module-log.ts); what it loaded is read from that
  * file. A default configuration, after readiness and a proxied request, has loaded none of them.
+ * Each case runs twice: from src/main.ts, and from the one-module bundle the container runs
+ * (scripts/bundle.ts), which must leave these packages out and still find them in node_modules
+ * beside it.
  */
 import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
@@ -17,6 +20,7 @@ import { startIssuer, type TestIssuer } from '../helpers/issuer.ts';
 import { startRedis, type TestRedis } from '../helpers/redis.ts';
 import { waitFor } from '../helpers/wait.ts';
 import { echo, open, startEcho, type EchoUpstream } from '../helpers/websocket.ts';
+import { bundle } from '../../scripts/bundle.ts';
 
 const RESOURCE = 'https://tools.example.com/';
 /**
@@ -59,8 +63,33 @@ afterAll(async () => {
   await Promise.all([upstream?.close(), issuer?.close()]);
 });
 
-/** `agentward serve` (src/main.ts) with the bench-like minimal config plus `extra`; resolves once it listens. */
-async function serve(extra: Record<string, unknown> = {}, env: NodeJS.ProcessEnv = {}): Promise<Served> {
+/** The entry module each case runs, as `node ENTRY serve`. */
+interface Entry {
+  name: string;
+  main(): Promise<string>;
+}
+
+/**
+ * The bundle, laid out as in the container image: the file in dist/ with the production
+ * node_modules beside it (here a link to the checkout's), built once for this file.
+ */
+let bundled: Promise<string> | undefined;
+function builtBundle(): Promise<string> {
+  bundled ??= (async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'agentward-bundle-'));
+    symlinkSync(join(REPO, 'node_modules'), join(dir, 'node_modules'));
+    return bundle({ outfile: join(dir, 'dist/agentward.mjs') });
+  })();
+  return bundled;
+}
+
+const ENTRIES: Entry[] = [
+  { name: 'src/main.ts', main: async () => join(REPO, 'src/main.ts') },
+  { name: 'the bundle (scripts/bundle.ts)', main: builtBundle },
+];
+
+/** `agentward serve` (`main`) with the bench-like minimal config plus `extra`; resolves once it listens. */
+async function serve(main: string, extra: Record<string, unknown> = {}, env: NodeJS.ProcessEnv = {}): Promise<Served> {
   const dir = mkdtempSync(join(tmpdir(), 'agentward-lazy-'));
   const config = join(dir, 'agentward.yaml');
   const modules = join(dir, 'modules.txt');
@@ -80,7 +109,7 @@ async function serve(extra: Record<string, unknown> = {}, env: NodeJS.ProcessEnv
       ...extra,
     }),
   );
-  const child = startChild(process.execPath, ['--import', join(REPO, 'test/helpers/module-log.ts'), join(REPO, 'src/main.ts'), 'serve', '--config', config], {
+  const child = startChild(process.execPath, ['--import', join(REPO, 'test/helpers/module-log.ts'), main, 'serve', '--config', config], {
     ...process.env,
     AGENTWARD_CONFIG: '',
     AGENTWARD_MODULE_LOG: modules,
@@ -105,70 +134,77 @@ async function serve(extra: Record<string, unknown> = {}, env: NodeJS.ProcessEnv
   };
 }
 
-describe('a default configuration', { timeout: 60_000 }, () => {
-  test('loads none of ioredis, OpenTelemetry, http-proxy-3 until a WebSocket handshake, then http-proxy-3 alone', async () => {
-    const aw = await serve();
-    // The module log is written as modules resolve: a package loaded at start would be in it.
-    expect(aw.loaded()).toEqual([]);
-    const proxied = await rawRequest(`${aw.url}/plain`, { headers: { authorization: `Bearer ${token}` } });
-    // The echo upstream's own answer to a plain request: forwarded.
-    expect(proxied.status).toBe(404);
-    expect(proxied.body).toBe('no websocket here');
-    expect(aw.loaded()).toEqual([]);
-
-    // A refused handshake never reaches the forwarder: nothing loaded.
-    const refused = await open(`${aw.url.replace(/^http/, 'ws')}/ws`, {});
-    expect(refused).toMatchObject({ status: 401 });
-    expect(aw.loaded()).toEqual([]);
-
-    const opened = await open(`${aw.url.replace(/^http/, 'ws')}/ws`, { authorization: `Bearer ${token}` });
-    if (!('ws' in opened)) throw new Error(`handshake refused: ${opened.status} ${opened.body}`);
-    expect(await echo(opened.ws, 'hello')).toBe('hello');
-    opened.ws.close();
-    expect(aw.loaded()).toEqual(['http-proxy-3']);
-  });
-});
-
-describe('a configuration that uses them', { timeout: 60_000 }, () => {
-  let redis: TestRedis;
+describe.each(ENTRIES)('from $name', (entry) => {
+  let main: string;
   beforeAll(async () => {
-    redis = await startRedis();
-  });
-  afterAll(async () => {
-    await redis?.close();
+    main = await entry.main();
+  }, 60_000);
+
+  describe('a default configuration', { timeout: 60_000 }, () => {
+    test('loads none of ioredis, OpenTelemetry, http-proxy-3 until a WebSocket handshake, then http-proxy-3 alone', async () => {
+      const aw = await serve(main);
+      // The module log is written as modules resolve: a package loaded at start would be in it.
+      expect(aw.loaded()).toEqual([]);
+      const proxied = await rawRequest(`${aw.url}/plain`, { headers: { authorization: `Bearer ${token}` } });
+      // The echo upstream's own answer to a plain request: forwarded.
+      expect(proxied.status).toBe(404);
+      expect(proxied.body).toBe('no websocket here');
+      expect(aw.loaded()).toEqual([]);
+
+      // A refused handshake never reaches the forwarder: nothing loaded.
+      const refused = await open(`${aw.url.replace(/^http/, 'ws')}/ws`, {});
+      expect(refused).toMatchObject({ status: 401 });
+      expect(aw.loaded()).toEqual([]);
+
+      const opened = await open(`${aw.url.replace(/^http/, 'ws')}/ws`, { authorization: `Bearer ${token}` });
+      if (!('ws' in opened)) throw new Error(`handshake refused: ${opened.status} ${opened.body}`);
+      expect(await echo(opened.ws, 'hello')).toBe('hello');
+      opened.ws.close();
+      expect(aw.loaded()).toEqual(['http-proxy-3']);
+    });
   });
 
-  test('`tracing` loads OpenTelemetry at start, and nothing else', async () => {
-    // Exports get the echo upstream's 404: refused at once, not retried (a closed port is retried until shutdown).
-    const aw = await serve({ tracing: { otlp: { endpoint: `${upstream.url}/v1/traces` } } });
-    expect(aw.loaded()).toEqual(['opentelemetry']);
-    // The loaded SDK works: a request without a traceparent gets its trace id from a new span.
-    expect((await rawRequest(`${aw.url}/plain`, { headers: { authorization: `Bearer ${token}` } })).status).toBe(404);
-    await waitFor(async () => aw.audit().length === 1, 'the audit record');
-    expect(aw.audit()[0]!.traceId).toMatch(/^[0-9a-f]{32}$/);
+  describe('a configuration that uses them', { timeout: 60_000 }, () => {
+    let redis: TestRedis;
+    beforeAll(async () => {
+      redis = await startRedis();
+    });
+    afterAll(async () => {
+      await redis?.close();
+    });
+
+    test('`tracing` loads OpenTelemetry at start, and nothing else', async () => {
+      // Exports get the echo upstream's 404: refused at once, not retried (a closed port is retried until shutdown).
+      const aw = await serve(main, { tracing: { otlp: { endpoint: `${upstream.url}/v1/traces` } } });
+      expect(aw.loaded()).toEqual(['opentelemetry']);
+      // The loaded SDK works: a request without a traceparent gets its trace id from a new span.
+      expect((await rawRequest(`${aw.url}/plain`, { headers: { authorization: `Bearer ${token}` } })).status).toBe(404);
+      await waitFor(async () => aw.audit().length === 1, 'the audit record');
+      expect(aw.audit()[0]!.traceId).toMatch(/^[0-9a-f]{32}$/);
+    });
+
+    test('`state.backend: redis` loads ioredis at start, and nothing else', async () => {
+      const aw = await serve(main, { state: { backend: 'redis', redis: { url: redis.url, keyPrefix: 'lazy:' } } });
+      expect(aw.loaded()).toEqual(['ioredis']);
+      expect((await rawRequest(`${aw.url}/plain`, { headers: { authorization: `Bearer ${token}` } })).status).toBe(404);
+    });
   });
 
-  test('`state.backend: redis` loads ioredis at start, and nothing else', async () => {
-    const aw = await serve({ state: { backend: 'redis', redis: { url: redis.url, keyPrefix: 'lazy:' } } });
-    expect(aw.loaded()).toEqual(['ioredis']);
-    expect((await rawRequest(`${aw.url}/plain`, { headers: { authorization: `Bearer ${token}` } })).status).toBe(404);
-  });
-});
-
-describe('http-proxy-3 missing (a broken install)', { timeout: 60_000 }, () => {
-  test('agentward starts; a handshake is refused 500 ERR_INTERNAL with the cause logged, and ordinary requests go on', async () => {
-    const aw = await serve({}, { AGENTWARD_MODULE_FAIL: 'http-proxy-3' });
-    const wsUrl = `${aw.url.replace(/^http/, 'ws')}/ws`;
-    for (let i = 0; i < 2; i++) {
-      // Tried again at every handshake, refused the same way each time.
-      const refused = await open(wsUrl, { authorization: `Bearer ${token}` });
-      if ('ws' in refused) throw new Error('the handshake was proxied');
-      expect(refused.status).toBe(500);
-      expect(JSON.parse(refused.body)).toMatchObject({ code: 'ERR_INTERNAL' });
-    }
-    expect((await rawRequest(`${aw.url}/plain`, { headers: { authorization: `Bearer ${token}` } })).status).toBe(404);
-    const logged = aw.output().split('\n').find((l) => l.includes('"code":"ERR_INTERNAL"'));
-    expect(logged).toContain("Cannot find module 'http-proxy-3'");
-    expect(aw.loaded()).toEqual([]);
+  describe('http-proxy-3 missing (a broken install)', { timeout: 60_000 }, () => {
+    test('agentward starts; a handshake is refused 500 ERR_INTERNAL with the cause logged, and ordinary requests go on', async () => {
+      const aw = await serve(main, {}, { AGENTWARD_MODULE_FAIL: 'http-proxy-3' });
+      const wsUrl = `${aw.url.replace(/^http/, 'ws')}/ws`;
+      for (let i = 0; i < 2; i++) {
+        // Tried again at every handshake, refused the same way each time.
+        const refused = await open(wsUrl, { authorization: `Bearer ${token}` });
+        if ('ws' in refused) throw new Error('the handshake was proxied');
+        expect(refused.status).toBe(500);
+        expect(JSON.parse(refused.body)).toMatchObject({ code: 'ERR_INTERNAL' });
+      }
+      expect((await rawRequest(`${aw.url}/plain`, { headers: { authorization: `Bearer ${token}` } })).status).toBe(404);
+      const logged = aw.output().split('\n').find((l) => l.includes('"code":"ERR_INTERNAL"'));
+      expect(logged).toContain("Cannot find module 'http-proxy-3'");
+      expect(aw.loaded()).toEqual([]);
+    });
   });
 });
