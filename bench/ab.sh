@@ -5,7 +5,7 @@
 # does during a pair slows both sides alike, so the ratio of a pair is steadier than that of two
 # runs one after the other (which on this machine spread by 10-40 %).
 #
-#   AB_BASE=HEAD~1 bash bench/ab.sh          # candidate: the working tree, compiled to dist/
+#   AB_BASE=HEAD~1 bash bench/ab.sh          # candidate: the working tree, bundled as the container runs it
 #
 # Environment: AB_BASE (git revision, default HEAD: the same code on both sides measures the
 # harness itself), AB_PAIRS (4), AB_DURATION (s per pair, 15), AB_CONNECTIONS (per side, 16),
@@ -42,13 +42,14 @@ begin_run
 pin_cpus
 ports_free $P_ISSUER $P_UPSTREAM $P_A $P_B $P_A_ADMIN $P_B_ADMIN
 
-# The base: its src/ compiled with its own tsconfig, against this checkout's node_modules (a
-# base whose dependencies differ is not comparable this way).
-log "compiling the base ($BASE) and the working tree"
+# The base: its src/ bundled by this checkout's scripts/bundle.ts, against this checkout's
+# node_modules (a base whose dependencies differ is not comparable this way). Both sides are
+# bundled alike, so a difference is the code's, not the build's.
+log "bundling the base ($BASE) and the working tree"
 mkdir -p "$WORK/base"
-git archive "$BASE" src tsconfig.json tsconfig.lib.json package.json | tar -x -C "$WORK/base"
+git archive "$BASE" src package.json | tar -x -C "$WORK/base"
 ln -s "$ROOT/node_modules" "$WORK/base/node_modules"
-(cd "$WORK/base" && npx tsc -p tsconfig.lib.json) >"$WORK/base-build.log" 2>&1 || die "the base does not compile:\n$(tail -n 20 "$WORK/base-build.log")"
+node scripts/bundle.ts --entry "$WORK/base/src/main.ts" --outfile "$WORK/base/$AGENTWARD_BUNDLE" >"$WORK/base-build.log" 2>&1 || die "the base does not bundle:\n$(tail -n 20 "$WORK/base-build.log")"
 build_dist
 runtime_env
 
@@ -56,12 +57,12 @@ start_issuer
 start_upstream
 wait_until 20 upstream answers_http "http://127.0.0.1:$P_UPSTREAM/"
 read -r -a CANDIDATE_ENV <<<"${AB_CANDIDATE_ENV:-}"
-# start_side NAME PORT ADMIN DIR: one agentward (the bench config) from DIR/dist.
+# start_side NAME PORT ADMIN DIR: one agentward (the bench config) from DIR's bundle.
 start_side() {
   local environment=("${NODE_RUNTIME_ENV[@]}")
   [ "$1" = cand ] && environment+=("${CANDIDATE_ENV[@]}")
   agentward_config "$1" "$2" "$3" "$TOKEN_CACHE"
-  start "$1" "${PIN_SERVER[@]}" env "${environment[@]}" node "${NODE_RUNTIME_FLAGS[@]}" "$4/dist/main.js" serve --config "$WORK/$1.yaml"
+  start "$1" "${PIN_SERVER[@]}" env "${environment[@]}" node "${NODE_RUNTIME_FLAGS[@]}" "$4/$AGENTWARD_BUNDLE" serve --config "$WORK/$1.yaml"
 }
 # wrk_side PORT OUT: one closed-loop run against PORT, its RESULT line in OUT.
 wrk_side() {
@@ -75,7 +76,7 @@ field() { grep '^RESULT ' "$1" | tr ' ' '\n' | awk -F= -v k="$2" '$1 == k { prin
   echo "- command: \`$(command_line AB bench/ab.sh)\`"
   echo "- base: $(git rev-parse --short "$BASE") ($BASE); candidate: the working tree, $(revision)${AB_CANDIDATE_ENV:+, with \`$AB_CANDIDATE_ENV\` in its environment}"
   echo "- machine: $(machine); node $(node --version)"
-  echo "- both run \`${NODE_RUNTIME_ENV[*]:+${NODE_RUNTIME_ENV[*]} }node ${NODE_RUNTIME_FLAGS[*]} dist/main.js\` at the same time with the bench config (token cache $TOKEN_CACHE), pinned with the upstream to CPU $SERVER_CPU; each has its own \`wrk -t1 -c$CONNECTIONS -d${DURATION}s\` on CPU $LOAD_CPU"
+  echo "- both run \`${NODE_RUNTIME_ENV[*]:+${NODE_RUNTIME_ENV[*]} }node ${NODE_RUNTIME_FLAGS[*]} $AGENTWARD_BUNDLE\` at the same time with the bench config (token cache $TOKEN_CACHE), pinned with the upstream to CPU $SERVER_CPU; each has its own \`wrk -t1 -c$CONNECTIONS -d${DURATION}s\` on CPU $LOAD_CPU"
   echo
   echo "| pair | base req/s | candidate req/s | ratio | base µs/req | candidate µs/req | base p99 ms | candidate p99 ms | base RSS MiB | candidate RSS MiB |"
   echo "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"

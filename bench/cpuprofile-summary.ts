@@ -8,13 +8,24 @@
  *
  * With REQUESTS (served while profiling) it also prints microseconds per request. The profiler
  * samples wall time of the main thread: pin the profiled process alone on a core (see
- * bench/README.md) so that wall time is CPU time.
+ * bench/README.md) so that wall time is CPU time. A profile of the bundle the container runs
+ * (scripts/bundle.ts) is read through the source map beside it, so each frame counts by the file
+ * it was bundled from.
  */
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
+import { SourceMap } from 'node:module';
+import { fileURLToPath } from 'node:url';
 
+interface CallFrame {
+  functionName: string;
+  url: string;
+  /** 0-based position in the script. */
+  lineNumber: number;
+  columnNumber: number;
+}
 interface ProfileNode {
   id: number;
-  callFrame: { functionName: string; url: string };
+  callFrame: CallFrame;
   children?: number[];
 }
 interface Profile {
@@ -45,11 +56,29 @@ const byId = new Map(profile.nodes.map((n) => [n.id, n]));
 const parentOf = new Map<number, number>();
 for (const n of profile.nodes) for (const child of n.children ?? []) parentOf.set(child, n.id);
 
+/** Source maps by script URL (`<file>.map`, as scripts/bundle.ts writes it); null where none. */
+const maps = new Map<string, SourceMap | null>();
+
+/** Where a frame's code comes from: the bundled file through the source map, else the script's URL. */
+function source(frame: CallFrame): string {
+  const { url } = frame;
+  if (!url.startsWith('file:')) return url;
+  let map = maps.get(url);
+  if (map === undefined) {
+    const path = `${fileURLToPath(url)}.map`;
+    map = existsSync(path) ? new SourceMap(JSON.parse(readFileSync(path, 'utf8')) as ConstructorParameters<typeof SourceMap>[0]) : null;
+    maps.set(url, map);
+  }
+  const entry = map?.findEntry(frame.lineNumber, frame.columnNumber);
+  return entry !== undefined && 'originalSource' in entry ? entry.originalSource : url;
+}
+
 const memo = new Map<number, string>();
 function category(id: number): string {
   const known = memo.get(id);
   if (known !== undefined) return known;
-  const { functionName, url } = byId.get(id)!.callFrame;
+  const { functionName } = byId.get(id)!.callFrame;
+  const url = source(byId.get(id)!.callFrame);
   let found: string | undefined;
   if (functionName === '(idle)') found = 'idle';
   else if (functionName === '(garbage collector)') found = 'garbage collector';

@@ -105,7 +105,7 @@ ports_free() {
 declare -A PID=()
 WATCHDOG=
 declare -a AW_NODE_FLAGS=() # extra node flags for agentward (open-loop: --trace-gc; soak: a preload)
-# How the container runs Node (Dockerfile: NODE_OPTIONS, and the compiled dist/main.js), so that
+# How the container runs Node (Dockerfile: NODE_OPTIONS, and the bundle), so that
 # agentward is measured as it ships. V8 would otherwise grow the young generation to 128 MiB at
 # these allocation rates (bench/README.md, "Memory").
 # BENCH_NODE_FLAGS replaces them (an A/B: BENCH_NODE_FLAGS= runs agentward on Node's defaults).
@@ -297,22 +297,27 @@ jemalloc_lib() {
   return 0
 }
 
-# build_dist: compiles src/ to dist/ (npm run build:lib, ~2 s), what the container runs; once per run.
+# The bundle the container runs (scripts/bundle.ts): src/main.ts and the packages it imports as one
+# module, with node_modules beside it for what loads only when configured.
+AGENTWARD_BUNDLE=dist/agentward.mjs
+
+# build_dist: bundles src/ to $AGENTWARD_BUNDLE (npm run build:bundle, under a second), what the
+# container runs; once per run.
 build_dist() {
   [ -z "${DIST_BUILT:-}" ] || return 0
-  npm run --silent build:lib >"$WORK/build-dist.log" 2>&1 || die "npm run build:lib failed:\n$(tail -n 20 "$WORK/build-dist.log")"
+  npm run --silent build:bundle >"$WORK/build-dist.log" 2>&1 || die "npm run build:bundle failed:\n$(tail -n 20 "$WORK/build-dist.log")"
   DIST_BUILT=1
 }
 
 # runtime_note: the results line saying how agentward ran.
-runtime_note() { echo "- agentward runs as the container runs it: \`${NODE_RUNTIME_ENV[*]:+${NODE_RUNTIME_ENV[*]} }node ${NODE_RUNTIME_FLAGS[*]} dist/main.js\` (compiled by \`npm run build:lib\`); the bare Node forwarder runs with Node's defaults (its fastest: with the flag it measured 67 against 51 µs per request)"; }
+runtime_note() { echo "- agentward runs as the container runs it: \`${NODE_RUNTIME_ENV[*]:+${NODE_RUNTIME_ENV[*]} }node ${NODE_RUNTIME_FLAGS[*]} $AGENTWARD_BUNDLE\` (built by \`npm run build:bundle\`); the bare Node forwarder runs with Node's defaults (its fastest: with the flag it measured 67 against 51 µs per request)"; }
 
 # start_agentward NAME: agentward on the server CPU with $WORK/NAME.yaml (and AW_NODE_FLAGS), run
-# as the container runs it: the compiled dist/main.js with NODE_RUNTIME_FLAGS.
+# as the container runs it: the bundle with NODE_RUNTIME_FLAGS.
 start_agentward() {
   build_dist
   runtime_env
-  start "$1" "${PIN_SERVER[@]}" env "${NODE_RUNTIME_ENV[@]}" node "${NODE_RUNTIME_FLAGS[@]}" "${AW_NODE_FLAGS[@]}" dist/main.js serve --config "$WORK/$1.yaml"
+  start "$1" "${PIN_SERVER[@]}" env "${NODE_RUNTIME_ENV[@]}" node "${NODE_RUNTIME_FLAGS[@]}" "${AW_NODE_FLAGS[@]}" "$AGENTWARD_BUNDLE" serve --config "$WORK/$1.yaml"
 }
 
 # start_traced_agentward PROBE_MS: the agentward contender (port P_AW, admin P_AW_ADMIN, token cache
