@@ -62,7 +62,8 @@ start_side() {
   local environment=("${NODE_RUNTIME_ENV[@]}")
   [ "$1" = cand ] && environment+=("${CANDIDATE_ENV[@]}")
   agentward_config "$1" "$2" "$3" "$TOKEN_CACHE"
-  start "$1" "${PIN_SERVER[@]}" env "${environment[@]}" node "${NODE_RUNTIME_FLAGS[@]}" "$4/$AGENTWARD_BUNDLE" serve --config "$WORK/$1.yaml"
+  memory_cgroup "$1"
+  start "$1" "${MEMORY_JOIN[@]}" "${PIN_SERVER[@]}" env "${environment[@]}" node "${NODE_RUNTIME_FLAGS[@]}" "$4/$AGENTWARD_BUNDLE" serve --config "$WORK/$1.yaml"
 }
 # wrk_side PORT OUT: one closed-loop run against PORT, its RESULT line in OUT.
 wrk_side() {
@@ -76,7 +77,7 @@ field() { grep '^RESULT ' "$1" | tr ' ' '\n' | awk -F= -v k="$2" '$1 == k { prin
   echo "- command: \`$(command_line AB bench/ab.sh)\`"
   echo "- base: $(git rev-parse --short "$BASE") ($BASE); candidate: the working tree, $(revision)${AB_CANDIDATE_ENV:+, with \`$AB_CANDIDATE_ENV\` in its environment}"
   echo "- machine: $(machine); node $(node --version)"
-  echo "- both run \`${NODE_RUNTIME_ENV[*]:+${NODE_RUNTIME_ENV[*]} }node ${NODE_RUNTIME_FLAGS[*]} $AGENTWARD_BUNDLE\` at the same time with the bench config (token cache $TOKEN_CACHE), pinned with the upstream to CPU $SERVER_CPU; each has its own \`wrk -t1 -c$CONNECTIONS -d${DURATION}s\` on CPU $LOAD_CPU"
+  echo "- both run \`${NODE_RUNTIME_ENV[*]:+${NODE_RUNTIME_ENV[*]} }node ${NODE_RUNTIME_FLAGS[*]} $AGENTWARD_BUNDLE\` at the same time with the bench config (token cache $TOKEN_CACHE), each $(memory_limit_note), pinned with the upstream to CPU $SERVER_CPU; each has its own \`wrk -t1 -c$CONNECTIONS -d${DURATION}s\` on CPU $LOAD_CPU"
   echo
   echo "| pair | base req/s | candidate req/s | ratio | base µs/req | candidate µs/req | base p99 ms | candidate p99 ms | base RSS MiB | candidate RSS MiB |"
   echo "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"

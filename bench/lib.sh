@@ -114,6 +114,15 @@ read -r -a NODE_RUNTIME_FLAGS <<<"${BENCH_NODE_FLAGS---max-semi-space-size=8}"
 # under load (bench/README.md, "Issue 12 where it stands"). BENCH_ALLOCATOR=glibc measures without.
 ALLOCATOR=${BENCH_ALLOCATOR:-jemalloc}
 NODE_RUNTIME_ENV=()
+# And the container has a memory limit (the Helm chart's and the sidecar manifest's
+# `limits.memory`, 384Mi), which Node reads (process.constrainedMemory()) to size V8's heap: 259 MiB
+# of heap limit in it, against 4,288 MiB on this 24 GiB machine. V8 lets garbage pile up in the
+# old generation in proportion to that limit before its first full collection, so without the
+# limit a long run measures a heap no deployment has (bench/README.md, "One module instead of four
+# hundred"). Each agentward gets a memory cgroup of its own with this limit; BENCH_MEMORY_LIMIT
+# (MiB, 384; 0 for none) changes it.
+MEMORY_LIMIT_MIB=${BENCH_MEMORY_LIMIT:-384}
+MEMORY_CGROUPS=()
 
 cleanup() {
   local status=$?
@@ -131,6 +140,7 @@ cleanup() {
   for pid in "${PID[@]}"; do kill -KILL "$pid" 2>/dev/null || true; done
   wait 2>/dev/null || true
   [ -z "$SERVER_CGROUP" ] || rmdir "$SERVER_CGROUP" 2>/dev/null || true
+  for cgroup in "${MEMORY_CGROUPS[@]}"; do rmdir "$cgroup" 2>/dev/null || true; done
   if [ "$status" -eq 0 ]; then rm -rf "$WORK"; else log "logs kept in $WORK"; fi
   exit "$status"
 }
@@ -310,14 +320,46 @@ build_dist() {
 }
 
 # runtime_note: the results line saying how agentward ran.
-runtime_note() { echo "- agentward runs as the container runs it: \`${NODE_RUNTIME_ENV[*]:+${NODE_RUNTIME_ENV[*]} }node ${NODE_RUNTIME_FLAGS[*]} $AGENTWARD_BUNDLE\` (built by \`npm run build:bundle\`); the bare Node forwarder runs with Node's defaults (its fastest: with the flag it measured 67 against 51 µs per request)"; }
+runtime_note() { echo "- agentward runs as the container runs it: \`${NODE_RUNTIME_ENV[*]:+${NODE_RUNTIME_ENV[*]} }node ${NODE_RUNTIME_FLAGS[*]} $AGENTWARD_BUNDLE\` (built by \`npm run build:bundle\`), $(memory_limit_note); the bare Node forwarder runs with Node's defaults (its fastest: with the flag it measured 67 against 51 µs per request)"; }
+
+# memory_cgroup NAME: makes a memory cgroup limited to MEMORY_LIMIT_MIB for the process NAME and
+# sets MEMORY_JOIN to the command prefix that moves a process into it before it execs (empty with
+# no limit). cgroup v1 (memory.limit_in_bytes) or v2 (memory.max); without a writable one, dies
+# rather than measure a heap sized for the whole machine.
+MEMORY_JOIN=()
+memory_cgroup() {
+  MEMORY_JOIN=()
+  [ "$MEMORY_LIMIT_MIB" != 0 ] || return 0
+  local cgroup bytes=$((MEMORY_LIMIT_MIB * 1024 * 1024))
+  if [ -w /sys/fs/cgroup/memory ] && [ -e /sys/fs/cgroup/memory/memory.limit_in_bytes ]; then # cgroup v1
+    cgroup=/sys/fs/cgroup/memory/agentward-bench-$$-$1
+    mkdir -p "$cgroup" && echo "$bytes" >"$cgroup/memory.limit_in_bytes"
+  elif grep -qw memory /sys/fs/cgroup/cgroup.controllers 2>/dev/null && [ -w /sys/fs/cgroup ]; then # cgroup v2
+    cgroup=/sys/fs/cgroup/agentward-bench-$$-$1
+    mkdir -p "$cgroup" && echo "$bytes" >"$cgroup/memory.max"
+  else
+    die "agentward is measured in a memory cgroup of ${MEMORY_LIMIT_MIB} MiB, as the container runs it, and no memory cgroup is writable here (root, cgroup v1 memory or v2 with memory enabled); BENCH_MEMORY_LIMIT=0 measures without one"
+  fi
+  MEMORY_CGROUPS+=("$cgroup")
+  # On cgroup v2 a process is in one cgroup only: BENCH_SERVER_QUOTA's (joined after this one)
+  # would take it out of this one; v1 keeps the two apart.
+  [ -z "$SERVER_CGROUP" ] || [ -e /sys/fs/cgroup/memory/memory.limit_in_bytes ] || die "BENCH_SERVER_QUOTA with a memory limit needs cgroup v1 here; set BENCH_MEMORY_LIMIT=0"
+  MEMORY_JOIN=(sh -c 'echo $$ >"$0/cgroup.procs" && exec "$@"' "$cgroup")
+}
+
+# memory_limit_note: how the result files say it.
+memory_limit_note() {
+  if [ "$MEMORY_LIMIT_MIB" = 0 ]; then echo "without a memory limit (V8 sizes its heap for the whole machine)"
+  else echo "in a memory cgroup of $MEMORY_LIMIT_MIB MiB (the Helm chart's limit; Node sizes V8's heap from it)"; fi
+}
 
 # start_agentward NAME: agentward on the server CPU with $WORK/NAME.yaml (and AW_NODE_FLAGS), run
-# as the container runs it: the bundle with NODE_RUNTIME_FLAGS.
+# as the container runs it: the bundle with NODE_RUNTIME_FLAGS, in a memory cgroup of its own.
 start_agentward() {
   build_dist
   runtime_env
-  start "$1" "${PIN_SERVER[@]}" env "${NODE_RUNTIME_ENV[@]}" node "${NODE_RUNTIME_FLAGS[@]}" "${AW_NODE_FLAGS[@]}" "$AGENTWARD_BUNDLE" serve --config "$WORK/$1.yaml"
+  memory_cgroup "$1"
+  start "$1" "${MEMORY_JOIN[@]}" "${PIN_SERVER[@]}" env "${NODE_RUNTIME_ENV[@]}" node "${NODE_RUNTIME_FLAGS[@]}" "${AW_NODE_FLAGS[@]}" "$AGENTWARD_BUNDLE" serve --config "$WORK/$1.yaml"
 }
 
 # start_traced_agentward PROBE_MS: the agentward contender (port P_AW, admin P_AW_ADMIN, token cache
