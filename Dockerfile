@@ -37,7 +37,7 @@ COPY src ./src
 RUN npm run build:bundle
 
 # 5. Runtime. NODE_OPTIONS: V8 grows the young generation to 128 MiB under sustained load; 8 MiB
-#    semi-spaces hold the RSS near 160-186 instead of ~260 MiB, for about 4 % of throughput
+#    semi-spaces hold the RSS near 120-135 MiB (~100 MiB less), for about 4 % of throughput
 #    (bench/README.md, "Issue 12 where it stands"; bench/lib.sh measures with the same flag). The
 #    Helm chart sets the same value; a NODE_OPTIONS of your own replaces it.
 #    LD_PRELOAD: jemalloc instead of glibc's malloc, which kept ~20 MiB more resident under load
