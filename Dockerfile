@@ -24,8 +24,8 @@ RUN ["node", "src/main.ts", "policy", "build", "policies", "--output", "/bundle.
 
 # 4. The JavaScript the runtime runs: esbuild bundles src/main.ts and the packages it imports into
 #    one module (npm run build:bundle, scripts/bundle.ts; test/integration/lazy-imports.test.ts
-#    runs that bundle in CI). One module instead of ~400 is ~10 % more requests per core and
-#    ~40 MiB less resident after load (bench/README.md, "One module instead of four hundred"),
+#    runs that bundle in CI). One module instead of ~720 is ~10 % more requests per core and
+#    ~40 MiB less resident after load (bench/README.md, "one module instead of seven hundred"),
 #    and no type-stripping loader (~17 MiB). What loads only when configured (ioredis,
 #    OpenTelemetry, http-proxy-3, the X.509 parser) stays out and comes from node_modules.
 FROM node:24-slim AS build
