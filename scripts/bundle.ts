@@ -1,5 +1,5 @@
 /**
- * Builds what the container runs: src/main.ts and every package it imports statically, as one
+ * Builds what the container and the installed CLI run (bin/agentward.js): src/main.ts and every package it imports statically, as one
  * ES module (`dist/agentward.mjs`, with its source map beside it). Measured side by side with the
  * compiled per-file `dist/main.js` (bench/README.md, "one module instead of seven hundred"): about
  * 10 % more requests per second on the same core and ~40 MiB less resident after load. Each of the
@@ -56,5 +56,6 @@ export async function bundle(options: BundleOptions = {}): Promise<string> {
 if (import.meta.main) {
   const { values } = parseArgs({ options: { entry: { type: 'string' }, outfile: { type: 'string' } } });
   const outfile = await bundle({ entry: values.entry, outfile: values.outfile });
-  console.log(`wrote ${outfile}`);
+  // stderr: `npm pack --json` runs this in prepack, and its standard output must stay JSON.
+  console.error(`wrote ${outfile}`);
 }

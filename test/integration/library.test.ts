@@ -1,6 +1,6 @@
 /**
  * The library as a user gets it (docs/library.md): `npm pack` builds the package (prepack runs
- * `npm run build:lib`), the tarball is unpacked into a fresh project's node_modules/agentward with
+ * `npm run build:lib` and `npm run build:bundle`), the tarball is unpacked into a fresh project's node_modules/agentward with
  * the runtime dependencies beside it, and that project imports `agentward/verify` and
  * `agentward/policy` by package name, with plain `node` (no type stripping: Node refuses it under
  * node_modules) and with `tsc` against the shipped declarations. The test vectors are made here
@@ -114,7 +114,8 @@ describe('the packed package', () => {
     const files = (dir: string): string[] => readdirSync(dir, { recursive: true, encoding: 'utf8' });
     expect(files(join(packageDir, 'dist', 'lib')).sort()).toEqual(['policy.d.ts', 'policy.js', 'verify.d.ts', 'verify.js']);
     expect(files(packageDir)).toContain('bundles/default-policy.tar.gz');
-    expect(files(packageDir)).toContain('dist/main.js');
+    expect(files(packageDir)).toContain('dist/agentward.mjs');
+    expect(files(packageDir)).toContain('dist/agentward.mjs.map');
     expect(files(packageDir).filter((f) => f.endsWith('.ts') && !f.endsWith('.d.ts'))).toEqual([]);
   });
 });
@@ -176,7 +177,7 @@ describe('the shipped declarations', () => {
 });
 
 describe('the CLI installed from the package', () => {
-  test('runs from dist/ (no sources shipped) and prints its usage', async () => {
+  test('runs the bundle (no sources shipped) and prints its usage', async () => {
     const { stdout } = await run(process.execPath, [join(packageDir, 'bin', 'agentward.js'), '--help'], { cwd: project });
     expect(stdout).toContain('agentward serve');
   });
