@@ -118,8 +118,8 @@ NODE_RUNTIME_ENV=()
 # `limits.memory`, 384Mi), which Node reads (process.constrainedMemory()) to size V8's heap: 259 MiB
 # of heap limit in it, against 4,288 MiB on this 24 GiB machine. V8 lets garbage pile up in the
 # old generation in proportion to that limit before its first full collection, so without the
-# limit a long run measures a heap no deployment has (bench/README.md, "One module instead of four
-# hundred"). Each agentward gets a memory cgroup of its own with this limit; BENCH_MEMORY_LIMIT
+# limit a long run measures a heap no deployment has (bench/README.md, "one module instead of
+# seven hundred"). Each agentward gets a memory cgroup of its own with this limit; BENCH_MEMORY_LIMIT
 # (MiB, 384; 0 for none) changes it.
 MEMORY_LIMIT_MIB=${BENCH_MEMORY_LIMIT:-384}
 MEMORY_CGROUPS=()
@@ -331,19 +331,19 @@ memory_cgroup() {
   MEMORY_JOIN=()
   [ "$MEMORY_LIMIT_MIB" != 0 ] || return 0
   local cgroup bytes=$((MEMORY_LIMIT_MIB * 1024 * 1024))
+  # On cgroup v2 a process is in one cgroup only: BENCH_SERVER_QUOTA's (joined after this one)
+  # would take it out of this one; v1 keeps the two apart.
+  [ -z "$SERVER_CGROUP" ] || [ -e /sys/fs/cgroup/memory/memory.limit_in_bytes ] || die "BENCH_SERVER_QUOTA with a memory limit needs cgroup v1 here; set BENCH_MEMORY_LIMIT=0"
   if [ -w /sys/fs/cgroup/memory ] && [ -e /sys/fs/cgroup/memory/memory.limit_in_bytes ]; then # cgroup v1
     cgroup=/sys/fs/cgroup/memory/agentward-bench-$$-$1
     mkdir -p "$cgroup" && echo "$bytes" >"$cgroup/memory.limit_in_bytes"
-  elif grep -qw memory /sys/fs/cgroup/cgroup.controllers 2>/dev/null && [ -w /sys/fs/cgroup ]; then # cgroup v2
+  elif grep -qw memory /sys/fs/cgroup/cgroup.subtree_control 2>/dev/null && [ -w /sys/fs/cgroup ]; then # cgroup v2, memory enabled for children
     cgroup=/sys/fs/cgroup/agentward-bench-$$-$1
     mkdir -p "$cgroup" && echo "$bytes" >"$cgroup/memory.max"
   else
     die "agentward is measured in a memory cgroup of ${MEMORY_LIMIT_MIB} MiB, as the container runs it, and no memory cgroup is writable here (root, cgroup v1 memory or v2 with memory enabled); BENCH_MEMORY_LIMIT=0 measures without one"
   fi
   MEMORY_CGROUPS+=("$cgroup")
-  # On cgroup v2 a process is in one cgroup only: BENCH_SERVER_QUOTA's (joined after this one)
-  # would take it out of this one; v1 keeps the two apart.
-  [ -z "$SERVER_CGROUP" ] || [ -e /sys/fs/cgroup/memory/memory.limit_in_bytes ] || die "BENCH_SERVER_QUOTA with a memory limit needs cgroup v1 here; set BENCH_MEMORY_LIMIT=0"
   MEMORY_JOIN=(sh -c 'echo $$ >"$0/cgroup.procs" && exec "$@"' "$cgroup")
 }
 

@@ -1,11 +1,12 @@
 /**
- * Builds what the container and the installed CLI run (bin/agentward.js): src/main.ts and every package it imports statically, as one
- * ES module (`dist/agentward.mjs`, with its source map beside it). Measured side by side with the
- * compiled per-file `dist/main.js` (bench/README.md, "one module instead of seven hundred"): about
- * 10 % more requests per second on the same core and ~40 MiB less resident after load. Each of the
- * ~720 modules Node would otherwise load (about 90 of agentward's, the rest its packages', ES and
- * CommonJS) keeps its own source text, module record or wrapper, and scope in the V8 heap, and
- * their exports are reached through module bindings.
+ * Builds what the container and the installed CLI (bin/agentward.js) run: src/main.ts and every
+ * package it imports statically, as one ES module (`dist/agentward.mjs`, with its source map
+ * beside it). Measured side by side with the compiled per-file `dist/main.js` (bench/README.md,
+ * "one module instead of seven hundred"): about 10 % more requests per second on the same core
+ * and ~40 MiB less resident after load. Each of the ~720 modules Node would otherwise load (about
+ * 90 of agentward's, the rest its packages', ES and CommonJS) keeps its own source text, module
+ * record or wrapper, and scope in the V8 heap, and their exports are reached through module
+ * bindings.
  *
  *   node scripts/bundle.ts [--entry src/main.ts] [--outfile dist/agentward.mjs]
  *
