@@ -116,9 +116,9 @@ ALLOCATOR=${BENCH_ALLOCATOR:-jemalloc}
 NODE_RUNTIME_ENV=()
 # And the container has a memory limit (the Helm chart's and the sidecar manifest's
 # `limits.memory`, 384Mi), which Node reads (process.constrainedMemory()) to size V8's heap: 259 MiB
-# of heap limit in it, against 4,288 MiB on this 24 GiB machine. V8 lets garbage pile up in the
-# old generation in proportion to that limit before its first full collection, so without the
-# limit a long run measures a heap no deployment has (bench/README.md, "one module instead of
+# of heap limit in it, against 4,288 MiB on this 24 GiB machine. How far V8 lets the old
+# generation grow between full collections depends partly on that limit, so without it a long run
+# measures a heap no deployment has (bench/README.md, "one module instead of
 # seven hundred"). Each agentward gets a memory cgroup of its own with this limit; BENCH_MEMORY_LIMIT
 # (MiB, 384; 0 for none) changes it.
 MEMORY_LIMIT_MIB=${BENCH_MEMORY_LIMIT:-384}
