@@ -70,8 +70,17 @@ test('two workers: /readyz for each, a killed worker replaced, SIGTERM drains bo
   const listening = JSON.parse(stderr.split('\n').find((l) => l.includes('"agentward listening"'))!) as { address: string; admin: string; workers: number };
   expect(listening.workers).toBe(2);
   const url = `http://${listening.address}`;
+  // A request that fails outright (seen once in CI under the full suite: "socket hang up", with no
+  // frame of this file) says which step it was and what the processes logged.
+  const step = async <T>(what: string | (() => string), run: Promise<T>): Promise<T> => {
+    try {
+      return await run;
+    } catch (err) {
+      throw new Error(`${typeof what === 'string' ? what : what()}: ${(err as Error).message}\nagentward's log:\n${stderr}`, { cause: err });
+    }
+  };
   const readyz = async () => {
-    const res = await rawRequest(`http://${listening.admin}/readyz`);
+    const res = await step('GET /readyz', rawRequest(`http://${listening.admin}/readyz`));
     return { status: res.status, body: res.json() as { ready: boolean; workers: WorkerDetail[] } };
   };
 
@@ -88,11 +97,11 @@ test('two workers: /readyz for each, a killed worker replaced, SIGTERM drains bo
   // The primary's /metrics gathers both workers' registries: new connections go to the workers in
   // turn, so requests on fresh connections reach both, and the sum is what was sent.
   const metric = async (line: RegExp) => {
-    const text = (await rawRequest(`http://${listening.admin}/metrics`)).body;
+    const text = (await step('GET /metrics', rawRequest(`http://${listening.admin}/metrics`))).body;
     return text.split('\n').filter((l) => line.test(l)).reduce((sum, l) => sum + Number(l.split(' ').at(-1)), 0);
   };
   const before = await metric(/^agentward_requests_total\{/);
-  for (let i = 0; i < 6; i++) await rawRequest(`http://${listening.address}/healthz-of-the-tool`, { headers: { connection: 'close' } });
+  for (let i = 0; i < 6; i++) await step(`request ${i + 1} of 6`, rawRequest(`http://${listening.address}/healthz-of-the-tool`, { headers: { connection: 'close' } }));
   expect((await metric(/^agentward_requests_total\{/)) - before).toBe(6);
   expect(await metric(/^agentward_key_set_loaded\{/)).toBeGreaterThan(0);
 
@@ -135,7 +144,7 @@ test('two workers: /readyz for each, a killed worker replaced, SIGTERM drains bo
           .end();
       }),
   );
-  for (const text of await Promise.all(streams)) expect(text).toContain('data: {"n":3}');
+  for (const text of await step(() => `the event streams (${started} of 4 had their first event)`, Promise.all(streams))) expect(text).toContain('data: {"n":3}');
   expect(await exited).toBe(0);
   await expect(rawRequest(`${url}/mcp`, { headers: { authorization: `Bearer ${token}` } })).rejects.toThrow(/ECONNREFUSED/);
   expect(stderr).toContain('"shutting down"');
