@@ -5,6 +5,8 @@
 # request on schedule, so latency shows what callers feel at a given rate and an overloaded
 # server shows how it fails. Contenders, one at a time, each rate in turn:
 #   direct      the upstream alone (the baseline of the Δ columns)
+#   forwarder   bench/forwarder.ts (node:http + undici, no auth): what any Node proxy adds, the floor
+#               under agentward's Δ columns
 #   haproxy     HAProxy + jwt_verify, the same config as bench/run.sh
 #   agentward   agentward with the cached JWT, the default policy, a hash-chained audit file, as in
 #               bench/run.sh, run with --trace-gc and bench/memory-probe.ts (GC pauses, heap)
@@ -19,7 +21,7 @@
 # Knobs (environment): OPEN_RATES ("500 1000 2000 3000", req/s), OPEN_STEP (s per rate, 30),
 # OPEN_WARMUP (s, 5), OPEN_TIMEOUT (s, 5: a caller gives up after it; vegeta -timeout),
 # OPEN_DRAIN (s, 60: longest wait for a contender to work off its backlog after a step),
-# OPEN_ONLY ("direct haproxy agentward"), OPEN_PORT_BASE (18100, ports base..base+15),
+# OPEN_ONLY ("direct forwarder haproxy agentward"), OPEN_PORT_BASE (18100, ports base..base+15),
 # OPEN_MAX_CONNECTIONS (0: vegeta opens a connection for every request in flight, its default;
 # N: at most N, later requests wait in vegeta, their wait counted in their latency),
 # OPEN_TIME_LIMIT (s, from the steps), BENCH_LOAD_CPU (1), BENCH_SERVER_CPU (0),
@@ -43,7 +45,7 @@ LOAD_CPU=${BENCH_LOAD_CPU:-1}
 SERVER_CPU=${BENCH_SERVER_CPU:-0}
 PORT_BASE=${OPEN_PORT_BASE:-18100}
 PORT_BASE_KNOB=OPEN_PORT_BASE
-ALL_CONTENDERS=(direct haproxy agentward)
+ALL_CONTENDERS=(direct forwarder haproxy agentward)
 read -r -a CONTENDERS <<<"${OPEN_ONLY:-${ALL_CONTENDERS[*]}}"
 # Per step: the attack, callers' last timeouts, a drain, the quiet wait and the analysis.
 TIME_LIMIT=${OPEN_TIME_LIMIT:-$(( ${#RATES[@]} * ${#CONTENDERS[@]} * (STEP + TIMEOUT + 45) + ${#CONTENDERS[@]} * (WARMUP + TIMEOUT) + 180 ))}
@@ -61,27 +63,31 @@ pin_cpus
 
 P_ISSUER=$PORT_BASE
 P_UPSTREAM=$((PORT_BASE + 1))
+P_FORWARDER=$((PORT_BASE + 2))
 P_HAPROXY=$((PORT_BASE + 4))
 P_AW=$((PORT_BASE + 5))
 P_AW_ADMIN=$((PORT_BASE + 15))
-ports_free "$P_ISSUER" "$P_UPSTREAM" "$P_HAPROXY" "$P_AW" "$P_AW_ADMIN"
+ports_free "$P_ISSUER" "$P_UPSTREAM" "$P_FORWARDER" "$P_HAPROXY" "$P_AW" "$P_AW_ADMIN"
 begin_run
 want() { [[ " ${CONTENDERS[*]} " == *" $1 "* ]]; }
 
 log "work dir $WORK; rates ${RATES[*]} req/s, ${STEP}s each; contenders: ${CONTENDERS[*]}"
 start_issuer
 start_upstream
+if want forwarder; then start forwarder "${PIN_SERVER[@]}" node bench/forwarder.ts "$P_FORWARDER" "http://127.0.0.1:$P_UPSTREAM"; fi
 if want haproxy; then start_haproxy "$P_HAPROXY"; fi
 if want agentward; then start_traced_agentward 5000; fi
 
 declare -A URL=(
   [direct]="http://127.0.0.1:$P_UPSTREAM$REQUEST_PATH"
+  [forwarder]="http://127.0.0.1:$P_FORWARDER$REQUEST_PATH"
   [haproxy]="http://127.0.0.1:$P_HAPROXY$REQUEST_PATH"
   [agentward]="http://127.0.0.1:$P_AW$REQUEST_PATH"
 )
-declare -A PROC=([direct]=upstream [haproxy]=haproxy [agentward]=agentward)
-declare -A LABEL=([direct]="upstream direct" [haproxy]="HAProxy + jwt_verify" [agentward]="agentward (JWT + policy)")
+declare -A PROC=([direct]=upstream [forwarder]=forwarder [haproxy]=haproxy [agentward]=agentward)
+declare -A LABEL=([direct]="upstream direct" [forwarder]="bare Node forwarder (no auth)" [haproxy]="HAProxy + jwt_verify" [agentward]="agentward (JWT + policy)")
 wait_until 20 upstream answers_http "${URL[direct]}"
+if want forwarder; then wait_until 20 forwarder answers_http "${URL[forwarder]}"; fi
 if want haproxy; then wait_until 20 haproxy answers_http "${URL[haproxy]}"; fi
 if want agentward; then wait_until 90 agentward http_200 "http://127.0.0.1:$P_AW_ADMIN/readyz"; fi
 
@@ -93,7 +99,7 @@ RESULTS=bench/results/$STAMP-open-loop.md
 # Correctness before speed, as in run.sh: 200 with the upstream's body, and the gates refuse.
 for c in "${CONTENDERS[@]}"; do
   check_valid "$c" "${URL[$c]}" "$(bearer issuer/token)"
-  [ "$c" = direct ] || check_token_probes "$c" "${URL[$c]}"
+  [ "$c" = direct ] || [ "$c" = forwarder ] || check_token_probes "$c" "${URL[$c]}"
 done
 log "checks passed"
 
