@@ -5,8 +5,8 @@
 # request on schedule, so latency shows what callers feel at a given rate and an overloaded
 # server shows how it fails. Contenders, one at a time, each rate in turn:
 #   direct      the upstream alone (the baseline of the Δ columns)
-#   forwarder   bench/forwarder.ts (node:http + undici, no auth): what any Node proxy adds, the floor
-#               under agentward's Δ columns
+#   forwarder   bench/forwarder.ts (node:http + undici, no auth), run as agentward is: what any Node
+#               proxy adds, the floor under agentward's Δ columns
 #   haproxy     HAProxy + jwt_verify, the same config as bench/run.sh
 #   agentward   agentward with the cached JWT, the default policy, a hash-chained audit file, as in
 #               bench/run.sh, run with --trace-gc and bench/memory-probe.ts (GC pauses, heap)
@@ -74,7 +74,14 @@ want() { [[ " ${CONTENDERS[*]} " == *" $1 "* ]]; }
 log "work dir $WORK; rates ${RATES[*]} req/s, ${STEP}s each; contenders: ${CONTENDERS[*]}"
 start_issuer
 start_upstream
-if want forwarder; then start forwarder "${PIN_SERVER[@]}" node bench/forwarder.ts "$P_FORWARDER" "http://127.0.0.1:$P_UPSTREAM"; fi
+if want forwarder; then
+  # As agentward runs (Node flags, allocator, memory limit), so that what separates the two rows is
+  # agentward's own work; run.sh gives it Node's defaults instead, its fastest in a closed loop.
+  runtime_env
+  memory_cgroup forwarder
+  start forwarder "${MEMORY_JOIN[@]}" "${PIN_SERVER[@]}" env "${NODE_RUNTIME_ENV[@]}" node "${NODE_RUNTIME_FLAGS[@]}" bench/forwarder.ts "$P_FORWARDER" "http://127.0.0.1:$P_UPSTREAM"
+  FORWARDER_RUNTIME_NOTE="the bare Node forwarder runs the same way (flags, allocator, memory limit), without the bundle"
+fi
 if want haproxy; then start_haproxy "$P_HAPROXY"; fi
 if want agentward; then start_traced_agentward 5000; fi
 
