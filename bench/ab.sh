@@ -59,11 +59,10 @@ wait_until 20 upstream answers_http "http://127.0.0.1:$P_UPSTREAM/"
 read -r -a CANDIDATE_ENV <<<"${AB_CANDIDATE_ENV:-}"
 # start_side NAME PORT ADMIN DIR: one agentward (the bench config) from DIR's bundle.
 start_side() {
-  local environment=("${NODE_RUNTIME_ENV[@]}")
-  [ "$1" = cand ] && environment+=("${CANDIDATE_ENV[@]}")
+  local environment=()
+  [ "$1" = cand ] && environment=("${CANDIDATE_ENV[@]}")
   agentward_config "$1" "$2" "$3" "$TOKEN_CACHE"
-  memory_cgroup "$1"
-  start "$1" "${MEMORY_JOIN[@]}" "${PIN_SERVER[@]}" env "${environment[@]}" node "${NODE_RUNTIME_FLAGS[@]}" "$4/$AGENTWARD_BUNDLE" serve --config "$WORK/$1.yaml"
+  start_node "$1" "${environment[@]}" "$4/$AGENTWARD_BUNDLE" serve --config "$WORK/$1.yaml"
 }
 # wrk_side PORT OUT: one closed-loop run against PORT, its RESULT line in OUT.
 wrk_side() {

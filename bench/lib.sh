@@ -354,13 +354,27 @@ memory_limit_note() {
   else echo "in a memory cgroup of $MEMORY_LIMIT_MIB MiB (the Helm chart's limit; Node sizes V8's heap from it)"; fi
 }
 
-# start_agentward NAME: agentward on the server CPU with $WORK/NAME.yaml (and AW_NODE_FLAGS), run
-# as the container runs it: the bundle with NODE_RUNTIME_FLAGS, in a memory cgroup of its own.
+# start_node NAME [VAR=VALUE ...] ARGS...: `node ARGS...` as the container runs Node: on the server
+# CPU, in a memory cgroup of its own, with NODE_RUNTIME_ENV (and the VAR=VALUE given) and
+# NODE_RUNTIME_FLAGS.
+start_node() {
+  local name=$1
+  shift
+  runtime_env
+  local environment=("${NODE_RUNTIME_ENV[@]}")
+  while [[ ${1:-} =~ ^[A-Za-z_][A-Za-z0-9_]*= ]]; do
+    environment+=("$1")
+    shift
+  done
+  memory_cgroup "$name"
+  start "$name" "${MEMORY_JOIN[@]}" "${PIN_SERVER[@]}" env "${environment[@]}" node "${NODE_RUNTIME_FLAGS[@]}" "$@"
+}
+
+# start_agentward NAME: agentward with $WORK/NAME.yaml (and AW_NODE_FLAGS) as the container runs it:
+# the bundle, through start_node.
 start_agentward() {
   build_dist
-  runtime_env
-  memory_cgroup "$1"
-  start "$1" "${MEMORY_JOIN[@]}" "${PIN_SERVER[@]}" env "${NODE_RUNTIME_ENV[@]}" node "${NODE_RUNTIME_FLAGS[@]}" "${AW_NODE_FLAGS[@]}" "$AGENTWARD_BUNDLE" serve --config "$WORK/$1.yaml"
+  start_node "$1" "${AW_NODE_FLAGS[@]}" "$AGENTWARD_BUNDLE" serve --config "$WORK/$1.yaml"
 }
 
 # start_traced_agentward PROBE_MS: the agentward contender (port P_AW, admin P_AW_ADMIN, token cache

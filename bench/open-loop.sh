@@ -77,9 +77,7 @@ start_upstream
 if want forwarder; then
   # As agentward runs (Node flags, allocator, memory limit), so that what separates the two rows is
   # agentward's own work; run.sh gives it Node's defaults instead, its fastest in a closed loop.
-  runtime_env
-  memory_cgroup forwarder
-  start forwarder "${MEMORY_JOIN[@]}" "${PIN_SERVER[@]}" env "${NODE_RUNTIME_ENV[@]}" node "${NODE_RUNTIME_FLAGS[@]}" bench/forwarder.ts "$P_FORWARDER" "http://127.0.0.1:$P_UPSTREAM"
+  start_node forwarder bench/forwarder.ts "$P_FORWARDER" "http://127.0.0.1:$P_UPSTREAM"
   FORWARDER_RUNTIME_NOTE="the bare Node forwarder runs the same way (flags, allocator, memory limit), without the bundle"
 fi
 if want haproxy; then start_haproxy "$P_HAPROXY"; fi
