@@ -1,10 +1,11 @@
 /**
  * The library as a user gets it (docs/library.md): `npm pack` builds the package (prepack runs
- * `npm run build:lib` and `npm run build:bundle`), the tarball is unpacked into a fresh project's node_modules/agentward with
- * the runtime dependencies beside it, and that project imports `agentward/verify` and
- * `agentward/policy` by package name, with plain `node` (no type stripping: Node refuses it under
- * node_modules) and with `tsc` against the shipped declarations. The test vectors are made here
- * with real keys for one frozen instant, which the consumer hands the verifiers as their clock.
+ * `npm run build:lib` and `npm run build:bundle`), the tarball is unpacked into a fresh project's
+ * node_modules/agentward with the runtime dependencies beside it, and that project imports
+ * `agentward/verify` and `agentward/policy` by package name, with plain `node` (no type stripping:
+ * Node refuses it under node_modules) and with `tsc` against the shipped declarations. The test
+ * vectors are made here with real keys for one frozen instant, which the consumer hands the
+ * verifiers as their clock.
  */
 import { execFile } from 'node:child_process';
 import { cpSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, realpathSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
