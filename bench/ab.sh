@@ -11,7 +11,8 @@
 # harness itself), AB_PAIRS (4), AB_DURATION (s per pair, 15), AB_CONNECTIONS (per side, 16),
 # AB_TOKEN_CACHE (oauth.tokenCacheSize, 10000; 0 verifies every token), AB_TIME_LIMIT (s, 600),
 # AB_CANDIDATE_ENV (VAR=value words for the candidate's process only, after the runtime's own:
-# with AB_BASE=HEAD, what a runtime setting costs), BENCH_ALLOCATOR (glibc: both sides without
+# with AB_BASE=HEAD, what a runtime setting costs), AB_CANDIDATE_FLAGS (Node or V8 flags for the
+# candidate only, after NODE_RUNTIME_FLAGS: with AB_BASE=HEAD, what a flag costs), BENCH_ALLOCATOR (glibc: both sides without
 # the jemalloc preload the container has; bench/lib.sh).
 # Each pair swaps which side gets the first port and the first wrk. Results:
 # bench/results/<UTC minute>-ab.md (and .raw).
@@ -57,12 +58,13 @@ start_issuer
 start_upstream
 wait_until 20 upstream answers_http "http://127.0.0.1:$P_UPSTREAM/"
 read -r -a CANDIDATE_ENV <<<"${AB_CANDIDATE_ENV:-}"
+read -r -a CANDIDATE_FLAGS <<<"${AB_CANDIDATE_FLAGS:-}"
 # start_side NAME PORT ADMIN DIR: one agentward (the bench config) from DIR's bundle.
 start_side() {
-  local environment=()
-  [ "$1" = cand ] && environment=("${CANDIDATE_ENV[@]}")
+  local environment=() flags=()
+  [ "$1" = cand ] && environment=("${CANDIDATE_ENV[@]}") flags=("${CANDIDATE_FLAGS[@]}")
   agentward_config "$1" "$2" "$3" "$TOKEN_CACHE"
-  start_node "$1" "${environment[@]}" "$4/$AGENTWARD_BUNDLE" serve --config "$WORK/$1.yaml"
+  start_node "$1" "${environment[@]}" "${flags[@]}" "$4/$AGENTWARD_BUNDLE" serve --config "$WORK/$1.yaml"
 }
 # wrk_side PORT OUT: one closed-loop run against PORT, its RESULT line in OUT.
 wrk_side() {
@@ -74,7 +76,7 @@ field() { grep '^RESULT ' "$1" | tr ' ' '\n' | awk -F= -v k="$2" '$1 == k { prin
   echo "# agentward A/B, $(date -u '+%Y-%m-%d %H:%M') UTC"
   echo
   echo "- command: \`$(command_line AB bench/ab.sh)\`"
-  echo "- base: $(git rev-parse --short "$BASE") ($BASE); candidate: the working tree, $(revision)${AB_CANDIDATE_ENV:+, with \`$AB_CANDIDATE_ENV\` in its environment}"
+  echo "- base: $(git rev-parse --short "$BASE") ($BASE); candidate: the working tree, $(revision)${AB_CANDIDATE_ENV:+, with \`$AB_CANDIDATE_ENV\` in its environment}${AB_CANDIDATE_FLAGS:+, with the Node flags \`$AB_CANDIDATE_FLAGS\`}"
   echo "- machine: $(machine); node $(node --version)"
   echo "- both run \`${NODE_RUNTIME_ENV[*]:+${NODE_RUNTIME_ENV[*]} }node ${NODE_RUNTIME_FLAGS[*]} $AGENTWARD_BUNDLE\` at the same time with the bench config (token cache $TOKEN_CACHE), each $(memory_limit_note), pinned with the upstream to CPU $SERVER_CPU; each has its own \`wrk -t1 -c$CONNECTIONS -d${DURATION}s\` on CPU $LOAD_CPU"
   echo
