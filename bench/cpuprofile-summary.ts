@@ -4,9 +4,12 @@
  * Node internals count towards whoever called them (a socket write made by http-proxy-3 counts
  * as forwarding); samples with no such frame are Node's own HTTP server and socket work.
  *
- *   node bench/cpuprofile-summary.ts FILE.cpuprofile [REQUESTS]
+ *   node bench/cpuprofile-summary.ts FILE.cpuprofile [REQUESTS] [--functions N]
  *
- * With REQUESTS (served while profiling) it also prints microseconds per request. The profiler
+ * With REQUESTS (served while profiling) it also prints microseconds per request. With
+ * `--functions N` it then lists the N functions with the most self time (the time in their own
+ * code and in the natives they call directly, such as a socket write), each with its source file:
+ * two profiles listed this way compare function by function. The profiler
  * samples wall time of the main thread: pin the profiled process alone on a core (see
  * bench/README.md) so that wall time is CPU time. A profile of the bundle the container runs
  * (scripts/bundle.ts) is read through the source map beside it, so each frame counts by the file
@@ -45,9 +48,12 @@ const CATEGORIES: [RegExp, string][] = [
 ];
 const RUNTIME = "Node's HTTP server, sockets, streams";
 
-const [file, requestsArg] = process.argv.slice(2);
-if (!file) {
-  console.error('usage: node bench/cpuprofile-summary.ts FILE.cpuprofile [REQUESTS]');
+const args = process.argv.slice(2);
+const functionsAt = args.indexOf('--functions');
+const topFunctions = functionsAt >= 0 ? Number(args.splice(functionsAt, 2)[1]) : 0;
+const [file, requestsArg] = args;
+if (!file || !Number.isInteger(topFunctions) || topFunctions < 0) {
+  console.error('usage: node bench/cpuprofile-summary.ts FILE.cpuprofile [REQUESTS] [--functions N]');
   process.exit(2);
 }
 const requests = Number(requestsArg ?? 0);
@@ -107,4 +113,21 @@ for (const [name, us] of [...totals].sort((a, b) => b[1] - a[1])) {
   if (name === 'idle') continue;
   const perRequest = requests ? `${(us / requests).toFixed(0).padStart(5)} µs/req  ` : '';
   console.log(`${((100 * us) / busy).toFixed(1).padStart(5)}%  ${perRequest}${name}`);
+}
+
+if (topFunctions > 0) {
+  /** Self time by function and the file it comes from (bundled frames by their source file). */
+  const self = new Map<string, number>();
+  profile.samples.forEach((id, i) => {
+    const frame = byId.get(id)!.callFrame;
+    if (frame.functionName === '(idle)') return;
+    const where = source(frame).replace(/^.*\/(src|node_modules|bench)\//, '$1/');
+    const key = `${frame.functionName || '(anonymous)'}${where ? `  ${where}` : ''}`;
+    self.set(key, (self.get(key) ?? 0) + (profile.timeDeltas[i] ?? 0));
+  });
+  console.log(`\nfunctions by self time${requests ? ' (µs per request)' : ''}:`);
+  for (const [name, us] of [...self].sort((a, b) => b[1] - a[1]).slice(0, topFunctions)) {
+    const perRequest = requests ? `${(us / requests).toFixed(2).padStart(7)}  ` : '';
+    console.log(`${((100 * us) / busy).toFixed(2).padStart(6)}%  ${perRequest}${name}`);
+  }
 }
