@@ -20,7 +20,7 @@ import { pipeline, type Transform } from 'node:stream';
 import { Pool, type Dispatcher } from 'undici';
 import { AgentwardError } from '../errors.ts';
 import type { ResponseRewrite } from '../rpc/list-filter.ts';
-import { stripHopByHop } from './headers.ts';
+import { connectionOptions, isHopByHop } from './headers.ts';
 
 export interface ForwarderOptions {
   url: string;
@@ -153,20 +153,23 @@ function hasFields(headers: IncomingHttpHeaders): boolean {
 const SINGLE_VALUE = new Set(['age', 'authorization', 'content-length', 'content-type', 'etag', 'expires', 'from', 'host', 'if-modified-since', 'if-unmodified-since', 'last-modified', 'location', 'max-forwards', 'proxy-authorization', 'referer', 'retry-after', 'server', 'user-agent']);
 
 /**
+ * The upstream's end-to-end fields for the client, in a new object: no hop-by-hop field (RFC 9110
+ * §7.6.1) and no Transfer-Encoding (the client connection is framed by Node, RFC 9112 §6.1).
  * undici gives a repeated field as an array; the client gets it as Node's own client gave it
  * before (joined, or the first of a single-value field), and the rewrite hook sees the
- * IncomingHttpHeaders shape it is typed for.
+ * IncomingHttpHeaders shape it is typed for. Copying costs less than deleting: a `delete` turns
+ * undici's object into a slow dictionary (V8) for everything that reads it after, and upstreams
+ * send `Connection` and `Keep-Alive` on nearly every answer.
  */
 function asNodeHeaders(headers: IncomingHttpHeaders): IncomingHttpHeaders {
+  const named = connectionOptions(headers);
+  const kept: IncomingHttpHeaders = {};
   for (const name in headers) {
     const value = headers[name];
-    if (typeof value === 'string' || value === undefined || name === 'set-cookie') continue;
-    headers[name] = SINGLE_VALUE.has(name) ? value[0] : value.join(name === 'cookie' ? '; ' : ', ');
+    if (value === undefined || name === 'transfer-encoding' || isHopByHop(name, named)) continue;
+    kept[name] = typeof value === 'string' || name === 'set-cookie' ? value : SINGLE_VALUE.has(name) ? value[0] : value.join(name === 'cookie' ? '; ' : ', ');
   }
-  stripHopByHop(headers);
-  // The client connection is framed by Node (RFC 9112 §6.1: transfer-encoding is hop-by-hop).
-  if (headers['transfer-encoding'] !== undefined) delete headers['transfer-encoding'];
-  return headers;
+  return kept;
 }
 
 /** How much of an abandoned answer is read to keep its connection (Exchange.abandon). */
@@ -236,11 +239,11 @@ class Exchange implements Dispatcher.DispatchHandler {
     if (this.resumeUpstream) controller.resume();
   }
 
-  onResponseStart(controller: Dispatcher.DispatchController, status: number, headers: IncomingHttpHeaders, statusText?: string): void {
+  onResponseStart(controller: Dispatcher.DispatchController, status: number, upstreamHeaders: IncomingHttpHeaders, statusText?: string): void {
     // 1xx interim answers (103 Early Hints) are not passed on; the final answer follows.
     if (status < 200 || this.lingering) return;
     const res = this.res;
-    asNodeHeaders(headers);
+    const headers = asNodeHeaders(upstreamHeaders);
     let transform: Transform | undefined;
     if (this.rewrite) {
       try {

@@ -43,16 +43,26 @@ export interface UpstreamFacts {
  * Forwarding a client's `Connection: close` would make the upstream close the pooled connection.
  */
 const HOP_BY_HOP = ['connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'upgrade'];
+const HOP_BY_HOP_FIELDS: ReadonlySet<string> = new Set(HOP_BY_HOP);
 
 export function stripHopByHop(headers: IncomingHttpHeaders): void {
   for (const field of connectionOptions(headers)) remove(headers, field);
   for (const name of HOP_BY_HOP) remove(headers, name);
 }
 
+/**
+ * Whether `name` belongs to one connection only: a hop-by-hop field, or one that the message's
+ * Connection header names (`named`, from `connectionOptions`). For code that copies a message's
+ * end-to-end fields into a new object rather than deleting from the old one.
+ */
+export function isHopByHop(name: string, named: readonly string[]): boolean {
+  return HOP_BY_HOP_FIELDS.has(name) || (named.length > 0 && named.includes(name));
+}
+
 const NO_FIELDS: readonly string[] = [];
 
 /** The fields the Connection header names (RFC 9110 §7.6.1), except the framing ones Node handles. */
-function connectionOptions(headers: IncomingHttpHeaders): readonly string[] {
+export function connectionOptions(headers: IncomingHttpHeaders): readonly string[] {
   const connection = headers.connection;
   if (typeof connection !== 'string') return NO_FIELDS;
   const fields: string[] = [];
@@ -88,35 +98,41 @@ export function upstreamHeaderPlan(settings: UpstreamHeaderSettings): UpstreamHe
 }
 
 /**
- * Rewrites `headers` in place for the upstream request. The removals are one pass over the fields
- * the request has (a handful) rather than a lookup for each of the ~25 names that may go.
+ * The fields of the upstream request, in a new object: the client's `headers` less the plan's
+ * removals, plus what the proxy sets. The removals are one pass over the fields the request has
+ * (a handful) rather than a lookup for each of the ~25 names that may go; the kept ones are copied
+ * because deleting from Node's object (every request loses its credential) would turn it into a
+ * slow dictionary (V8) for everything that reads it after.
  */
-export function rewriteUpstreamHeaders(headers: IncomingHttpHeaders, plan: UpstreamHeaderPlan, facts: UpstreamFacts): void {
+export function rewriteUpstreamHeaders(headers: IncomingHttpHeaders, plan: UpstreamHeaderPlan, facts: UpstreamFacts): IncomingHttpHeaders {
   const removals = plan.removals;
   const named = connectionOptions(headers);
   // forward.methodOverride: strip. The policy was told (input.request.methodOverride); the
   // upstream must not act on a method the policy did not decide on (src/proxy/method-override.ts).
   const override = facts.input.request.methodOverride;
   const overrides = override?.action === 'stripped' ? override.fields.filter((f) => f.source === 'header').map((f) => f.name) : undefined;
+  const upstream: IncomingHttpHeaders = {};
   for (const name in headers) {
-    if (removals.has(name) || Object.hasOwn(facts.decisionHeaders, name) || named.includes(name) || overrides?.includes(name)) delete headers[name];
+    if (removals.has(name) || Object.hasOwn(facts.decisionHeaders, name) || named.includes(name) || overrides?.includes(name)) continue;
+    upstream[name] = headers[name];
   }
 
   for (const [name, field] of plan.identityHeaders) {
     const value = headerValue(readField(facts.input, field));
-    if (value !== undefined) headers[name] = value;
+    if (value !== undefined) upstream[name] = value;
   }
-  for (const [name, value] of Object.entries(facts.decisionHeaders)) headers[name] = value;
+  for (const [name, value] of Object.entries(facts.decisionHeaders)) upstream[name] = value;
   // draft-ietf-oauth-transaction-tokens §12.1: exactly one Txn-Token, ours, even with
   // stripCredentials off.
-  if (plan.txnToken && facts.txnToken !== undefined) headers['txn-token'] = facts.txnToken;
+  if (plan.txnToken && facts.txnToken !== undefined) upstream['txn-token'] = facts.txnToken;
 
-  headers[plan.requestIdHeader] = facts.requestId;
+  upstream[plan.requestIdHeader] = facts.requestId;
   if (facts.remoteAddress) {
-    headers['x-forwarded-for'] = facts.remoteAddress;
-    headers.forwarded = `for=${forwardedNode(facts.remoteAddress)};proto=${facts.proto}`;
+    upstream['x-forwarded-for'] = facts.remoteAddress;
+    upstream.forwarded = `for=${forwardedNode(facts.remoteAddress)};proto=${facts.proto}`;
   }
-  headers['x-forwarded-proto'] = facts.proto;
+  upstream['x-forwarded-proto'] = facts.proto;
+  return upstream;
 }
 
 /**

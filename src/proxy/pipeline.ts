@@ -169,7 +169,7 @@ export async function handleRequest(req: IncomingMessage, res: ServerResponse, d
     enforce(decision, ctx, deps);
     callerPresent(req);
 
-    rewriteUpstreamHeaders(req.headers, deps.headerPlan, {
+    req.headers = rewriteUpstreamHeaders(req.headers, deps.headerPlan, {
       requestId: ctx.id,
       remoteAddress: req.socket.remoteAddress,
       proto: deps.listenerProto,
