@@ -45,15 +45,16 @@ export interface UpstreamFacts {
 const HOP_BY_HOP = ['connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'upgrade'];
 const HOP_BY_HOP_FIELDS: ReadonlySet<string> = new Set(HOP_BY_HOP);
 
+/** Removes the hop-by-hop fields in place (a message that must stay the same object: http-proxy-3's head). */
 export function stripHopByHop(headers: IncomingHttpHeaders): void {
-  for (const field of connectionOptions(headers)) remove(headers, field);
-  for (const name of HOP_BY_HOP) remove(headers, name);
+  const named = connectionOptions(headers);
+  for (const name in headers) if (isHopByHop(name, named)) delete headers[name];
 }
 
 /**
  * Whether `name` belongs to one connection only: a hop-by-hop field, or one that the message's
- * Connection header names (`named`, from `connectionOptions`). For code that copies a message's
- * end-to-end fields into a new object rather than deleting from the old one.
+ * Connection header names (`named`, from `connectionOptions`). Code that can copies a message's
+ * other fields into a new object rather than deleting these from the old one.
  */
 export function isHopByHop(name: string, named: readonly string[]): boolean {
   return HOP_BY_HOP_FIELDS.has(name) || (named.length > 0 && named.includes(name));
@@ -71,11 +72,6 @@ export function connectionOptions(headers: IncomingHttpHeaders): readonly string
     if (field !== 'transfer-encoding' && field !== 'content-length') fields.push(field);
   }
   return fields;
-}
-
-/** `delete` only what is there: deleting turns the object into a slow dictionary (V8). */
-function remove(headers: IncomingHttpHeaders, name: string): void {
-  if (headers[name] !== undefined) delete headers[name];
 }
 
 /**
